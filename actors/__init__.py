@@ -1,0 +1,3 @@
+"""The stateful processes of the runtime (registries, job runners); filled in by later work."""
+
+__all__: list[str] = []

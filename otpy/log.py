@@ -1,0 +1,75 @@
+"""Logging set-up: one call for applications, and a filter that keeps secrets out of logs."""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+from collections.abc import Iterable
+
+__all__ = ["SecretFilter", "configure_logging", "get_logger"]
+
+_KEY_PATTERNS = (
+    re.compile(r"sk-ant-[A-Za-z0-9_\-]{8,}"),  # Anthropic
+    re.compile(r"AIza[0-9A-Za-z_\-]{20,}"),  # Google
+    re.compile(r"(?i)(api[_-]?key|x-api-key|x-goog-api-key|authorization)([\"'=: ]+)([^\s\"',}]+)"),
+)
+_SECRET_ENV = ("ANTHROPIC_API_KEY", "GEMINI_API_KEY", "GOOGLE_API_KEY")
+REDACTED = "[REDACTED]"
+
+
+class SecretFilter(logging.Filter):
+    """Masks API keys in log records: known key shapes, ``api_key=...`` pairs, and the
+    values of the provider key environment variables (read when the filter is made)."""
+
+    def __init__(self, extra_secrets: Iterable[str] = ()) -> None:
+        super().__init__()
+        values = [os.environ.get(name, "") for name in _SECRET_ENV]
+        self._literals = sorted(
+            {v for v in (*values, *extra_secrets) if len(v) >= 8}, key=len, reverse=True
+        )
+
+    def redact(self, text: str) -> str:
+        for secret in self._literals:
+            text = text.replace(secret, REDACTED)
+        text = _KEY_PATTERNS[0].sub(REDACTED, text)
+        text = _KEY_PATTERNS[1].sub(REDACTED, text)
+        return _KEY_PATTERNS[2].sub(lambda m: f"{m.group(1)}{m.group(2)}{REDACTED}", text)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        redacted = self.redact(message)
+        if redacted != message:
+            record.msg, record.args = redacted, None
+        if record.exc_info and not record.exc_text:
+            record.exc_text = self.redact(logging.Formatter().formatException(record.exc_info))
+        return True
+
+
+def get_logger(name: str) -> logging.Logger:
+    """The logger for an otpy component (``otpy.<name>``)."""
+    return logging.getLogger(name if name.startswith("otpy") else f"otpy.{name}")
+
+
+def configure_logging(level: int | str = "INFO", *, fmt: str | None = None) -> logging.Handler:
+    """Send otpy's (and pykka's) logs to stderr with secrets masked; returns the handler.
+
+    For applications and the CLI; a library embedding otpy can configure logging itself
+    (then add :class:`SecretFilter` to its handlers). Calling it again replaces the handler.
+    """
+    handler = logging.StreamHandler()
+    handler.setFormatter(
+        logging.Formatter(
+            fmt or "%(asctime)s %(levelname)-7s %(name)s [%(threadName)s] %(message)s"
+        )
+    )
+    handler.addFilter(SecretFilter())
+    handler.set_name("otpy")
+    for name in ("otpy", "pykka"):
+        logger = logging.getLogger(name)
+        for old in [h for h in logger.handlers if h.get_name() == "otpy"]:
+            logger.removeHandler(old)
+        logger.addHandler(handler)
+        logger.setLevel(level)
+        logger.propagate = False
+    return handler

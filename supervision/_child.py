@@ -1,0 +1,83 @@
+"""A supervisor's record of one child, and the public views of it."""
+
+from __future__ import annotations
+
+from collections.abc import Hashable, Iterable
+from dataclasses import dataclass
+from typing import Any, Literal, TypeAlias
+
+from otpy.clock import TimerHandle
+
+from ._ref import Monitor, ServerRef
+from ._spec import ChildSpec
+
+__all__ = ["Child", "ChildCounts", "ChildInfo", "ChildState"]
+
+ChildState: TypeAlias = Literal["running", "restarting", "terminated"]
+
+
+@dataclass(frozen=True, slots=True)
+class ChildInfo:
+    """One row of ``which_children()``: ``ref`` is None unless ``state`` is running."""
+
+    id: Hashable
+    ref: ServerRef[Any] | None
+    type: Literal["worker", "supervisor"]
+    state: ChildState
+    restart: str
+
+
+@dataclass(frozen=True, slots=True)
+class ChildCounts:
+    """``count_children()``: all specs, live children, and specs by type."""
+
+    specs: int
+    active: int
+    supervisors: int
+    workers: int
+
+
+class Child:
+    """Mutable state of one child; only the owning supervisor's thread touches it."""
+
+    __slots__ = (
+        "attempt",
+        "key",
+        "last_ref",
+        "monitor",
+        "ref",
+        "spec",
+        "started_at",
+        "state",
+        "timer",
+    )
+
+    def __init__(self, key: Hashable, spec: ChildSpec) -> None:
+        self.key = key
+        self.spec = spec
+        self.ref: ServerRef[Any] | None = None
+        self.last_ref: ServerRef[Any] | None = None  # the incarnation that exited last
+        self.state: ChildState = "terminated"
+        self.monitor: Monitor | None = None
+        self.started_at: float | None = None
+        self.attempt = 0  # consecutive backoff restarts
+        self.timer: TimerHandle | None = None
+
+    def info(self) -> ChildInfo:
+        return ChildInfo(self.spec.id, self.ref, self.spec.type, self.state, self.spec.restart)
+
+    def cancel_timer(self) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+
+    def __repr__(self) -> str:
+        return f"<Child {self.spec.id!r} {self.state}>"
+
+
+def count(children: Iterable[Child]) -> ChildCounts:
+    """Count children as OTP's count_children does."""
+    children = list(children)
+    supervisors = sum(1 for c in children if c.spec.type == "supervisor")
+    active = sum(1 for c in children if c.ref is not None and c.ref.is_alive())
+    return ChildCounts(len(children), active, supervisors, len(children) - supervisors)

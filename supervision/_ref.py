@@ -1,0 +1,226 @@
+"""``ServerRef``: a Pykka ``ActorRef`` that also knows how its actor ended, and monitors.
+
+Every GenServer's ref is a ServerRef. Besides Pykka's ``ask``/``tell``/``stop`` it has
+``call``/``cast`` with otpy errors, ``monitor`` (Erlang ``erlang:monitor/2``), ``kill``
+and ``exit_reason``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import logging
+import threading
+from collections.abc import Callable, Hashable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Generic, NamedTuple, TypeVar
+
+import pykka
+from pykka import ActorRef, ActorRegistry
+from pykka._envelope import Envelope
+
+from otpy.errors import CallTimeoutError, NoProcessError
+
+from . import _names
+from ._exit import KILLED, SHUTDOWN, ExitReason
+
+if TYPE_CHECKING:
+    from ._genserver import GenServer
+
+__all__ = ["Down", "Monitor", "ServerRef"]
+
+logger = logging.getLogger("otpy.supervision")
+
+A = TypeVar("A", bound="GenServer")
+
+_monitor_ids = itertools.count()
+
+
+class _Exit(NamedTuple):
+    """Control message: finish the messages before this one, then exit with ``reason``."""
+
+    reason: ExitReason
+
+
+class _Kill(NamedTuple):
+    """Control message: wakes a killed actor's thread so it can leave at once."""
+
+
+class _Ping(NamedTuple):
+    """Control message: replies with the number of messages handled (idle detection)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Down:
+    """Sent to a monitor when the watched actor exits: its ref, exit reason and tag."""
+
+    ref: ServerRef[Any]
+    reason: ExitReason
+    tag: Hashable = None
+
+
+class Monitor:
+    """A monitor set with :meth:`ServerRef.monitor`; ``cancel()`` is Erlang's ``demonitor``."""
+
+    __slots__ = ("_id", "_life", "_notify", "tag")
+
+    def __init__(
+        self,
+        life: _Lifecycle,
+        notify: Callable[[Down], object] | ActorRef[Any],
+        tag: Hashable,
+    ) -> None:
+        self._id = next(_monitor_ids)
+        self._life = life
+        self._notify = notify
+        self.tag = tag
+
+    def cancel(self) -> None:
+        """Stop watching; no Down is delivered after this returns (one may already be queued)."""
+        with self._life.lock:
+            self._life.monitors.pop(self._id, None)
+
+    def _fire(self, down: Down) -> None:
+        notify = self._notify
+        try:
+            if isinstance(notify, ActorRef):
+                if notify.is_alive():
+                    notify.tell(down)
+            else:
+                notify(down)
+        except pykka.ActorDeadError:
+            pass
+        except Exception:
+            logger.exception("monitor callback %r failed for %s", notify, down)
+
+
+class _Lifecycle:
+    """Start/exit state of one actor; shared by its thread, its ref and its killers."""
+
+    __slots__ = (
+        "exited",
+        "handled",
+        "lock",
+        "monitors",
+        "name",
+        "reason",
+        "start_error",
+        "started",
+    )
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.started = threading.Event()
+        self.exited = threading.Event()
+        self.start_error: BaseException | None = None
+        self.reason: ExitReason | None = None
+        self.monitors: dict[int, Monitor] = {}
+        self.name: str | None = None
+        self.handled = 0
+
+    def closing(self, ref: ActorRef[Any]) -> None:
+        """Refuse new messages: the actor is on its way out (its on_stop may still run)."""
+        ref.actor_stopped.set()
+        ActorRegistry.unregister(ref)
+
+    def finish(self, ref: ActorRef[Any], reason: ExitReason) -> bool:
+        """Record the exit, free the name and tell the monitors; only the first call counts."""
+        with self.lock:
+            if self.reason is not None:
+                return False
+            self.reason = reason
+            monitors = list(self.monitors.values())
+            self.monitors.clear()
+        self.closing(ref)
+        if self.name is not None:
+            _names.unregister(self.name, ref)
+        self.exited.set()
+        for monitor in monitors:
+            monitor._fire(Down(ref, reason, monitor.tag))  # type: ignore[arg-type]
+        return True
+
+
+class ServerRef(ActorRef[A], Generic[A]):
+    """Reference to a running GenServer; safe to pass between threads.
+
+    ``call`` is Erlang's ``gen_server:call`` (blocking, with a timeout), ``cast`` its
+    ``gen_server:cast`` (fire and forget). A ref stays tied to one incarnation: after a
+    restart the new actor has a new ref; hold a name or a handle to follow restarts.
+    """
+
+    def __init__(self, actor: A) -> None:
+        super().__init__(actor)
+        self._life = _Lifecycle()
+
+    @property
+    def name(self) -> str | None:
+        """The name this actor was started under, if any."""
+        return self._life.name
+
+    @property
+    def exit_reason(self) -> ExitReason | None:
+        """None while alive (or stopping); then normal, shutdown, killed or the exception."""
+        return self._life.reason
+
+    def call(self, message: Any, *, timeout: float | None = 5.0) -> Any:
+        """Send ``message`` and wait for the reply (``on_receive``'s return value).
+
+        Raises what the handler raised, ``NoProcessError`` if the actor is dead or dies
+        before handling it, ``CallTimeoutError`` after ``timeout`` seconds.
+        """
+        if not self.is_alive():
+            raise NoProcessError(self)
+        try:
+            return self.ask(message, timeout=timeout)
+        except pykka.Timeout:
+            raise CallTimeoutError(self, timeout) from None
+
+    def cast(self, message: Any) -> None:
+        """Send ``message`` without waiting; dropped silently if the actor is dead (as Erlang)."""
+        with contextlib.suppress(pykka.ActorDeadError):
+            self.tell(message)
+
+    def monitor(
+        self,
+        notify: Callable[[Down], object] | ActorRef[Any],
+        tag: Hashable = None,
+    ) -> Monitor:
+        """Watch this actor: when it exits, ``notify`` gets a :class:`Down`.
+
+        ``notify`` is a callable (run in the exiting actor's thread, or the killer's: keep
+        it short; exceptions are logged) or an actor ref (the Down is told to it). If the
+        actor has already exited, the Down is delivered at once with its exit reason.
+        """
+        life = self._life
+        monitor = Monitor(life, notify, tag)
+        with life.lock:
+            reason = life.reason
+            if reason is None:
+                life.monitors[monitor._id] = monitor
+        if reason is not None:
+            monitor._fire(Down(self, reason, tag))
+        return monitor
+
+    def exit(self, reason: ExitReason = SHUTDOWN) -> None:
+        """Ask the actor to exit with ``reason`` after the messages already in its mailbox.
+
+        Returns at once; use :meth:`wait_exit` to wait. No-op if the actor is dead.
+        """
+        if self.is_alive():
+            self.actor_inbox.put(Envelope(_Exit(reason)))
+
+    def kill(self) -> bool:
+        """Kill the actor now (exit reason ``killed``): no on_stop, monitors told at once.
+
+        A Python thread cannot be interrupted: a handler already running finishes in the
+        background, but the actor is dead to everyone else from here on (its ref, name and
+        mailbox). Returns False if it had already exited.
+        """
+        if self._life.finish(self, KILLED):
+            self.actor_inbox.put(Envelope(_Kill()))
+            return True
+        return False
+
+    def wait_exit(self, timeout: float | None = None) -> bool:
+        """Block until the actor has exited (monitors told); False after ``timeout``."""
+        return self._life.exited.wait(timeout)
