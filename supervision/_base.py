@@ -11,7 +11,7 @@ from otpy.clock import SYSTEM_CLOCK, Clock
 from otpy.errors import StartChildError
 
 from ._child import Child, ChildCounts, ChildInfo, count
-from ._exit import KILLED, SHUTDOWN, is_abnormal
+from ._exit import KILLED, SHUTDOWN
 from ._genserver import GenServer
 from ._policy import RestartIntensity, should_restart
 from ._ref import Down, ServerRef
@@ -178,8 +178,7 @@ class SupervisorBase(GenServer):
         child.monitor = None
         spec = child.spec
         if should_restart(spec.restart, down.reason):
-            log = logger.warning if is_abnormal(down.reason) else logger.info
-            log("%s: child %r exited (%r); restarting", self, spec.id, down.reason)
+            logger.warning("%s: child %r exited (%r)", self, spec.id, down.reason)
             self._restart(child)
         else:
             logger.info("%s: child %r exited (%r)", self, spec.id, down.reason)
@@ -189,7 +188,7 @@ class SupervisorBase(GenServer):
     def _restart(self, child: Child) -> None:
         if not self._intensity.add():
             logger.error(
-                "%s: reached max restart intensity (%d in %.3g s) restarting %r; shutting down",
+                "%s: reached max restart intensity (%d in %.3g s) at child %r; shutting down",
                 self,
                 self._intensity.max_restarts,
                 self._intensity.max_seconds,
@@ -197,6 +196,7 @@ class SupervisorBase(GenServer):
             )
             self._shut_down()
             return
+        logger.info("%s: restarting child %r", self, child.spec.id)
         group = self._group(child)
         for member in reversed(group):
             if member is not child:

@@ -116,7 +116,3 @@ class DynamicSupervisor(SupervisorBase):
             raise ChildNotFoundError(ref)
         self._halt(child)
         self._remove(child)
-
-    def __str__(self) -> str:
-        name = self.actor_ref.name
-        return f"DynamicSupervisor({name})" if name else f"DynamicSupervisor({self.actor_urn[-8:]})"

@@ -68,6 +68,10 @@ class GenServer(pykka.ThreadingActor):
         """Why this actor is exiting: readable in ``on_stop`` (normal or shutdown)."""
         return self._actor_ref._life.reason or self._otpy_stop_reason
 
+    def __str__(self) -> str:
+        name = self._actor_ref._life.name
+        return f"{type(self).__name__}({name})" if name else super().__str__()
+
     @classmethod
     def start(cls, *args: Any, **kwargs: Any) -> ServerRef[Self]:
         """Start the actor and wait until its ``on_start`` has run.

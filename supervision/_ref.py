@@ -134,9 +134,9 @@ class _Lifecycle:
         self.closing(ref)
         if self.name is not None:
             _names.unregister(self.name, ref)
-        self.exited.set()
         for monitor in monitors:
             monitor._fire(Down(ref, reason, monitor.tag))  # type: ignore[arg-type]
+        self.exited.set()
         return True
 
 
@@ -151,6 +151,10 @@ class ServerRef(ActorRef[A], Generic[A]):
     def __init__(self, actor: A) -> None:
         super().__init__(actor)
         self._life = _Lifecycle()
+
+    def __str__(self) -> str:
+        name = self._life.name
+        return f"{self.actor_class.__name__}({name})" if name else super().__str__()
 
     @property
     def name(self) -> str | None:

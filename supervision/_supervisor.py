@@ -231,9 +231,6 @@ class Supervisor(SupervisorBase):
     def statistics(self) -> dict[str, Any]:
         return {**super().statistics(), "strategy": self.strategy}
 
-    def __str__(self) -> str:
-        name = self.actor_ref.name
-        return f"Supervisor({name})" if name else f"Supervisor({self.actor_urn[-8:]})"
 
 
 def check_specs(
