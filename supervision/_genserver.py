@@ -10,11 +10,11 @@ import pykka
 from pykka import ActorRegistry
 from pykka.messages import _ActorStop
 
-from otpy.errors import NoProcessError, OtpyError
+from otpy.errors import OtpyError
 
 from . import _names
 from ._exit import NORMAL, ExitReason
-from ._ref import ServerRef, _Exit, _Kill, _Lifecycle, _Ping
+from ._ref import ServerRef, _Exit, _Kill, _Lifecycle, _Ping, drain
 
 __all__ = ["GenServer"]
 
@@ -129,7 +129,7 @@ class GenServer(pykka.ThreadingActor):
             logger.debug("%s failed in on_start: %r", self, exc)
             life.finish(ref, exc)
             life.started.set()
-            self._drain()
+            drain(self._actor_ref)
             return
         life.started.set()
         reason, exc_info, stopper = self._receive_loop(life)
@@ -148,7 +148,7 @@ class GenServer(pykka.ThreadingActor):
                 except Exception:
                     logger.exception("%s: on_failure failed", self)
             life.finish(ref, reason)
-        self._drain()
+        drain(self._actor_ref)
         if stopper is not None:
             stopper.set(None)
 
@@ -189,16 +189,3 @@ class GenServer(pykka.ThreadingActor):
             life.handled += 1
             if self._otpy_stop_reason is not None:
                 return self._otpy_stop_reason, None, None
-
-    def _drain(self) -> None:
-        """Answer every message left in the mailbox: the actor is gone."""
-        inbox = self.actor_inbox
-        while not inbox.empty():
-            envelope = inbox.get()
-            if envelope.reply_to is None:
-                continue
-            if type(envelope.message) in (_ActorStop, _Exit):
-                envelope.reply_to.set(None)
-            else:
-                error = NoProcessError(self._actor_ref)
-                envelope.reply_to.set_exception((NoProcessError, error, None))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -42,9 +43,9 @@ class NamedHandle:
     """Talks to whichever actor holds ``name`` right now.
 
     Each call looks the name up; if the actor is being restarted (name free, or the old
-    incarnation died before handling the message), the call waits for the new one, up to
-    ``timeout`` seconds in all, and is sent again. A message an actor did handle is never
-    sent twice. Attribute access calls the actor's method of that name::
+    incarnation died before handling the message), the call waits for the new one and is
+    sent again, for up to ``timeout`` seconds in all. A message an actor did handle is
+    never sent twice. Attribute access calls the actor's method of that name::
 
         registry = NamedHandle("steps")
         registry.register_step("x", XStep)      # blocks for the result
@@ -63,16 +64,23 @@ class NamedHandle:
         return ref if isinstance(ref, ServerRef) else None
 
     def call(self, message: Any) -> Any:
-        """Send ``message`` to the current actor and wait for its reply."""
-        ref = _resolve(self.name, self.timeout)
-        try:
-            return ref.call(message, timeout=self.timeout)
-        except NoProcessError as exc:
-            if exc.target is not ref:
-                raise  # the handler itself raised it: the message was handled
-        # Died before handling it: wait for the next incarnation and send once more.
-        ref = _resolve(self.name, self.timeout)
-        return ref.call(message, timeout=self.timeout)
+        """Send ``message`` to the current actor and wait for its reply.
+
+        If the actor died before handling it, the message goes to the next incarnation,
+        until ``timeout`` runs out (then NoProcessError or CallTimeoutError).
+        """
+        deadline = None if self.timeout is None else time.monotonic() + self.timeout
+        while True:
+            remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
+            ref = _resolve(self.name, remaining)
+            try:
+                return ref.call(message, timeout=remaining)
+            except NoProcessError as exc:
+                if exc.target is not ref:
+                    raise  # the handler itself raised it: the message was handled
+                if deadline is not None and time.monotonic() >= deadline:
+                    raise
+                # It died before handling the message: wait for the next incarnation.
 
     def cast(self, message: Any) -> None:
         """Send ``message`` without waiting (dropped if no actor holds the name)."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import itertools
 import logging
+import queue
 import threading
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass
@@ -18,6 +19,7 @@ from typing import TYPE_CHECKING, Any, Generic, NamedTuple, TypeVar
 import pykka
 from pykka import ActorRef, ActorRegistry
 from pykka._envelope import Envelope
+from pykka.messages import _ActorStop
 
 from otpy.errors import CallTimeoutError, NoProcessError
 
@@ -174,8 +176,13 @@ class ServerRef(ActorRef[A], Generic[A]):
         """
         if not self.is_alive():
             raise NoProcessError(self)
+        future = self.ask(message, block=False)
+        if not self.is_alive():
+            # It may have drained its mailbox just before our message went in: answer
+            # whatever is left ourselves, or the reply would never come.
+            drain(self)
         try:
-            return self.ask(message, timeout=timeout)
+            return future.get(timeout=timeout)
         except pykka.Timeout:
             raise CallTimeoutError(self, timeout) from None
 
@@ -228,3 +235,19 @@ class ServerRef(ActorRef[A], Generic[A]):
     def wait_exit(self, timeout: float | None = None) -> bool:
         """Block until the actor has exited (monitors told); False after ``timeout``."""
         return self._life.exited.wait(timeout)
+
+
+def drain(ref: ActorRef[Any]) -> None:
+    """Answer every message left in a dead actor's mailbox with NoProcessError."""
+    inbox = ref.actor_inbox
+    while not inbox.empty():
+        try:
+            envelope = inbox.get(block=False)  # type: ignore[call-arg]
+        except queue.Empty:
+            return
+        if envelope.reply_to is None:
+            continue
+        if type(envelope.message) in (_ActorStop, _Exit):
+            envelope.reply_to.set(None)
+        else:
+            envelope.reply_to.set_exception((NoProcessError, NoProcessError(ref), None))

@@ -232,7 +232,6 @@ class Supervisor(SupervisorBase):
         return {**super().statistics(), "strategy": self.strategy}
 
 
-
 def check_specs(
     children: Iterable[ChildSpec | Mapping[str, Any]], auto_shutdown: str
 ) -> list[ChildSpec]:
