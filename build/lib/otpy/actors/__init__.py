@@ -1,1 +1,3 @@
-"""x"""
+"""The stateful processes of the runtime (registries, job runners); filled in by later work."""
+
+__all__: list[str] = []

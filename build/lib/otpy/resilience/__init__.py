@@ -1,1 +1,3 @@
-"""x"""
+"""Rate limiting, circuit breakers, retries and fallbacks; filled in by later work."""
+
+__all__: list[str] = []

@@ -1,1 +1,46 @@
-"""x"""
+"""Erlang/OTP supervision on Pykka: GenServers, supervisors, monitors and named actors.
+
+Knows nothing of LLMs; imports only pykka, ``otpy.errors`` and ``otpy.clock``.
+"""
+
+from ._child import ChildCounts, ChildInfo, ChildState
+from ._dynamic import DynamicSupervisor, DynamicSupervisorRef
+from ._exit import KILLED, NOPROC, NORMAL, SHUTDOWN, ExitReason, is_abnormal
+from ._genserver import GenServer
+from ._handle import NamedHandle, call, cast
+from ._names import register, registered, unregister, whereis
+from ._policy import Backoff, RestartIntensity, should_restart
+from ._ref import Down, Monitor, ServerRef
+from ._spec import ChildSpec
+from ._supervisor import Supervisor, SupervisorRef
+
+__all__ = [
+    "KILLED",
+    "NOPROC",
+    "NORMAL",
+    "SHUTDOWN",
+    "Backoff",
+    "ChildCounts",
+    "ChildInfo",
+    "ChildSpec",
+    "ChildState",
+    "Down",
+    "DynamicSupervisor",
+    "DynamicSupervisorRef",
+    "ExitReason",
+    "GenServer",
+    "Monitor",
+    "NamedHandle",
+    "RestartIntensity",
+    "ServerRef",
+    "Supervisor",
+    "SupervisorRef",
+    "call",
+    "cast",
+    "is_abnormal",
+    "register",
+    "registered",
+    "should_restart",
+    "unregister",
+    "whereis",
+]

@@ -1,0 +1,237 @@
+"""The project as a user meets it: README commands, CI, packaging, public API, quality."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import otpy.supervision
+import pytest
+
+import otpy
+import otpy.errors
+from otpy import configure_logging
+from otpy.demo import run_demo
+from otpy.log import REDACTED, SecretFilter
+
+ROOT = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+
+
+def _readme_commands() -> list[str]:
+    lines = (ROOT / "README.md").read_text().splitlines()
+    return [line.strip() for line in lines[:5] if line.startswith("    ")]
+
+
+def test_readme_opens_with_the_two_commands_and_ci_runs_the_test_one() -> None:
+    install_and_demo, install_and_test = _readme_commands()
+    assert install_and_demo.endswith("otpy demo")
+    assert install_and_test.endswith("pytest")
+    ci = (ROOT / ".ci" / "run").read_text().splitlines()
+    assert ci[-1] == install_and_test
+
+
+def test_readme_example_runs() -> None:
+    """The quickstart in the README is real code."""
+    text = (ROOT / "README.md").read_text()
+    example = re.search(r"```python\n(.*?)```", text, re.S)
+    assert example is not None
+    namespace: dict[str, object] = {}
+    exec(compile(example.group(1), "README.md", "exec"), namespace)
+    sup = namespace["sup"]
+    assert sup.exit_reason == "normal"  # type: ignore[attr-defined]
+
+
+def test_demo_recovers_from_every_crash() -> None:
+    assert run_demo(verbose=False) == 0
+
+
+def test_demo_command_line(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [str(BIN / "otpy"), "demo"], capture_output=True, text=True, timeout=60, cwd=tmp_path
+    )
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert "reached max restart intensity" in out
+    assert "every worker running again: True" in out
+    assert "Traceback" not in out + result.stderr
+
+
+def test_public_api_is_re_exported() -> None:
+    documented_supervision = {
+        "GenServer",
+        "ServerRef",
+        "Supervisor",
+        "SupervisorRef",
+        "DynamicSupervisor",
+        "DynamicSupervisorRef",
+        "ChildSpec",
+        "ChildInfo",
+        "ChildCounts",
+        "ChildState",
+        "Backoff",
+        "RestartIntensity",
+        "should_restart",
+        "Down",
+        "Monitor",
+        "NamedHandle",
+        "call",
+        "cast",
+        "whereis",
+        "register",
+        "unregister",
+        "registered",
+        "ExitReason",
+        "is_abnormal",
+        "NORMAL",
+        "SHUTDOWN",
+        "KILLED",
+        "NOPROC",
+    }
+    assert set(otpy.supervision.__all__) == documented_supervision
+    for module in (otpy, otpy.supervision, otpy.errors):
+        for name in module.__all__:
+            assert getattr(module, name) is not None, f"{module.__name__}.{name}"
+    assert set(otpy.errors.__all__) <= set(otpy.__all__)
+    for name in ("GenServer", "Supervisor", "DynamicSupervisor", "ChildSpec", "whereis"):
+        assert getattr(otpy, name) is getattr(otpy.supervision, name)
+
+
+def test_every_error_is_an_otpy_error_named_in_the_docstring() -> None:
+    doc = otpy.errors.__doc__ or ""
+    for name in otpy.errors.__all__:
+        cls = getattr(otpy.errors, name)
+        assert issubclass(cls, otpy.errors.OtpyError)
+        assert name in doc, f"{name} missing from the hierarchy drawn in otpy.errors"
+
+
+def test_secret_filter_masks_keys(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "plain-secret-value-123")
+    redact = SecretFilter().redact
+    text = redact(
+        "key sk-ant-api03-abcdefghijklmnop and AIzaSyA1234567890abcdefghijk, "
+        "api_key=hunter2hunter2, x-api-key: zzzzzzzz, env plain-secret-value-123"
+    )
+    for secret in ("sk-ant-api03", "AIzaSy", "hunter2", "zzzzzzzz", "plain-secret-value-123"):
+        assert secret not in text
+    assert text.count(REDACTED) == 5
+
+
+def test_configure_logging_redacts(capsys: pytest.CaptureFixture[str]) -> None:
+    import logging
+
+    handler = configure_logging("INFO")
+    try:
+        logging.getLogger("otpy.test").info("calling with api_key=%s", "sk-ant-api03-secretsecret")
+    finally:
+        for name in ("otpy", "pykka"):
+            logging.getLogger(name).removeHandler(handler)
+            logging.getLogger(name).propagate = True
+    err = capsys.readouterr().err
+    assert "secretsecret" not in err and REDACTED in err
+
+
+def test_editable_install_maps_the_folders_into_otpy(tmp_path: Path) -> None:
+    """From anywhere, otpy.supervision is the repo's supervision/ and there is no
+    top-level `supervision`, `actors` or `resilience` package."""
+    code = (
+        "import importlib.util, otpy.supervision, otpy.actors, otpy.resilience\n"
+        "print(otpy.supervision.__file__)\n"
+        "print([importlib.util.find_spec(n) for n in ('supervision', 'actors', 'resilience')])"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path, check=True
+    ).stdout.splitlines()
+    assert Path(out[0]) == ROOT / "supervision" / "__init__.py"
+    assert out[1] == "[None, None, None]"
+
+
+@pytest.mark.slow
+def test_wheel_installs_only_otpy(tmp_path: Path) -> None:
+    """A built wheel holds one top-level package; pip show -f of an installed copy lists no
+    top-level actors/supervision/resilience, and otpy.supervision imports from it."""
+    subprocess.run(
+        [
+            str(BIN / "pip"),
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "-q",
+            "-w",
+            str(tmp_path),
+            str(ROOT),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    (wheel,) = tmp_path.glob("otpy-*.whl")
+    names = zipfile.ZipFile(wheel).namelist()
+    assert {n.split("/")[0] for n in names} == {"otpy", wheel.name.split("-py3")[0] + ".dist-info"}
+    assert "otpy/py.typed" in names
+    assert "otpy/supervision/_genserver.py" in names
+
+    env_dir = tmp_path / "env"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(env_dir)], check=True)
+    python = env_dir / "bin" / "python"
+    pip = [str(BIN / "pip"), "--python", str(python)]
+    subprocess.run([*pip, "install", "-q", "--no-deps", "--no-index", str(wheel)], check=True)
+    shown = subprocess.run([*pip, "show", "-f", "otpy"], capture_output=True, text=True, check=True)
+    files = [line.strip() for line in shown.stdout.split("Files:")[1].splitlines() if line.strip()]
+    tops = {f.split("/")[0] for f in files}
+    assert not tops & {"actors", "supervision", "resilience"}
+    assert "otpy/supervision/__init__.py" in files
+
+    # Import the installed copy; dependencies come from this test environment's site-packages.
+    site = next(p for p in sys.path if p.endswith("site-packages"))
+    env = {**os.environ, "PYTHONPATH": site}
+    out = subprocess.run(
+        [str(python), "-c", "import otpy.supervision as s; print(s.__file__)"],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+        check=True,
+    ).stdout.strip()
+    assert out.startswith(str(env_dir)) and out.endswith("otpy/supervision/__init__.py")
+
+
+@pytest.mark.slow
+def test_ruff_is_clean() -> None:
+    for args in (["check", "."], ["format", "--check", "."]):
+        result = subprocess.run(
+            [str(BIN / "ruff"), *args], capture_output=True, text=True, cwd=ROOT
+        )
+        assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+def test_mypy_strict_is_clean(tmp_path: Path) -> None:
+    """mypy cannot follow the folder mapping, so it checks a symlinked view of the
+    installed layout: otpy/ with supervision/, actors/, resilience/ inside."""
+    view = tmp_path / "otpy"
+    view.mkdir()
+    for entry in (ROOT / "otpy").iterdir():
+        if entry.name != "__pycache__":
+            (view / entry.name).symlink_to(entry)
+    for sub in ("supervision", "actors", "resilience"):
+        (view / sub).symlink_to(ROOT / sub)
+    result = subprocess.run(
+        [
+            str(BIN / "mypy"),
+            "--strict",
+            "--python-version",
+            "3.11",
+            "--no-incremental",
+            "-p",
+            "otpy",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
