@@ -22,6 +22,7 @@ from collections.abc import Callable
 from typing import Any, ClassVar
 
 import pykka
+
 from otpy.supervision import ChildSpec, DynamicSupervisor, GenServer, ServerRef, Supervisor
 
 perf = time.perf_counter

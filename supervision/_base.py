@@ -68,11 +68,19 @@ class SupervisorBase(GenServer):
         self.actor_ref.monitor(self._on_own_exit)
 
     def _on_own_exit(self, down: Down) -> None:
-        if down.reason == KILLED:
-            for child in list(self._children.values()):
-                ref = child.ref
-                if ref is not None:
-                    ref.kill()
+        if down.reason != KILLED:
+            return  # every other exit path stops the children itself
+        # Runs in the killer's thread while our own may still be changing the dict.
+        while True:
+            try:
+                children = list(self._children.values())
+                break
+            except RuntimeError:  # changed size during iteration: read it again
+                continue
+        for child in children:
+            ref = child.ref
+            if ref is not None:
+                ref.kill()
 
     def on_stop(self) -> None:
         self._terminate_all()

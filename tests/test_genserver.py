@@ -7,11 +7,11 @@ from typing import Any
 
 import pykka
 import pytest
-from otpy.supervision import KILLED, NORMAL, SHUTDOWN, Down, GenServer, ServerRef
-from support import Died, Worker
 
 from otpy.errors import CallTimeoutError, ConfigurationError, NoProcessError, OtpyError
+from otpy.supervision import KILLED, NORMAL, SHUTDOWN, Down, GenServer, ServerRef
 from otpy.testing import wait_exit
+from support import Died, Worker
 
 
 class FailsToStart(GenServer):

@@ -6,6 +6,8 @@ import threading
 from typing import Any
 
 import pytest
+
+from otpy.errors import NameTakenError, NoProcessError
 from otpy.supervision import (
     ChildSpec,
     GenServer,
@@ -16,10 +18,8 @@ from otpy.supervision import (
     registered,
     whereis,
 )
-from support import Worker, restarted, worker
-
-from otpy.errors import NameTakenError, NoProcessError
 from otpy.testing import wait_exit, wait_until
+from support import Worker, restarted, worker
 
 
 class Counter(GenServer):

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import pytest
-from otpy.supervision import KILLED, NORMAL, SHUTDOWN, Backoff, RestartIntensity, should_restart
 
 from otpy.errors import ChildSpecError
+from otpy.supervision import KILLED, NORMAL, SHUTDOWN, Backoff, RestartIntensity, should_restart
 from otpy.testing import FakeClock
 
 

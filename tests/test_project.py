@@ -9,11 +9,11 @@ import sys
 import zipfile
 from pathlib import Path
 
-import otpy.supervision
 import pytest
 
 import otpy
 import otpy.errors
+import otpy.supervision
 from otpy import configure_logging
 from otpy.demo import run_demo
 from otpy.log import REDACTED, SecretFilter

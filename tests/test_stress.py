@@ -8,6 +8,7 @@ from collections import Counter
 from typing import Any
 
 import pytest
+
 from otpy.supervision import ChildSpec, DynamicSupervisor, GenServer, NamedHandle, Supervisor
 
 CRASHES = 1_000

@@ -16,17 +16,7 @@ from typing import Any
 
 import pykka
 import pytest
-from otpy.supervision import (
-    ChildCounts,
-    ChildInfo,
-    ChildSpec,
-    DynamicSupervisor,
-    ServerRef,
-    Supervisor,
-    SupervisorRef,
-)
 from pykka import ActorRegistry
-from support import Died, SlowStop, Worker, crash, refs, restarted, worker
 
 from otpy.errors import (
     AlreadyPresentError,
@@ -38,7 +28,17 @@ from otpy.errors import (
     NoProcessError,
     StartChildError,
 )
+from otpy.supervision import (
+    ChildCounts,
+    ChildInfo,
+    ChildSpec,
+    DynamicSupervisor,
+    ServerRef,
+    Supervisor,
+    SupervisorRef,
+)
 from otpy.testing import FakeClock, wait_exit, wait_idle, wait_until
+from support import Died, SlowStop, Worker, crash, refs, restarted, worker
 
 # -- helpers ------------------------------------------------------------------------------
 
@@ -935,3 +935,33 @@ def test_multiple_restarts(clock: FakeClock) -> None:
     assert sup.which_children() == []
     sup.kill()
     assert wait_exit(sup) == "killed"
+
+
+def test_killing_a_supervisor_kills_its_tree() -> None:
+    """Erlang links a supervisor to its children: kill it and they die with it."""
+    inner = ChildSpec(
+        id="inner", type="supervisor", start=lambda: Supervisor.start([worker("leaf")])
+    )
+    sup = Supervisor.start([worker("a"), inner])
+    inner_ref = refs(sup)["inner"]
+    assert inner_ref is not None
+    leaf = refs(inner_ref)["leaf"]
+    a = refs(sup)["a"]
+    assert sup.kill() is True
+    assert wait_exit(a) == "killed"
+    assert wait_exit(inner_ref) == "killed"
+    assert leaf is not None and wait_exit(leaf) == "killed"
+
+
+def test_crashed_supervisor_stops_its_children() -> None:
+    """A bug in the supervisor itself (here: a call to a method it lacks) crashes it,
+    and its children are shut down, not orphaned."""
+    from pykka.messages import ProxyCall
+
+    sup = Supervisor.start([worker("a"), worker("b")])
+    a, b = refs(sup)["a"], refs(sup)["b"]
+    with pytest.raises(AttributeError):
+        sup.call(ProxyCall(attr_path=("no_such_method",), args=(), kwargs={}))
+    assert isinstance(wait_exit(sup), AttributeError)
+    assert a is not None and wait_exit(a) == "shutdown"
+    assert b is not None and wait_exit(b) == "shutdown"

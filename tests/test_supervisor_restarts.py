@@ -19,6 +19,12 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+
+from otpy.errors import (
+    AlreadyPresentError,
+    ChildRestartingError,
+    MaxChildrenError,
+)
 from otpy.supervision import (
     Backoff,
     ChildCounts,
@@ -30,14 +36,8 @@ from otpy.supervision import (
     SupervisorRef,
     whereis,
 )
-from support import Died, SlowStop, StartSwitch, crash, refs, restarted, worker
-
-from otpy.errors import (
-    AlreadyPresentError,
-    ChildRestartingError,
-    MaxChildrenError,
-)
 from otpy.testing import FakeClock, wait_exit, wait_idle, wait_until
+from support import Died, SlowStop, StartSwitch, crash, refs, restarted, worker
 
 # -- helpers ----------------------------------------------------------------------------
 
