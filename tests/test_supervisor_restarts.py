@@ -42,45 +42,24 @@ from support import Died, SlowStop, StartSwitch, crash, refs, restarted, worker
 # -- helpers ----------------------------------------------------------------------------
 
 
-def down(ref: ServerRef[Any], timeout: float = 5.0) -> Any:
-    """Wait for ``ref`` to exit and return its exit reason.
-
-    Unlike ``wait_exit`` this returns only once the monitors have been told: a monitor set
-    here fires after the supervisor's (set when it started the child), so the supervisor's
-    Down is already in its mailbox when this returns, and a following ``wait_idle()``
-    covers its reaction.
-    """
-    seen = threading.Event()
-    reasons: list[Any] = []
-
-    def note(d: Any) -> None:
-        reasons.append(d.reason)
-        seen.set()
-
-    ref.monitor(note)
-    if not seen.wait(timeout):
-        raise TimeoutError(f"{ref} still alive after {timeout} s")
-    return reasons[0]
-
-
 def crashed(ref: ServerRef[Any]) -> None:
     """Crash a Worker, check it died of Died, and let its supervisor react."""
     crash(ref)
-    assert isinstance(down(ref), Died)
+    assert isinstance(wait_exit(ref), Died)
     wait_idle()
 
 
 def stopped_normal(ref: ServerRef[Any]) -> None:
     """Make a Worker exit with reason normal and let its supervisor react."""
     ref.tell("stop")
-    assert down(ref) == "normal"
+    assert wait_exit(ref) == "normal"
     wait_idle()
 
 
 def killed(ref: ServerRef[Any]) -> None:
     """Kill a child (exit reason killed) and let its supervisor react."""
     assert ref.kill()
-    assert down(ref) == "killed"
+    assert wait_exit(ref) == "killed"
     wait_idle()
 
 
@@ -184,7 +163,7 @@ def test_one_for_one_escalation(clock: FakeClock) -> None:
     c1, c2 = refs(sup)["child1"], refs(sup)["child2"]
 
     crash(c1)
-    assert isinstance(down(c1), Died)
+    assert isinstance(wait_exit(c1), Died)
     # Every restart of child1 fails and counts: 4 failed attempts, the 5th restart is one
     # too many; child2 is shut down and the supervisor exits shutdown.
     assert wait_exit(sup) == "shutdown"
@@ -203,8 +182,8 @@ def test_one_for_all(clock: FakeClock) -> None:
     c1, c2 = refs(sup)["child1"], refs(sup)["child2"]
 
     crash(c1)  # restart #1: child2 is terminated too, both start again
-    assert isinstance(down(c1), Died)
-    assert down(c2) == "shutdown"
+    assert isinstance(wait_exit(c1), Died)
+    assert wait_exit(c2) == "shutdown"
     wait_idle()
     after = refs(sup)
     assert list(after) == ["child1", "child2"]
@@ -213,7 +192,7 @@ def test_one_for_all(clock: FakeClock) -> None:
     assert sup.count_children() == counts(2, 2, 0, 2)
 
     crashed(after["child2"])  # restart #2 (OTP: first in its list = newest = child2)
-    assert down(after["child1"]) == "shutdown"
+    assert wait_exit(after["child1"]) == "shutdown"
     after2 = refs(sup)
     assert after2["child1"] not in (after["child1"], None)
     assert after2["child2"] not in (after["child2"], None)
@@ -237,8 +216,8 @@ def test_one_for_all_escalation(clock: FakeClock) -> None:
     c1, c2 = refs(sup)["child1"], refs(sup)["child2"]
 
     crash(c1)
-    assert isinstance(down(c1), Died)
-    assert down(c2) == "shutdown"
+    assert isinstance(wait_exit(c1), Died)
+    assert wait_exit(c2) == "shutdown"
     assert wait_exit(sup) == "shutdown"
     # Restart #1 starts child1 and fails on child2; each retry (#2..#4) terminates the
     # child1 it had restarted (shutdown, on_stop runs) and starts everything again; #5 is
@@ -261,8 +240,8 @@ def test_rest_for_one(clock: FakeClock) -> None:
 
     log.clear()
     crash(c2)  # restart #1: child3 goes too, child1 is untouched
-    assert isinstance(down(c2), Died)
-    assert down(c3) == "shutdown"
+    assert isinstance(wait_exit(c2), Died)
+    assert wait_exit(c3) == "shutdown"
     wait_idle()
     # child3 stopped, then both started again in start order.
     assert log == [("stop", "child3"), ("start", "child2"), ("start", "child3")]
@@ -301,8 +280,8 @@ def test_rest_for_one_escalation(clock: FakeClock) -> None:
     c1, c2 = refs(sup)["child1"], refs(sup)["child2"]
 
     crash(c1)
-    assert isinstance(down(c1), Died)
-    assert down(c2) == "shutdown"
+    assert isinstance(wait_exit(c1), Died)
+    assert wait_exit(c2) == "shutdown"
     assert wait_exit(sup) == "shutdown"
     assert switch.attempts == 1 + 4
     # The retries restart only child2 (rest_for_one_other_child_fails_restart): child1 was
@@ -340,7 +319,7 @@ class Loop:
         self.switch.failing.set()
         before = self.switch.attempts
         crash(ref)
-        assert isinstance(down(ref), Died)
+        assert isinstance(wait_exit(ref), Died)
         if self.mode == "spin":
             self.switch.wait_attempts(before + 3)
             return
@@ -438,7 +417,7 @@ def test_hanging_restart_loop_rest_for_one(mode: str, clock: FakeClock) -> None:
     cpid3 = sup.start_child(worker("child3", shutdown="brutal_kill"))
 
     loop.enter(cpid2)
-    assert down(cpid3) == "killed"  # brutal_kill: child3 was started after child2
+    assert wait_exit(cpid3) == "killed"  # brutal_kill: child3 was started after child2
     with pytest.raises(AlreadyPresentError):
         sup.start_child(child2)
     with pytest.raises(ChildRestartingError):
@@ -524,10 +503,10 @@ def test_tree(clock: FakeClock) -> None:
     # shutdown; top (one_for_all) then stops everything and starts all three again,
     # supchild3 included although it had been terminated.
     crash(cpid3)
-    assert isinstance(down(cpid3), Died)
-    assert down(sup2) == "shutdown"
+    assert isinstance(wait_exit(cpid3), Died)
+    assert wait_exit(sup2) == "shutdown"
     assert switch.attempts == 1 + 3
-    assert down(sup1) == "shutdown"
+    assert wait_exit(sup1) == "shutdown"
     assert_shutdown(cpid1, cpid2, after["child4"])
     wait_idle()
 
@@ -584,7 +563,7 @@ def test_significant_temporary(clock: FakeClock) -> None:
     sup1 = significant_sup("temporary", "any_significant", clock)
     c1, c2, c3 = three(sup1)
     sup1.terminate_child("child1")
-    assert down(c1) == "shutdown"
+    assert wait_exit(c1) == "shutdown"
     wait_idle()
     assert_alive(c2, c3, sup1)
     assert list(refs(sup1)) == ["child2", "child3"]  # temporary: spec dropped
@@ -629,7 +608,7 @@ def test_significant_transient(clock: FakeClock) -> None:
     c1, c2, c3 = three(sup1)
 
     sup1.terminate_child("child1")  # the API does not trigger auto-shutdown
-    assert down(c1) == "shutdown"
+    assert wait_exit(c1) == "shutdown"
     wait_idle()
     assert_alive(c2, c3, sup1)
     assert states(sup1) == [("child1", "terminated"), ("child2", "running"), ("child3", "running")]
