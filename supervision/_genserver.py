@@ -15,7 +15,7 @@ from otpy.errors import OtpyError
 
 from . import _names
 from ._exit import NORMAL, ExitReason
-from ._ref import ServerRef, _Exit, _Kill, _Lifecycle, _Ping, drain
+from ._ref import ServerRef, _Exit, _Kill, _Lifecycle, _Ping, drain, refuse
 
 __all__ = ["GenServer"]
 
@@ -165,7 +165,8 @@ class GenServer(pykka.ThreadingActor):
         expected = self._otpy_expected
         while True:
             envelope = inbox.get()
-            if life.reason is not None:  # killed
+            if life.reason is not None:  # killed: this one will not be handled either
+                refuse(self._actor_ref, envelope)
                 return life.reason, None, None
             message = envelope.message
             reply_to = envelope.reply_to

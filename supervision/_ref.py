@@ -245,9 +245,14 @@ def drain(ref: ActorRef[Any]) -> None:
             envelope = inbox.get(block=False)  # type: ignore[call-arg]
         except queue.Empty:
             return
-        if envelope.reply_to is None:
-            continue
-        if type(envelope.message) in (_ActorStop, _Exit):
-            envelope.reply_to.set(None)
-        else:
-            envelope.reply_to.set_exception((NoProcessError, NoProcessError(ref), None))
+        refuse(ref, envelope)
+
+
+def refuse(ref: ActorRef[Any], envelope: Envelope[Any]) -> None:
+    """Answer one message the dead actor will never handle (a stop request: done)."""
+    if envelope.reply_to is None:
+        return
+    if type(envelope.message) in (_ActorStop, _Exit):
+        envelope.reply_to.set(None)
+    else:
+        envelope.reply_to.set_exception((NoProcessError, NoProcessError(ref), None))

@@ -297,3 +297,26 @@ def test_ref_is_a_pykka_actor_ref() -> None:
     assert isinstance(ref, ServerRef) and isinstance(ref, pykka.ActorRef)
     assert ref.ask("ping") == "pong"
     assert pykka.ActorRegistry.get_by_urn(ref.actor_urn) is ref
+
+
+def test_kill_answers_the_message_the_actor_had_already_taken() -> None:
+    """The killed actor's thread takes the next message off its mailbox before it notices
+    the kill; that caller gets NoProcessError, not a timeout."""
+    entered, gate = threading.Event(), threading.Event()
+
+    class Busy(GenServer):
+        def on_receive(self, message: Any) -> Any:
+            if message == "block":
+                entered.set()
+                gate.wait(10)
+            return message
+
+    ref = Busy.start()
+    ref.tell("block")
+    assert entered.wait(5)  # the handler is running: the pings queue behind it
+    pending = [ref.ask("ping", block=False) for _ in range(3)]
+    ref.kill()
+    gate.set()
+    for future in pending:
+        with pytest.raises(NoProcessError):
+            future.get(timeout=5)
