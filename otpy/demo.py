@@ -183,7 +183,7 @@ def _run(console: _Console) -> int:
         alive = all(whereis(n) is not None for n in ("counter", "fetcher", "parser", "pipeline"))
         console.say(
             f"done: {console.crashes} crashes, every worker running again: {alive}; "
-            f"root restarts in window: {root.statistics()['restarts_in_window']}"
+            f"root restarts in window: {root.statistics().restarts_in_window}"
         )
         if not console.verbose:
             print(f"otpy demo: {console.crashes} crashes, recovered: {alive}")

@@ -5,12 +5,13 @@ from __future__ import annotations
 import logging
 import random
 from collections.abc import Hashable, Sequence
+from dataclasses import fields
 from typing import Any, NamedTuple
 
 from otpy.clock import SYSTEM_CLOCK, Clock
 from otpy.errors import StartChildError
 
-from ._child import Child, ChildCounts, ChildInfo, count
+from ._child import Child, ChildCounts, ChildInfo, SupervisorStats, count
 from ._exit import KILLED, SHUTDOWN
 from ._genserver import GenServer
 from ._policy import RestartIntensity, should_restart
@@ -113,16 +114,21 @@ class SupervisorBase(GenServer):
     def count_children(self) -> ChildCounts:
         return count(self._children.values())
 
-    def statistics(self) -> dict[str, Any]:
+    strategy = "one_for_one"
+
+    def statistics(self) -> SupervisorStats:
         counts = self.count_children()
-        return {
-            "children": counts.specs,
-            "active": counts.active,
-            "restarting": sum(1 for c in self._children.values() if c.state == "restarting"),
-            "restarts_in_window": self._intensity.restarts_in_window(),
-            "max_restarts": self._intensity.max_restarts,
-            "max_seconds": self._intensity.max_seconds,
-        }
+        server = self.actor_ref.statistics()
+        return SupervisorStats(
+            **{f.name: getattr(server, f.name) for f in fields(server)},
+            strategy=self.strategy,
+            children=counts.specs,
+            active=counts.active,
+            restarting=sum(1 for c in self._children.values() if c.state == "restarting"),
+            restarts_in_window=self._intensity.restarts_in_window(),
+            max_restarts=self._intensity.max_restarts,
+            max_seconds=self._intensity.max_seconds,
+        )
 
     # -- child processes ------------------------------------------------------------------
 

@@ -8,10 +8,10 @@ from typing import Any, Literal, TypeAlias
 
 from otpy.clock import TimerHandle
 
-from ._ref import Monitor, ServerRef
+from ._ref import Monitor, ServerRef, ServerStats
 from ._spec import ChildSpec
 
-__all__ = ["Child", "ChildCounts", "ChildInfo", "ChildState"]
+__all__ = ["Child", "ChildCounts", "ChildInfo", "ChildState", "SupervisorStats"]
 
 ChildState: TypeAlias = Literal["running", "restarting", "terminated"]
 
@@ -35,6 +35,19 @@ class ChildCounts:
     active: int
     supervisors: int
     workers: int
+
+
+@dataclass(frozen=True, slots=True)
+class SupervisorStats(ServerStats):
+    """``statistics()`` of a supervisor: its GenServer figures plus its children's."""
+
+    strategy: str
+    children: int
+    active: int
+    restarting: int
+    restarts_in_window: int
+    max_restarts: int
+    max_seconds: float
 
 
 class Child:

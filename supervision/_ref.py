@@ -29,7 +29,7 @@ from ._exit import KILLED, SHUTDOWN, ExitReason
 if TYPE_CHECKING:
     from ._genserver import GenServer
 
-__all__ = ["Down", "Monitor", "ServerRef"]
+__all__ = ["Down", "Monitor", "ServerRef", "ServerStats"]
 
 logger = logging.getLogger("otpy.supervision")
 
@@ -59,6 +59,18 @@ class Down:
     ref: ServerRef[Any]
     reason: ExitReason
     tag: Hashable = None
+
+
+@dataclass(frozen=True, slots=True)
+class ServerStats:
+    """``ServerRef.statistics()``: a snapshot of one GenServer, read without a message."""
+
+    name: str | None
+    alive: bool
+    handled: int
+    mailbox: int
+    monitors: int
+    exit_reason: ExitReason | None
 
 
 class Monitor:
@@ -167,6 +179,19 @@ class ServerRef(ActorRef[A], Generic[A]):
     def exit_reason(self) -> ExitReason | None:
         """None while alive (or stopping); then normal, shutdown, killed or the exception."""
         return self._life.reason
+
+    def statistics(self) -> ServerStats:
+        """Messages handled, mailbox length, monitors and exit reason; never blocks."""
+        life = self._life
+        inbox: Any = self.actor_inbox
+        return ServerStats(
+            name=life.name,
+            alive=self.is_alive(),
+            handled=life.handled,
+            mailbox=inbox.qsize() if hasattr(inbox, "qsize") else -1,
+            monitors=len(life.monitors),
+            exit_reason=life.reason,
+        )
 
     def call(self, message: Any, *, timeout: float | None = 5.0) -> Any:
         """Send ``message`` and wait for the reply (``on_receive``'s return value).

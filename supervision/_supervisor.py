@@ -20,7 +20,7 @@ from otpy.errors import (
 )
 
 from ._base import SupervisorBase
-from ._child import Child, ChildCounts, ChildInfo
+from ._child import Child, ChildCounts, ChildInfo, SupervisorStats
 from ._ref import ServerRef
 from ._spec import ChildSpec
 
@@ -48,9 +48,9 @@ class _AdminRef(ServerRef[Any]):
         """Counts of specs, live children, supervisors and workers."""
         return cast("ChildCounts", self._invoke("count_children"))
 
-    def statistics(self) -> dict[str, Any]:
+    def statistics(self) -> SupervisorStats:
         """A snapshot: children, active, restarting, restarts in the intensity window."""
-        return cast("dict[str, Any]", self._invoke("statistics"))
+        return cast("SupervisorStats", self._invoke("statistics"))
 
 
 class SupervisorRef(_AdminRef):
@@ -120,7 +120,7 @@ class Supervisor(SupervisorBase):
                 field="auto_shutdown",
             )
         super().__init__(max_restarts=max_restarts, max_seconds=max_seconds, clock=clock)
-        self.strategy: Strategy = strategy
+        self.strategy = strategy
         self.auto_shutdown: AutoShutdown = auto_shutdown
         self._initial = check_specs(children, auto_shutdown)
 
@@ -227,9 +227,6 @@ class Supervisor(SupervisorBase):
         if child.state == "restarting":
             raise ChildRestartingError(child_id)
         return child
-
-    def statistics(self) -> dict[str, Any]:
-        return {**super().statistics(), "strategy": self.strategy}
 
 
 def check_specs(

@@ -320,3 +320,19 @@ def test_kill_answers_the_message_the_actor_had_already_taken() -> None:
     for future in pending:
         with pytest.raises(NoProcessError):
             future.get(timeout=5)
+
+
+def test_statistics_snapshot_without_a_message() -> None:
+    gate = threading.Event()
+    ref = Worker.start_named("stats", "w")
+    ref.call("ping")
+    ref.tell(("block", gate))
+    ref.tell("ping")  # waits behind the blocked handler
+    watch = ref.monitor(lambda down: None)
+    stats = ref.statistics()  # answered while the actor is busy
+    assert (stats.name, stats.alive, stats.handled, stats.monitors) == ("stats", True, 1, 1)
+    assert stats.mailbox >= 1 and stats.exit_reason is None
+    watch.cancel()
+    gate.set()
+    ref.stop()
+    assert ref.statistics().exit_reason == "normal" and not ref.statistics().alive

@@ -65,6 +65,8 @@ def test_public_api_is_re_exported() -> None:
     documented_supervision = {
         "GenServer",
         "ServerRef",
+        "ServerStats",
+        "SupervisorStats",
         "Supervisor",
         "SupervisorRef",
         "DynamicSupervisor",

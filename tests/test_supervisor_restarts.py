@@ -829,3 +829,25 @@ def test_backoff_reset_after_healthy(clock: FakeClock) -> None:
     backoff_restart(sup, clock, "child", 1)
     backoff_restart(sup, clock, "child", 2)
     assert sup.is_alive()
+
+
+def test_supervisor_statistics(clock: FakeClock) -> None:
+    sup = Supervisor.start(
+        [worker("a"), worker("b")], strategy="rest_for_one", max_restarts=5, clock=clock
+    )
+    a = refs(sup)["a"]
+    crash(a)
+    wait_until(restarted(sup, "a", a))
+    stats = sup.statistics()
+    assert (stats.strategy, stats.children, stats.active, stats.restarting) == (
+        "rest_for_one",
+        2,
+        2,
+        0,
+    )
+    assert (stats.restarts_in_window, stats.max_restarts, stats.max_seconds) == (1, 5, 5.0)
+    clock.advance(5.1)
+    assert sup.statistics().restarts_in_window == 0
+    assert DynamicSupervisor.start().statistics().strategy == "one_for_one"
+    named = Supervisor.start([], name="stats-sup").statistics()
+    assert (named.name, named.alive, named.exit_reason) == ("stats-sup", True, None)

@@ -3,14 +3,14 @@
 Knows nothing of LLMs; imports only pykka, ``otpy.errors`` and ``otpy.clock``.
 """
 
-from ._child import ChildCounts, ChildInfo, ChildState
+from ._child import ChildCounts, ChildInfo, ChildState, SupervisorStats
 from ._dynamic import DynamicSupervisor, DynamicSupervisorRef
 from ._exit import KILLED, NOPROC, NORMAL, SHUTDOWN, ExitReason, is_abnormal
 from ._genserver import GenServer
 from ._handle import NamedHandle, call, cast
 from ._names import register, registered, unregister, whereis
 from ._policy import Backoff, RestartIntensity, should_restart
-from ._ref import Down, Monitor, ServerRef
+from ._ref import Down, Monitor, ServerRef, ServerStats
 from ._spec import ChildSpec
 from ._supervisor import Supervisor, SupervisorRef
 
@@ -33,8 +33,10 @@ __all__ = [
     "NamedHandle",
     "RestartIntensity",
     "ServerRef",
+    "ServerStats",
     "Supervisor",
     "SupervisorRef",
+    "SupervisorStats",
     "call",
     "cast",
     "is_abnormal",
