@@ -189,7 +189,7 @@ def _run(console: _Console) -> int:
             print(f"otpy demo: {console.crashes} crashes, recovered: {alive}")
         return 0 if alive else 1
     finally:
-        root.stop()
+        root.shutdown(timeout=10)
 
 
 def _crash(name: str) -> None:

@@ -204,15 +204,9 @@ def stop_all(timeout: float = 5.0) -> None:
     the rest; anything that does not stop within ``timeout`` is killed."""
     for ref in ActorRegistry.get_all():
         if isinstance(ref, ServerRef) and issubclass(ref.actor_class, SupervisorBase):
-            _stop(ref, timeout)
+            ref.shutdown(timeout)
     for ref in ActorRegistry.get_all():
         if isinstance(ref, ServerRef):
-            _stop(ref, timeout)
+            ref.shutdown(timeout)
         else:
             ref.stop(block=True, timeout=timeout)
-
-
-def _stop(ref: ServerRef[Any], timeout: float) -> None:
-    ref.exit("shutdown")
-    if not ref.wait_exit(timeout):
-        ref.kill()

@@ -118,7 +118,7 @@ class SupervisorBase(GenServer):
 
     def statistics(self) -> SupervisorStats:
         counts = self.count_children()
-        server = self.actor_ref.statistics()
+        server = ServerRef.statistics(self.actor_ref)  # not the ref's override: it calls us
         return SupervisorStats(
             **{f.name: getattr(server, f.name) for f in fields(server)},
             strategy=self.strategy,

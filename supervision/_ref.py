@@ -245,6 +245,20 @@ class ServerRef(ActorRef[A], Generic[A]):
         if self.is_alive():
             self.actor_inbox.put(Envelope(_Exit(reason)))
 
+    def shutdown(self, timeout: float | None = 5.0) -> ExitReason:
+        """Stop the actor as a supervisor would: exit with reason shutdown after its
+        mailbox and ``on_stop``, killed if that takes over ``timeout`` seconds (real time).
+
+        Returns the exit reason (``"killed"`` if it had to be). A stuck actor cannot make
+        this hang, unlike Pykka's ``stop()`` without a timeout.
+        """
+        self.exit(SHUTDOWN)
+        if not self.wait_exit(timeout):
+            self.kill()
+        reason = self._life.reason
+        assert reason is not None
+        return reason
+
     def kill(self) -> bool:
         """Kill the actor now (exit reason ``killed``): no on_stop, monitors told at once.
 

@@ -336,3 +336,12 @@ def test_statistics_snapshot_without_a_message() -> None:
     gate.set()
     ref.stop()
     assert ref.statistics().exit_reason == "normal" and not ref.statistics().alive
+
+
+def test_shutdown_kills_what_does_not_stop_in_time() -> None:
+    gate = threading.Event()
+    stuck = Worker.start("stuck")
+    stuck.tell(("block", gate))
+    assert stuck.shutdown(timeout=0.01) == KILLED
+    gate.set()
+    assert Worker.start("fine").shutdown() == SHUTDOWN
