@@ -201,7 +201,10 @@ class ServerRef(ActorRef[A], Generic[A]):
         """
         if not self.is_alive():
             raise NoProcessError(self)
-        future = self.ask(message, block=False)
+        # Enqueue directly: Pykka's ask checks liveness again and, if the actor died in
+        # between, fails with its own ActorDeadError, which says less (handled or not?).
+        future = self.actor_class._create_future()
+        self.actor_inbox.put(Envelope(message, reply_to=future))
         if not self.is_alive():
             # It may have drained its mailbox just before our message went in: answer
             # whatever is left ourselves, or the reply would never come.
