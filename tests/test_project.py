@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -156,6 +157,14 @@ def test_editable_install_maps_the_folders_into_otpy(tmp_path: Path) -> None:
 def test_wheel_installs_only_otpy(tmp_path: Path) -> None:
     """A built wheel holds one top-level package; pip show -f of an installed copy lists no
     top-level actors/supervision/resilience, and otpy.supervision imports from it."""
+    source = tmp_path / "src"  # pip wheel writes build/ next to the sources: not in the repo
+    shutil.copytree(
+        ROOT,
+        source,
+        ignore=shutil.ignore_patterns(
+            ".git", ".venv", "build", "*.egg-info", "__pycache__", ".*_cache"
+        ),
+    )
     subprocess.run(
         [
             str(BIN / "pip"),
@@ -165,7 +174,7 @@ def test_wheel_installs_only_otpy(tmp_path: Path) -> None:
             "-q",
             "-w",
             str(tmp_path),
-            str(ROOT),
+            str(source),
         ],
         check=True,
         capture_output=True,
