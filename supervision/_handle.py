@@ -25,6 +25,10 @@ def _resolve(target: str | ServerRef[Any], timeout: float | None) -> ServerRef[A
     return ref
 
 
+def _left(deadline: float | None) -> float | None:
+    return None if deadline is None else max(0.0, deadline - time.monotonic())
+
+
 def call(target: str | ServerRef[Any], message: Any, *, timeout: float | None = 5.0) -> Any:
     """Call a GenServer by ref or registered name (see :class:`NamedHandle`)."""
     if isinstance(target, ServerRef):
@@ -71,10 +75,9 @@ class NamedHandle:
         """
         deadline = None if self.timeout is None else time.monotonic() + self.timeout
         while True:
-            remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
-            ref = _resolve(self.name, remaining)
+            ref = _resolve(self.name, _left(deadline))
             try:
-                return ref.call(message, timeout=remaining)
+                return ref.call(message, timeout=_left(deadline))  # what the wait left over
             except NoProcessError as exc:
                 if exc.target is not ref:
                     raise  # the handler itself raised it: the message was handled
