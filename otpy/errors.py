@@ -9,19 +9,36 @@ supervisor applies its restart strategy.
 
     OtpyError
     ├── ConfigurationError                  bad settings or arguments
-    └── SupervisionError                    supervision tree and actor lifecycle
-        ├── ChildSpecError (ValueError)     an invalid ChildSpec field or supervisor flag
-        │   └── DuplicateChildError         two children with the same id
-        ├── StartChildError                 a child's start failed (.child_id, .reason)
-        ├── AlreadyStartedError             start_child: that id is running (.ref)
-        ├── AlreadyPresentError             start_child: that id exists, not running
-        ├── ChildNotFoundError              no child with that id / ref
-        ├── ChildRunningError               restart/delete of a running child
-        ├── ChildRestartingError            restart/delete of a child being restarted
-        ├── MaxChildrenError                DynamicSupervisor is at max_children
-        ├── NameTakenError                  a registered name is in use (.ref)
-        ├── NoProcessError                  no live actor by that name / ref
-        └── CallTimeoutError (TimeoutError) no reply within the timeout
+    ├── SupervisionError                    supervision tree and actor lifecycle
+    │   ├── ChildSpecError (ValueError)     an invalid ChildSpec field or supervisor flag
+    │   │   └── DuplicateChildError         two children with the same id
+    │   ├── StartChildError                 a child's start failed (.child_id, .reason)
+    │   ├── AlreadyStartedError             start_child: that id is running (.ref)
+    │   ├── AlreadyPresentError             start_child: that id exists, not running
+    │   ├── ChildNotFoundError              no child with that id / ref
+    │   ├── ChildRunningError               restart/delete of a running child
+    │   ├── ChildRestartingError            restart/delete of a child being restarted
+    │   ├── MaxChildrenError                DynamicSupervisor is at max_children
+    │   ├── NameTakenError                  a registered name is in use (.ref)
+    │   ├── NoProcessError                  no live actor by that name / ref
+    │   └── CallTimeoutError (TimeoutError) no reply within the timeout
+    ├── ResilienceError                     rate limits, breakers, timeouts, fallbacks
+    │   ├── CostExceedsLimitError (ValueError) a cost no bucket could ever admit
+    │   ├── RateLimitTimeout (TimeoutError) not admitted within the timeout
+    │   ├── PermitError                     a permit settled twice or used after release
+    │   ├── CircuitOpenError                the breaker refused the call (.retry_in)
+    │   ├── OperationTimeout (TimeoutError) a guarded call ran past its timeout
+    │   └── AllOptionsFailed                every option of a fallback chain failed
+    └── ProviderError                       a provider call failed (.provider, .status,
+        │                                   .retry_after, .retryable)
+        ├── RateLimitedError                429: too many requests/tokens (retryable)
+        ├── OverloadedError                 529 / 503: provider overloaded (retryable)
+        ├── ServerError                     other 5xx (retryable)
+        ├── ProviderTimeoutError (TimeoutError) no answer in time (retryable)
+        ├── ProviderConnectionError (ConnectionError) no connection (retryable)
+        ├── AuthenticationError             401 / 403: bad or missing key (not retryable)
+        ├── InvalidRequestError (ValueError) 400/404/422: a wrong request (not retryable)
+        └── SpendLimitError                 credits or quota exhausted (not retryable)
 
 Every error names what was wrong and where (which child, which name) and keeps the
 values in attributes for code that handles it.
@@ -29,22 +46,39 @@ values in attributes for code that handles it.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 __all__ = [
+    "AllOptionsFailed",
     "AlreadyPresentError",
     "AlreadyStartedError",
+    "AuthenticationError",
     "CallTimeoutError",
     "ChildNotFoundError",
     "ChildRestartingError",
     "ChildRunningError",
     "ChildSpecError",
+    "CircuitOpenError",
     "ConfigurationError",
+    "CostExceedsLimitError",
     "DuplicateChildError",
+    "InvalidRequestError",
     "MaxChildrenError",
     "NameTakenError",
     "NoProcessError",
+    "OperationTimeout",
     "OtpyError",
+    "OverloadedError",
+    "PermitError",
+    "ProviderConnectionError",
+    "ProviderError",
+    "ProviderTimeoutError",
+    "RateLimitTimeout",
+    "RateLimitedError",
+    "ResilienceError",
+    "ServerError",
+    "SpendLimitError",
     "StartChildError",
     "SupervisionError",
 ]
@@ -182,3 +216,145 @@ class CallTimeoutError(SupervisionError, TimeoutError):
         super().__init__(f"no reply from {target} within {timeout} s")
         self.target = target
         self.timeout = timeout
+
+
+class ResilienceError(OtpyError):
+    """An error of the resilience layer: rate limits, breakers, timeouts, fallbacks."""
+
+
+class CostExceedsLimitError(ResilienceError, ValueError):
+    """A cost that no window of a bucket could ever admit (it exceeds the bucket's limit).
+
+    Raised at once by ``acquire``: waiting could never help.
+    """
+
+    def __init__(self, limiter: str, dimension: str, cost: int, limit: str) -> None:
+        super().__init__(
+            f"rate limiter {limiter!r}: a cost of {cost} {dimension} can never be admitted "
+            f"by the bucket {limit}; split the request or raise the limit"
+        )
+        self.limiter = limiter
+        self.dimension = dimension
+        self.cost = cost
+        self.limit = limit
+
+
+class RateLimitTimeout(ResilienceError, TimeoutError):
+    """``acquire`` was not admitted within its timeout; nothing was reserved.
+
+    ``blocking`` names the buckets (or the pause) that held it back.
+    """
+
+    def __init__(self, limiter: str, timeout: float, blocking: Sequence[str]) -> None:
+        held = ", ".join(blocking) or "requests queued ahead"
+        super().__init__(
+            f"rate limiter {limiter!r}: not admitted within {timeout:g} s (held back by {held})"
+        )
+        self.limiter = limiter
+        self.timeout = timeout
+        self.blocking = tuple(blocking)
+
+
+class PermitError(ResilienceError):
+    """A rate-limit permit was settled twice or released after it was settled."""
+
+
+class CircuitOpenError(ResilienceError):
+    """The circuit breaker refused the call without making it.
+
+    ``retry_in`` is how many seconds until the breaker lets a probe through (0 when a
+    probe is already in flight and this call was not it).
+    """
+
+    def __init__(self, breaker: str, retry_in: float, reason: str = "open") -> None:
+        super().__init__(
+            f"circuit breaker {breaker!r} is {reason}; call refused (probe in {retry_in:.3f} s)"
+        )
+        self.breaker = breaker
+        self.retry_in = retry_in
+        self.reason = reason
+
+
+class OperationTimeout(ResilienceError, TimeoutError):
+    """A guarded call did not finish within its per-call timeout (it is abandoned)."""
+
+    def __init__(self, operation: str, timeout: float) -> None:
+        super().__init__(f"{operation!r} did not finish within {timeout:g} s")
+        self.operation = operation
+        self.timeout = timeout
+
+
+class AllOptionsFailed(ResilienceError):
+    """Every option of a fallback chain failed; ``failures`` is ``[(option, error), ...]``
+    in the order they were tried (the last error is also the ``__cause__``)."""
+
+    def __init__(self, chain: str, failures: Sequence[tuple[str, BaseException]]) -> None:
+        why = "; ".join(f"{name}: {type(exc).__name__}: {exc}" for name, exc in failures)
+        super().__init__(f"{chain!r}: all {len(failures)} options failed ({why})")
+        self.chain = chain
+        self.failures = list(failures)
+
+
+class ProviderError(OtpyError):
+    """A provider call failed. ``retryable`` says whether trying again can help;
+    ``retry_after`` is the provider's own advice in seconds (Retry-After), if it gave one.
+    """
+
+    retryable: bool = False
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        provider: str | None = None,
+        status: int | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        where = f"provider {provider!r}" if provider else "provider"
+        code = f" (HTTP {status})" if status is not None else ""
+        super().__init__(f"{where}{code}: {message}")
+        self.provider = provider
+        self.status = status
+        self.retry_after = retry_after
+
+
+class RateLimitedError(ProviderError):
+    """429: the provider's rate limit was hit; wait ``retry_after`` and try again."""
+
+    retryable = True
+
+
+class OverloadedError(ProviderError):
+    """529 (Anthropic ``overloaded_error``) or 503: the provider is overloaded."""
+
+    retryable = True
+
+
+class ServerError(ProviderError):
+    """Another 5xx from the provider."""
+
+    retryable = True
+
+
+class ProviderTimeoutError(ProviderError, TimeoutError):
+    """The provider did not answer in time."""
+
+    retryable = True
+
+
+class ProviderConnectionError(ProviderError, ConnectionError):
+    """The provider could not be reached."""
+
+    retryable = True
+
+
+class AuthenticationError(ProviderError):
+    """401 / 403: the key is missing, wrong or lacks permission; retrying cannot help."""
+
+
+class InvalidRequestError(ProviderError, ValueError):
+    """400 / 404 / 413 / 422: the request itself is wrong; retrying cannot help."""
+
+
+class SpendLimitError(ProviderError):
+    """The account's credits, budget or quota are exhausted; retrying cannot help."""

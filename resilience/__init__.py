@@ -1,3 +1,19 @@
-"""Rate limiting, circuit breakers, retries and fallbacks; filled in by later work."""
+"""Resilience for provider calls: multi-bucket rate limits, circuit breakers, retries,
+timeouts and fallbacks, composed by :func:`guard`.
 
-__all__: list[str] = []
+Built on ``limits`` (windows and shared storage), ``pybreaker`` (breaker state) and
+``tenacity`` (retrying); every wait reads an injectable :class:`~otpy.clock.Clock`.
+"""
+
+from otpy.resilience._bucket import Limit
+from otpy.resilience._limiter import BucketStats, LimiterStats, Permit, RateLimiter
+from otpy.resilience._memory import ClockedMemoryStorage
+
+__all__ = [
+    "BucketStats",
+    "ClockedMemoryStorage",
+    "Limit",
+    "LimiterStats",
+    "Permit",
+    "RateLimiter",
+]

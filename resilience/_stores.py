@@ -1,0 +1,271 @@
+"""Where a limiter's buckets live: what each kind of storage can do beyond limits' hit.
+
+limits offers hit/test per limit. A limiter also needs to give a reservation back (to
+roll back a partial multi-bucket reservation and to refund a permit), to charge usage
+past the limit, and to know how long until a cost fits. Those depend on the storage:
+
+- :class:`MemoryStore` (``memory://``, on :class:`ClockedMemoryStorage`): all exact.
+- :class:`RedisStore` (``redis://``): the hit and the window it landed in are read in
+  one MULTI; a refund is applied only to that same window (checked under WATCH), so a
+  refund can never make room in a later window.
+- :class:`LimitsStore` (any other limits storage): hits and charges; refunds are
+  dropped (the reservation stands: conservative, never an overshoot).
+"""
+
+from __future__ import annotations
+
+import time
+from abc import ABC, abstractmethod
+from typing import Any
+
+from limits.storage import Storage
+from limits.strategies import STRATEGIES as LIMITS_STRATEGIES
+from limits.strategies import RateLimiter as LimitsStrategy
+
+from otpy.resilience._bucket import Bucket
+from otpy.resilience._memory import ClockedMemoryStorage
+from otpy.resilience._windows import fixed_wait, moving_wait, sliding_level, sliding_wait
+
+__all__ = ["LimitsStore", "MemoryStore", "RedisStore", "Store", "store_for"]
+
+REJECTED: Any = object()  # hit() result when the bucket refused (nothing consumed)
+_UNLIMITED = 2**53  # a limit no charge reaches: "record this usage whatever the limit"
+
+
+class Store(ABC):
+    """The operations a :class:`RateLimiter` runs on its buckets' storage."""
+
+    shared = False  # True when several processes see the same counts
+
+    @abstractmethod
+    def hit(self, bucket: Bucket, cost: int) -> Any:
+        """Reserve ``cost`` if the window allows it. Returns where it landed (for a
+        refund), or ``REJECTED`` with nothing consumed."""
+        raise NotImplementedError
+
+    def refund(self, bucket: Bucket, where: Any, amount: int) -> int:
+        """Give back up to ``amount`` of the reservation at ``where``; returns how much."""
+        return 0
+
+    @abstractmethod
+    def charge(self, bucket: Bucket, amount: int) -> None:
+        """Record ``amount`` units used now, whatever the limit."""
+        raise NotImplementedError
+
+    @abstractmethod
+    def wait(self, bucket: Bucket, cost: int) -> float:
+        """Seconds until ``cost`` may fit, if nobody else takes from the bucket."""
+        raise NotImplementedError
+
+    @abstractmethod
+    def level(self, bucket: Bucket) -> float:
+        """Units the window counts now (weighted for a sliding window counter)."""
+        raise NotImplementedError
+
+    @abstractmethod
+    def clear(self, bucket: Bucket) -> None:
+        """Forget the bucket's counts."""
+        raise NotImplementedError
+
+
+class MemoryStore(Store):
+    """Buckets in this process, on a :class:`ClockedMemoryStorage`; everything exact."""
+
+    def __init__(self, storage: ClockedMemoryStorage) -> None:
+        self.storage = storage
+
+    def hit(self, bucket: Bucket, cost: int) -> Any:
+        s, key, limit, expiry = self.storage, bucket.key, bucket.amount, bucket.expiry
+        if bucket.strategy == "sliding-window-counter":
+            where: Any = s.acquire_sliding_window_at(key, limit, expiry, cost)
+        elif bucket.strategy == "moving-window":
+            where = s.acquire_entry_at(key, limit, expiry, cost)
+        else:
+            where = s.acquire_counter(key, limit, expiry, cost)
+        return REJECTED if where is None else where
+
+    def refund(self, bucket: Bucket, where: Any, amount: int) -> int:
+        s = self.storage
+        if bucket.strategy == "sliding-window-counter":
+            before = s.get(where)
+            return before - s.decr(where, amount)
+        if bucket.strategy == "moving-window":
+            return s.release_entry(bucket.key, where, amount)
+        return s.refund_counter(bucket.key, where, amount)
+
+    def charge(self, bucket: Bucket, amount: int) -> None:
+        s = self.storage
+        if bucket.strategy == "sliding-window-counter":
+            s.charge_sliding_window(bucket.key, bucket.expiry, amount)
+        elif bucket.strategy == "moving-window":
+            s.add_entry(bucket.key, bucket.expiry, amount)
+        else:
+            s.incr(bucket.key, bucket.expiry, amount)
+
+    def wait(self, bucket: Bucket, cost: int) -> float:
+        s, key, limit, expiry = self.storage, bucket.key, bucket.amount, bucket.expiry
+        if bucket.strategy == "sliding-window-counter":
+            return sliding_wait(*s.get_sliding_window(key, expiry), expiry, limit, cost)
+        now = s.clock.time()
+        if bucket.strategy == "moving-window":
+            return moving_wait(s.moving_window_runs(key, expiry), now, expiry, limit, cost)
+        return fixed_wait(s.get(key), s.get_expiry(key), now, limit, cost)
+
+    def level(self, bucket: Bucket) -> float:
+        s, key, expiry = self.storage, bucket.key, bucket.expiry
+        if bucket.strategy == "sliding-window-counter":
+            previous, previous_ttl, current, _ = s.get_sliding_window(key, expiry)
+            return sliding_level(previous, previous_ttl, current, expiry)
+        if bucket.strategy == "moving-window":
+            return float(s.get_moving_window(key, bucket.amount, expiry)[1])
+        return float(s.get(key))
+
+    def clear(self, bucket: Bucket) -> None:
+        if bucket.strategy == "sliding-window-counter":
+            self.storage.clear_sliding_window(bucket.key, bucket.expiry)
+        else:
+            self.storage.clear(bucket.key)
+
+
+class LimitsStore(Store):
+    """Buckets in any limits storage, through limits' own strategies."""
+
+    shared = True
+
+    def __init__(self, storage: Storage) -> None:
+        self.storage = storage
+        self._strategies: dict[str, LimitsStrategy] = {}
+
+    def strategy(self, bucket: Bucket) -> LimitsStrategy:
+        found = self._strategies.get(bucket.strategy)
+        if found is None:
+            found = LIMITS_STRATEGIES[bucket.strategy](self.storage)
+            self._strategies[bucket.strategy] = found
+        return found
+
+    def hit(self, bucket: Bucket, cost: int) -> Any:
+        strategy = self.strategy(bucket)
+        if bucket.strategy == "fixed-window" and not strategy.test(
+            bucket.item, *bucket.ids, cost=cost
+        ):
+            return REJECTED  # a fixed-window hit would consume even when refused
+        return None if strategy.hit(bucket.item, *bucket.ids, cost=cost) else REJECTED
+
+    def charge(self, bucket: Bucket, amount: int) -> None:
+        s: Any = self.storage
+        if bucket.strategy == "sliding-window-counter":
+            s.acquire_sliding_window_entry(bucket.key, _UNLIMITED, bucket.expiry, amount)
+        elif bucket.strategy == "moving-window":
+            s.acquire_entry(bucket.key, _UNLIMITED, bucket.expiry, amount)
+        else:
+            s.incr(bucket.key, bucket.expiry, amount)
+
+    def wait(self, bucket: Bucket, cost: int) -> float:
+        s: Any = self.storage
+        key, limit, expiry = bucket.key, bucket.amount, bucket.expiry
+        if bucket.strategy == "sliding-window-counter":
+            return sliding_wait(*s.get_sliding_window(key, expiry), expiry, limit, cost)
+        now = time.time()
+        if bucket.strategy == "moving-window":
+            start, count = s.get_moving_window(key, limit, expiry)
+            return 0.0 if count + cost <= limit else max(0.0, start + expiry - now) + 1e-3
+        return fixed_wait(s.get(key), s.get_expiry(key), now, limit, cost)
+
+    def level(self, bucket: Bucket) -> float:
+        s: Any = self.storage
+        key, expiry = bucket.key, bucket.expiry
+        if bucket.strategy == "sliding-window-counter":
+            previous, previous_ttl, current, _ = s.get_sliding_window(key, expiry)
+            return sliding_level(previous, previous_ttl, current, expiry)
+        if bucket.strategy == "moving-window":
+            return float(s.get_moving_window(key, bucket.amount, expiry)[1])
+        return float(s.get(key))
+
+    def clear(self, bucket: Bucket) -> None:
+        self.strategy(bucket).clear(bucket.item, *bucket.ids)
+
+
+class RedisStore(LimitsStore):
+    """Buckets in Redis (limits' RedisStorage), with refunds to the window charged.
+
+    A hit runs limits' own Lua script in a MULTI together with reading the window key's
+    expiry: that expiry (server time) names the window. A refund, under WATCH, gives
+    back only to the key that still expires then (the current window, or the previous
+    one after limits renamed it), so it never makes room in a window it was not taken
+    from. Moving-window refunds are dropped.
+    """
+
+    _SAME_WINDOW = 0.25  # seconds: window keys of one bucket expire >= 1 s apart
+
+    def _keys(self, bucket: Bucket) -> tuple[str, ...]:
+        s: Any = self.storage
+        if bucket.strategy == "sliding-window-counter":
+            current = s.prefixed_key(s._current_window_key(bucket.key))
+            return current, s.prefixed_key(s._previous_window_key(bucket.key))
+        return (s.prefixed_key(bucket.key),)
+
+    def hit(self, bucket: Bucket, cost: int) -> Any:
+        if bucket.strategy == "moving-window":
+            return super().hit(bucket, cost)
+        s: Any = self.storage
+        keys = self._keys(bucket)
+        pipe = s.get_connection().pipeline(transaction=True)
+        if bucket.strategy == "sliding-window-counter":
+            s.lua_acquire_sliding_window(
+                list(reversed(keys)), [bucket.amount, bucket.expiry, cost], client=pipe
+            )
+        else:
+            s.lua_incr_expire([keys[0]], [bucket.expiry, cost], client=pipe)
+        pipe.pttl(keys[0])
+        pipe.time()
+        result, pttl, (seconds, micros) = pipe.execute()
+        where = seconds + micros / 1e6 + pttl / 1000
+        if bucket.strategy == "sliding-window-counter":
+            return where if result else REJECTED
+        if int(result) > bucket.amount:  # limits' fixed window consumed a refused hit
+            self.refund(bucket, where, cost)
+            return REJECTED
+        return where
+
+    def refund(self, bucket: Bucket, where: Any, amount: int) -> int:
+        if where is None or bucket.strategy == "moving-window":
+            return 0
+        import redis  # the redis extra is installed whenever a RedisStore exists
+
+        connection = self.storage.get_connection()  # type: ignore[attr-defined]
+        for _ in range(16):
+            with connection.pipeline() as pipe:
+                try:
+                    keys = self._keys(bucket)
+                    pipe.watch(*keys)
+                    seconds, micros = pipe.time()
+                    now = seconds + micros / 1e6
+                    for key in keys:
+                        pttl = pipe.pttl(key)
+                        if pttl <= 0 or abs(now + pttl / 1000 - where) > self._SAME_WINDOW:
+                            continue
+                        given = min(amount, int(pipe.get(key) or 0))
+                        if given > 0:
+                            pipe.multi()
+                            pipe.decrby(key, given)
+                            pipe.execute()
+                        return given
+                    return 0
+                except redis.WatchError:
+                    continue
+        return 0
+
+
+def store_for(storage: str | Storage, clock: Any) -> Store:
+    """The :class:`Store` for a storage URI or a limits storage instance."""
+    from limits.storage import RedisStorage, storage_from_string
+
+    if isinstance(storage, ClockedMemoryStorage):
+        return MemoryStore(storage)
+    if isinstance(storage, str):
+        if storage.split(":", 1)[0] == "memory":
+            return MemoryStore(ClockedMemoryStorage(clock))
+        storage = storage_from_string(storage)  # type: ignore[assignment]
+    if isinstance(storage, RedisStorage):
+        return RedisStore(storage)
+    return LimitsStore(storage)  # type: ignore[arg-type]
