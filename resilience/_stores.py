@@ -188,38 +188,62 @@ class LimitsStore(Store):
 class RedisStore(LimitsStore):
     """Buckets in Redis (limits' RedisStorage), with refunds to the window charged.
 
-    A hit runs limits' own Lua script in a MULTI together with reading the window key's
-    expiry: that expiry (server time) names the window. A refund, under WATCH, gives
-    back only to the key that still expires then (the current window, or the previous
-    one after limits renamed it), so it never makes room in a window it was not taken
-    from. Moving-window refunds are dropped.
+    A hit runs limits' own Lua script in one MULTI with reading the window key's expiry
+    (server time), which names the window the hit landed in. A refund is one small Lua
+    script that gives back only to the key that still expires then (the current window,
+    or the previous one after limits renamed it), so it never makes room in a window it
+    was not taken from. A moving-window hit records its entries under a timestamp of
+    ours, so a refund removes exactly those entries (LREM).
     """
 
-    _SAME_WINDOW = 0.25  # seconds: window keys of one bucket expire >= 1 s apart
+    _SAME_WINDOW_MS = 250  # window keys of one bucket expire >= 1 s apart
+    _REFUND = """
+        local t = redis.call('TIME')
+        local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+        for _, key in ipairs(KEYS) do
+            local ttl = redis.call('PTTL', key)
+            if ttl > 0 and math.abs(now + ttl - tonumber(ARGV[1])) <= tonumber(ARGV[3]) then
+                local give = math.min(tonumber(redis.call('GET', key) or '0'), tonumber(ARGV[2]))
+                if give > 0 then redis.call('DECRBY', key, give) end
+                return math.max(give, 0)
+            end
+        end
+        return 0
+    """
 
-    def _keys(self, bucket: Bucket) -> tuple[str, ...]:
+    def __init__(self, storage: Storage) -> None:
+        super().__init__(storage)
+        self._refund_script = self._connection().register_script(self._REFUND)
+
+    def _connection(self) -> Any:
+        return self.storage.get_connection()  # type: ignore[attr-defined]
+
+    def _keys(self, bucket: Bucket) -> list[str]:
         s: Any = self.storage
         if bucket.strategy == "sliding-window-counter":
             current = s.prefixed_key(s._current_window_key(bucket.key))
-            return current, s.prefixed_key(s._previous_window_key(bucket.key))
-        return (s.prefixed_key(bucket.key),)
+            return [current, s.prefixed_key(s._previous_window_key(bucket.key))]
+        return [s.prefixed_key(bucket.key)]
 
     def hit(self, bucket: Bucket, cost: int) -> Any:
-        if bucket.strategy == "moving-window":
-            return super().hit(bucket, cost)
         s: Any = self.storage
         keys = self._keys(bucket)
-        pipe = s.get_connection().pipeline(transaction=True)
+        if bucket.strategy == "moving-window":
+            stamp = time.time()
+            args = [stamp, bucket.amount, bucket.expiry, cost]
+            acquired = s.lua_acquire_moving_window(keys, args)
+            return format(stamp, ".17g") if acquired else REJECTED  # as Redis' Lua prints it
+        pipe = self._connection().pipeline(transaction=True)
         if bucket.strategy == "sliding-window-counter":
             s.lua_acquire_sliding_window(
                 list(reversed(keys)), [bucket.amount, bucket.expiry, cost], client=pipe
             )
         else:
-            s.lua_incr_expire([keys[0]], [bucket.expiry, cost], client=pipe)
+            s.lua_incr_expire(keys, [bucket.expiry, cost], client=pipe)
         pipe.pttl(keys[0])
         pipe.time()
         result, pttl, (seconds, micros) = pipe.execute()
-        where = seconds + micros / 1e6 + pttl / 1000
+        where = seconds * 1000 + micros // 1000 + pttl  # the window's expiry, ms
         if bucket.strategy == "sliding-window-counter":
             return where if result else REJECTED
         if int(result) > bucket.amount:  # limits' fixed window consumed a refused hit
@@ -228,32 +252,12 @@ class RedisStore(LimitsStore):
         return where
 
     def refund(self, bucket: Bucket, where: Any, amount: int) -> int:
-        if where is None or bucket.strategy == "moving-window":
+        if where is None:
             return 0
-        import redis  # the redis extra is installed whenever a RedisStore exists
-
-        connection = self.storage.get_connection()  # type: ignore[attr-defined]
-        for _ in range(16):
-            with connection.pipeline() as pipe:
-                try:
-                    keys = self._keys(bucket)
-                    pipe.watch(*keys)
-                    seconds, micros = pipe.time()
-                    now = seconds + micros / 1e6
-                    for key in keys:
-                        pttl = pipe.pttl(key)
-                        if pttl <= 0 or abs(now + pttl / 1000 - where) > self._SAME_WINDOW:
-                            continue
-                        given = min(amount, int(pipe.get(key) or 0))
-                        if given > 0:
-                            pipe.multi()
-                            pipe.decrby(key, given)
-                            pipe.execute()
-                        return given
-                    return 0
-                except redis.WatchError:
-                    continue
-        return 0
+        keys = self._keys(bucket)
+        if bucket.strategy == "moving-window":
+            return int(self._connection().lrem(keys[0], amount, where))
+        return int(self._refund_script(keys, [where, amount, self._SAME_WINDOW_MS]))
 
 
 def store_for(storage: str | Storage, clock: Any) -> Store:

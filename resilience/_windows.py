@@ -52,7 +52,7 @@ def fixed_wait(count: int, expires_at: float, now: float, limit: int, cost: int)
     """Seconds until a fixed window admits ``cost``: now, or when the window ends."""
     if count + cost <= limit:
         return 0.0
-    return max(0.0, expires_at - now) + _EPSILON
+    return max(0.0, expires_at - now)  # the window is gone at expires_at itself
 
 
 def moving_wait(
@@ -65,5 +65,5 @@ def moving_wait(
     for atime, units in runs:
         excess -= units
         if excess <= 0:
-            return max(0.0, atime + expiry - now) + _EPSILON
+            return max(0.0, atime + expiry - now)  # out of the window at that instant
     return 0.0  # unreachable when cost <= limit
