@@ -105,7 +105,8 @@ class MemoryStore(Store):
     def wait(self, bucket: Bucket, cost: int) -> float:
         s, key, limit, expiry = self.storage, bucket.key, bucket.amount, bucket.expiry
         if bucket.strategy == "sliding-window-counter":
-            return sliding_wait(*s.get_sliding_window(key, expiry), expiry, limit, cost)
+            window: tuple[int, float, int, float] = s.get_sliding_window(key, expiry)
+            return sliding_wait(*window, expiry, limit, cost)
         now = s.clock.time()
         if bucket.strategy == "moving-window":
             return moving_wait(s.moving_window_runs(key, expiry), now, expiry, limit, cost)
@@ -164,7 +165,8 @@ class LimitsStore(Store):
         s: Any = self.storage
         key, limit, expiry = bucket.key, bucket.amount, bucket.expiry
         if bucket.strategy == "sliding-window-counter":
-            return sliding_wait(*s.get_sliding_window(key, expiry), expiry, limit, cost)
+            window: tuple[int, float, int, float] = s.get_sliding_window(key, expiry)
+            return sliding_wait(*window, expiry, limit, cost)
         now = time.time()
         if bucket.strategy == "moving-window":
             start, count = s.get_moving_window(key, limit, expiry)
