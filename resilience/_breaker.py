@@ -29,7 +29,6 @@ P = ParamSpec("P")
 T = TypeVar("T")
 State = Literal["closed", "open", "half-open"]
 Exclusion = type[BaseException] | Callable[[BaseException], bool]
-Outcome = Literal["success", "failure", "excluded", "aborted"]
 _Events = list[tuple[str, Mapping[str, float], Mapping[str, Any]]]
 PROBE_IN_FLIGHT = "half-open, probe in flight"
 
@@ -166,16 +165,16 @@ class CircuitBreaker:
         try:
             result = fn(*args, **kwargs)
         except BaseException as exc:
-            self._settle(ticket, self._classify(exc), exc)
+            self._settle(ticket, exc)
             raise
         if inspect.isawaitable(result):
             if inspect.iscoroutine(result):
                 result.close()  # never awaited: no RuntimeWarning
-            self._settle(ticket, "aborted", None)
+            self._settle(ticket, None, aborted=True)
             raise TypeError(
                 f"breaker {self.name!r}: {fn!r} returned an awaitable; call takes sync functions"
             )
-        self._settle(ticket, "success", None)
+        self._settle(ticket, None)
         return result
 
     @contextlib.contextmanager
@@ -185,9 +184,9 @@ class CircuitBreaker:
         try:
             yield
         except BaseException as exc:
-            self._settle(ticket, self._classify(exc), exc)
+            self._settle(ticket, exc)
             raise
-        self._settle(ticket, "success", None)
+        self._settle(ticket, None)
 
     def retry_in(self) -> float:
         """Seconds until a probe would be admitted (0 when closed or half-open)."""
@@ -307,32 +306,32 @@ class CircuitBreaker:
         if ticket[1] and self._probe_gen == ticket[0]:
             self._probe_gen = None
 
-    def _classify(self, exc: BaseException) -> Outcome:
-        if not isinstance(exc, Exception):
-            return "aborted"  # KeyboardInterrupt, SystemExit, GeneratorExit: not a fault
-        return "failure" if self._cb.is_system_error(exc) else "excluded"
-
     def _settle(
-        self, ticket: tuple[int, bool], outcome: Outcome, exc: BaseException | None
+        self, ticket: tuple[int, bool], exc: BaseException | None, *, aborted: bool = False
     ) -> None:
-        """Record an outcome through pybreaker's state object, unless it is stale."""
+        """Record an outcome through pybreaker's state object, unless it is stale.
+
+        Not a fault: a BaseException that is not an Exception (KeyboardInterrupt, ...) and
+        an excluded error, except that an excluded error of a probe shows the service works.
+        """
         tb = exc.__traceback__ if exc is not None else None
         try:
             with self._events() as events, self._lock:
                 self._release(ticket)
-                if outcome == "aborted":
+                if aborted or (exc is not None and not isinstance(exc, Exception)):
                     return
-                self._successes += outcome == "success"
-                self._failures += outcome == "failure"
-                self._excluded += outcome == "excluded"
+                fault = exc is not None and self._cb.is_system_error(exc)
+                self._successes += exc is None
+                self._failures += fault
+                self._excluded += exc is not None and not fault
                 self._sync(events)
                 if ticket[0] != self._gen:
                     self._stale += 1
                     return
                 try:
-                    if outcome == "failure" and exc is not None:
+                    if exc is not None and fault:
                         self._seen._handle_error(exc, reraise=False)
-                    elif outcome == "success" or ticket[1]:  # an excluded probe still answered
+                    elif exc is None or ticket[1]:
                         self._seen._handle_success()
                 except BaseException as raised:  # on_failure re-raises exc when it opens
                     if raised is not exc:
