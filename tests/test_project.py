@@ -14,6 +14,7 @@ import pytest
 
 import otpy
 import otpy.errors
+import otpy.resilience
 import otpy.supervision
 from otpy import configure_logging
 from otpy.demo import run_demo
@@ -96,7 +97,17 @@ def test_public_api_is_re_exported() -> None:
         "NOPROC",
     }
     assert set(otpy.supervision.__all__) == documented_supervision
-    for module in (otpy, otpy.supervision, otpy.errors):
+    documented_resilience = {
+        "RateLimiter", "Limit", "Permit", "LimiterStats", "BucketStats", "ClockedMemoryStorage",
+        "CircuitBreaker", "BreakerStats", "PROBE_IN_FLIGHT",
+        "RetryPolicy", "RetryAttempt", "is_retryable", "parse_retry_after", "retry_after_of",
+        "call_with_timeout", "Fallback", "FallbackResult", "OptionFailure",
+        "guard", "Guard", "Guarded", "GuardResult", "NOT_FAULTS", "ResilienceEvent", "EventSink",
+    }  # fmt: skip
+    assert set(otpy.resilience.__all__) == documented_resilience
+    for name in ("RateLimiter", "Limit", "CircuitBreaker", "RetryPolicy", "guard", "Fallback"):
+        assert getattr(otpy, name) is getattr(otpy.resilience, name)
+    for module in (otpy, otpy.supervision, otpy.errors, otpy.resilience):
         for name in module.__all__:
             assert getattr(module, name) is not None, f"{module.__name__}.{name}"
     assert set(otpy.errors.__all__) <= set(otpy.__all__)
