@@ -18,20 +18,14 @@ from typing import Any
 
 import pybreaker
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from redis_server import start_redis
 
 from otpy.errors import CircuitOpenError, ConfigurationError
 from otpy.resilience._breaker import PROBE_IN_FLIGHT, BreakerStats, CircuitBreaker
 from otpy.resilience._events import ResilienceEvent
 from otpy.testing import FakeClock
-
-try:
-    from hypothesis import given, settings
-    from hypothesis import strategies as st
-except ImportError:  # pragma: no cover - hypothesis is a dev extra
-    HAVE_HYPOTHESIS = False
-else:
-    HAVE_HYPOTHESIS = True
 
 WAIT = 5.0  # real-time upper bound for any wait on another thread
 
@@ -711,70 +705,64 @@ def test_the_system_clock_is_the_default() -> None:
 
 # -- property and stress ---------------------------------------------------------------------
 
-if HAVE_HYPOTHESIS:
-    OPS = st.lists(
-        st.one_of(
-            st.sampled_from(["ok", "fault", "excluded"]),
-            st.sampled_from([0.25, 1.0, 2.5]),  # advance the clock
-        ),
-        max_size=60,
+OPS = st.lists(
+    st.one_of(
+        st.sampled_from(["ok", "fault", "excluded"]),
+        st.sampled_from([0.25, 1.0, 2.5]),  # advance the clock
+    ),
+    max_size=60,
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(ops=OPS, fail_max=st.integers(1, 4), threshold=st.integers(1, 3))
+def test_sequential_calls_match_a_model(ops: list[Any], fail_max: int, threshold: int) -> None:
+    """One thread: the breaker behaves like the textbook state machine."""
+    clock = FakeClock()
+    breaker = CircuitBreaker(
+        fail_max=fail_max,
+        reset_timeout=2.0,
+        success_threshold=threshold,
+        exclude=[ValueError],
+        clock=clock,
     )
-
-    @settings(max_examples=200, deadline=None)
-    @given(ops=OPS, fail_max=st.integers(1, 4), threshold=st.integers(1, 3))
-    def test_sequential_calls_match_a_model(ops: list[Any], fail_max: int, threshold: int) -> None:
-        """One thread: the breaker behaves like the textbook state machine."""
-        clock = FakeClock()
-        breaker = CircuitBreaker(
-            fail_max=fail_max,
-            reset_timeout=2.0,
-            success_threshold=threshold,
-            exclude=[ValueError],
-            clock=clock,
-        )
-        state, fails, probes, opened_at, trips = "closed", 0, 0, 0.0, 0
-        for op in ops:
-            if isinstance(op, float):
-                clock.advance(op)
-                continue
-            if state == "open" and clock.monotonic() - opened_at >= 2.0:
-                state, probes = "half-open", 0
-            expect_refused = state == "open"
-            refused = False
-            error = {"ok": None, "fault": Boom(), "excluded": ValueError()}[op]
-            try:
-                breaker.call(ok) if error is None else breaker.call(fail, error)
-            except CircuitOpenError:
-                refused = True
-            except (Boom, ValueError):
-                pass
-            assert refused == expect_refused
-            if refused:
-                continue
-            if state == "closed":
-                if op == "ok":
-                    fails = 0
-                elif op == "fault":
-                    fails += 1
-                    if fails >= fail_max:
-                        state, opened_at, trips = "open", clock.monotonic(), trips + 1
-            elif op == "fault":  # the probe failed
-                state, opened_at, trips = "open", clock.monotonic(), trips + 1
-            else:
-                probes += 1
-                if probes >= threshold:
-                    state, fails = "closed", 0
-            stats = breaker.statistics()
-            assert stats.state == state
-            assert stats.trips == trips
-            if state == "closed":
-                assert stats.fail_counter == fails
-
-else:  # pragma: no cover
-
-    @pytest.mark.skip(reason="hypothesis is not installed")
-    def test_sequential_calls_match_a_model() -> None:
-        pass
+    state, fails, probes, opened_at, trips = "closed", 0, 0, 0.0, 0
+    for op in ops:
+        if isinstance(op, float):
+            clock.advance(op)
+            continue
+        if state == "open" and clock.monotonic() - opened_at >= 2.0:
+            state, probes = "half-open", 0
+        expect_refused = state == "open"
+        refused = False
+        error = {"ok": None, "fault": Boom(), "excluded": ValueError()}[op]
+        try:
+            breaker.call(ok) if error is None else breaker.call(fail, error)
+        except CircuitOpenError:
+            refused = True
+        except (Boom, ValueError):
+            pass
+        assert refused == expect_refused
+        if refused:
+            continue
+        if state == "closed":
+            if op == "ok":
+                fails = 0
+            elif op == "fault":
+                fails += 1
+                if fails >= fail_max:
+                    state, opened_at, trips = "open", clock.monotonic(), trips + 1
+        elif op == "fault":  # the probe failed
+            state, opened_at, trips = "open", clock.monotonic(), trips + 1
+        else:
+            probes += 1
+            if probes >= threshold:
+                state, fails = "closed", 0
+        stats = breaker.statistics()
+        assert stats.state == state
+        assert stats.trips == trips
+        if state == "closed":
+            assert stats.fail_counter == fails
 
 
 @pytest.fixture
