@@ -5,6 +5,8 @@ sup = Supervisor.start([...], clock=clock)
 clock.advance(6.0)          # the restart-intensity window slides; timers fire
 wait_idle()                 # every actor has handled everything sent so far
 stop_all()                  # in a fixture: leave nothing running for the next test
+with redis_server() as url: # a throwaway redis-server for shared rate limits
+    RateLimiter([...], url)
 """
 
 from __future__ import annotations
@@ -18,12 +20,21 @@ from typing import Any
 
 from pykka import ActorRegistry
 
+from otpy._redis_server import RedisUnavailable, redis_server
 from otpy.clock import TimerHandle
 from otpy.supervision import ServerRef
 from otpy.supervision._base import SupervisorBase
 from otpy.supervision._ref import _Ping
 
-__all__ = ["FakeClock", "stop_all", "wait_exit", "wait_idle", "wait_until"]
+__all__ = [
+    "FakeClock",
+    "RedisUnavailable",
+    "redis_server",
+    "stop_all",
+    "wait_exit",
+    "wait_idle",
+    "wait_until",
+]
 
 _POLL = 0.001  # seconds between checks of a condition nobody can signal
 

@@ -235,16 +235,12 @@ class RedisStore(LimitsStore):
             args = [stamp, bucket.amount, bucket.expiry, cost]
             acquired = s.lua_acquire_moving_window(keys, args)
             return format(stamp, ".17g") if acquired else REJECTED  # as Redis' Lua prints it
-        pipe = self._connection().pipeline(transaction=True)
         if bucket.strategy == "sliding-window-counter":
-            s.lua_acquire_sliding_window(
-                list(reversed(keys)), [bucket.amount, bucket.expiry, cost], client=pipe
-            )
+            script, script_keys = s.lua_acquire_sliding_window, list(reversed(keys))
+            args = [bucket.amount, bucket.expiry, cost]
         else:
-            s.lua_incr_expire(keys, [bucket.expiry, cost], client=pipe)
-        pipe.pttl(keys[0])
-        pipe.time()
-        result, pttl, (seconds, micros) = pipe.execute()
+            script, script_keys, args = s.lua_incr_expire, keys, [bucket.expiry, cost]
+        result, pttl, (seconds, micros) = self._in_multi(script, script_keys, args, keys[0])
         where = seconds * 1000 + micros // 1000 + pttl  # the window's expiry, ms
         if bucket.strategy == "sliding-window-counter":
             return where if result else REJECTED
@@ -252,6 +248,24 @@ class RedisStore(LimitsStore):
             self.refund(bucket, where, cost)
             return REJECTED
         return where
+
+    def _in_multi(self, script: Any, keys: list[str], args: list[Any], key: str) -> Any:
+        """limits' ``script`` with PTTL(key) and TIME in one MULTI: one round trip.
+
+        (Passing the script object to a pipeline would make redis-py ask SCRIPT EXISTS
+        first, on every call: a second round trip.)"""
+        import redis
+
+        for _ in range(2):
+            pipe = self._connection().pipeline(transaction=True)
+            pipe.evalsha(script.sha, len(keys), *keys, *args)
+            pipe.pttl(key)
+            pipe.time()
+            try:
+                return pipe.execute()
+            except redis.exceptions.NoScriptError:  # a restarted or flushed server
+                self._connection().script_load(script.script)
+        raise RuntimeError("redis keeps forgetting limits' script")  # pragma: no cover
 
     def refund(self, bucket: Bucket, where: Any, amount: int) -> int:
         if where is None:

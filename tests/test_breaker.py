@@ -572,8 +572,8 @@ def test_shared_storage_state_changes_are_noticed(clock: FakeClock) -> None:
 
 
 @pytest.fixture(scope="module")
-def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    yield from start_redis(tmp_path_factory.mktemp("redis"))
+def redis_url() -> Iterator[str]:
+    yield from start_redis()
 
 
 def test_redis_storage_shares_counts_and_state(redis_url: str, clock: FakeClock) -> None:

@@ -20,8 +20,8 @@ from otpy.resilience import Limit, RateLimiter
 
 
 @pytest.fixture(scope="module")
-def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    yield from start_redis(tmp_path_factory.mktemp("redis"))
+def redis_url() -> Iterator[str]:
+    yield from start_redis()
 
 
 @pytest.fixture
@@ -150,3 +150,17 @@ def test_processes_sharing_redis_never_exceed_any_bucket(
     assert requests == 40 or tokens > 600 - 60
     check = limiter(redis_url, name, Limit("tokens", "600/hour", "fixed-window"))
     assert level(check, "tokens") == tokens
+
+
+def test_a_server_that_forgot_the_scripts_is_reloaded(redis_url: str, name: str) -> None:
+    import redis
+
+    lim = limiter(
+        redis_url, name, Limit("requests", "5/hour"), Limit("tokens", "9/hour", "fixed-window")
+    )
+    permit = lim.acquire({"requests": 1, "tokens": 5})
+    redis.Redis.from_url(redis_url).script_flush()  # as after a restart
+    assert lim.try_acquire({"requests": 1, "tokens": 5}) is None
+    redis.Redis.from_url(redis_url).script_flush()
+    assert permit.settle({"tokens": 1}) == {"tokens": -4}
+    assert lim.try_acquire({"requests": 1, "tokens": 5}) is not None
