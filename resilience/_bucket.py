@@ -26,7 +26,9 @@ class Limit:
     ``limits.RateLimitItem``. ``strategy`` is the limits window strategy:
 
     - ``"sliding-window-counter"`` (default): O(1) per hit in any storage; the count of
-      the previous window weighs linearly less as the current one goes on.
+      the previous window weighs linearly less as the current one goes on. It keeps
+      within a token bucket of the same rate (how providers count), but a strict rolling
+      window of one period can see a few percent more than the limit.
     - ``"moving-window"``: exact over any interval of one period; limits stores one entry
       per unit of cost in shared storage, so keep it for request counts there.
     - ``"fixed-window"``: calendar windows; cheap, but allows up to twice the rate across

@@ -23,7 +23,7 @@ class ResilienceEvent:
 
     ``name`` is one of: ``rate_limit.waited``, ``breaker.tripped``, ``breaker.rejected``,
     ``breaker.state_changed``, ``retry.retried``, ``retry.gave_up``, ``call.timed_out``,
-    ``fallback.fell_back``, ``fallback.exhausted``, ``call.succeeded``, ``call.failed``.
+    ``fallback.fell_back``, ``fallback.exhausted``.
     ``source`` names the guard / limiter / breaker; ``measurements`` holds numbers
     (seconds, attempt, ...), ``metadata`` everything else (error type, state, option).
     """
