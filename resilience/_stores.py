@@ -36,6 +36,7 @@ class Store(ABC):
     """The operations a :class:`RateLimiter` runs on its buckets' storage."""
 
     shared = False  # True when several processes see the same counts
+    storage: Any  # a limits storage
 
     @abstractmethod
     def hit(self, bucket: Bucket, cost: int) -> Any:
@@ -52,15 +53,33 @@ class Store(ABC):
         """Record ``amount`` units used now, whatever the limit."""
         raise NotImplementedError
 
-    @abstractmethod
     def wait(self, bucket: Bucket, cost: int) -> float:
         """Seconds until ``cost`` may fit, if nobody else takes from the bucket."""
-        raise NotImplementedError
+        s, key, limit, expiry = self.storage, bucket.key, bucket.amount, bucket.expiry
+        if bucket.strategy == "sliding-window-counter":
+            window: tuple[int, float, int, float] = s.get_sliding_window(key, expiry)
+            return sliding_wait(*window, expiry, limit, cost)
+        if bucket.strategy == "moving-window":
+            return self._moving_wait(bucket, cost)
+        return fixed_wait(s.get(key), s.get_expiry(key), self._now(), limit, cost)
 
-    @abstractmethod
     def level(self, bucket: Bucket) -> float:
         """Units the window counts now (weighted for a sliding window counter)."""
-        raise NotImplementedError
+        s, key, expiry = self.storage, bucket.key, bucket.expiry
+        if bucket.strategy == "sliding-window-counter":
+            previous, previous_ttl, current, _ = s.get_sliding_window(key, expiry)
+            return sliding_level(previous, previous_ttl, current, expiry)
+        if bucket.strategy == "moving-window":
+            return float(s.get_moving_window(key, bucket.amount, expiry)[1])
+        return float(s.get(key))
+
+    def _now(self) -> float:
+        """The storage's time (windows' expiry times are on it)."""
+        return time.time()
+
+    @abstractmethod
+    def _moving_wait(self, bucket: Bucket, cost: int) -> float:
+        """``wait`` for a moving window."""
 
     @abstractmethod
     def clear(self, bucket: Bucket) -> None:
@@ -70,6 +89,8 @@ class Store(ABC):
 
 class MemoryStore(Store):
     """Buckets in this process, on a :class:`ClockedMemoryStorage`; everything exact."""
+
+    storage: ClockedMemoryStorage
 
     def __init__(self, storage: ClockedMemoryStorage) -> None:
         self.storage = storage
@@ -102,24 +123,12 @@ class MemoryStore(Store):
         else:
             s.incr(bucket.key, bucket.expiry, amount)
 
-    def wait(self, bucket: Bucket, cost: int) -> float:
-        s, key, limit, expiry = self.storage, bucket.key, bucket.amount, bucket.expiry
-        if bucket.strategy == "sliding-window-counter":
-            window: tuple[int, float, int, float] = s.get_sliding_window(key, expiry)
-            return sliding_wait(*window, expiry, limit, cost)
-        now = s.clock.time()
-        if bucket.strategy == "moving-window":
-            return moving_wait(s.moving_window_runs(key, expiry), now, expiry, limit, cost)
-        return fixed_wait(s.get(key), s.get_expiry(key), now, limit, cost)
+    def _now(self) -> float:
+        return self.storage.clock.time()
 
-    def level(self, bucket: Bucket) -> float:
-        s, key, expiry = self.storage, bucket.key, bucket.expiry
-        if bucket.strategy == "sliding-window-counter":
-            previous, previous_ttl, current, _ = s.get_sliding_window(key, expiry)
-            return sliding_level(previous, previous_ttl, current, expiry)
-        if bucket.strategy == "moving-window":
-            return float(s.get_moving_window(key, bucket.amount, expiry)[1])
-        return float(s.get(key))
+    def _moving_wait(self, bucket: Bucket, cost: int) -> float:
+        runs = self.storage.moving_window_runs(bucket.key, bucket.expiry)
+        return moving_wait(runs, self._now(), bucket.expiry, bucket.amount, cost)
 
     def clear(self, bucket: Bucket) -> None:
         if bucket.strategy == "sliding-window-counter":
@@ -161,27 +170,15 @@ class LimitsStore(Store):
         else:
             s.incr(bucket.key, bucket.expiry, amount)
 
-    def wait(self, bucket: Bucket, cost: int) -> float:
-        s: Any = self.storage
-        key, limit, expiry = bucket.key, bucket.amount, bucket.expiry
-        if bucket.strategy == "sliding-window-counter":
-            window: tuple[int, float, int, float] = s.get_sliding_window(key, expiry)
-            return sliding_wait(*window, expiry, limit, cost)
-        now = time.time()
-        if bucket.strategy == "moving-window":
-            start, count = s.get_moving_window(key, limit, expiry)
-            return 0.0 if count + cost <= limit else max(0.0, start + expiry - now) + 1e-3
-        return fixed_wait(s.get(key), s.get_expiry(key), now, limit, cost)
-
-    def level(self, bucket: Bucket) -> float:
-        s: Any = self.storage
-        key, expiry = bucket.key, bucket.expiry
-        if bucket.strategy == "sliding-window-counter":
-            previous, previous_ttl, current, _ = s.get_sliding_window(key, expiry)
-            return sliding_level(previous, previous_ttl, current, expiry)
-        if bucket.strategy == "moving-window":
-            return float(s.get_moving_window(key, bucket.amount, expiry)[1])
-        return float(s.get(key))
+    def _moving_wait(self, bucket: Bucket, cost: int) -> float:
+        # limits reports only the oldest entry: wait for it to leave, then look again
+        window: tuple[float, int] = self.storage.get_moving_window(
+            bucket.key, bucket.amount, bucket.expiry
+        )
+        start, count = window
+        if count + cost <= bucket.amount:
+            return 0.0
+        return max(0.0, start + bucket.expiry - self._now()) + 1e-3
 
     def clear(self, bucket: Bucket) -> None:
         self.strategy(bucket).clear(bucket.item, *bucket.ids)
@@ -218,7 +215,7 @@ class RedisStore(LimitsStore):
         self._refund_script = self._connection().register_script(self._REFUND)
 
     def _connection(self) -> Any:
-        return self.storage.get_connection()  # type: ignore[attr-defined]
+        return self.storage.get_connection()
 
     def _keys(self, bucket: Bucket) -> list[str]:
         s: Any = self.storage
