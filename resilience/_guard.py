@@ -136,9 +136,10 @@ class Guard:
         waited: list[float] | None,
     ) -> T:
         breaker = self.breaker
-        if breaker is not None and breaker.retry_in() > 0:
-            emit(self.on_event, "breaker.rejected", self.name, {"retry_in": breaker.retry_in()})
-            raise CircuitOpenError(breaker.name, breaker.retry_in())
+        retry_in = breaker.retry_in() if breaker is not None else 0.0
+        if breaker is not None and retry_in > 0:
+            emit(self.on_event, "breaker.rejected", self.name, {"retry_in": retry_in})
+            raise CircuitOpenError(breaker.name, retry_in)
         permit = None
         if self.limiter is not None:
             permit = self.limiter.acquire(cost, timeout=self.acquire_timeout)

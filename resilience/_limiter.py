@@ -120,10 +120,11 @@ class Permit:
 
 
 class _Waiter:
-    __slots__ = ("blocking", "costs", "event")
+    __slots__ = ("asked", "blocking", "costs", "event")
 
-    def __init__(self, costs: list[tuple[Bucket, int]]) -> None:
-        self.costs = costs
+    def __init__(self, asked: dict[str, int], costs: list[tuple[Bucket, int]]) -> None:
+        self.asked = asked  # the cost as the caller gave it
+        self.costs = costs  # what it takes from each bucket
         self.event = threading.Event()
         self.blocking: list[str] = []
 
@@ -191,9 +192,10 @@ class RateLimiter:
 
     # -- acquiring ------------------------------------------------------------------
 
-    def _costs(self, cost: Mapping[str, int] | None) -> list[tuple[Bucket, int]]:
-        cost = {"requests": 1} if cost is None else cost
-        for dimension, units in cost.items():
+    def _waiter(self, cost: Mapping[str, int] | None) -> _Waiter:
+        """A checked request for ``cost``: what it takes from each bucket."""
+        asked = {"requests": 1} if cost is None else dict(cost)
+        for dimension, units in asked.items():
             if not isinstance(units, int) or isinstance(units, bool) or units < 0:
                 raise ConfigurationError(
                     f"rate limiter {self.name!r}: cost of {dimension!r} must be an int >= 0, "
@@ -201,12 +203,22 @@ class RateLimiter:
                 )
         costs = []
         for bucket in self._buckets:
-            units = cost.get(bucket.dimension, 0)
+            units = asked.get(bucket.dimension, 0)
             if units > bucket.amount:
                 raise CostExceedsLimitError(self.name, bucket.dimension, units, str(bucket.limit))
             if units:
                 costs.append((bucket, units))
-        return costs
+        return _Waiter(asked, costs)
+
+    def _admit_now(self, waiter: _Waiter, now: float) -> Permit | None:
+        """Under the lock: reserve at once if nobody is queued and no pause runs."""
+        if self._queue or now < self._paused_until:
+            return None
+        taken = self._reserve(waiter)
+        if taken is None:
+            return None
+        self._stats["acquired"] += 1
+        return Permit(self, waiter.asked, taken, 0.0)
 
     def acquire(
         self, cost: Mapping[str, int] | None = None, timeout: float | None = None
@@ -218,17 +230,13 @@ class RateLimiter:
         limit, and :class:`RateLimitTimeout` (nothing reserved) if not admitted within
         ``timeout`` seconds (None: wait as long as it takes).
         """
-        costs = self._costs(cost)
-        asked = dict(cost) if cost is not None else {"requests": 1}
+        waiter = self._waiter(cost)
         clock = self.clock
         start = clock.monotonic()
-        waiter = _Waiter(costs)
         with self._lock:
-            if not self._queue and start >= self._paused_until:
-                taken = self._reserve(waiter)
-                if taken is not None:
-                    self._stats["acquired"] += 1
-                    return Permit(self, asked, taken, 0.0)
+            permit = self._admit_now(waiter, start)
+            if permit is not None:
+                return permit
             self._queue.append(waiter)
         deadline = None if timeout is None else start + timeout
         try:
@@ -249,8 +257,8 @@ class RateLimiter:
                                 self._stats["acquired"] += 1
                                 self._stats["waited"] += 1
                                 self._stats["wait_seconds"] += waited
-                                return Permit(self, asked, taken, waited)
-                            delay = max(_MIN_WAIT, self._wait_time(costs))
+                                return Permit(self, waiter.asked, taken, waited)
+                            delay = max(_MIN_WAIT, self._wait_time(waiter.costs))
                     waiter.event.clear()
                 if deadline is not None:
                     if now >= deadline:
@@ -269,16 +277,12 @@ class RateLimiter:
 
     def try_acquire(self, cost: Mapping[str, int] | None = None) -> Permit | None:
         """Reserve ``cost`` now if every bucket has room and nobody is queued; else None."""
-        costs = self._costs(cost)
+        waiter = self._waiter(cost)
         with self._lock:
-            if not self._queue and self.clock.monotonic() >= self._paused_until:
-                taken = self._reserve(_Waiter(costs))
-                if taken is not None:
-                    self._stats["acquired"] += 1
-                    asked = dict(cost) if cost is not None else {"requests": 1}
-                    return Permit(self, asked, taken, 0.0)
-            self._stats["refused"] += 1
-            return None
+            permit = self._admit_now(waiter, self.clock.monotonic())
+            if permit is None:
+                self._stats["refused"] += 1
+            return permit
 
     def _reserve(self, waiter: _Waiter) -> list[tuple[Bucket, Any, int]] | None:
         """Hit every bucket in order; on a refusal give back what was taken (all or none)."""
@@ -302,7 +306,7 @@ class RateLimiter:
 
     def wait_time(self, cost: Mapping[str, int] | None = None) -> float:
         """Seconds until ``cost`` might be admitted, ignoring callers already queued."""
-        costs = self._costs(cost)
+        costs = self._waiter(cost).costs
         paused = max(0.0, self._paused_until - self.clock.monotonic())
         return max(paused, self._wait_time(costs))
 
