@@ -122,3 +122,32 @@ def restarted(sup: Any, child_id: Any, old: ServerRef[Any]) -> Callable[[], Serv
         return ref if ref is not None and ref is not old else None
 
     return check
+
+
+class InThread:
+    """``fn(*args, **kwargs)`` in a thread of its own, for calls that block (a limiter's
+    acquire, a retry loop) while the test moves a FakeClock. ``result()`` returns what the
+    call returned or raises what it raised."""
+
+    def __init__(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
+        self.value: Any = None
+        self.error: BaseException | None = None
+        self.done = threading.Event()
+
+        def run() -> None:
+            try:
+                self.value = fn(*args, **kwargs)
+            except BaseException as exc:
+                self.error = exc
+            finally:
+                self.done.set()
+
+        self.thread = threading.Thread(target=run, name=f"in-thread-{fn!r:.40}")
+        self.thread.start()
+
+    def result(self, timeout: float = 5.0) -> Any:
+        assert self.done.wait(timeout), f"{self.thread.name} did not return"
+        self.thread.join(timeout)
+        if self.error is not None:
+            raise self.error
+        return self.value

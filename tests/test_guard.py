@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -28,6 +28,7 @@ from otpy.resilience import (
     guard,
 )
 from otpy.testing import FakeClock, wait_until
+from support import InThread
 
 EPOCH = 1_700_000_040.0
 
@@ -73,36 +74,9 @@ def level(lim: RateLimiter, dimension: str) -> float:
     return next(b.level for b in lim.statistics().buckets if b.dimension == dimension)
 
 
-class Caller:
-    """Runs a guarded call in a thread of its own."""
-
-    def __init__(self, fn: Callable[[], Any]) -> None:
-        self.value: Any = None
-        self.error: BaseException | None = None
-        self.done = threading.Event()
-
-        def run() -> None:
-            try:
-                self.value = fn()
-            except BaseException as exc:
-                self.error = exc
-            finally:
-                self.done.set()
-
-        self.thread = threading.Thread(target=run)
-        self.thread.start()
-
-    def result(self) -> Any:
-        assert self.done.wait(5)
-        self.thread.join(5)
-        if self.error is not None:
-            raise self.error
-        return self.value
-
-
 @pytest.fixture
-def callers() -> Iterator[list[Caller]]:
-    started: list[Caller] = []
+def callers() -> Iterator[list[InThread]]:
+    started: list[InThread] = []
     yield started
     for c in started:
         c.thread.join(5)
@@ -134,12 +108,12 @@ def test_a_plain_call_reserves_settles_and_returns(
 
 
 def test_waiting_for_the_limiter_is_reported(
-    clock: FakeClock, events: list[ResilienceEvent], callers: list[Caller]
+    clock: FakeClock, events: list[ResilienceEvent], callers: list[InThread]
 ) -> None:
     lim = limiter(clock, rpm="1/minute")
     call = guard(Provider(), name="p", limiter=lim, clock=clock, on_event=events.append)
     call()
-    caller = Caller(call.run)
+    caller = InThread(call.run)
     callers.append(caller)
     clock.wait_for_sleepers(1)
     clock.advance(60.5)
@@ -150,7 +124,7 @@ def test_waiting_for_the_limiter_is_reported(
 
 
 def test_retryable_faults_are_retried_and_each_failed_attempt_gives_its_permit_back(
-    clock: FakeClock, events: list[ResilienceEvent], callers: list[Caller]
+    clock: FakeClock, events: list[ResilienceEvent], callers: list[InThread]
 ) -> None:
     lim = limiter(clock)
     provider = Provider(ServerError("boom", status=500), ServerError("boom", status=502), "ok")
@@ -163,7 +137,7 @@ def test_retryable_faults_are_retried_and_each_failed_attempt_gives_its_permit_b
         clock=clock,
         on_event=events.append,
     )
-    caller = Caller(call.run)
+    caller = InThread(call.run)
     callers.append(caller)
     clock.wait_for_sleepers(1)
     clock.advance(1.0)
@@ -179,7 +153,7 @@ def test_retryable_faults_are_retried_and_each_failed_attempt_gives_its_permit_b
 
 
 def test_retry_after_pauses_the_limiter_and_is_waited_to_the_millisecond(
-    clock: FakeClock, events: list[ResilienceEvent], callers: list[Caller]
+    clock: FakeClock, events: list[ResilienceEvent], callers: list[InThread]
 ) -> None:
     lim = limiter(clock)
     at: list[float] = []
@@ -191,7 +165,7 @@ def test_retry_after_pauses_the_limiter_and_is_waited_to_the_millisecond(
 
     call = guard(timed, name="p", limiter=lim, retry=RetryPolicy(), clock=clock,
                  on_event=events.append)  # fmt: skip
-    caller = Caller(call)
+    caller = InThread(call)
     callers.append(caller)
     clock.wait_for_sleepers(1)
     # everyone using this limiter is held back, not only the caller that got the 429
@@ -288,7 +262,7 @@ def test_every_option_failing_raises_all_options_failed(clock: FakeClock) -> Non
 
 
 def test_a_timed_out_call_keeps_its_reservation(
-    clock: FakeClock, events: list[ResilienceEvent], callers: list[Caller]
+    clock: FakeClock, events: list[ResilienceEvent], callers: list[InThread]
 ) -> None:
     lim = limiter(clock)
     release = threading.Event()
@@ -301,7 +275,7 @@ def test_a_timed_out_call_keeps_its_reservation(
         clock=clock,
         on_event=events.append,
     )
-    caller = Caller(call)
+    caller = InThread(call)
     callers.append(caller)
     clock.wait_for_sleepers(1)
     clock.advance(10)
@@ -322,7 +296,7 @@ def test_calls_through_one_guard_run_concurrently(clock: FakeClock) -> None:
         breaker=CircuitBreaker("p", clock=clock),
         clock=clock,
     )
-    pool = [Caller(call) for _ in range(32)]
+    pool = [InThread(call) for _ in range(32)]
     for caller in pool:
         caller.result()  # a BrokenBarrierError here would mean the calls were serialized
 

@@ -23,8 +23,9 @@ from otpy.errors import (
     PermitError,
     RateLimitTimeout,
 )
-from otpy.resilience import ClockedMemoryStorage, Limit, Permit, RateLimiter
+from otpy.resilience import ClockedMemoryStorage, Limit, RateLimiter
 from otpy.testing import FakeClock, wait_until
+from support import InThread
 
 # FakeClock's wall time is epoch + monotonic; start at a minute boundary so calendar
 # windows begin at t=0.
@@ -44,37 +45,9 @@ def level(limiter: RateLimiter, dimension: str) -> float:
     return next(b.level for b in limiter.statistics().buckets if b.dimension == dimension)
 
 
-class Acquirer:
-    """acquire() in a thread of its own; the test waits on it with events."""
-
-    def __init__(self, limiter: RateLimiter, cost: dict[str, int], **kw: Any) -> None:
-        self.permit: Permit | None = None
-        self.error: BaseException | None = None
-        self.done = threading.Event()
-
-        def run() -> None:
-            try:
-                self.permit = limiter.acquire(cost, **kw)
-            except BaseException as exc:
-                self.error = exc
-            finally:
-                self.done.set()
-
-        self.thread = threading.Thread(target=run, name=f"acquire-{cost}")
-        self.thread.start()
-
-    def result(self) -> Permit:
-        assert self.done.wait(5), "acquire did not return"
-        self.thread.join(5)
-        if self.error:
-            raise self.error
-        assert self.permit is not None
-        return self.permit
-
-
 @pytest.fixture
-def acquirers() -> Iterator[list[Acquirer]]:
-    started: list[Acquirer] = []
+def acquirers() -> Iterator[list[InThread]]:
+    started: list[InThread] = []
     yield started
     for a in started:
         a.thread.join(5)
@@ -186,12 +159,12 @@ def test_cost_larger_than_a_bucket_fails_at_once(clock: FakeClock) -> None:
 
 
 def test_acquire_waits_until_the_window_has_room(
-    clock: FakeClock, acquirers: list[Acquirer]
+    clock: FakeClock, acquirers: list[InThread]
 ) -> None:
     limiter = RateLimiter([Limit("requests", "2/minute", "fixed-window")], clock=clock)
     limiter.acquire()
     limiter.acquire()
-    waiter = Acquirer(limiter, {"requests": 1})
+    waiter = InThread(limiter.acquire, {"requests": 1})
     acquirers.append(waiter)
     clock.wait_for_sleepers(1)
     assert limiter.wait_time() == pytest.approx(60, abs=1e-3)
@@ -206,7 +179,7 @@ def test_acquire_waits_until_the_window_has_room(
 
 
 def test_sliding_window_admits_as_the_previous_window_decays(
-    clock: FakeClock, acquirers: list[Acquirer]
+    clock: FakeClock, acquirers: list[InThread]
 ) -> None:
     limiter = RateLimiter([Limit("tokens", "1000/minute")], clock=clock)
     limiter.acquire({"tokens": 1000})
@@ -214,7 +187,7 @@ def test_sliding_window_admits_as_the_previous_window_decays(
     expected = limiter.wait_time({"tokens": 400})
     # floor(1000 x (1 - t/60)) + 400 <= 1000  <=>  t > 23.94
     assert expected == pytest.approx(23.94, abs=1e-3)
-    waiter = Acquirer(limiter, {"tokens": 400})
+    waiter = InThread(limiter.acquire, {"tokens": 400})
     acquirers.append(waiter)
     clock.wait_for_sleepers(1)
     clock.advance(23.93)
@@ -225,14 +198,14 @@ def test_sliding_window_admits_as_the_previous_window_decays(
 
 
 def test_fifo_a_large_request_is_not_starved_by_small_ones(
-    clock: FakeClock, acquirers: list[Acquirer]
+    clock: FakeClock, acquirers: list[InThread]
 ) -> None:
     limiter = RateLimiter([Limit("tokens", "1000/minute", "fixed-window")], clock=clock)
     limiter.acquire({"tokens": 900})
-    big = Acquirer(limiter, {"tokens": 800})
+    big = InThread(limiter.acquire, {"tokens": 800})
     acquirers.append(big)
     queued(limiter, 1)
-    small = Acquirer(limiter, {"tokens": 50})  # would fit now, but queues behind
+    small = InThread(limiter.acquire, {"tokens": 50})  # would fit now, but queues behind
     acquirers.append(small)
     queued(limiter, 2)
     assert limiter.try_acquire({"tokens": 10}) is None  # nobody jumps the queue
@@ -245,14 +218,14 @@ def test_fifo_a_large_request_is_not_starved_by_small_ones(
 
 
 def test_timeout_raises_reserves_nothing_and_lets_the_next_go(
-    clock: FakeClock, acquirers: list[Acquirer]
+    clock: FakeClock, acquirers: list[InThread]
 ) -> None:
     limiter = rpm_tpm(clock, tpm="1000/minute")
     limiter.acquire({"requests": 1, "tokens": 1000})
-    head = Acquirer(limiter, {"requests": 1, "tokens": 1000}, timeout=5)
+    head = InThread(limiter.acquire, {"requests": 1, "tokens": 1000}, timeout=5)
     acquirers.append(head)
     queued(limiter, 1)
-    second = Acquirer(limiter, {"requests": 1, "tokens": 1}, timeout=None)
+    second = InThread(limiter.acquire, {"requests": 1, "tokens": 1}, timeout=None)
     acquirers.append(second)
     queued(limiter, 2)
     clock.wait_for_sleepers(1)
@@ -299,11 +272,11 @@ def test_interrupted_waiter_leaves_the_queue(clock: FakeClock) -> None:
 
 
 def test_settle_refunds_unused_tokens_and_wakes_the_queue(
-    clock: FakeClock, acquirers: list[Acquirer]
+    clock: FakeClock, acquirers: list[InThread]
 ) -> None:
     limiter = rpm_tpm(clock)
     permit = limiter.acquire({"requests": 1, "tokens": 900})
-    waiter = Acquirer(limiter, {"requests": 1, "tokens": 500})
+    waiter = InThread(limiter.acquire, {"requests": 1, "tokens": 500})
     acquirers.append(waiter)
     clock.wait_for_sleepers(1)
     assert permit.settle({"tokens": 300}) == {"tokens": -600}
@@ -347,13 +320,13 @@ def test_refund_lands_in_the_window_it_was_taken_from(clock: FakeClock) -> None:
 
 
 def test_pause_for_holds_every_caller_until_it_ends(
-    clock: FakeClock, acquirers: list[Acquirer]
+    clock: FakeClock, acquirers: list[InThread]
 ) -> None:
     limiter = rpm_tpm(clock)
     limiter.pause_for(2.5)
     limiter.pause_for(1.0)  # a shorter pause does not cut the longer one
     assert limiter.try_acquire() is None
-    waiter = Acquirer(limiter, {"requests": 1})
+    waiter = InThread(limiter.acquire, {"requests": 1})
     acquirers.append(waiter)
     clock.wait_for_sleepers(1)
     assert limiter.statistics().paused_for == 2.5
@@ -366,10 +339,10 @@ def test_pause_for_holds_every_caller_until_it_ends(
         limiter.pause_for(-1)
 
 
-def test_pause_timeout_names_the_pause(clock: FakeClock, acquirers: list[Acquirer]) -> None:
+def test_pause_timeout_names_the_pause(clock: FakeClock, acquirers: list[InThread]) -> None:
     limiter = rpm_tpm(clock)
     limiter.pause_for(30)
-    waiter = Acquirer(limiter, {"requests": 1}, timeout=1)
+    waiter = InThread(limiter.acquire, {"requests": 1}, timeout=1)
     acquirers.append(waiter)
     clock.wait_for_sleepers(1)
     clock.advance(1)

@@ -9,8 +9,7 @@ from __future__ import annotations
 
 import email.utils
 import random
-import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import anthropic
@@ -43,6 +42,7 @@ from otpy.resilience._retry import (
     retry_after_of,
 )
 from otpy.testing import FakeClock, wait_until
+from support import InThread
 
 EPOCH = 1_700_000_000.0
 
@@ -90,29 +90,6 @@ class Flaky:
         if self.errors:
             raise self.errors.pop(0)
         return f"{self.value}{args}{kwargs}" if args or kwargs else self.value
-
-
-class Caller:
-    """``policy.call`` in a thread of its own; ``join`` returns its result or raises."""
-
-    def __init__(self, policy: RetryPolicy, fn: Callable[..., str], **kw: Any) -> None:
-        self.result: str | None = None
-        self.error: BaseException | None = None
-        self.thread = threading.Thread(target=self._run, args=(policy, fn, kw), name="caller")
-        self.thread.start()
-
-    def _run(self, policy: RetryPolicy, fn: Callable[..., str], kw: dict[str, Any]) -> None:
-        try:
-            self.result = policy.call(fn, **kw)
-        except BaseException as exc:
-            self.error = exc
-
-    def join(self) -> str | None:
-        self.thread.join(10)
-        assert not self.thread.is_alive(), "the retry loop did not finish"
-        if self.error is not None:
-            raise self.error
-        return self.result
 
 
 def anthropic_429(headers: dict[str, str]) -> anthropic.RateLimitError:
@@ -219,11 +196,11 @@ def test_retry_after_ms_is_honoured_to_the_millisecond() -> None:
     clock = RecordingClock()
     fn = Flaky(clock, [anthropic_429({"retry-after-ms": "1234"})])
     policy = RetryPolicy(retry_on=retry_anthropic_429, max_backoff=0.5, initial=0.5)
-    caller = Caller(policy, fn, clock=clock)
+    caller = InThread(policy.call, fn, clock=clock)
     clock.wait_for_sleep(1)
     assert fn.calls == [0.0]
     clock.advance(1.234)
-    assert caller.join() == "ok"
+    assert caller.result(10) == "ok"
     assert fn.calls == [0.0, 1.234]  # exactly the header, not the (smaller) backoff cap
     assert clock.sleeps == [1.234]
 
@@ -233,13 +210,13 @@ def test_provider_error_retry_after_is_honoured() -> None:
     fn = Flaky(clock, [RateLimitedError("429", retry_after=2.5), OverloadedError("529")])
     policy = RetryPolicy(jitter=False, initial=1.0)
     record: list[RetryAttempt] = []
-    caller = Caller(policy, fn, clock=clock, record=record)
+    caller = InThread(policy.call, fn, clock=clock, record=record)
     clock.wait_for_sleep(1)
     clock.advance(2.5)
     clock.wait_for_sleep(2)
     assert fn.calls == [0.0, 2.5]
     clock.advance(2.0)  # no Retry-After on the 529: backoff for attempt 2 is 1.0 * 2
-    assert caller.join() == "ok"
+    assert caller.result(10) == "ok"
     assert fn.calls == [0.0, 2.5, 4.5]
     assert [(r.attempt, r.delay, type(r.error)) for r in record] == [
         (1, 2.5, RateLimitedError),
@@ -251,10 +228,10 @@ def test_retry_after_as_an_http_date() -> None:
     clock = RecordingClock()
     date = email.utils.formatdate(clock.time() + 7, usegmt=True)
     fn = Flaky(clock, [anthropic_429({"retry-after": date})])
-    caller = Caller(RetryPolicy(retry_on=retry_anthropic_429), fn, clock=clock)
+    caller = InThread(RetryPolicy(retry_on=retry_anthropic_429).call, fn, clock=clock)
     clock.wait_for_sleep(1)
     clock.advance(7.0)
-    assert caller.join() == "ok"
+    assert caller.result(10) == "ok"
     assert fn.calls == [0.0, 7.0]
 
 
@@ -263,12 +240,12 @@ def test_backoff_without_jitter_is_exact_and_capped() -> None:
     errors: list[BaseException] = [ServerError(str(n)) for n in range(5)]
     fn = Flaky(clock, errors)
     policy = RetryPolicy(max_attempts=6, initial=0.5, multiplier=2.0, max_backoff=3.0, jitter=False)
-    caller = Caller(policy, fn, clock=clock)
+    caller = InThread(policy.call, fn, clock=clock)
     for n, delay in enumerate((0.5, 1.0, 2.0, 3.0, 3.0), start=1):
         clock.wait_for_sleep(n)
         assert len(fn.calls) == n
         clock.advance(delay)
-    assert caller.join() == "ok"
+    assert caller.result(10) == "ok"
     assert clock.sleeps == [0.5, 1.0, 2.0, 3.0, 3.0]
     assert fn.calls == [0.0, 0.5, 1.5, 3.5, 6.5, 9.5]
 
@@ -335,13 +312,13 @@ def test_deadline_stops_before_a_wait_that_would_end_past_it() -> None:
     fn = Flaky(clock, [ServerError("x")] * 10)
     events: list[ResilienceEvent] = []
     policy = RetryPolicy(max_attempts=10, initial=1.0, jitter=False, deadline=5.0)
-    caller = Caller(policy, fn, clock=clock, on_event=events.append)
+    caller = InThread(policy.call, fn, clock=clock, on_event=events.append)
     clock.wait_for_sleep(1)
     clock.advance(1.0)
     clock.wait_for_sleep(2)
     clock.advance(2.0)  # attempt 3 at t=3; a 4 s wait would end at 7 > 5
     with pytest.raises(ServerError):
-        caller.join()
+        caller.result(10)
     assert fn.calls == [0.0, 1.0, 3.0]
     assert clock.sleeps == [1.0, 2.0]
     assert events[-1].name == "retry.gave_up"
