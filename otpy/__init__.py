@@ -11,6 +11,7 @@ from otpy.errors import (
     AlreadyPresentError,
     AlreadyStartedError,
     AuthenticationError,
+    BatchUpdateError,
     CallTimeoutError,
     ChildNotFoundError,
     ChildRestartingError,
@@ -21,6 +22,7 @@ from otpy.errors import (
     CostExceedsLimitError,
     DuplicateChildError,
     InvalidRequestError,
+    InvalidValueError,
     MaxChildrenError,
     NameTakenError,
     NoProcessError,
@@ -37,7 +39,10 @@ from otpy.errors import (
     ServerError,
     SpendLimitError,
     StartChildError,
+    StateError,
     SupervisionError,
+    VariableExistsError,
+    VariableNotFound,
 )
 from otpy.log import SecretFilter, configure_logging
 from otpy.resilience import (
@@ -69,6 +74,11 @@ __version__ = "0.1.0"
 
 __all__ = [
     "AllOptionsFailed",
+    "VariableNotFound",
+    "VariableExistsError",
+    "StateError",
+    "InvalidValueError",
+    "BatchUpdateError",
     "AlreadyPresentError",
     "AlreadyStartedError",
     "AuthenticationError",

@@ -5,6 +5,7 @@ Knows nothing of LLMs; imports only pykka, ``otpy.errors`` and ``otpy.clock``.
 
 from ._child import ChildCounts, ChildInfo, ChildState, SupervisorStats
 from ._dynamic import DynamicSupervisor, DynamicSupervisorRef
+from ._events import SupervisorEvent, SupervisorEventSink, add_event_sink, remove_event_sink
 from ._exit import KILLED, NOPROC, NORMAL, SHUTDOWN, ExitReason, is_abnormal
 from ._genserver import GenServer
 from ._handle import NamedHandle, call, cast
@@ -36,12 +37,16 @@ __all__ = [
     "ServerStats",
     "Supervisor",
     "SupervisorRef",
+    "SupervisorEvent",
+    "SupervisorEventSink",
     "SupervisorStats",
+    "add_event_sink",
     "call",
     "cast",
     "is_abnormal",
     "register",
     "registered",
+    "remove_event_sink",
     "should_restart",
     "unregister",
     "whereis",

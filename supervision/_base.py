@@ -12,7 +12,8 @@ from otpy.clock import SYSTEM_CLOCK, Clock
 from otpy.errors import StartChildError
 
 from ._child import Child, ChildCounts, ChildInfo, SupervisorStats, count
-from ._exit import KILLED, SHUTDOWN
+from ._events import report
+from ._exit import KILLED, SHUTDOWN, is_abnormal
 from ._genserver import GenServer
 from ._policy import RestartIntensity, should_restart
 from ._ref import Down, ServerRef
@@ -143,22 +144,44 @@ class SupervisorBase(GenServer):
     def _launch(self, child: Child) -> ServerRef[Any]:
         """Start ``child`` and watch it; raises StartChildError (child left not running)."""
         spec = child.spec
+        restart = child.starts > 0 or child.state == "restarting"
+        failure: StartChildError | None = None
+        started: ServerRef[Any] | None = None
         try:
-            started = spec.start()  # type: ignore[misc]
+            result = spec.start()  # type: ignore[misc]
         except BaseException as exc:
+            failure = StartChildError(spec.id, exc)
+            failure.__cause__ = exc
+        else:
+            if isinstance(result, ServerRef):
+                started = result
+            else:
+                if hasattr(result, "stop"):
+                    result.stop(block=False)
+                failure = StartChildError(
+                    spec.id, f"start returned {result!r}, not a started GenServer ref"
+                )
+        if started is None:
+            assert failure is not None
             child.started_at = None
-            raise StartChildError(spec.id, exc) from exc
-        if not isinstance(started, ServerRef):
-            if hasattr(started, "stop"):
-                started.stop(block=False)
-            child.started_at = None
-            raise StartChildError(
-                spec.id, f"start returned {started!r}, not a started GenServer ref"
+            report(
+                "supervisor.child_start_failed",
+                self,
+                spec.id,
+                restart=restart,
+                error=repr(failure.reason),
             )
+            raise failure
         child.ref = started
+        child.starts += 1
         child.state = "running"
         child.started_at = self._clock.monotonic()
         child.monitor = started.monitor(self.actor_ref, tag=child.key)
+        if restart:
+            window = {"restarts_in_window": self._intensity.restarts_in_window()}
+            report("supervisor.child_restarted", self, spec.id, window, actor=str(started))
+        else:
+            report("supervisor.child_started", self, spec.id, actor=str(started))
         return started
 
     def _unwatch(self, child: Child) -> ServerRef[Any] | None:
@@ -191,7 +214,16 @@ class SupervisorBase(GenServer):
         child.ref = None
         child.monitor = None
         spec = child.spec
-        if should_restart(spec.restart, down.reason):
+        restart = should_restart(spec.restart, down.reason)
+        report(
+            "supervisor.child_exited",
+            self,
+            spec.id,
+            reason=repr(down.reason),
+            abnormal=is_abnormal(down.reason),
+            restart=restart,
+        )
+        if restart:
             logger.warning("%s: child %r exited (%r)", self, spec.id, down.reason)
             self._restart(child)
         else:
@@ -201,6 +233,15 @@ class SupervisorBase(GenServer):
 
     def _restart(self, child: Child) -> None:
         if not self._intensity.add():
+            report(
+                "supervisor.max_intensity_reached",
+                self,
+                child.spec.id,
+                {
+                    "max_restarts": self._intensity.max_restarts,
+                    "max_seconds": self._intensity.max_seconds,
+                },
+            )
             logger.error(
                 "%s: reached max restart intensity (%d in %.3g s) at child %r; shutting down",
                 self,

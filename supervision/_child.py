@@ -61,6 +61,7 @@ class Child:
         "ref",
         "spec",
         "started_at",
+        "starts",
         "state",
         "timer",
     )
@@ -74,6 +75,7 @@ class Child:
         self.monitor: Monitor | None = None
         self.started_at: float | None = None
         self.attempt = 0  # consecutive backoff restarts
+        self.starts = 0  # incarnations started so far (a restart is any start after the first)
         self.timer: TimerHandle | None = None
 
     def info(self) -> ChildInfo:

@@ -96,6 +96,10 @@ def test_public_api_is_re_exported() -> None:
         "SHUTDOWN",
         "KILLED",
         "NOPROC",
+        "SupervisorEvent",
+        "SupervisorEventSink",
+        "add_event_sink",
+        "remove_event_sink",
     }
     assert set(otpy.supervision.__all__) == documented_supervision
     documented_resilience = {

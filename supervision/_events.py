@@ -1,0 +1,80 @@
+"""Supervisor reports: what a supervisor did to its children, for whoever listens.
+
+The counterpart of OTP's supervisor progress and crash reports (SASL). Every supervisor in
+the process reports to the sinks added here; ``otpy`` adds one that forwards to the
+telemetry hub. A sink runs in the supervisor's own thread, so it must be quick; one that
+raises is logged and ignored: reporting never disturbs supervision.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = ["SupervisorEvent", "SupervisorEventSink", "add_event_sink", "remove_event_sink"]
+
+_log = logging.getLogger("otpy.supervision")
+
+
+@dataclass(frozen=True)
+class SupervisorEvent:
+    """One thing a supervisor did.
+
+    ``name`` is one of ``supervisor.child_started``, ``supervisor.child_restarted``,
+    ``supervisor.child_start_failed``, ``supervisor.child_exited``,
+    ``supervisor.max_intensity_reached``; ``supervisor`` names the supervisor, ``child_id``
+    the child (``None`` for the intensity report); ``measurements`` holds numbers
+    (restarts in the window, backoff delay), ``metadata`` the rest (exit reason, strategy).
+    """
+
+    name: str
+    supervisor: str
+    child_id: Any
+    measurements: Mapping[str, float] = field(default_factory=dict)
+    metadata: Mapping[str, Any] = field(default_factory=dict)
+
+
+SupervisorEventSink = Callable[[SupervisorEvent], None]
+
+_sinks: tuple[SupervisorEventSink, ...] = ()
+_sinks_lock = threading.Lock()
+
+
+def add_event_sink(sink: SupervisorEventSink) -> None:
+    """Send every supervisor's reports to ``sink`` too (adding one twice is a no-op)."""
+    global _sinks
+    with _sinks_lock:
+        if sink not in _sinks:
+            _sinks = (*_sinks, sink)
+
+
+def remove_event_sink(sink: SupervisorEventSink) -> bool:
+    """Stop sending reports to ``sink``; whether it was there."""
+    global _sinks
+    with _sinks_lock:
+        if sink not in _sinks:
+            return False
+        _sinks = tuple(s for s in _sinks if s is not sink)
+        return True
+
+
+def report(
+    name: str,
+    supervisor: object,
+    child_id: Any,
+    measurements: Mapping[str, float] | None = None,
+    **metadata: Any,
+) -> None:
+    """Deliver one report to every sink (none: nothing is built)."""
+    sinks = _sinks
+    if not sinks:
+        return
+    event = SupervisorEvent(name, str(supervisor), child_id, dict(measurements or {}), metadata)
+    for sink in sinks:
+        try:
+            sink(event)
+        except Exception:
+            _log.exception("supervisor event sink failed on %s from %s", name, event.supervisor)
