@@ -2,9 +2,11 @@
 
 The front door: everything public is importable from here. Supervision lives in
 :mod:`otpy.supervision`, rate limits, breakers, retries and fallbacks in
-:mod:`otpy.resilience`, test helpers in :mod:`otpy.testing`.
+:mod:`otpy.resilience`, events, traces and metrics in :mod:`otpy.telemetry`, test helpers
+in :mod:`otpy.testing`.
 """
 
+from otpy import _reports
 from otpy.clock import SYSTEM_CLOCK, Clock, SystemClock
 from otpy.errors import (
     AllOptionsFailed,
@@ -69,20 +71,35 @@ from otpy.supervision import (
     Supervisor,
     whereis,
 )
+from otpy.telemetry import (
+    Counter,
+    Event,
+    EventStore,
+    Gauge,
+    Histogram,
+    Metrics,
+    Span,
+    Telemetry,
+    TraceContext,
+    TraceNode,
+    correlation,
+    current_context,
+    get_telemetry,
+    set_telemetry,
+    use_context,
+)
+
+_reports.install()
 
 __version__ = "0.1.0"
 
 __all__ = [
     "AllOptionsFailed",
-    "VariableNotFound",
-    "VariableExistsError",
-    "StateError",
-    "InvalidValueError",
-    "BatchUpdateError",
     "AlreadyPresentError",
     "AlreadyStartedError",
     "AuthenticationError",
     "Backoff",
+    "BatchUpdateError",
     "CallTimeoutError",
     "ChildNotFoundError",
     "ChildRestartingError",
@@ -94,17 +111,24 @@ __all__ = [
     "Clock",
     "ConfigurationError",
     "CostExceedsLimitError",
+    "Counter",
     "Down",
     "DuplicateChildError",
     "DynamicSupervisor",
+    "Event",
+    "EventStore",
     "Fallback",
+    "Gauge",
     "GenServer",
     "Guard",
     "GuardResult",
     "Guarded",
+    "Histogram",
     "InvalidRequestError",
+    "InvalidValueError",
     "Limit",
     "MaxChildrenError",
+    "Metrics",
     "NameTakenError",
     "NamedHandle",
     "NoProcessError",
@@ -126,13 +150,25 @@ __all__ = [
     "SecretFilter",
     "ServerError",
     "ServerRef",
+    "Span",
     "SpendLimitError",
     "StartChildError",
+    "StateError",
     "SupervisionError",
     "Supervisor",
     "SystemClock",
+    "Telemetry",
+    "TraceContext",
+    "TraceNode",
+    "VariableExistsError",
+    "VariableNotFound",
     "__version__",
     "configure_logging",
+    "correlation",
+    "current_context",
+    "get_telemetry",
     "guard",
+    "set_telemetry",
+    "use_context",
     "whereis",
 ]

@@ -362,9 +362,7 @@ class BatchUpdateError(StateError):
     applies all or nothing).
     """
 
-    def __init__(
-        self, failures: dict[str, BaseException], applied: Sequence[str] = ()
-    ) -> None:
+    def __init__(self, failures: dict[str, BaseException], applied: Sequence[str] = ()) -> None:
         why = "; ".join(f"{name}: {exc}" for name, exc in failures.items())
         done = (
             f"; applied anyway: {', '.join(map(repr, applied))}"

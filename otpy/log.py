@@ -7,14 +7,17 @@ import os
 import re
 from collections.abc import Iterable
 
-__all__ = ["SecretFilter", "configure_logging", "get_logger"]
+__all__ = ["REDACTED", "SECRET_ENV_VARS", "SecretFilter", "configure_logging", "get_logger"]
 
 _KEY_PATTERNS = (
     re.compile(r"sk-ant-[A-Za-z0-9_\-]{8,}"),  # Anthropic
     re.compile(r"AIza[0-9A-Za-z_\-]{20,}"),  # Google
-    re.compile(r"(?i)(api[_-]?key|x-api-key|x-goog-api-key|authorization)([\"'=: ]+)([^\s\"',}]+)"),
+    re.compile(
+        r"(?i)\b(api[_-]?key|x-api-key|x-goog-api-key|authorization|password|passwd|secret"
+        r"|(?:access|auth|refresh|session)[_-]?token)([\"'=: ]+)((?:bearer|basic|token)\s+)?([^\s\"',}]+)"
+    ),
 )
-_SECRET_ENV = ("ANTHROPIC_API_KEY", "GEMINI_API_KEY", "GOOGLE_API_KEY")
+SECRET_ENV_VARS = ("ANTHROPIC_API_KEY", "GEMINI_API_KEY", "GOOGLE_API_KEY")
 REDACTED = "[REDACTED]"
 
 
@@ -24,7 +27,7 @@ class SecretFilter(logging.Filter):
 
     def __init__(self, extra_secrets: Iterable[str] = ()) -> None:
         super().__init__()
-        values = [os.environ.get(name, "") for name in _SECRET_ENV]
+        values = [os.environ.get(name, "") for name in SECRET_ENV_VARS]
         self._literals = sorted(
             {v for v in (*values, *extra_secrets) if len(v) >= 8}, key=len, reverse=True
         )
@@ -34,7 +37,7 @@ class SecretFilter(logging.Filter):
             text = text.replace(secret, REDACTED)
         text = _KEY_PATTERNS[0].sub(REDACTED, text)
         text = _KEY_PATTERNS[1].sub(REDACTED, text)
-        return _KEY_PATTERNS[2].sub(lambda m: f"{m.group(1)}{m.group(2)}{REDACTED}", text)
+        return _KEY_PATTERNS[2].sub(lambda m: f"{m.group(1)}{m.group(2)}{m.group(3) or ''}{REDACTED}", text)
 
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()
@@ -52,18 +55,25 @@ def get_logger(name: str) -> logging.Logger:
 
 
 def configure_logging(level: int | str = "INFO", *, fmt: str | None = None) -> logging.Handler:
-    """Send otpy's (and pykka's) logs to stderr with secrets masked; returns the handler.
+    """Send otpy's (and pykka's) logs to stderr with secrets masked and each record's
+    trace ids (``%(correlation_id)s``, ``%(span_id)s``, ``-`` outside a trace); returns
+    the handler.
 
     For applications and the CLI; a library embedding otpy can configure logging itself
     (then add :class:`SecretFilter` to its handlers). Calling it again replaces the handler.
     """
+    from otpy.telemetry import CorrelationFilter  # here: otpy.telemetry imports this module
+
     handler = logging.StreamHandler()
     handler.setFormatter(
         logging.Formatter(
-            fmt or "%(asctime)s %(levelname)-7s %(name)s [%(threadName)s] %(message)s"
+            fmt
+            or "%(asctime)s %(levelname)-7s %(name)s [%(threadName)s] "
+            "[%(correlation_id)s/%(span_id)s] %(message)s"
         )
     )
     handler.addFilter(SecretFilter())
+    handler.addFilter(CorrelationFilter())
     handler.set_name("otpy")
     for name in ("otpy", "pykka"):
         logger = logging.getLogger(name)

@@ -1,8 +1,10 @@
 """Events the resilience layer reports (waited, tripped, retried, fell back, ...).
 
-A subscriber is any callable taking a :class:`ResilienceEvent`; the telemetry layer
-subscribes one to record and query them. A subscriber that raises is logged and
-ignored: reporting never breaks the call it reports on.
+Every event goes to the default telemetry hub (``otpy.telemetry.get_telemetry()``, with
+the caller's correlation and span ids, ``source`` in its metadata) and to the ``on_event``
+subscriber given to the guard, limiter or breaker, if any: any callable taking a
+:class:`ResilienceEvent`. A subscriber that raises is logged and ignored: reporting never
+breaks the call it reports on.
 """
 
 from __future__ import annotations
@@ -11,6 +13,8 @@ import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
+
+from otpy.telemetry import get_telemetry
 
 __all__ = ["EventSink", "ResilienceEvent", "emit"]
 
@@ -44,7 +48,12 @@ def emit(
     measurements: Mapping[str, float] | None = None,
     **metadata: Any,
 ) -> None:
-    """Deliver one event to ``sink`` (if any); a failing sink is logged, never raised."""
+    """Deliver one event to telemetry and to ``sink`` (if any); failures are logged, never
+    raised."""
+    try:
+        get_telemetry().emit(name, measurements, {"source": source, **metadata})
+    except Exception:
+        _log.exception("telemetry refused resilience event %s from %s", name, source)
     if sink is None:
         return
     event = ResilienceEvent(name, source, dict(measurements or {}), metadata)

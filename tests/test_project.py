@@ -112,7 +112,17 @@ def test_public_api_is_re_exported() -> None:
     assert set(otpy.resilience.__all__) == documented_resilience
     for name in ("RateLimiter", "Limit", "CircuitBreaker", "RetryPolicy", "guard", "Fallback"):
         assert getattr(otpy, name) is getattr(otpy.resilience, name)
-    for module in (otpy, otpy.supervision, otpy.errors, otpy.resilience):
+    documented_telemetry = {
+        "Telemetry", "TelemetryStats", "Event", "Span", "Subscriber", "get_telemetry",
+        "set_telemetry", "emit", "span", "EventStore", "StoreStats", "TraceNode",
+        "TraceContext", "correlation", "current_context", "use_context", "new_correlation_id",
+        "Metrics", "Counter", "Gauge", "Histogram", "QuantileSketch", "nearest_rank",
+        "CorrelationFilter", "REDACTED", "redact_value", "is_secret_key",
+    }  # fmt: skip
+    assert set(otpy.telemetry.__all__) == documented_telemetry
+    for name in ("Telemetry", "Event", "Histogram", "get_telemetry", "use_context"):
+        assert getattr(otpy, name) is getattr(otpy.telemetry, name)
+    for module in (otpy, otpy.supervision, otpy.errors, otpy.resilience, otpy.telemetry):
         for name in module.__all__:
             assert getattr(module, name) is not None, f"{module.__name__}.{name}"
     assert set(otpy.errors.__all__) <= set(otpy.__all__)
