@@ -14,7 +14,8 @@ _KEY_PATTERNS = (
     re.compile(r"AIza[0-9A-Za-z_\-]{20,}"),  # Google
     re.compile(
         r"(?i)\b(api[_-]?key|x-api-key|x-goog-api-key|authorization|password|passwd|secret"
-        r"|(?:access|auth|refresh|session)[_-]?token)([\"'=: ]+)((?:bearer|basic|token)\s+)?([^\s\"',}]+)"
+        r"|(?:access|auth|refresh|session)[_-]?token)"
+        r"([\"'=: ]+)((?:bearer|basic|token)\s+)?([^\s\"',}]+)"
     ),
 )
 SECRET_ENV_VARS = ("ANTHROPIC_API_KEY", "GEMINI_API_KEY", "GOOGLE_API_KEY")
@@ -37,7 +38,9 @@ class SecretFilter(logging.Filter):
             text = text.replace(secret, REDACTED)
         text = _KEY_PATTERNS[0].sub(REDACTED, text)
         text = _KEY_PATTERNS[1].sub(REDACTED, text)
-        return _KEY_PATTERNS[2].sub(lambda m: f"{m.group(1)}{m.group(2)}{m.group(3) or ''}{REDACTED}", text)
+        return _KEY_PATTERNS[2].sub(
+            lambda m: f"{m.group(1)}{m.group(2)}{m.group(3) or ''}{REDACTED}", text
+        )
 
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()

@@ -148,6 +148,8 @@ def test_secret_filter_masks_keys(monkeypatch: pytest.MonkeyPatch) -> None:
     for secret in ("sk-ant-api03", "AIzaSy", "hunter2", "zzzzzzzz", "plain-secret-value-123"):
         assert secret not in text
     assert text.count(REDACTED) == 5
+    text = redact("Authorization: Bearer opaque-abc123, password=pw12345678 max_tokens=100")
+    assert text == f"Authorization: Bearer {REDACTED}, password={REDACTED} max_tokens=100"
 
 
 def test_configure_logging_redacts(capsys: pytest.CaptureFixture[str]) -> None:

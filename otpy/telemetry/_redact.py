@@ -13,7 +13,7 @@ import threading
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from otpy.log import SECRET_ENV_VARS, REDACTED, SecretFilter
+from otpy.log import REDACTED, SECRET_ENV_VARS, SecretFilter
 
 __all__ = ["REDACTED", "Redactor", "is_secret_key", "redact_value"]
 
