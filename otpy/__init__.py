@@ -2,8 +2,8 @@
 
 The front door: everything public is importable from here. Supervision lives in
 :mod:`otpy.supervision`, rate limits, breakers, retries and fallbacks in
-:mod:`otpy.resilience`, events, traces and metrics in :mod:`otpy.telemetry`, test helpers
-in :mod:`otpy.testing`.
+:mod:`otpy.resilience`, variables that survive in :mod:`otpy.state`, events, traces and
+metrics in :mod:`otpy.telemetry`, test helpers in :mod:`otpy.testing`.
 """
 
 from otpy import _reports
@@ -60,6 +60,7 @@ from otpy.resilience import (
     RetryPolicy,
     guard,
 )
+from otpy.state import LocalState, SQLiteState, StateProvider, Variable, VariableChange
 from otpy.supervision import (
     Backoff,
     ChildSpec,
@@ -127,6 +128,7 @@ __all__ = [
     "InvalidRequestError",
     "InvalidValueError",
     "Limit",
+    "LocalState",
     "MaxChildrenError",
     "Metrics",
     "NameTakenError",
@@ -146,6 +148,7 @@ __all__ = [
     "ResilienceError",
     "ResilienceEvent",
     "RetryPolicy",
+    "SQLiteState",
     "SYSTEM_CLOCK",
     "SecretFilter",
     "ServerError",
@@ -154,12 +157,15 @@ __all__ = [
     "SpendLimitError",
     "StartChildError",
     "StateError",
+    "StateProvider",
     "SupervisionError",
     "Supervisor",
     "SystemClock",
     "Telemetry",
     "TraceContext",
     "TraceNode",
+    "Variable",
+    "VariableChange",
     "VariableExistsError",
     "VariableNotFound",
     "__version__",

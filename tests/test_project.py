@@ -15,7 +15,9 @@ import pytest
 import otpy
 import otpy.errors
 import otpy.resilience
+import otpy.state
 import otpy.supervision
+import otpy.telemetry
 from otpy import configure_logging
 from otpy.demo import run_demo
 from otpy.log import REDACTED, SecretFilter
@@ -122,7 +124,15 @@ def test_public_api_is_re_exported() -> None:
     assert set(otpy.telemetry.__all__) == documented_telemetry
     for name in ("Telemetry", "Event", "Histogram", "get_telemetry", "use_context"):
         assert getattr(otpy, name) is getattr(otpy.telemetry, name)
-    for module in (otpy, otpy.supervision, otpy.errors, otpy.resilience, otpy.telemetry):
+    documented_state = {
+        "StateProvider", "LocalState", "SQLiteState", "Variable", "VariableChange",
+        "EXPORT_FORMAT",
+    }  # fmt: skip
+    assert set(otpy.state.__all__) == documented_state
+    for name in documented_state - {"EXPORT_FORMAT"}:
+        assert getattr(otpy, name) is getattr(otpy.state, name)
+    modules = (otpy, otpy.supervision, otpy.errors, otpy.resilience, otpy.telemetry, otpy.state)
+    for module in modules:
         for name in module.__all__:
             assert getattr(module, name) is not None, f"{module.__name__}.{name}"
     assert set(otpy.errors.__all__) <= set(otpy.__all__)

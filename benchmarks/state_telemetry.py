@@ -1,0 +1,257 @@
+"""otpy.state and otpy.telemetry against plain baselines: LocalState get/set vs a dict under a
+lock, SQLiteState batch updates vs raw sqlite3, telemetry emit cost, histogram record cost
+and accuracy.
+
+Run from the repo root: ``.venv/bin/python benchmarks/state_telemetry.py [--quick]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import math
+import os
+import platform
+import random
+import sqlite3
+import statistics
+import tempfile
+import threading
+import time
+import tracemalloc
+from collections.abc import Callable
+from pathlib import Path
+
+from otpy.state import LocalState, SQLiteState
+from otpy.telemetry import Histogram, Telemetry
+
+perf = time.perf_counter
+Op = Callable[[], object]
+
+
+def row(name: str, *cells: str, title: str = "", w: int = 46) -> None:
+    if title:
+        print(f"\n{title}")
+    print(f"  {name:<{w}}" + "".join(f"{c:>12}" for c in cells))
+
+
+def time_ops(kinds: dict[str, Op], n: int, rounds: int) -> dict[str, float]:
+    """us per op: the median over interleaved rounds (order flipped every round) of means."""
+    for fn in kinds.values():  # warm-up
+        for _ in range(min(n, 200)):
+            fn()
+    per: dict[str, list[float]] = {k: [] for k in kinds}
+    for r in range(rounds):
+        for name in list(kinds) if r % 2 == 0 else list(kinds)[::-1]:
+            fn, t = kinds[name], perf()
+            for _ in range(n):
+                fn()
+            per[name].append((perf() - t) / n * 1e6)
+    return {k: statistics.median(v) for k, v in per.items()}
+
+
+def table(title: str, kinds: dict[str, tuple[Op, str]], n: int, rounds: int) -> None:
+    us = time_ops({k: fn for k, (fn, _) in kinds.items()}, n, rounds)
+    row("", "us/op", "ops/s", "vs base", title=f"{title} ({n:,} ops x {rounds} rounds, median)")
+    for name, (_, base) in kinds.items():
+        ops = 1e6 / us[name] if us[name] else math.inf
+        row(name, f"{us[name]:.2f}", f"{ops:,.0f}", f"{us[name] / us[base]:.2f}x")
+
+
+def bench_local(n: int, rounds: int) -> None:
+    state = LocalState(session_id="bench")
+    names = [f"v{i}" for i in range(100)]
+    for name in names:
+        state.register_variable(name, "float", 0.5, constraints={"min": 0.0, "max": 1.0})
+    plain: dict[str, float] = dict.fromkeys(names, 0.5)
+    lock = threading.Lock()
+    i = [0]
+
+    def dict_get() -> object:
+        with lock:
+            return plain["v7"]
+
+    def dict_set() -> None:
+        i[0] += 1
+        with lock:
+            plain["v7"] = (i[0] % 100) / 100
+
+    def local_set() -> None:
+        i[0] += 1
+        state.set_variable("v7", (i[0] % 100) / 100)
+
+    table(
+        "1. LocalState get/set against a plain dict under a lock (1 thread)",
+        {
+            "dict + lock: get": (dict_get, "dict + lock: get"),
+            "LocalState.get_variable(name)": (lambda: state.get_variable("v7"), "dict + lock: get"),
+            "dict + lock: set": (dict_set, "dict + lock: set"),
+            "LocalState.set_variable (checked, versioned)": (local_set, "dict + lock: set"),
+        },
+        n,
+        rounds,
+    )
+    threads = 4
+    row("", "ops/s", "vs base", title=f"   the same, {threads} threads x {n:,} ops each")
+    base = None
+    for name, fn in (
+        ("dict + lock: set", dict_set),
+        ("LocalState.set_variable", local_set),
+        ("dict + lock: get", dict_get),
+        ("LocalState.get_variable", lambda: state.get_variable("v7")),
+    ):
+        start = threading.Barrier(threads + 1)
+
+        def work(fn: Op = fn, start: threading.Barrier = start) -> None:
+            start.wait()
+            for _ in range(n):
+                fn()
+
+        pool = [threading.Thread(target=work) for _ in range(threads)]
+        for th in pool:
+            th.start()
+        start.wait()
+        t = perf()
+        for th in pool:
+            th.join()
+        ops = threads * n / (perf() - t)
+        base = ops if name.startswith("dict") else base
+        row(name, f"{ops:,.0f}", f"{(base or ops) / ops:.2f}x")
+    state.cleanup()
+
+
+def bench_sqlite(batches: int, directory: Path) -> None:
+    updates = 100
+    row("", "batches/s", "ms/batch", "vs base",
+        title=f"2. SQLiteState batch update of {updates} variables ({batches} batches, "
+              "one transaction each, WAL)")  # fmt: skip
+    results: dict[str, float] = {}
+    for sync in ("NORMAL", "FULL"):
+        raw = sqlite3.connect(directory / f"raw-{sync}.db", isolation_level=None)
+        raw.execute("PRAGMA journal_mode=WAL")
+        raw.execute(f"PRAGMA synchronous={sync}")
+        raw.execute("CREATE TABLE v (name TEXT PRIMARY KEY, value TEXT, version INTEGER)")
+        raw.executemany("INSERT INTO v VALUES (?, '0.0', 1)", [(f"v{i}",) for i in range(updates)])
+        t = perf()
+        for b in range(batches):
+            raw.execute("BEGIN IMMEDIATE")
+            raw.executemany(
+                "UPDATE v SET value = ?, version = version + 1 WHERE name = ?",
+                [(repr(b / batches), f"v{i}") for i in range(updates)],
+            )
+            raw.execute("COMMIT")
+        results[f"raw sqlite3 executemany, synchronous={sync}"] = batches / (perf() - t)
+        raw.close()
+
+        state = SQLiteState(directory / f"otpy-{sync}.db", session_id="bench", synchronous=sync)
+        for i in range(updates):
+            state.register_variable(f"v{i}", "float", 0.0, constraints={"min": 0.0, "max": 1.0})
+        t = perf()
+        for b in range(batches):
+            state.update_variables({f"v{i}": b / batches for i in range(updates)})
+        results[f"SQLiteState.update_variables, synchronous={sync}"] = batches / (perf() - t)
+        state.cleanup()
+    for name, per_s in results.items():
+        base = results["raw sqlite3 executemany, synchronous=" + name.rsplit("=", 1)[1]]
+        row(name, f"{per_s:,.0f}", f"{1e3 / per_s:.2f}", f"{base / per_s:.2f}x")
+
+
+def bench_emit(n: int, rounds: int) -> None:
+    quiet = Telemetry(store_size=10_000)
+    busy = Telemetry(store_size=10_000)
+    seen = [0]
+
+    def subscriber(event: object) -> None:
+        seen[0] += 1
+
+    for pattern in ("*", "provider.*", "provider.call"):
+        busy.subscribe(subscriber, pattern)
+    ring: collections.deque[tuple[object, ...]] = collections.deque(maxlen=10_000)
+    meta = {"provider": "simulated", "model": "sim-1"}
+    base = "baseline: tuple into a bounded deque"
+    table(
+        "3. Telemetry emit (store of 10,000 + metadata redaction)",
+        {
+            base: (lambda: ring.append(("provider.call", {"latency": 0.02}, meta)), base),
+            "emit, 0 subscribers": (
+                lambda: quiet.emit("provider.call", {"latency": 0.02}, meta),
+                base,
+            ),
+            "emit, 3 subscribers": (
+                lambda: busy.emit("provider.call", {"latency": 0.02}, meta),
+                base,
+            ),
+            "span (start + stop events + duration histogram)": (
+                lambda: quiet.span("step").__enter__().__exit__(None, None, None),
+                base,
+            ),
+        },
+        n,
+        rounds,
+    )
+    assert seen[0] > 0
+
+
+def bench_histogram(n: int, rounds: int, samples: int) -> None:
+    hist = Histogram("bench")
+    values = [random.lognormvariate(0, 2) for _ in range(4096)]
+    exact: list[float] = []
+    i = [0]
+
+    def record() -> None:
+        i[0] = (i[0] + 1) & 4095
+        hist.record(values[i[0]])
+
+    def append() -> None:
+        i[0] = (i[0] + 1) & 4095
+        exact.append(values[i[0]])
+
+    base = "baseline: list.append (exact, unbounded)"
+    table(
+        "4. Histogram record",
+        {base: (append, base), "Histogram.record (sketch, bounded)": (record, base)},
+        n,
+        rounds,
+    )
+    rng = random.Random(7)
+    data = [rng.lognormvariate(0, 2) for _ in range(samples)]
+    tracemalloc.start()
+    h = Histogram("accuracy")
+    for v in data:
+        h.record(v)
+    sketch_bytes = tracemalloc.get_traced_memory()[0]
+    tracemalloc.stop()
+    data.sort()
+    row("", "exact", "sketch", "rel. error",
+        title=f"   accuracy on {samples:,} lognormal samples; sketch memory "
+              f"{sketch_bytes / 1024:.0f} KiB vs {samples * 8 / 1024:,.0f} KiB of raw floats "
+              "(list of 8-byte pointers alone)")  # fmt: skip
+    for q in (50, 90, 99):
+        true = data[max(0, math.ceil(q / 100 * samples) - 1)]
+        est = h.percentile(q)
+        row(f"p{q}", f"{true:.4f}", f"{est:.4f}", f"{abs(est - true) / true:.3%}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="a smaller run of a few seconds")
+    quick = parser.parse_args().quick
+    print(
+        f"otpy state + telemetry benchmark{' (--quick)' if quick else ''}: "
+        f"{platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}, "
+        f"SQLite {sqlite3.sqlite_version}, load average {os.getloadavg()[0]:.2f}"
+    )
+    t = perf()
+    n, rounds = (5_000, 3) if quick else (50_000, 5)
+    bench_local(n, rounds)
+    with tempfile.TemporaryDirectory() as directory:
+        bench_sqlite(50 if quick else 500, Path(directory))
+    bench_emit(n, rounds)
+    bench_histogram(n, rounds, 100_000 if quick else 1_000_000)
+    extra = [th.name for th in threading.enumerate() if th is not threading.main_thread()]
+    print(f"\ntotal {perf() - t:.1f} s, load average {os.getloadavg()[0]:.2f}, threads left: "
+          f"{extra or 'none'}")  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
