@@ -29,6 +29,13 @@ supervisor applies its restart strategy.
     │   ├── CircuitOpenError                the breaker refused the call (.retry_in)
     │   ├── OperationTimeout (TimeoutError) a guarded call ran past its timeout
     │   └── AllOptionsFailed                every option of a fallback chain failed
+    ├── RegistryError                       the step and provider registries
+    │   ├── StepValidationError (ValueError) a step config is invalid (.step, .field)
+    │   ├── UnknownStepError (LookupError)  no step type of that name (.known, .suggestion)
+    │   ├── DuplicateStepError              register_step: the name is taken
+    │   ├── UnknownProviderError (LookupError) no provider of that name
+    │   ├── DuplicateProviderError          register_provider: the name is taken
+    │   └── NoProviderAvailable             no healthy provider has the capabilities
     ├── StateError                          a state store failed or was misused
     │   ├── VariableNotFound (LookupError)  no variable with that name or id
     │   ├── VariableExistsError             register_variable: the name is taken
@@ -70,11 +77,14 @@ __all__ = [
     "ConfigurationError",
     "CostExceedsLimitError",
     "DuplicateChildError",
+    "DuplicateProviderError",
+    "DuplicateStepError",
     "InvalidRequestError",
     "InvalidValueError",
     "MaxChildrenError",
     "NameTakenError",
     "NoProcessError",
+    "NoProviderAvailable",
     "OperationTimeout",
     "OtpyError",
     "OverloadedError",
@@ -84,12 +94,16 @@ __all__ = [
     "ProviderTimeoutError",
     "RateLimitTimeout",
     "RateLimitedError",
+    "RegistryError",
     "ResilienceError",
     "ServerError",
     "SpendLimitError",
     "StartChildError",
     "StateError",
+    "StepValidationError",
     "SupervisionError",
+    "UnknownProviderError",
+    "UnknownStepError",
     "VariableExistsError",
     "VariableNotFound",
 ]
@@ -304,6 +318,92 @@ class AllOptionsFailed(ResilienceError):
         super().__init__(f"{chain!r}: all {len(failures)} options failed ({why})")
         self.chain = chain
         self.failures = list(failures)
+
+
+class RegistryError(OtpyError):
+    """An error of the step or provider registry (the registry itself carries on)."""
+
+
+class StepValidationError(RegistryError, ValueError):
+    """A step's configuration is invalid: ``step`` names the step (its ``name`` in the
+    pipeline, or its type), ``field`` the offending field (``None`` for the whole step)."""
+
+    def __init__(self, message: str, *, step: str | None = None, field: str | None = None) -> None:
+        where = []
+        if step is not None:
+            where.append(f"step {step!r}")
+        if field is not None:
+            where.append(f"field {field!r}")
+        prefix = f"{', '.join(where)}: " if where else ""
+        super().__init__(prefix + message)
+        self.step = step
+        self.field = field
+
+
+class UnknownStepError(RegistryError, LookupError):
+    """No step type of that name; ``known`` lists the registered ones and ``suggestion``
+    is the closest match (or ``None``)."""
+
+    def __init__(self, name: str, known: Sequence[str] = (), suggestion: str | None = None) -> None:
+        hint = f"; did you mean {suggestion!r}?" if suggestion else ""
+        shown = ", ".join(sorted(known)) or "none"
+        super().__init__(f"unknown step type {name!r}{hint} (registered: {shown})")
+        self.name = name
+        self.known = tuple(sorted(known))
+        self.suggestion = suggestion
+
+    def __str__(self) -> str:  # LookupError would quote the message like a key
+        return str(self.args[0])
+
+
+class DuplicateStepError(RegistryError):
+    """``register_step`` with a name already registered (pass ``replace=True`` to swap)."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(
+            f"step type {name!r} is already registered; pass replace=True to replace it"
+        )
+        self.name = name
+
+
+class UnknownProviderError(RegistryError, LookupError):
+    """No provider registered under that name; ``known`` lists the registered ones."""
+
+    def __init__(self, name: str, known: Sequence[str] = ()) -> None:
+        shown = ", ".join(sorted(known)) or "none"
+        super().__init__(f"unknown provider {name!r} (registered: {shown})")
+        self.name = name
+        self.known = tuple(sorted(known))
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
+class DuplicateProviderError(RegistryError):
+    """``register_provider`` with a name already registered (pass ``replace=True``)."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(
+            f"provider {name!r} is already registered; pass replace=True to replace it"
+        )
+        self.name = name
+
+
+class NoProviderAvailable(RegistryError):
+    """No registered, healthy provider has every capability asked for.
+
+    ``capabilities`` is what was asked; ``excluded`` maps providers that have them but were
+    left out to why (unhealthy, breaker open, excluded by the caller).
+    """
+
+    def __init__(self, capabilities: Sequence[str], excluded: dict[str, str] | None = None) -> None:
+        wanted = ", ".join(capabilities) or "any capability"
+        left = excluded or {}
+        why = "; ".join(f"{name}: {reason}" for name, reason in left.items())
+        more = f" ({why})" if why else ""
+        super().__init__(f"no provider available with {wanted}{more}")
+        self.capabilities = tuple(capabilities)
+        self.excluded = dict(left)
 
 
 class StateError(OtpyError):

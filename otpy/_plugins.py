@@ -1,0 +1,65 @@
+"""Plugins: objects other packages declare under an entry-point group (``otpy.steps``,
+``otpy.providers``). Loading is never fatal: a plugin that fails to import or is of the
+wrong kind is logged and skipped, and the report says why."""
+
+from __future__ import annotations
+
+import importlib.metadata
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+__all__ = ["PluginReport", "load_plugins"]
+
+logger = logging.getLogger("otpy.plugins")
+
+
+@dataclass(frozen=True)
+class PluginReport:
+    """What happened to one entry point: ``loaded`` and its ``name``/``value``, or the
+    ``error`` that made it skipped."""
+
+    group: str
+    name: str
+    value: str
+    loaded: bool
+    error: str | None = None
+
+
+def load_plugins(
+    group: str,
+    accept: Callable[[str, Any], None],
+    *,
+    entry_points: Callable[[str], Any] | None = None,
+) -> list[PluginReport]:
+    """Load every entry point of ``group`` and hand ``(name, obj)`` to ``accept`` (which
+    registers it, or raises if ``obj`` is of the wrong kind). Any exception while loading
+    or accepting is logged (logger ``otpy.plugins``) and reported; the others go on.
+
+    ``entry_points`` replaces ``importlib.metadata.entry_points(group=...)`` (for tests).
+    """
+    found = (
+        entry_points(group)
+        if entry_points is not None
+        else importlib.metadata.entry_points(group=group)
+    )
+    reports = []
+    for ep in found:
+        try:
+            accept(ep.name, ep.load())
+        except Exception as exc:
+            logger.warning(
+                "plugin %r (%s) in group %r skipped: %s: %s",
+                ep.name,
+                ep.value,
+                group,
+                type(exc).__name__,
+                exc,
+                exc_info=True,
+            )
+            error = f"{type(exc).__name__}: {exc}"
+            reports.append(PluginReport(group, ep.name, ep.value, False, error))
+        else:
+            reports.append(PluginReport(group, ep.name, ep.value, True))
+    return reports

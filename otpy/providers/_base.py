@@ -1,0 +1,150 @@
+"""The provider behaviour: one ``complete(request) -> Completion`` call to an LLM.
+
+Requests and completions are pydantic models (validated, immutable); a provider maps them
+to its API. Providers raise the ``ProviderError`` classes of :mod:`otpy.errors` (429 →
+``RateLimitedError`` with ``retry_after``, 5xx → ``ServerError``, ...) so the resilience
+layer can tell faults that a retry may cure from those it cannot.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from typing import Any, ClassVar, Literal, Protocol
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+__all__ = [
+    "CAPABILITIES",
+    "Completion",
+    "CompletionRequest",
+    "Message",
+    "Provider",
+    "ProviderGateway",
+    "Usage",
+    "estimate_tokens",
+]
+
+CAPABILITIES = frozenset({"text", "chat", "system_prompt", "structured_output", "stop_sequences"})
+"""The capabilities otpy's own steps ask for; a provider may declare others (any string)."""
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class Message(_Frozen):
+    """One turn of a conversation."""
+
+    role: Literal["user", "assistant"]
+    content: str
+
+
+class Usage(_Frozen):
+    """Tokens a call used, as the provider reported them."""
+
+    input_tokens: int = Field(default=0, ge=0)
+    output_tokens: int = Field(default=0, ge=0)
+
+    @property
+    def total_tokens(self) -> int:
+        return self.input_tokens + self.output_tokens
+
+    def __add__(self, other: Usage) -> Usage:
+        return Usage(
+            input_tokens=self.input_tokens + other.input_tokens,
+            output_tokens=self.output_tokens + other.output_tokens,
+        )
+
+
+class CompletionRequest(_Frozen):
+    """What to ask: a ``prompt`` (sent as the last user turn) and/or ``messages``, an
+    optional ``system`` prompt, sampling settings, and ``response_schema`` (a JSON Schema)
+    for structured output. ``model`` ``None`` means the provider's default model."""
+
+    prompt: str | None = None
+    messages: tuple[Message, ...] = ()
+    system: str | None = None
+    model: str | None = None
+    temperature: float | None = Field(default=None, ge=0.0, le=2.0)
+    max_tokens: int = Field(default=1024, gt=0)
+    stop: tuple[str, ...] = ()
+    response_schema: dict[str, Any] | None = None
+    metadata: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _has_content(self) -> CompletionRequest:
+        if self.prompt is None and not self.messages:
+            raise ValueError("a completion request needs a prompt or messages")
+        return self
+
+    def conversation(self) -> tuple[Message, ...]:
+        """``messages`` followed by ``prompt`` as a user turn (if given)."""
+        if self.prompt is None:
+            return self.messages
+        return (*self.messages, Message(role="user", content=self.prompt))
+
+
+class Completion(_Frozen):
+    """What a provider answered: ``text``, ``structured`` (the parsed object when a
+    ``response_schema`` was asked for), ``usage``, ``latency`` in seconds, the ``model``
+    and ``provider`` that served it, and why it stopped."""
+
+    text: str
+    structured: Any = None
+    usage: Usage = Field(default_factory=Usage)
+    latency: float = Field(default=0.0, ge=0.0)
+    model: str
+    provider: str
+    stop_reason: str | None = None
+
+
+def estimate_tokens(request: CompletionRequest) -> int:
+    """A cheap upper-bound guess of a request's tokens (input ~ 4 characters a token, plus
+    ``max_tokens`` of output), for reserving tokens/minute before the call."""
+    chars = len(request.system or "") + sum(len(m.content) for m in request.conversation())
+    if request.response_schema is not None:
+        chars += len(str(request.response_schema))
+    return chars // 4 + 1 + request.max_tokens
+
+
+class Provider(ABC):
+    """An LLM behind one call. Subclasses set ``capabilities`` (and may override
+    ``estimate_tokens`` and ``close``).
+
+    ``complete`` runs in the caller's thread and may block (network, a simulated latency on
+    the injected clock); the registry calls it through a ``guard`` (rate limits, breaker,
+    retries, timeout), so a provider makes ONE attempt and raises the ``ProviderError``
+    class that says what went wrong. It must be safe to call from many threads at once.
+    """
+
+    name: str = "provider"
+    capabilities: ClassVar[frozenset[str]] = frozenset({"text"})
+
+    @abstractmethod
+    def complete(self, request: CompletionRequest) -> Completion:
+        """One attempt at ``request``."""
+
+    def estimate_tokens(self, request: CompletionRequest) -> int:
+        """Tokens to reserve before the call; the permit is settled with the real usage."""
+        return estimate_tokens(request)
+
+    def close(self) -> None:
+        """Release connections; the provider is not used again (nothing to do here)."""
+        return None
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.name!r}>"
+
+
+class ProviderGateway(Protocol):
+    """How steps reach providers: pick one by name or by capabilities and complete through
+    its guard (the ProviderRegistry handle implements it)."""
+
+    def complete(
+        self,
+        request: CompletionRequest,
+        *,
+        provider: str | None = None,
+        capabilities: Sequence[str] = (),
+    ) -> Completion: ...
