@@ -1,6 +1,8 @@
 """otpy: Erlang/OTP-style supervised actors for Python, on Pykka.
 
-The front door: everything public is importable from here. Supervision lives in
+The front door: everything public is importable from here. ``otpy.start()`` embeds the
+runtime (step and provider registries, the CompatibilityManager and its legacy steps,
+health checks, the job supervisor) in this process. Supervision lives in
 :mod:`otpy.supervision`, rate limits, breakers, retries and fallbacks in
 :mod:`otpy.resilience`, variables that survive in :mod:`otpy.state`, events, traces and
 metrics in :mod:`otpy.telemetry`, test helpers in :mod:`otpy.testing`.
@@ -8,6 +10,7 @@ metrics in :mod:`otpy.telemetry`, test helpers in :mod:`otpy.testing`.
 
 from otpy import _reports
 from otpy.clock import SYSTEM_CLOCK, Clock, SystemClock
+from otpy.config import HealthConfig, ProviderConfig, RuntimeConfig, SupervisionConfig
 from otpy.errors import (
     AllOptionsFailed,
     AlreadyPresentError,
@@ -54,6 +57,15 @@ from otpy.errors import (
     VariableNotFound,
 )
 from otpy.log import SecretFilter, configure_logging
+from otpy.providers import (
+    Completion,
+    CompletionRequest,
+    Message,
+    Provider,
+    ProviderLimits,
+    SimulatedProvider,
+    Usage,
+)
 from otpy.resilience import (
     CircuitBreaker,
     Fallback,
@@ -67,7 +79,9 @@ from otpy.resilience import (
     RetryPolicy,
     guard,
 )
+from otpy.runtime import Runtime, start
 from otpy.state import LocalState, SQLiteState, StateProvider, Variable, VariableChange
+from otpy.steps import Step, StepContext, StepMetadata, StepResult
 from otpy.supervision import (
     Backoff,
     ChildSpec,
@@ -117,6 +131,8 @@ __all__ = [
     "CircuitBreaker",
     "CircuitOpenError",
     "Clock",
+    "Completion",
+    "CompletionRequest",
     "ConfigurationError",
     "CostExceedsLimitError",
     "Counter",
@@ -133,12 +149,14 @@ __all__ = [
     "Guard",
     "GuardResult",
     "Guarded",
+    "HealthConfig",
     "Histogram",
     "InvalidRequestError",
     "InvalidValueError",
     "Limit",
     "LocalState",
     "MaxChildrenError",
+    "Message",
     "Metrics",
     "NameTakenError",
     "NamedHandle",
@@ -149,8 +167,11 @@ __all__ = [
     "OverloadedError",
     "Permit",
     "PermitError",
+    "Provider",
+    "ProviderConfig",
     "ProviderConnectionError",
     "ProviderError",
+    "ProviderLimits",
     "ProviderTimeoutError",
     "RateLimitTimeout",
     "RateLimitedError",
@@ -159,17 +180,25 @@ __all__ = [
     "ResilienceError",
     "ResilienceEvent",
     "RetryPolicy",
+    "Runtime",
+    "RuntimeConfig",
     "SQLiteState",
     "SYSTEM_CLOCK",
     "SecretFilter",
     "ServerError",
     "ServerRef",
+    "SimulatedProvider",
     "Span",
     "SpendLimitError",
     "StartChildError",
     "StateError",
     "StateProvider",
+    "Step",
+    "StepContext",
+    "StepMetadata",
+    "StepResult",
     "StepValidationError",
+    "SupervisionConfig",
     "SupervisionError",
     "Supervisor",
     "SystemClock",
@@ -178,6 +207,7 @@ __all__ = [
     "TraceNode",
     "UnknownProviderError",
     "UnknownStepError",
+    "Usage",
     "Variable",
     "VariableChange",
     "VariableExistsError",
@@ -189,6 +219,7 @@ __all__ = [
     "get_telemetry",
     "guard",
     "set_telemetry",
+    "start",
     "use_context",
     "whereis",
 ]

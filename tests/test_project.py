@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import os
 import re
 import shutil
@@ -131,6 +132,36 @@ def test_public_api_is_re_exported() -> None:
     assert set(otpy.state.__all__) == documented_state
     for name in documented_state - {"EXPORT_FORMAT"}:
         assert getattr(otpy, name) is getattr(otpy.state, name)
+    documented_runtime = {
+        "otpy.providers": {
+            "CAPABILITIES", "Completion", "CompletionRequest", "HealthRule", "Message",
+            "Provider", "ProviderEntry", "ProviderGateway", "ProviderHealth", "ProviderLimits",
+            "ProviderStats", "ProviderTable", "STRATEGIES", "SimulatedProvider",
+            "SimulatedStats", "StatsSnapshot", "Usage", "estimate_tokens",
+        },
+        "otpy.steps": {
+            "COMMON_FIELDS", "STEP_PLUGIN_GROUP", "Step", "StepContext", "StepEntry",
+            "StepMetadata", "StepResult", "StepTable", "StepValidator", "load_step_plugins",
+            "validate_step",
+        },
+        "otpy.actors": {
+            "CompatibilityHandle", "CompatibilityManager", "CompatibilityStats", "HealthChange",
+            "HealthMonitor", "ProviderRegistry", "ProviderRegistryHandle", "StepRegistry",
+            "StepRegistryHandle", "StepsHandle",
+        },
+        "otpy.compat": {
+            "Change", "Incompatibility", "MigrationResult", "check_versions",
+            "migrate_pipeline", "parse_requirement",
+        },
+    }  # fmt: skip
+    for module_name, names in documented_runtime.items():
+        assert set(importlib.import_module(module_name).__all__) == names, module_name
+    assert set(otpy.steps.legacy.LEGACY_STEPS) == {
+        "claude", "gemini", "claude_smart", "claude_session", "claude_extract", "claude_batch",
+        "claude_robust", "parallel_claude", "gemini_instructor", "set_variable",
+    }  # fmt: skip
+    for name in ("start", "Runtime", "RuntimeConfig", "Step", "Provider", "SimulatedProvider"):
+        assert getattr(otpy, name) is not None
     modules = (otpy, otpy.supervision, otpy.errors, otpy.resilience, otpy.telemetry, otpy.state)
     for module in modules:
         for name in module.__all__:

@@ -14,14 +14,28 @@ from otpy.providers._base import (
     Usage,
     estimate_tokens,
 )
+from otpy.providers._health import HealthRule, ProviderHealth, ProviderStats, StatsSnapshot
+from otpy.providers._limits import ProviderLimits
+from otpy.providers._simulated import SimulatedProvider, SimulatedStats
+from otpy.providers._table import STRATEGIES, ProviderEntry, ProviderTable
 
 __all__ = [
     "CAPABILITIES",
+    "STRATEGIES",
     "Completion",
     "CompletionRequest",
+    "HealthRule",
     "Message",
     "Provider",
+    "ProviderEntry",
     "ProviderGateway",
+    "ProviderHealth",
+    "ProviderLimits",
+    "ProviderStats",
+    "ProviderTable",
+    "SimulatedProvider",
+    "SimulatedStats",
+    "StatsSnapshot",
     "Usage",
     "estimate_tokens",
 ]

@@ -1,5 +1,19 @@
 """Steps: the behaviour every pipeline step type implements, and its results."""
 
 from otpy.steps._base import COMMON_FIELDS, Step, StepContext, StepMetadata, StepResult
+from otpy.steps._plugins import STEP_PLUGIN_GROUP, load_step_plugins
+from otpy.steps._table import StepEntry, StepTable, StepValidator, validate_step
 
-__all__ = ["COMMON_FIELDS", "Step", "StepContext", "StepMetadata", "StepResult"]
+__all__ = [
+    "COMMON_FIELDS",
+    "STEP_PLUGIN_GROUP",
+    "Step",
+    "StepContext",
+    "StepEntry",
+    "StepMetadata",
+    "StepResult",
+    "StepTable",
+    "StepValidator",
+    "load_step_plugins",
+    "validate_step",
+]

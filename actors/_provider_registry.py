@@ -1,0 +1,346 @@
+"""The ProviderRegistry GenServer (writes, one at a time) and its handle (reads, no mailbox).
+
+The registry owns a :class:`~otpy._snapshot.Snapshot` of an immutable
+:class:`~otpy.providers.ProviderTable`, made outside the actor and handed to every
+incarnation: after each write the actor publishes a new table, then replies. Readers
+(``select``, ``get_provider``, ``list_providers``, ``health``, ``complete``) read the
+current table in their own thread without a lock or a message, and keep working while the
+actor restarts; a restarted registry starts from the last table, so every provider and its
+breaker, limiter and stats survive.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import itertools
+import logging
+import random
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from typing import Any, cast
+
+from otpy._plugins import PluginReport, load_plugins
+from otpy._snapshot import Snapshot
+from otpy.clock import SYSTEM_CLOCK, Clock
+from otpy.errors import (
+    ConfigurationError,
+    DuplicateProviderError,
+    NoProviderAvailable,
+    OtpyError,
+)
+from otpy.providers._base import Completion, CompletionRequest, Provider
+from otpy.providers._health import ProviderHealth
+from otpy.providers._limits import ProviderLimits
+from otpy.providers._table import (
+    STRATEGIES,
+    ProviderEntry,
+    ProviderTable,
+    as_capabilities,
+    make_entry,
+    select,
+)
+from otpy.supervision import ChildSpec, GenServer, NamedHandle
+from otpy.telemetry import get_telemetry
+
+__all__ = ["PLUGIN_GROUP", "ProviderRegistry", "ProviderRegistryHandle"]
+
+_log = logging.getLogger("otpy.providers")
+
+PLUGIN_GROUP = "otpy.providers"
+"""The entry-point group providers are loaded from."""
+
+_NO_CAPS: frozenset[str] = frozenset()
+
+EntryPoints = Iterable[importlib.metadata.EntryPoint] | Callable[[str], Any]
+
+
+def _emit(name: str, metadata: Mapping[str, Any]) -> None:
+    try:
+        get_telemetry().emit(name, None, metadata)
+    except Exception:
+        _log.exception("telemetry refused %s", name)
+
+
+class ProviderRegistry(GenServer):
+    """The provider registry's writer: registers, unregisters and marks (un)healthy.
+
+    Each write runs in the actor's thread, publishes a new table and returns. Invalid
+    arguments raise ConfigurationError, a taken name DuplicateProviderError, an unknown one
+    UnknownProviderError: all go back to the caller and the registry lives on. Use a
+    :class:`ProviderRegistryHandle` rather than messaging it directly.
+    """
+
+    def __init__(self, snapshot: Snapshot[ProviderTable], *, clock: Clock = SYSTEM_CLOCK) -> None:
+        super().__init__()
+        self._snapshot = snapshot
+        self._clock = clock
+
+    def on_start(self) -> None:
+        if not isinstance(self._snapshot.value, ProviderTable):
+            raise ConfigurationError(
+                f"ProviderRegistry needs a Snapshot of a ProviderTable, got "
+                f"{self._snapshot.value!r}"
+            )
+
+    @classmethod
+    def child_spec(
+        cls, name: str, snapshot: Snapshot[ProviderTable], *, clock: Clock = SYSTEM_CLOCK
+    ) -> ChildSpec:
+        """A permanent child registered as ``name`` (also its id), sharing ``snapshot``."""
+        return ChildSpec.actor(cls, snapshot, clock=clock, register_as=name)
+
+    def register_provider(
+        self,
+        name: str,
+        provider: Provider,
+        capabilities: Iterable[str] | None = None,
+        priority: int = 0,
+        limits: ProviderLimits | Mapping[str, Any] | None = None,
+        weight: float = 1.0,
+        replace: bool = False,
+    ) -> ProviderEntry:
+        """Add ``provider`` as ``name`` (see ProviderRegistryHandle.register_provider)."""
+        with self._snapshot.writing() as table:
+            replaced = name in table
+            if replaced and not replace:
+                raise DuplicateProviderError(name)
+            try:
+                entry = make_entry(
+                    name,
+                    provider,
+                    capabilities=capabilities,
+                    priority=priority,
+                    weight=weight,
+                    limits=limits,
+                    clock=self._clock,
+                )
+            except OtpyError:
+                raise
+            except Exception as exc:  # a provider's own code failed: refuse it, do not crash
+                raise ConfigurationError(
+                    f"provider {name!r} could not be registered: {type(exc).__name__}: {exc}"
+                ) from exc
+            self._snapshot.publish(table.with_entry(entry))
+        _emit(
+            "registry.provider_registered",
+            {
+                "name": name,
+                "capabilities": sorted(entry.capabilities),
+                "priority": entry.priority,
+                "replaced": replaced,
+            },
+        )
+        return entry
+
+    def unregister_provider(self, name: str) -> bool:
+        """Remove ``name``; False if it was not registered. The provider is not closed."""
+        with self._snapshot.writing() as table:
+            if name not in table:
+                return False
+            self._snapshot.publish(table.without(name))
+        _emit("registry.provider_unregistered", {"name": name})
+        return True
+
+    def set_health(self, name: str, healthy: bool, reason: str = "") -> None:
+        """Mark ``name`` healthy (in selection) or not; UnknownProviderError if none."""
+        if not isinstance(healthy, bool):
+            raise ConfigurationError(f"set_health: healthy must be True or False: {healthy!r}")
+        reason = "" if healthy else str(reason)
+        with self._snapshot.writing() as table:
+            entry = table.require(name)
+            if entry.healthy == healthy and entry.unhealthy_reason == reason:
+                return
+            self._snapshot.publish(table.with_entry(entry.with_health(healthy, reason)))
+        _emit("registry.provider_health", {"name": name, "healthy": healthy, "reason": reason})
+
+
+class ProviderRegistryHandle:
+    """What users hold (``rt.providers``): reads from the snapshot, writes to the actor.
+
+    Reads run in the caller's thread with no lock and no message, and keep working while
+    the registry restarts. Writes are calls to the actor registered as ``name``
+    (a :class:`~otpy.supervision.NamedHandle`, so they survive its restarts), waiting up to
+    ``timeout`` seconds. ``strategy`` is the default selection strategy; ``seed`` seeds
+    the weighted strategy's random source; ``clock`` times whole ``complete`` calls (use
+    the registry's). Implements :class:`~otpy.providers.ProviderGateway`.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        snapshot: Snapshot[ProviderTable],
+        *,
+        clock: Clock = SYSTEM_CLOCK,
+        timeout: float | None = 5.0,
+        seed: int | None = None,
+        strategy: str = "priority",
+    ) -> None:
+        if strategy not in STRATEGIES:
+            raise ConfigurationError(
+                f"unknown selection strategy {strategy!r}; choose one of {', '.join(STRATEGIES)}"
+            )
+        self.name = name
+        self.strategy = strategy
+        self._snapshot = snapshot
+        self._clock = clock
+        self._actor = NamedHandle(name, timeout=timeout)
+        self._rng = random.Random(seed)
+        # One rotation per capability set. next() on an itertools.count is atomic in
+        # CPython (C code under the GIL) and dict.setdefault keeps the first counter
+        # stored, so concurrent selects share the rotation without a lock.
+        self._turns: dict[frozenset[str], Iterator[int]] = {}
+
+    # -- writes (through the actor) -------------------------------------------------------
+
+    def register_provider(
+        self,
+        name: str,
+        provider: Provider,
+        capabilities: Iterable[str] | None = None,
+        priority: int = 0,
+        limits: ProviderLimits | Mapping[str, Any] | None = None,
+        weight: float = 1.0,
+        replace: bool = False,
+    ) -> ProviderEntry:
+        """Register ``provider`` as ``name`` and return its entry, visible to every reader
+        once this returns.
+
+        ``capabilities`` default to ``provider.capabilities``; ``priority`` (higher first)
+        and ``weight`` (> 0) steer selection; ``limits`` (ProviderLimits or a mapping of
+        its fields) build the provider's guard. Raises DuplicateProviderError if the name
+        is taken (unless ``replace``: the new entry gets a fresh guard and stats) and
+        ConfigurationError naming a bad argument.
+        """
+        entry = self._actor.register_provider(
+            name,
+            provider,
+            capabilities=capabilities,
+            priority=priority,
+            limits=limits,
+            weight=weight,
+            replace=replace,
+        )
+        return cast(ProviderEntry, entry)
+
+    def unregister_provider(self, name: str) -> bool:
+        """Remove ``name`` (False if there was none). Calls under way finish; the provider
+        is not closed (its owner closes it)."""
+        return bool(self._actor.unregister_provider(name))
+
+    def set_health(self, name: str, healthy: bool, reason: str = "") -> None:
+        """Put ``name`` in selection (healthy) or take it out, with ``reason``. Used by
+        the HealthMonitor, which re-evaluates every provider at each check."""
+        self._actor.set_health(name, healthy, reason)
+
+    def load_plugins(self, entry_points: EntryPoints | None = None) -> list[PluginReport]:
+        """Register the providers of the ``otpy.providers`` entry-point group.
+
+        Each entry point's object is a Provider instance or a Provider subclass (made with
+        no arguments), registered under the entry point's name, or a callable taking this
+        handle that registers providers itself. One that fails to load, is of another kind
+        or cannot be registered is logged and skipped; the report says what happened.
+        ``entry_points`` replaces the installed ones (a list, or a function of the group).
+        """
+        source: Callable[[str], Any] | None
+        if entry_points is None or callable(entry_points):
+            source = entry_points
+        else:
+            listed = list(entry_points)
+
+            def source(group: str) -> Any:
+                return listed
+
+        return load_plugins(PLUGIN_GROUP, self._accept_plugin, entry_points=source)
+
+    def _accept_plugin(self, name: str, obj: Any) -> None:
+        if isinstance(obj, Provider):
+            self.register_provider(name, obj)
+        elif isinstance(obj, type) and issubclass(obj, Provider):
+            self.register_provider(name, obj())
+        elif callable(obj) and not isinstance(obj, type):
+            obj(self)
+        else:
+            raise ConfigurationError(
+                f"provider plugin {name!r}: expected a Provider instance, a Provider subclass "
+                f"or a callable taking the registry handle, got {obj!r}"
+            )
+
+    # -- reads (the snapshot, in the caller's thread) -----------------------------------------
+
+    @property
+    def table(self) -> ProviderTable:
+        """The current table."""
+        return self._snapshot.value
+
+    @property
+    def snapshot_version(self) -> int:
+        """How many tables the registry has published."""
+        return self._snapshot.version
+
+    def get_provider(self, name: str) -> ProviderEntry:
+        """The entry ``name``; UnknownProviderError (listing the registered ones) if none."""
+        return self._snapshot.value.require(name)
+
+    def list_providers(self, capability: str | None = None) -> list[ProviderEntry]:
+        """Every entry sorted by name, or only those with ``capability``."""
+        return self._snapshot.value.list(capability)
+
+    def select(
+        self,
+        capabilities: str | Iterable[str] = (),
+        strategy: str | None = None,
+        exclude: str | Iterable[str] = (),
+    ) -> ProviderEntry:
+        """A healthy provider with every capability whose breaker admits calls, picked by
+        ``strategy`` (default: the handle's): priority, round_robin, least_latency,
+        least_loaded or weighted.
+
+        Raises NoProviderAvailable (saying why each capable provider was left out) or
+        ConfigurationError for an unknown strategy. Never waits on the actor.
+        """
+        caps = as_capabilities(capabilities) if capabilities else _NO_CAPS
+        skip = as_capabilities(exclude, what="exclude") if exclude else _NO_CAPS
+        strategy = self.strategy if strategy is None else strategy
+        turn = 0
+        if strategy == "round_robin":
+            counter = self._turns.get(caps)
+            if counter is None:
+                counter = self._turns.setdefault(caps, itertools.count())
+            turn = next(counter)
+        return select(self._snapshot.value, caps, strategy, skip, turn=turn, rng=self._rng)
+
+    def complete(
+        self,
+        request: CompletionRequest,
+        *,
+        provider: str | None = None,
+        capabilities: str | Iterable[str] = (),
+        strategy: str | None = None,
+    ) -> Completion:
+        """Complete ``request`` on the provider named ``provider`` (called even if it is
+        unhealthy: the caller asked for it; NoProviderAvailable if it lacks a capability
+        asked for) or else on one ``select(capabilities, strategy)`` picks.
+
+        Runs in the caller's thread through the provider's guard (it may wait for the rate
+        limiter and between retries) and records the outcome in the provider's stats.
+        Raises UnknownProviderError, NoProviderAvailable, or what the guard raised.
+        """
+        if not isinstance(request, CompletionRequest):
+            raise ConfigurationError(f"complete needs a CompletionRequest, got {request!r}")
+        if provider is None:
+            entry = self.select(capabilities, strategy)
+        else:
+            entry = self._snapshot.value.require(provider)
+            wanted = as_capabilities(capabilities)
+            missing = wanted - entry.capabilities
+            if missing:
+                raise NoProviderAvailable(
+                    sorted(wanted), {provider: f"lacks {', '.join(sorted(missing))}"}
+                )
+        return entry.complete(request, clock=self._clock)
+
+    def health(self) -> dict[str, ProviderHealth]:
+        """Every provider's health now, by name."""
+        return {entry.name: entry.health() for entry in self._snapshot.value.ordered}
+
+    def __repr__(self) -> str:
+        return f"ProviderRegistryHandle({self.name!r}, {self._snapshot.value!r})"

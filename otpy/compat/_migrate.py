@@ -1,0 +1,77 @@
+"""``migrate_pipeline``: legacy (pipeline_ex-style) pipeline configs to the current schema.
+
+What it rewrites (every rewrite is a :class:`Change` in the result):
+
+- a top-level ``workflow: {name, steps, ...}`` wrapper is flattened to ``{name, steps, ...}``;
+- per step: ``claude_options`` flattened (``system_prompt`` -> ``system``,
+  ``append_system_prompt`` appended to it, ``max_turns``, ``model``, ``session_id``, ...;
+  agent-only options such as tools and ``cwd`` removed with a warning);
+  ``token_budget: {max_output_tokens, temperature}`` -> ``max_tokens``, ``temperature``;
+  ``condition`` -> ``when``; a ``prompt`` given as a list of parts -> one template string
+  (see :mod:`otpy.compat._prompts`; ``file`` parts are never read: error-level change);
+  ``output_to_file`` removed; per type: ``session_config`` (claude_session),
+  ``extraction_config`` (claude_extract), ``tasks``/``batch_config`` (claude_batch),
+  ``parallel_tasks`` (parallel_claude), ``retry_config`` (claude_robust);
+- left as they are, with a note: ``functions``/``tools`` of ``gemini`` steps, fields a
+  legacy step type does not know, pipeline_ex step types otpy lacks.
+
+Pure and idempotent: the input is never changed, and migrating the result again gives the
+same config with no changes.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Mapping
+from typing import Any
+
+from otpy.compat._report import MigrationResult, Recorder
+from otpy.compat._rules import migrate_step
+
+__all__ = ["migrate_pipeline"]
+
+
+def _flatten(config: dict[str, Any], record: Recorder) -> dict[str, Any]:
+    if "workflow" not in config:
+        return config
+    workflow = config.pop("workflow")
+    if not isinstance(workflow, Mapping):
+        raise record.invalid(None, "workflow", f"must be a mapping, got {workflow!r}")
+    for key in workflow:
+        if key in config:
+            raise record.invalid(
+                None, str(key), "given both at the top level and inside workflow; keep one"
+            )
+    flat = {**config, **workflow}
+    record.change(
+        None,
+        "workflow",
+        sorted(map(str, workflow)),
+        None,
+        "flattened the workflow wrapper: its fields are now top-level",
+    )
+    return flat
+
+
+def migrate_pipeline(config: Mapping[str, Any]) -> MigrationResult:
+    """Rewrite a legacy pipeline config to the current schema; see the module docstring.
+
+    Runs in the caller's thread, touches no file and no actor. Raises StepValidationError
+    (naming the step by name or ``steps[<index>]``, and the field) when the input is not a
+    pipeline: not a mapping, ``steps`` missing or not a list, a step not a mapping, a
+    legacy block of the wrong shape, a malformed prompt part.
+    """
+    record = Recorder()
+    if not isinstance(config, Mapping):
+        raise record.invalid(None, None, f"a pipeline config must be a mapping, got {config!r}")
+    migrated = _flatten(copy.deepcopy(dict(config)), record)
+    steps = migrated.get("steps")
+    if not isinstance(steps, list):
+        raise record.invalid(None, "steps", f"must be a list of step mappings, got {steps!r}")
+    for index, step in enumerate(steps):
+        if not isinstance(step, dict):
+            raise record.invalid(f"steps[{index}]", None, f"a step must be a mapping, got {step!r}")
+        name = step.get("name")
+        label = name if isinstance(name, str) and name else f"steps[{index}]"
+        migrate_step(step, label, record)
+    return MigrationResult(migrated, record.changes, record.notes)

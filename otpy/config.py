@@ -1,0 +1,176 @@
+"""Runtime configuration: pydantic models, from a dict, a YAML file or the environment.
+
+The defaults are the embedded runtime: one ``simulated`` provider, no server, no key::
+
+    RuntimeConfig()                                   # the embedded defaults
+    RuntimeConfig.load({"providers": {"sim": {"options": {"latency": 0.02}}}})
+    RuntimeConfig.load("otpy.yaml")                   # safe-loaded YAML
+    RuntimeConfig.from_env()                          # OTPY_CONFIG=file.yaml, OTPY_NAME=...,
+                                                      # OTPY_HEALTH__INTERVAL=5 (``__`` nests)
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import pydantic
+import yaml
+from pydantic import BaseModel, ConfigDict, Field
+
+from otpy.errors import ConfigurationError
+from otpy.providers import ProviderLimits
+
+__all__ = [
+    "ENV_PREFIX",
+    "HealthConfig",
+    "ProviderConfig",
+    "RuntimeConfig",
+    "SupervisionConfig",
+]
+
+ENV_PREFIX = "OTPY_"
+
+
+class _Config(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class ProviderConfig(_Config):
+    """One provider: its ``type`` (``simulated``, or a type a later release or a plugin
+    adds), the ``capabilities`` it serves (default: the provider's own), its selection
+    ``priority`` and ``weight``, its rate limits and breaker settings, and ``options``
+    passed to the provider itself (for ``simulated``: seed, latency, failure_rate, ...)."""
+
+    type: str = "simulated"
+    capabilities: tuple[str, ...] | None = None
+    priority: int = 0
+    weight: float = Field(default=1.0, gt=0)
+    limits: ProviderLimits | None = None
+    options: dict[str, Any] = Field(default_factory=dict)
+
+
+class HealthConfig(_Config):
+    """How the HealthMonitor judges providers: every ``interval`` seconds; unhealthy at an
+    error rate of ``error_rate`` over at least ``min_calls`` calls, or a p99 latency above
+    ``latency_p99`` seconds (if set), or an open breaker."""
+
+    interval: float = Field(default=10.0, gt=0)
+    error_rate: float = Field(default=0.5, gt=0, le=1)
+    min_calls: int = Field(default=10, ge=1)
+    latency_p99: float | None = Field(default=None, gt=0)
+
+
+class SupervisionConfig(_Config):
+    """The root supervisor's restart intensity: more than ``max_restarts`` restarts within
+    ``max_seconds`` is a fatal escalation (reported, never killing the host process)."""
+
+    max_restarts: int = Field(default=3, ge=0)
+    max_seconds: float = Field(default=5.0, gt=0)
+
+
+def _default_providers() -> dict[str, ProviderConfig]:
+    return {"simulated": ProviderConfig()}
+
+
+class RuntimeConfig(_Config):
+    """Everything ``otpy.start`` needs. ``name`` prefixes the registered names of the
+    runtime's actors, so several runtimes can live in one process under different names."""
+
+    name: str = Field(default="otpy", pattern=r"^[A-Za-z_][A-Za-z0-9_.\-]*$")
+    providers: dict[str, ProviderConfig] = Field(default_factory=_default_providers)
+    health: HealthConfig = Field(default_factory=HealthConfig)
+    supervision: SupervisionConfig = Field(default_factory=SupervisionConfig)
+    plugins: bool = True
+    call_timeout: float = Field(default=5.0, gt=0)
+
+    @classmethod
+    def load(cls, source: RuntimeConfig | Mapping[str, Any] | str | Path | None) -> RuntimeConfig:
+        """A config from an instance, a mapping, a YAML file path, or (``None``) the
+        environment over the defaults."""
+        if isinstance(source, RuntimeConfig):
+            return source
+        if source is None:
+            return cls.from_env()
+        if isinstance(source, str | Path):
+            return cls.from_yaml(source)
+        if isinstance(source, Mapping):
+            return _validated(cls, source, "the config dict")
+        raise ConfigurationError(
+            f"config must be a RuntimeConfig, a dict, a YAML file path or None, got {source!r}"
+        )
+
+    @classmethod
+    def from_yaml(cls, path: str | Path) -> RuntimeConfig:
+        """Read a YAML file (safe-loaded: plain data only)."""
+        data = _read_yaml(Path(path))
+        return _validated(cls, data, str(path))
+
+    @classmethod
+    def from_env(
+        cls, environ: Mapping[str, str] | None = None, *, prefix: str = ENV_PREFIX
+    ) -> RuntimeConfig:
+        """The defaults, then the YAML file ``OTPY_CONFIG`` names (if set), then every other
+        ``OTPY_*`` variable: ``OTPY_NAME=x``, ``OTPY_HEALTH__INTERVAL=5`` (``__`` goes one
+        level down; values are read as YAML scalars: ``5``, ``true``, ``[a, b]``)."""
+        env = os.environ if environ is None else environ
+        data: dict[str, Any] = {}
+        config_file = env.get(prefix + "CONFIG")
+        if config_file:
+            data = _read_yaml(Path(config_file))
+        for key, raw in sorted(env.items()):
+            if not key.startswith(prefix) or key == prefix + "CONFIG":
+                continue
+            path = [part.lower() for part in key[len(prefix) :].split("__")]
+            if not all(path):
+                raise ConfigurationError(f"environment variable {key}: empty name part")
+            try:
+                value = yaml.safe_load(raw) if raw else raw
+            except yaml.YAMLError as exc:
+                raise ConfigurationError(f"environment variable {key}: not a value: {exc}") from exc
+            target = data
+            for part in path[:-1]:
+                nested = target.setdefault(part, {})
+                if not isinstance(nested, dict):
+                    raise ConfigurationError(
+                        f"environment variable {key}: {part!r} is not a section"
+                    )
+                target = nested
+            target[path[-1]] = value
+        return _validated(
+            cls, data, "the environment" + (f" and {config_file}" if config_file else "")
+        )
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigurationError(f"cannot read config file {str(path)!r}: {exc}") from exc
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ConfigurationError(f"config file {str(path)!r}{where}: {problem}") from exc
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigurationError(
+            f"config file {str(path)!r}: the top level must be a mapping, got {type(data).__name__}"
+        )
+    return data
+
+
+def _validated(cls: type[RuntimeConfig], data: Mapping[str, Any], source: str) -> RuntimeConfig:
+    try:
+        return cls.model_validate(dict(data))
+    except pydantic.ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc']) or '(top level)'}: {err['msg']}"
+            for err in exc.errors()
+        )
+        raise ConfigurationError(f"invalid runtime config from {source}: {problems}") from exc

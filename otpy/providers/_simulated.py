@@ -1,0 +1,452 @@
+"""The ``simulated`` provider: offline, deterministic, and able to misbehave on demand.
+
+The embedded default provider: pipelines, legacy steps, optimization jobs and benchmarks
+run on it with no network and no key. Its answers and faults are a pure function of the
+seed and the request, whatever the thread interleaving:
+
+- A request's *fingerprint* is a stable hash (blake2b) of its content: conversation,
+  system, model, temperature, max_tokens, stop and response_schema (not ``metadata``).
+  ``attempt`` counts how many times that fingerprint was received before.
+- The faults and the latency of a call are drawn from ``random.Random`` seeded with
+  ``(seed, fingerprint, attempt)``: a retry of the same request is a fresh draw.
+- The answer (the text, the structured instance) is drawn from ``(seed, fingerprint)``:
+  every attempt that succeeds gives the same answer, so turning faults on never changes
+  what a pipeline computes, only how many calls it takes.
+
+One call: the request is recorded; an injected outcome, if one is queued, is consumed (an
+exception is raised at once); the latency is slept on ``clock``; then a rate limit
+(``rate_limit_rate``), an overload (``overload_rate``) and a server error
+(``failure_rate``) are drawn in that order, one uniform draw each, the first hit raising
+(so the overall share of overloads is ``(1 - rate_limit_rate) * overload_rate``); then the
+answer is built and cut at a stop sequence or at ``max_tokens``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import random
+import threading
+from collections import deque
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from otpy.clock import SYSTEM_CLOCK, Clock
+from otpy.errors import (
+    ConfigurationError,
+    InvalidRequestError,
+    OverloadedError,
+    RateLimitedError,
+    ServerError,
+)
+from otpy.providers._base import (
+    CAPABILITIES,
+    Completion,
+    CompletionRequest,
+    Message,
+    Provider,
+    Usage,
+)
+from otpy.providers._schema_sample import UnsupportedSchema, invalid_text, sample_instance
+
+__all__ = ["SimulatedProvider", "SimulatedStats"]
+
+Responses = Mapping[str, str] | Callable[[CompletionRequest], str]
+_NOTHING = object()  # the injection queue is empty
+_SETTINGS = (
+    "name", "seed", "model", "latency", "failure_rate", "rate_limit_rate", "overload_rate",
+    "invalid_structured_rate", "retry_after", "responses", "capabilities", "clock",
+)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class SimulatedStats:
+    """A snapshot of a :class:`SimulatedProvider`'s counters.
+
+    ``calls`` counts every request received, ``completed`` those answered, ``failures``
+    the rest by error class name (injected ones included). Tokens and ``latency`` (seconds
+    slept) add up the completed calls; ``invalid_structured`` counts the answers made
+    deliberately invalid for their schema; ``by_prompt`` counts calls by the text of the
+    last user turn; ``pending_injections`` is what ``inject`` queued and no call consumed.
+    """
+
+    calls: int
+    completed: int
+    failures: dict[str, int]
+    input_tokens: int
+    output_tokens: int
+    invalid_structured: int
+    latency: float
+    by_prompt: dict[str, int]
+    pending_injections: int
+
+
+class SimulatedProvider(Provider):
+    """A deterministic offline LLM: answers, latency and faults derive from ``seed`` and
+    the request (see the module docstring), so runs repeat exactly.
+
+    ``latency`` is slept on ``clock`` per call (a ``(low, high)`` pair: uniform, seeded).
+    ``responses`` fixes the text: a mapping from a substring of the last user turn (first
+    match in insertion order, case-insensitive) to the answer, or a callable of the
+    request; otherwise the text is ``"Simulated answer (<model>) to: <prompt> [<hash>]"``.
+    With a ``response_schema`` and no fixed text the answer is a generated instance of the
+    schema (``structured``, and ``text`` its JSON); a fixed text is returned as is, with
+    ``structured`` its JSON parse or None. ``inject`` queues exact outcomes for the next
+    calls. ``complete`` is safe from any number of threads; it blocks only on the latency.
+    """
+
+    capabilities: ClassVar[frozenset[str]] = CAPABILITIES
+
+    def __init__(
+        self,
+        name: str = "simulated",
+        *,
+        seed: int = 0,
+        model: str = "sim-1",
+        latency: float | tuple[float, float] = 0.0,
+        failure_rate: float = 0.0,
+        rate_limit_rate: float = 0.0,
+        overload_rate: float = 0.0,
+        invalid_structured_rate: float = 0.0,
+        retry_after: float = 1.0,
+        responses: Responses | None = None,
+        capabilities: Iterable[str] = CAPABILITIES,
+        clock: Clock = SYSTEM_CLOCK,
+    ) -> None:
+        self.name = _text("name", name)
+        if not isinstance(seed, int) or isinstance(seed, bool):
+            raise _bad("seed", "an int", seed)
+        self.seed = seed
+        self.model = _text("model", model)
+        self.latency = _latency(latency)
+        self.failure_rate = _rate("failure_rate", failure_rate)
+        self.rate_limit_rate = _rate("rate_limit_rate", rate_limit_rate)
+        self.overload_rate = _rate("overload_rate", overload_rate)
+        self.invalid_structured_rate = _rate("invalid_structured_rate", invalid_structured_rate)
+        if not _real(retry_after) or retry_after < 0:
+            raise _bad("retry_after", "seconds >= 0", retry_after)
+        self.retry_after = float(retry_after)
+        self._fixed, self._answer_with = _responses(responses)
+        # Provider declares capabilities per class; this one is configured per instance.
+        vars(self)["capabilities"] = _capabilities(capabilities)
+        if not isinstance(clock, Clock):
+            raise _bad("clock", "a Clock", clock)
+        self.clock = clock
+        self._lock = threading.Lock()
+        self._attempts: dict[str, int] = {}
+        self._injected: deque[BaseException | None] = deque()
+        self._reset_counters()
+
+    @classmethod
+    def from_config(
+        cls, config: Mapping[str, Any], *, clock: Clock | None = None
+    ) -> SimulatedProvider:
+        """Build one from a plain dict of the constructor's keyword names (as a YAML or
+        JSON config gives them: ``latency`` may be a two-item list); ``clock``, if given,
+        is the clock to use (the runtime's). An unknown key, a bad value, or a clock given
+        both ways raises ConfigurationError naming it."""
+        if not isinstance(config, Mapping):
+            raise ConfigurationError(
+                f"simulated provider config must be a mapping, got {type(config).__name__}"
+            )
+        settings = dict(config)
+        for key in settings:
+            if key not in _SETTINGS:
+                raise ConfigurationError(
+                    f"unknown simulated provider setting {key!r} (known: {', '.join(_SETTINGS)})"
+                )
+        if isinstance(settings.get("latency"), list):
+            settings["latency"] = tuple(settings["latency"])
+        if clock is not None:
+            if "clock" in settings:
+                raise ConfigurationError(
+                    "simulated provider config: 'clock' given both in the config and as an argument"
+                )
+            settings["clock"] = clock
+        return cls(**settings)
+
+    # -- the call ------------------------------------------------------------------------
+
+    def complete(self, request: CompletionRequest) -> Completion:
+        """Answer ``request`` (or raise the injected or drawn fault), in the caller's
+        thread, after sleeping the latency on ``clock``."""
+        conversation = request.conversation()
+        fingerprint = _fingerprint(request, conversation)
+        prompt = _last_user_turn(conversation)
+        with self._lock:
+            self._calls += 1
+            self._requests.append(request)
+            self._by_prompt[prompt] = self._by_prompt.get(prompt, 0) + 1
+            attempt = self._attempts.get(fingerprint, 0)
+            self._attempts[fingerprint] = attempt + 1
+            injected = self._injected.popleft() if self._injected else _NOTHING
+        try:
+            if isinstance(injected, BaseException):
+                raise injected
+            return self._attempt(request, conversation, prompt, fingerprint, attempt)
+        except Exception as exc:
+            with self._lock:
+                name = type(exc).__name__
+                self._failures[name] = self._failures.get(name, 0) + 1
+            raise
+
+    def _attempt(
+        self,
+        request: CompletionRequest,
+        conversation: tuple[Message, ...],
+        prompt: str,
+        fingerprint: str,
+        attempt: int,
+    ) -> Completion:
+        draws = random.Random(_derive(self.seed, fingerprint, str(attempt)))
+        u_latency, u_limit, u_overload, u_fail, u_invalid = (draws.random() for _ in range(5))
+        latency = self.latency
+        if isinstance(latency, tuple):
+            latency = latency[0] + u_latency * (latency[1] - latency[0])
+        if latency > 0:
+            self.clock.sleep(latency)
+        why = f"simulated (attempt {attempt + 1} of this request)"
+        if u_limit < self.rate_limit_rate:
+            raise RateLimitedError(
+                f"rate limited, {why}", provider=self.name, status=429,
+                retry_after=self.retry_after,
+            )  # fmt: skip
+        if u_overload < self.overload_rate:
+            raise OverloadedError(f"overloaded, {why}", provider=self.name, status=529)
+        if u_fail < self.failure_rate:
+            raise ServerError(f"internal server error, {why}", provider=self.name, status=500)
+
+        model = request.model or self.model
+        spoil = u_invalid < self.invalid_structured_rate
+        text, structured, invalid = self._answer(request, prompt, model, fingerprint, spoil, draws)
+        cut, stop_reason = _cut(text, request)
+        usage = Usage(
+            input_tokens=max(1, math.ceil(_input_chars(request.system, conversation) / 4)),
+            output_tokens=max(1, math.ceil(len(cut) / 4)),
+        )
+        with self._lock:
+            self._completed += 1
+            self._input_tokens += usage.input_tokens
+            self._output_tokens += usage.output_tokens
+            self._latency_total += latency
+            self._invalid += int(invalid)
+        return Completion(
+            text=cut,
+            structured=structured if cut == text else None,  # a cut JSON text parses no more
+            usage=usage,
+            latency=latency,
+            model=model,
+            provider=self.name,
+            stop_reason=stop_reason,
+        )
+
+    def _answer(
+        self,
+        request: CompletionRequest,
+        prompt: str,
+        model: str,
+        fingerprint: str,
+        invalid: bool,
+        draws: random.Random,
+    ) -> tuple[str, Any, bool]:
+        """(text, structured, made invalid): the fixed text, a schema instance (or a text
+        that breaks the schema when ``invalid``), or the default text."""
+        fixed = self._fixed_text(request, prompt)
+        schema = request.response_schema
+        if fixed is not None:
+            return fixed, None if schema is None else _parse_json(fixed), False
+        answer_seed = _derive(self.seed, fingerprint, "answer")
+        if schema is None:
+            shown = " ".join(prompt.split())[:60]
+            return f"Simulated answer ({model}) to: {shown} [{answer_seed >> 32:08x}]", None, False
+        try:
+            structured = sample_instance(schema, random.Random(answer_seed))
+        except UnsupportedSchema as exc:
+            raise InvalidRequestError(
+                f"response_schema: {exc}", provider=self.name, status=None
+            ) from exc
+        if invalid:
+            return invalid_text(schema, structured, draws), None, True
+        return json.dumps(structured), structured, False
+
+    def _fixed_text(self, request: CompletionRequest, prompt: str) -> str | None:
+        if self._answer_with is not None:
+            text = self._answer_with(request)
+            if not isinstance(text, str):
+                raise ConfigurationError(
+                    f"SimulatedProvider {self.name!r}: the responses callable returned "
+                    f"{type(text).__name__}, not str"
+                )
+            return text
+        lowered = prompt.lower()
+        for key, text in self._fixed:
+            if key in lowered:
+                return text
+        return None
+
+    # -- testing hooks and statistics ----------------------------------------------------
+
+    def inject(self, *outcomes: BaseException | None) -> None:
+        """Queue outcomes for the next calls, one each in order (from any thread): an
+        exception instance is raised by that call (after it is recorded, before any
+        latency); ``None`` lets that call answer normally."""
+        for index, outcome in enumerate(outcomes):
+            if outcome is not None and not isinstance(outcome, BaseException):
+                raise ConfigurationError(
+                    f"inject: outcome {index} must be an exception instance or None, "
+                    f"got {outcome!r}"
+                )
+        with self._lock:
+            self._injected.extend(outcomes)
+
+    @property
+    def calls(self) -> int:
+        """Requests received so far (answered or not)."""
+        return self._calls
+
+    @property
+    def requests(self) -> list[CompletionRequest]:
+        """A copy of every request received since the last reset, in arrival order."""
+        with self._lock:
+            return list(self._requests)
+
+    def statistics(self) -> SimulatedStats:
+        """A consistent snapshot of the counters."""
+        with self._lock:
+            return SimulatedStats(
+                calls=self._calls,
+                completed=self._completed,
+                failures=dict(self._failures),
+                input_tokens=self._input_tokens,
+                output_tokens=self._output_tokens,
+                invalid_structured=self._invalid,
+                latency=self._latency_total,
+                by_prompt=dict(self._by_prompt),
+                pending_injections=len(self._injected),
+            )
+
+    def reset_statistics(self) -> None:
+        """Zero the counters and clear the request log. The attempt count per request and
+        the injection queue are behaviour, not statistics: they are kept."""
+        with self._lock:
+            self._reset_counters()
+
+    def _reset_counters(self) -> None:
+        self._calls = 0
+        self._completed = 0
+        self._failures: dict[str, int] = {}
+        self._input_tokens = 0
+        self._output_tokens = 0
+        self._invalid = 0
+        self._latency_total = 0.0
+        self._by_prompt: dict[str, int] = {}
+        self._requests: list[CompletionRequest] = []
+
+    def __repr__(self) -> str:
+        return f"<SimulatedProvider {self.name!r} seed={self.seed} model={self.model!r}>"
+
+
+def _fingerprint(request: CompletionRequest, conversation: tuple[Message, ...]) -> str:
+    """A stable hash of what decides the answer (``metadata`` is left out)."""
+    content = [
+        [[m.role, m.content] for m in conversation],
+        request.system,
+        request.model,
+        request.temperature,
+        request.max_tokens,
+        list(request.stop),
+        request.response_schema,
+    ]
+    blob = json.dumps(content, separators=(",", ":"), default=repr)
+    return hashlib.blake2b(blob.encode(), digest_size=16).hexdigest()
+
+
+def _derive(seed: int, fingerprint: str, salt: str) -> int:
+    digest = hashlib.blake2b(f"{seed}|{fingerprint}|{salt}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big")
+
+
+def _last_user_turn(conversation: tuple[Message, ...]) -> str:
+    for message in reversed(conversation):
+        if message.role == "user":
+            return message.content
+    return ""
+
+
+def _input_chars(system: str | None, conversation: tuple[Message, ...]) -> int:
+    return len(system or "") + sum(len(m.content) for m in conversation)
+
+
+def _cut(text: str, request: CompletionRequest) -> tuple[str, str]:
+    """The text as a token stream would end: at the first complete stop sequence, or at
+    ``max_tokens`` (4 characters a token), whichever comes first."""
+    limit = request.max_tokens * 4
+    hits = [(text.find(s), s) for s in request.stop if s]
+    found = [(i, s) for i, s in hits if i >= 0]
+    if found:
+        index, stop = min(found, key=lambda hit: hit[0])
+        if index + len(stop) <= limit:
+            return text[:index], "stop_sequence"
+    if len(text) > limit:
+        return text[:limit], "max_tokens"
+    return text, "end_turn"
+
+
+def _parse_json(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except ValueError:
+        return None
+
+
+def _real(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _bad(argument: str, expected: str, value: Any) -> ConfigurationError:
+    return ConfigurationError(f"SimulatedProvider: {argument} must be {expected}, got {value!r}")
+
+
+def _text(argument: str, value: Any) -> str:
+    if not isinstance(value, str) or not value:
+        raise _bad(argument, "a non-empty string", value)
+    return value
+
+
+def _rate(argument: str, value: Any) -> float:
+    if not _real(value) or not 0.0 <= value <= 1.0:
+        raise _bad(argument, "a number in [0, 1]", value)
+    return float(value)
+
+
+def _latency(value: Any) -> float | tuple[float, float]:
+    if isinstance(value, tuple) and len(value) == 2 and all(_real(v) for v in value):
+        if 0.0 <= value[0] <= value[1]:
+            return (float(value[0]), float(value[1]))
+    elif _real(value) and value >= 0:
+        return float(value)
+    raise _bad("latency", "seconds >= 0 or a (low, high) pair with 0 <= low <= high", value)
+
+
+def _responses(
+    value: Any,
+) -> tuple[tuple[tuple[str, str], ...], Callable[[CompletionRequest], str] | None]:
+    if value is None:
+        return (), None
+    if callable(value):
+        return (), value
+    if not isinstance(value, Mapping):
+        raise _bad("responses", "a mapping or a callable of the request", value)
+    for key, text in value.items():
+        if not isinstance(key, str) or not isinstance(text, str):
+            raise _bad("responses", "a mapping of str to str", {key: text})
+    return tuple((key.lower(), text) for key, text in value.items()), None
+
+
+def _capabilities(value: Any) -> frozenset[str]:
+    items = None if isinstance(value, str) or not isinstance(value, Iterable) else tuple(value)
+    if items is None or not all(isinstance(c, str) for c in items):
+        raise _bad("capabilities", "an iterable of strings", value)
+    return frozenset(items)

@@ -1,0 +1,387 @@
+"""The provider table: immutable entries, the snapshot the registry publishes, and the
+selection strategies as plain functions (testable without threads or actors).
+
+An entry is immutable, but it holds the provider's live parts: its guard (rate limiter,
+breaker) and its stats. A new table made by a write shares them with the old one, so a
+health update or a registry restart never resets a provider's limits or counters.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import random
+import re
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Any
+
+from otpy.clock import Clock
+from otpy.errors import ConfigurationError, NoProviderAvailable, UnknownProviderError
+from otpy.providers._base import Completion, CompletionRequest, Provider
+from otpy.providers._health import ProviderHealth, ProviderStats
+from otpy.providers._limits import ProviderLimits, build_guard
+from otpy.resilience import CircuitBreaker, Guarded, RateLimiter, RetryAttempt
+from otpy.telemetry import get_telemetry
+
+__all__ = [
+    "STRATEGIES",
+    "ProviderEntry",
+    "ProviderTable",
+    "as_capabilities",
+    "by_least_latency",
+    "by_least_loaded",
+    "by_priority",
+    "by_round_robin",
+    "by_weighted",
+    "candidates",
+    "make_entry",
+    "select",
+]
+
+_log = logging.getLogger("otpy.providers")
+
+STRATEGIES = ("priority", "round_robin", "least_latency", "least_loaded", "weighted")
+"""The selection strategies ``select`` knows."""
+
+_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.:/@+\-]*$")
+
+
+@dataclass(frozen=True, eq=False, repr=False)
+class ProviderEntry:
+    """One registered provider: the provider, what it can do, how it is called.
+
+    ``guard`` (limiter -> breaker -> retry -> timeout) was built once from ``limits`` at
+    registration; ``breaker``/``limiter`` are its stateful parts and ``stats`` its live
+    health statistics. ``healthy``/``unhealthy_reason`` say whether selection may pick it.
+    """
+
+    name: str
+    provider: Provider
+    capabilities: frozenset[str]
+    priority: int
+    weight: float
+    limits: ProviderLimits
+    guard: Guarded[Completion]
+    breaker: CircuitBreaker
+    limiter: RateLimiter | None
+    stats: ProviderStats
+    healthy: bool = True
+    unhealthy_reason: str = ""
+
+    def with_health(self, healthy: bool, reason: str = "") -> ProviderEntry:
+        """This entry marked (un)healthy; the provider's live parts are shared."""
+        reason = "" if healthy else reason
+        return dataclasses.replace(self, healthy=healthy, unhealthy_reason=reason)
+
+    def refusal(self) -> str | None:
+        """Why the breaker would refuse a call now, or None (closed, or a probe is due)."""
+        if self.stats.breaker_state == "closed":
+            return None  # the lock-free copy: the common case costs no lock
+        breaker = self.breaker
+        state = breaker.state
+        if state == "closed":
+            return None
+        if state == "open":
+            wait = breaker.retry_in()
+            return f"circuit breaker open (probe in {wait:.1f} s)" if wait > 0 else None
+        if breaker.statistics().probe_in_flight:
+            return "circuit breaker half-open, probe in flight"
+        return None
+
+    def health(self) -> ProviderHealth:
+        """Its health now: the flag, breaker state, error rate, latencies, in-flight."""
+        return ProviderHealth.of(
+            self.name, self.healthy, self.unhealthy_reason, self.breaker, self.stats
+        )
+
+    def complete(self, request: CompletionRequest, *, clock: Clock | None = None) -> Completion:
+        """Call the provider through its guard, in this thread, and record the outcome.
+
+        Counts the call in flight while it runs; every attempt that failed (from the
+        guard's retry record) and the final success go into the stats; emits
+        ``provider.call`` (measurements ``latency`` — the whole call, waits and retries
+        included — ``tokens`` and ``attempts``; metadata ``provider``, ``model``,
+        ``outcome``: "ok" or the error's type name); ``clock`` times the whole call
+        (default: the guard's). Raises what the guard raised: a ProviderError,
+        CircuitOpenError, RateLimitTimeout, OperationTimeout, ...
+        """
+        guarded = self.guard
+        runner = guarded.guard
+        clock = clock or runner.clock
+        stats = self.stats
+        attempts: list[RetryAttempt] = []
+        started = clock.monotonic()
+        stats.begin()
+        try:
+            completion = runner.call(
+                guarded.fn, request, cost=guarded.cost, usage=guarded.usage, retries=attempts
+            )
+        except BaseException as exc:
+            self._record(attempts, exc)
+            self._report(request, None, exc, clock.monotonic() - started, len(attempts))
+            raise
+        finally:
+            stats.end()
+        self._record(attempts, None)
+        self._report(request, completion, None, clock.monotonic() - started, len(attempts) + 1)
+        return completion
+
+    def _record(self, attempts: list[RetryAttempt], error: BaseException | None) -> None:
+        stats = self.stats
+        for attempt in attempts:
+            stats.record_error(attempt.error)
+        if error is None:
+            stats.record_outcome(True)
+        elif not any(attempt.error is error for attempt in attempts):
+            stats.record_error(error)  # raised outside the attempts (e.g. estimate_tokens)
+
+    def _report(
+        self,
+        request: CompletionRequest,
+        completion: Completion | None,
+        error: BaseException | None,
+        latency: float,
+        attempts: int,
+    ) -> None:
+        try:
+            get_telemetry().emit(
+                "provider.call",
+                {
+                    "latency": latency,
+                    "tokens": completion.usage.total_tokens if completion is not None else 0,
+                    "attempts": max(1, attempts),
+                },
+                {
+                    "provider": self.name,
+                    "model": completion.model if completion is not None else request.model,
+                    "outcome": "ok" if error is None else type(error).__name__,
+                },
+            )
+        except Exception:
+            _log.exception("telemetry refused provider.call of %r", self.name)
+
+    def __repr__(self) -> str:
+        flag = "" if self.healthy else f" unhealthy ({self.unhealthy_reason})"
+        caps = ",".join(sorted(self.capabilities))
+        return f"<ProviderEntry {self.name!r} [{caps}] priority={self.priority}{flag}>"
+
+
+def as_capabilities(
+    value: str | Iterable[str] | None, *, what: str = "capabilities"
+) -> frozenset[str]:
+    """``value`` as a frozenset of capability names (a single string is one capability).
+
+    Raises ConfigurationError for anything but non-empty strings.
+    """
+    if value is None:
+        return frozenset()
+    items = (value,) if isinstance(value, str) else value
+    try:
+        caps = frozenset(items)
+    except TypeError:
+        raise ConfigurationError(f"{what} must be strings, got {value!r}") from None
+    bad = [c for c in caps if not isinstance(c, str) or not c]
+    if bad:
+        raise ConfigurationError(f"{what} must be non-empty strings, got {bad!r}")
+    return caps
+
+
+def make_entry(
+    name: str,
+    provider: Provider,
+    *,
+    capabilities: str | Iterable[str] | None = None,
+    priority: int = 0,
+    weight: float = 1.0,
+    limits: ProviderLimits | Mapping[str, Any] | None = None,
+    clock: Clock,
+) -> ProviderEntry:
+    """Check a registration and build its entry (guard, breaker, limiter, stats).
+
+    Raises ConfigurationError naming the argument that is wrong.
+    """
+    if not isinstance(name, str) or not _NAME.match(name):
+        raise ConfigurationError(
+            f"provider name must be a non-empty string of letters, digits and _.:/@+- "
+            f"(not starting with a symbol), got {name!r}"
+        )
+    if not isinstance(provider, Provider):
+        kind = "a Provider class (instantiate it)" if isinstance(provider, type) else "not one"
+        raise ConfigurationError(
+            f"provider {name!r}: provider must be a Provider instance, got {provider!r}, {kind}"
+        )
+    caps = as_capabilities(
+        provider.capabilities if capabilities is None else capabilities,
+        what=f"provider {name!r}: capabilities",
+    )
+    if isinstance(priority, bool) or not isinstance(priority, int):
+        raise ConfigurationError(f"provider {name!r}: priority must be an int, got {priority!r}")
+    if (
+        isinstance(weight, bool)
+        or not isinstance(weight, int | float)
+        or not 0 < weight < float("inf")
+    ):
+        raise ConfigurationError(
+            f"provider {name!r}: weight must be a finite number > 0, got {weight!r}"
+        )
+    settings = ProviderLimits.coerce(limits, provider=name)
+    stats = ProviderStats(name)
+    built = build_guard(name, provider, settings, stats, clock)
+    return ProviderEntry(
+        name=name,
+        provider=provider,
+        capabilities=caps,
+        priority=priority,
+        weight=float(weight),
+        limits=settings,
+        guard=built.guard,
+        breaker=built.breaker,
+        limiter=built.limiter,
+        stats=stats,
+    )
+
+
+class ProviderTable:
+    """An immutable table of provider entries by name (what the registry publishes).
+
+    ``entries`` is a read-only mapping, ``ordered`` the entries sorted by name. Writes make
+    a new table (``with_entry``, ``without``).
+    """
+
+    __slots__ = ("entries", "names", "ordered")
+
+    def __init__(self, entries: Iterable[ProviderEntry] = ()) -> None:
+        by_name = {entry.name: entry for entry in sorted(entries, key=lambda e: e.name)}
+        self.entries: Mapping[str, ProviderEntry] = MappingProxyType(by_name)
+        self.ordered: tuple[ProviderEntry, ...] = tuple(by_name.values())
+        self.names: tuple[str, ...] = tuple(by_name)
+
+    def get(self, name: str) -> ProviderEntry | None:
+        return self.entries.get(name)
+
+    def require(self, name: str) -> ProviderEntry:
+        """The entry ``name``; UnknownProviderError (listing the known ones) if none."""
+        entry = self.entries.get(name)
+        if entry is None:
+            raise UnknownProviderError(name, self.names)
+        return entry
+
+    def with_entry(self, entry: ProviderEntry) -> ProviderTable:
+        """A table with ``entry`` added, or replacing the entry of the same name."""
+        return ProviderTable((*(e for e in self.ordered if e.name != entry.name), entry))
+
+    def without(self, name: str) -> ProviderTable:
+        """A table without ``name`` (the same table if it is not there)."""
+        if name not in self.entries:
+            return self
+        return ProviderTable(e for e in self.ordered if e.name != name)
+
+    def list(self, capability: str | None = None) -> list[ProviderEntry]:
+        """The entries (sorted by name), only those with ``capability`` if given."""
+        if capability is None:
+            return list(self.ordered)
+        return [e for e in self.ordered if capability in e.capabilities]
+
+    def __contains__(self, name: object) -> bool:
+        return name in self.entries
+
+    def __len__(self) -> int:
+        return len(self.ordered)
+
+    def __iter__(self) -> Iterator[ProviderEntry]:
+        return iter(self.ordered)
+
+    def __repr__(self) -> str:
+        return f"ProviderTable({', '.join(self.names)})"
+
+
+# -- selection ------------------------------------------------------------------------------
+
+
+def candidates(
+    table: ProviderTable, capabilities: frozenset[str], exclude: frozenset[str] = frozenset()
+) -> tuple[list[ProviderEntry], dict[str, str]]:
+    """The entries selection may pick (sorted by name), and why each other entry having
+    the ``capabilities`` was left out: excluded by the caller, unhealthy, breaker open."""
+    chosen: list[ProviderEntry] = []
+    left: dict[str, str] = {}
+    for entry in table.ordered:
+        if not capabilities <= entry.capabilities:
+            continue
+        if entry.name in exclude:
+            left[entry.name] = "excluded by the caller"
+        elif not entry.healthy:
+            left[entry.name] = f"unhealthy: {entry.unhealthy_reason or 'marked unhealthy'}"
+        else:
+            refused = entry.refusal()
+            if refused is None:
+                chosen.append(entry)
+            else:
+                left[entry.name] = refused
+    return chosen, left
+
+
+def by_priority(entries: Sequence[ProviderEntry]) -> ProviderEntry:
+    """The highest priority; ties go to the first name (``entries`` sorted by name)."""
+    return max(entries, key=lambda e: e.priority)
+
+
+def by_round_robin(entries: Sequence[ProviderEntry], turn: int) -> ProviderEntry:
+    """The ``turn``-th entry, rotating over ``entries`` (sorted by name)."""
+    return entries[turn % len(entries)]
+
+
+def by_least_latency(entries: Sequence[ProviderEntry]) -> ProviderEntry:
+    """The lowest median answer time; entries with no answer yet come first (so they get
+    measured), by priority."""
+    fresh = [e for e in entries if e.stats.latency.count == 0]
+    if fresh:
+        return by_priority(fresh)
+    return min(entries, key=lambda e: (e.stats.latency_p50() or 0.0, -e.priority))
+
+
+def by_least_loaded(entries: Sequence[ProviderEntry]) -> ProviderEntry:
+    """The fewest calls in flight; ties by priority, then name."""
+    return min(entries, key=lambda e: (e.stats.in_flight, -e.priority))
+
+
+def by_weighted(entries: Sequence[ProviderEntry], rng: random.Random) -> ProviderEntry:
+    """A random entry, each with probability ``weight / sum(weights)``."""
+    return rng.choices(entries, weights=[e.weight for e in entries])[0]
+
+
+def select(
+    table: ProviderTable,
+    capabilities: frozenset[str] = frozenset(),
+    strategy: str = "priority",
+    exclude: frozenset[str] = frozenset(),
+    *,
+    turn: int = 0,
+    rng: random.Random | None = None,
+) -> ProviderEntry:
+    """Pick a provider having every capability, by ``strategy`` (one of STRATEGIES).
+
+    ``turn`` is the round-robin position, ``rng`` the weighted strategy's random source.
+    Raises ConfigurationError for an unknown strategy, NoProviderAvailable (saying why each
+    capable provider was left out) when no candidate remains.
+    """
+    if strategy not in STRATEGIES:
+        raise ConfigurationError(
+            f"unknown selection strategy {strategy!r}; choose one of {', '.join(STRATEGIES)}"
+        )
+    chosen, left = candidates(table, capabilities, exclude)
+    if not chosen:
+        raise NoProviderAvailable(sorted(capabilities), left)
+    if len(chosen) == 1:
+        return chosen[0]
+    if strategy == "priority":
+        return by_priority(chosen)
+    if strategy == "round_robin":
+        return by_round_robin(chosen, turn)
+    if strategy == "least_latency":
+        return by_least_latency(chosen)
+    if strategy == "least_loaded":
+        return by_least_loaded(chosen)
+    return by_weighted(chosen, rng if rng is not None else random.Random())

@@ -1,0 +1,223 @@
+"""The embedded runtime: ``otpy.start()`` builds the supervision tree in this process.
+
+::
+
+    with otpy.start() as rt:                 # embedded defaults: a simulated provider
+        rt.steps.list_steps()                # the legacy step types, and any plugin's
+        rt.providers.select(["text"])        # the simulated provider
+        rt.compat.migrate_pipeline(old)
+
+The tree: a root supervisor (one_for_one) over the StepRegistry, ProviderRegistry,
+CompatibilityManager, HealthMonitor and JobSupervisor, each registered as
+``<name>.<role>``. The handles (``rt.steps``, ``rt.providers``, ``rt.compat``) resolve the
+names on every write and read the registries' snapshots without a message, so they keep
+working while a registry restarts. A fatal escalation at the root (restart intensity
+exceeded) is logged and handed to ``on_fatal``; it never kills the host process.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import replace
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Literal
+
+from otpy._snapshot import Snapshot
+from otpy.actors import (
+    CompatibilityHandle,
+    CompatibilityManager,
+    HealthMonitor,
+    ProviderRegistry,
+    ProviderRegistryHandle,
+    StepRegistry,
+    StepRegistryHandle,
+)
+from otpy.clock import SYSTEM_CLOCK, Clock
+from otpy.config import ProviderConfig, RuntimeConfig
+from otpy.errors import ConfigurationError, NameTakenError
+from otpy.providers import Provider, ProviderTable, SimulatedProvider
+from otpy.steps import StepTable
+from otpy.supervision import ChildSpec, Down, DynamicSupervisor, Supervisor, SupervisorRef
+from otpy.telemetry import Telemetry, get_telemetry
+
+__all__ = ["PROVIDER_TYPES", "Runtime", "start"]
+
+logger = logging.getLogger("otpy.runtime")
+
+PROVIDER_TYPES: dict[str, Callable[[str, Mapping[str, Any], Clock], Provider]] = {
+    "simulated": lambda name, options, clock: SimulatedProvider.from_config(
+        {"name": name, **options}, clock=clock
+    ),
+}
+"""Provider ``type`` names a config may use, each a factory ``(name, options, clock)``."""
+
+RuntimeState = Literal["running", "stopped", "failed"]
+
+
+class Runtime:
+    """A running otpy runtime; make one with :func:`start`.
+
+    ``steps``, ``providers`` and ``compat`` are the registry handles; ``supervisor`` is the
+    root supervisor's ref; ``jobs_supervisor`` the DynamicSupervisor jobs run under.
+    ``state`` is ``running``, ``stopped`` (after ``stop``) or ``failed`` (the root gave up;
+    ``failure`` says why).
+    """
+
+    def __init__(
+        self,
+        config: RuntimeConfig,
+        *,
+        clock: Clock = SYSTEM_CLOCK,
+        on_fatal: Callable[[Runtime, object], None] | None = None,
+    ) -> None:
+        self.config = config
+        self.clock = clock
+        self.name = config.name
+        self.telemetry: Telemetry = get_telemetry()
+        self._on_fatal = on_fatal
+        self._lock = threading.Lock()
+        self._stopping = False
+        self.state: RuntimeState = "running"
+        self.failure: object = None
+        prefix = config.name
+        step_snapshot: Snapshot[StepTable] = Snapshot(StepTable())
+        provider_snapshot: Snapshot[ProviderTable] = Snapshot(ProviderTable())
+        timeout = config.call_timeout
+        self.steps = StepRegistryHandle(f"{prefix}.steps", step_snapshot, timeout=timeout)
+        self.providers = ProviderRegistryHandle(
+            f"{prefix}.providers", provider_snapshot, clock=clock, timeout=timeout
+        )
+        self.compat = CompatibilityHandle(f"{prefix}.compat", self.steps)
+        health = config.health
+        children = [
+            StepRegistry.child_spec(f"{prefix}.steps", step_snapshot, clock=clock),
+            replace(
+                ProviderRegistry.child_spec(f"{prefix}.providers", provider_snapshot, clock=clock),
+                id="providers",
+            ),
+            CompatibilityManager.child_spec(f"{prefix}.compat", self.steps, clock=clock),
+            replace(
+                HealthMonitor.child_spec(
+                    f"{prefix}.health",
+                    self.providers,
+                    interval=health.interval,
+                    clock=clock,
+                    error_rate=health.error_rate,
+                    min_calls=health.min_calls,
+                    latency_p99=health.latency_p99,
+                ),
+                id="health",
+            ),
+            ChildSpec(
+                id="jobs",
+                start=lambda: DynamicSupervisor.start(name=f"{prefix}.jobs", clock=clock),
+                type="supervisor",
+            ),
+        ]
+        try:
+            self.supervisor: SupervisorRef = Supervisor.start(
+                children,
+                strategy="one_for_one",
+                max_restarts=config.supervision.max_restarts,
+                max_seconds=config.supervision.max_seconds,
+                name=f"{prefix}.root",
+                clock=clock,
+            )
+        except NameTakenError as exc:
+            raise ConfigurationError(
+                f"a runtime named {prefix!r} is already running in this process; "
+                "stop it or start this one with another name"
+            ) from exc
+        self.jobs_supervisor = f"{prefix}.jobs"
+        self.supervisor.monitor(self._root_down)
+        try:
+            for name, provider_config in config.providers.items():
+                self._register_provider(name, provider_config)
+            if config.plugins:
+                self.steps.load_plugins()
+                self.providers.load_plugins()
+        except BaseException:
+            self.stop()
+            raise
+
+    def _register_provider(self, name: str, config: ProviderConfig) -> None:
+        factory = PROVIDER_TYPES.get(config.type)
+        if factory is None:
+            known = ", ".join(sorted(PROVIDER_TYPES))
+            raise ConfigurationError(
+                f"provider {name!r}: unknown type {config.type!r} (known types: {known})"
+            )
+        provider = factory(name, config.options, self.clock)
+        self.providers.register_provider(
+            name,
+            provider,
+            capabilities=config.capabilities,
+            priority=config.priority,
+            limits=config.limits,
+            weight=config.weight,
+            replace=True,
+        )
+
+    def _root_down(self, down: Down) -> None:
+        with self._lock:
+            if self._stopping:
+                return
+            self.state = "failed"
+            self.failure = down.reason
+        logger.error(
+            "otpy runtime %r: the root supervisor exited (%r); the runtime is down, "
+            "the host process goes on",
+            self.name,
+            down.reason,
+        )
+        self.telemetry.emit(
+            "runtime.failed", metadata={"runtime": self.name, "reason": repr(down.reason)}
+        )
+        if self._on_fatal is not None:
+            try:
+                self._on_fatal(self, down.reason)
+            except Exception:
+                logger.exception("otpy runtime %r: the on_fatal callback raised", self.name)
+
+    def stop(self, timeout: float | None = 30.0) -> None:
+        """Stop the tree (children in reverse start order) and wait; idempotent."""
+        with self._lock:
+            if self._stopping:
+                return
+            self._stopping = True
+            if self.state == "running":
+                self.state = "stopped"
+        if self.supervisor.is_alive():
+            self.supervisor.shutdown(timeout)
+
+    def __enter__(self) -> Runtime:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    def __repr__(self) -> str:
+        return f"<Runtime {self.name!r} {self.state}>"
+
+
+def start(
+    config: RuntimeConfig | Mapping[str, Any] | str | Path | None = None,
+    *,
+    clock: Clock = SYSTEM_CLOCK,
+    on_fatal: Callable[[Runtime, object], None] | None = None,
+) -> Runtime:
+    """Start the runtime in this process and return it (also a context manager).
+
+    ``config``: a :class:`RuntimeConfig`, a dict, a YAML file path, or ``None`` for the
+    environment (``OTPY_*``) over the embedded defaults. ``on_fatal(runtime, reason)`` runs
+    if the root supervisor gives up (in the supervisor's thread; keep it short).
+    """
+    return Runtime(RuntimeConfig.load(config), clock=clock, on_fatal=on_fatal)

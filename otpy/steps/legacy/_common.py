@@ -1,0 +1,174 @@
+"""What the legacy step types share: config checks, request building, the provider call.
+
+Plain functions, no state. Every check raises ``StepValidationError`` naming the step (its
+``name``, else its ``type``) and the offending field.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from otpy.errors import StepValidationError
+from otpy.providers import Completion, CompletionRequest, Message
+from otpy.steps._base import StepContext
+
+__all__ = [
+    "LLM_FIELDS",
+    "build_request",
+    "call_provider",
+    "check_bool",
+    "check_int",
+    "check_llm_fields",
+    "check_str",
+    "check_str_list",
+    "is_number",
+    "step_label",
+]
+
+LLM_FIELDS = ("system", "temperature", "max_tokens", "stop")
+"""The sampling fields every prompting legacy step accepts (besides ``model``)."""
+
+DEFAULT_MAX_TOKENS = 1024
+
+
+def step_label(config: Mapping[str, Any], default: str = "step") -> str:
+    """How errors name a step: its ``name``, else its ``type``, else ``default``."""
+    return str(config.get("name") or config.get("type") or default)
+
+
+def is_number(value: Any) -> bool:
+    """A finite int or float that is not a bool."""
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def check_str(
+    config: Mapping[str, Any], field: str, *, required: bool = False, empty: bool = False
+) -> str | None:
+    """``config[field]`` if it is a str (non-empty unless ``empty``); None if absent and
+    not ``required``."""
+    value = config.get(field)
+    if value is None:
+        if required:
+            raise StepValidationError("is required", step=step_label(config), field=field)
+        return None
+    if not isinstance(value, str):
+        raise StepValidationError(
+            f"must be a string, got {type(value).__name__}", step=step_label(config), field=field
+        )
+    if not empty and not value.strip():
+        raise StepValidationError("must not be empty", step=step_label(config), field=field)
+    return value
+
+
+def check_int(
+    config: Mapping[str, Any], field: str, *, minimum: int, maximum: int | None = None
+) -> int | None:
+    """``config[field]`` if it is an int within bounds; None if absent."""
+    value = config.get(field)
+    if value is None:
+        return None
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise StepValidationError(
+            f"must be an integer, got {value!r}", step=step_label(config), field=field
+        )
+    if value < minimum or (maximum is not None and value > maximum):
+        bounds = f">= {minimum}" if maximum is None else f"between {minimum} and {maximum}"
+        raise StepValidationError(
+            f"must be {bounds}, got {value}", step=step_label(config), field=field
+        )
+    return value
+
+
+def check_bool(config: Mapping[str, Any], field: str) -> bool | None:
+    """``config[field]`` if it is True or False; None if absent."""
+    value = config.get(field)
+    if value is not None and not isinstance(value, bool):
+        raise StepValidationError(
+            f"must be true or false, got {value!r}", step=step_label(config), field=field
+        )
+    return value
+
+
+def check_str_list(
+    config: Mapping[str, Any], field: str, *, non_empty: bool = False
+) -> list[str] | None:
+    """``config[field]`` if it is a list of non-empty strings; None if absent."""
+    value = config.get(field)
+    if value is None:
+        return None
+    label = step_label(config)
+    if isinstance(value, str) or not isinstance(value, Sequence):
+        raise StepValidationError(
+            f"must be a list of strings, got {type(value).__name__}", step=label, field=field
+        )
+    if non_empty and not value:
+        raise StepValidationError("must not be an empty list", step=label, field=field)
+    for index, item in enumerate(value):
+        if not isinstance(item, str) or not item:
+            raise StepValidationError(
+                f"item {index} must be a non-empty string, got {item!r}", step=label, field=field
+            )
+    return list(value)
+
+
+def check_llm_fields(config: Mapping[str, Any]) -> None:
+    """Check ``system``, ``temperature`` (0 to 2), ``max_tokens`` (> 0), ``stop`` (list of
+    strings) and the common ``provider`` and ``model`` (strings) where present."""
+    check_str(config, "system", empty=True)
+    check_str(config, "provider")
+    check_str(config, "model")
+    temperature = config.get("temperature")
+    if temperature is not None and not (is_number(temperature) and 0.0 <= temperature <= 2.0):
+        raise StepValidationError(
+            f"must be a number from 0 to 2, got {temperature!r}",
+            step=step_label(config),
+            field="temperature",
+        )
+    check_int(config, "max_tokens", minimum=1)
+    check_str_list(config, "stop")
+
+
+def build_request(
+    step: Mapping[str, Any],
+    *,
+    prompt: str | None,
+    messages: Sequence[Message] = (),
+    response_schema: dict[str, Any] | None = None,
+    system: str | None = None,
+    temperature: float | None = None,
+    max_tokens: int | None = None,
+) -> CompletionRequest:
+    """A request from a step's sampling fields; the keyword arguments are defaults that
+    the step's own fields override (a preset's, say)."""
+    chosen_max = _pick(step, "max_tokens", max_tokens)
+    return CompletionRequest(
+        prompt=prompt,
+        messages=tuple(messages),
+        system=_pick(step, "system", system),
+        model=step.get("model"),
+        temperature=_pick(step, "temperature", temperature),
+        max_tokens=DEFAULT_MAX_TOKENS if chosen_max is None else chosen_max,
+        stop=tuple(step.get("stop") or ()),
+        response_schema=response_schema,
+    )
+
+
+def _pick(step: Mapping[str, Any], field: str, default: Any) -> Any:
+    value = step.get(field)
+    return default if value is None else value
+
+
+def call_provider(
+    context: StepContext,
+    step: Mapping[str, Any],
+    request: CompletionRequest,
+    capabilities: Sequence[str],
+    *,
+    provider: str | None = None,
+) -> Completion:
+    """Complete ``request`` on ``provider`` (default: the step's ``provider`` field; None
+    lets the registry select one with ``capabilities``), through the context's gateway."""
+    name = provider if provider is not None else step.get("provider")
+    return context.complete(request, provider=name, capabilities=tuple(capabilities))

@@ -1,0 +1,372 @@
+"""Fan-out legacy steps: ``claude_batch`` and ``parallel_claude``, on one bounded helper.
+
+:func:`fan_out` runs calls on at most ``max_concurrency`` worker threads. Each call runs in
+a copy of the submitting thread's ``contextvars`` context (``copy_context()`` per call), so
+the trace ids of the step follow it into the workers and telemetry nests correctly.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import logging
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor, as_completed
+from dataclasses import dataclass
+from typing import Any, ClassVar, Final, Generic, TypeVar
+
+from otpy.errors import OtpyError, StepValidationError
+from otpy.providers import Completion, Usage
+from otpy.steps._base import Step, StepContext, StepMetadata, StepResult
+from otpy.steps.legacy._common import (
+    LLM_FIELDS,
+    build_request,
+    call_provider,
+    check_bool,
+    check_int,
+    check_llm_fields,
+    check_str,
+    is_number,
+    step_label,
+)
+
+__all__ = [
+    "MERGES",
+    "ClaudeBatchStep",
+    "FanOutResult",
+    "Outcome",
+    "ParallelClaudeStep",
+    "fan_out",
+    "merge_texts",
+]
+
+T = TypeVar("T")
+
+logger = logging.getLogger("otpy.steps.legacy")
+
+MERGES: Final = ("list", "concat", "vote", "longest")
+INSTANCE_FIELDS: Final = ("prompt", "system", "temperature", "provider")
+DEFAULT_BATCH_CONCURRENCY: Final = 4
+DEFAULT_PARALLEL_LIMIT: Final = 32
+"""parallel_claude runs every instance at once, up to this many unless max_concurrency says."""
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome(Generic[T]):
+    """What one call of a fan-out gave: its ``value``, or the ``error`` it raised, or
+    ``cancelled`` (never started because the fan-out stopped)."""
+
+    value: T | None = None
+    error: BaseException | None = None
+    cancelled: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None and not self.cancelled
+
+
+@dataclass(frozen=True, slots=True)
+class FanOutResult(Generic[T]):
+    """Every call's :class:`Outcome` in the order of the calls, and the first error that
+    happened (in time), if any."""
+
+    outcomes: list[Outcome[T]]
+    first_error: BaseException | None
+
+
+def fan_out(
+    calls: Sequence[Callable[[], T]],
+    max_concurrency: int,
+    *,
+    stop_on: Callable[[BaseException], bool] = lambda exc: True,
+) -> FanOutResult[T]:
+    """Run ``calls`` with at most ``max_concurrency`` in flight; return when all are done.
+
+    Blocks the caller until every call finished or was cancelled. When a call raises an
+    error for which ``stop_on`` is true, the calls not yet started are cancelled and the
+    running ones finish. With one call or ``max_concurrency == 1`` the calls run in the
+    caller's thread, one after the other; otherwise on a pool of worker threads that is
+    shut down before this returns (a debug line on ``otpy.steps.legacy`` says when every
+    call has been submitted).
+    """
+    if max_concurrency < 1:
+        raise ValueError(f"max_concurrency must be >= 1, got {max_concurrency}")
+    outcomes: list[Outcome[T]] = [Outcome(cancelled=True)] * len(calls)
+    first: BaseException | None = None
+    if len(calls) <= 1 or max_concurrency == 1:
+        for index, call in enumerate(calls):
+            try:
+                outcomes[index] = Outcome(value=call())
+            except Exception as exc:
+                outcomes[index] = Outcome(error=exc)
+                if first is None:
+                    first = exc
+                if stop_on(exc):
+                    break
+        return FanOutResult(outcomes, first)
+    workers = min(max_concurrency, len(calls))
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="otpy-fanout") as pool:
+        futures: dict[Future[T], int] = {
+            pool.submit(contextvars.copy_context().run, call): index
+            for index, call in enumerate(calls)
+        }
+        logger.debug("fan-out: %d calls submitted, at most %d at once", len(calls), workers)
+        stopping = False
+        try:
+            for future in as_completed(futures):
+                index = futures[future]
+                if future.cancelled():
+                    continue
+                error = future.exception()
+                if error is None:
+                    outcomes[index] = Outcome(value=future.result())
+                    continue
+                outcomes[index] = Outcome(error=error)
+                if first is None:
+                    first = error
+                if not stopping and stop_on(error):
+                    stopping = True
+                    _cancel(futures)
+        except BaseException:  # interrupted while waiting: start nothing more
+            _cancel(futures)
+            raise
+    return FanOutResult(outcomes, first)
+
+
+def _cancel(futures: Iterable[Future[Any]]) -> None:
+    for future in futures:
+        future.cancel()
+
+
+def _crash(exc: BaseException) -> bool:
+    """Stop a fan-out on anything that is not an expected (OtpyError) failure."""
+    return not isinstance(exc, OtpyError)
+
+
+def _sum_usage(completions: Sequence[Completion | None]) -> Usage:
+    total = Usage()
+    for completion in completions:
+        if completion is not None:
+            total = total + completion.usage
+    return total
+
+
+def _one_provider(completions: Sequence[Completion | None]) -> tuple[str | None, str | None]:
+    providers = {(c.provider, c.model) for c in completions if c is not None}
+    return next(iter(providers)) if len(providers) == 1 else (None, None)
+
+
+class ClaudeBatchStep(Step):
+    """``claude_batch``: many prompts, each its own request, at most ``max_concurrency``
+    (default 4) in flight.
+
+    Output: the answers' texts in prompt order. With ``continue_on_error`` a prompt whose
+    call fails with an expected error (an OtpyError) gives None and is listed in metadata
+    ``failures`` (index and error); without it the first error is raised once the calls in
+    flight finish (the others are cancelled). Anything else (a bug) is always raised.
+    Usage is the sum over the answered prompts.
+    """
+
+    metadata: ClassVar[StepMetadata] = StepMetadata(
+        description="Run many prompts with bounded concurrency; output is the list of "
+        "answers in prompt order.",
+        required_fields=("prompts",),
+        optional_fields=("max_concurrency", "continue_on_error", *LLM_FIELDS),
+        capabilities=("text",),
+    )
+
+    @classmethod
+    def validate(cls, config: Mapping[str, Any]) -> dict[str, Any]:
+        checked = super().validate(config)
+        label = step_label(checked)
+        prompts = checked["prompts"]
+        if isinstance(prompts, str) or not isinstance(prompts, Sequence) or not prompts:
+            raise StepValidationError(
+                "must be a non-empty list of prompts", step=label, field="prompts"
+            )
+        for index, prompt in enumerate(prompts):
+            if not isinstance(prompt, str) or not prompt.strip():
+                raise StepValidationError(
+                    f"item {index} must be a non-empty string, got {prompt!r}",
+                    step=label,
+                    field="prompts",
+                )
+        check_int(checked, "max_concurrency", minimum=1)
+        check_bool(checked, "continue_on_error")
+        check_llm_fields(checked)
+        return checked
+
+    def execute(self, step: Mapping[str, Any], context: StepContext) -> StepResult:
+        prompts: list[str] = list(step["prompts"])
+        keep_going = bool(step.get("continue_on_error", False))
+        capabilities = self.metadata.capabilities
+
+        def ask(prompt: str) -> Callable[[], Completion]:
+            request = build_request(step, prompt=prompt)
+            return lambda: call_provider(context, step, request, capabilities)
+
+        result = fan_out(
+            [ask(p) for p in prompts],
+            step.get("max_concurrency") or DEFAULT_BATCH_CONCURRENCY,
+            stop_on=_crash if keep_going else (lambda exc: True),
+        )
+        errors = [o.error for o in result.outcomes if o.error is not None]
+        crashes = [e for e in errors if not isinstance(e, OtpyError)]
+        if crashes:
+            raise crashes[0]
+        if errors and not keep_going:
+            assert result.first_error is not None
+            raise result.first_error
+        completions = [o.value for o in result.outcomes]
+        failures = [
+            {"index": i, "error": f"{type(o.error).__name__}: {o.error}"}
+            for i, o in enumerate(result.outcomes)
+            if o.error is not None
+        ]
+        provider, model = _one_provider(completions)
+        return StepResult(
+            output=[c.text if c is not None else None for c in completions],
+            usage=_sum_usage(completions),
+            provider=provider,
+            model=model,
+            metadata={"prompts": len(prompts), "failures": failures},
+        )
+
+
+def merge_texts(texts: Sequence[str], merge: str) -> Any:
+    """Combine instance answers: ``list`` (as is), ``concat`` (joined by a blank line),
+    ``vote`` (the most frequent answer, compared with surrounding whitespace stripped;
+    a tie goes to the answer given first) or ``longest`` (ties: the first)."""
+    if merge == "list":
+        return list(texts)
+    if merge == "concat":
+        return "\n\n".join(texts)
+    if not texts:
+        return None
+    if merge == "vote":
+        counts = Counter(t.strip() for t in texts)
+        best = max(counts.values())
+        return next(t for t in texts if counts[t.strip()] == best)
+    if merge == "longest":
+        return max(texts, key=len)  # max keeps the first of equal keys
+    raise ValueError(f"unknown merge {merge!r} (merges: {', '.join(MERGES)})")
+
+
+class ParallelClaudeStep(Step):
+    """``parallel_claude``: the same question to several instances at once, merged.
+
+    ``instances``: a count (each instance sends ``prompt`` with the step's settings) or a
+    list of per-instance overrides (``prompt``, ``system``, ``temperature``, ``provider``).
+    ``merge``: ``list`` (default), ``concat``, ``vote`` or ``longest`` (see
+    :func:`merge_texts`). All instances run at once (up to 32 unless ``max_concurrency``
+    says otherwise); if any fails, the first error is raised once the others finish.
+    Usage is summed; metadata lists each instance's ``texts`` and ``providers``.
+    """
+
+    metadata: ClassVar[StepMetadata] = StepMetadata(
+        description="Fan one prompt out to several instances (optionally with per-instance "
+        "prompt, system, temperature, provider) in parallel and merge the answers.",
+        required_fields=("instances",),
+        optional_fields=("prompt", "merge", "max_concurrency", *LLM_FIELDS),
+        capabilities=("text",),
+    )
+
+    @classmethod
+    def validate(cls, config: Mapping[str, Any]) -> dict[str, Any]:
+        checked = super().validate(config)
+        label = step_label(checked)
+        instances = checked["instances"]
+        check_str(checked, "prompt")
+        if isinstance(instances, int) and not isinstance(instances, bool):
+            check_int(checked, "instances", minimum=1)
+            overrides: list[Mapping[str, Any]] = [{}] * instances
+        elif isinstance(instances, Sequence) and not isinstance(instances, str) and instances:
+            overrides = [_check_instance(checked, i, item) for i, item in enumerate(instances)]
+        else:
+            raise StepValidationError(
+                f"must be an integer >= 1 or a non-empty list of instance settings, "
+                f"got {instances!r}",
+                step=label,
+                field="instances",
+            )
+        if checked.get("prompt") is None and any("prompt" not in o for o in overrides):
+            raise StepValidationError(
+                "is required unless every instance sets its own prompt",
+                step=label,
+                field="prompt",
+            )
+        merge = checked.get("merge", "list")
+        if merge not in MERGES:
+            raise StepValidationError(
+                f"must be one of {', '.join(MERGES)}, got {merge!r}", step=label, field="merge"
+            )
+        check_int(checked, "max_concurrency", minimum=1)
+        check_llm_fields(checked)
+        return checked
+
+    def execute(self, step: Mapping[str, Any], context: StepContext) -> StepResult:
+        instances = step["instances"]
+        overrides: list[Mapping[str, Any]] = (
+            [{}] * instances if isinstance(instances, int) else list(instances)
+        )
+        capabilities = self.metadata.capabilities
+
+        def ask(override: Mapping[str, Any]) -> Callable[[], Completion]:
+            merged = {**step, **override}
+            request = build_request(merged, prompt=merged["prompt"])
+            return lambda: call_provider(context, merged, request, capabilities)
+
+        limit = step.get("max_concurrency") or min(len(overrides), DEFAULT_PARALLEL_LIMIT)
+        result = fan_out([ask(o) for o in overrides], limit)
+        if result.first_error is not None:
+            raise result.first_error
+        completions = [o.value for o in result.outcomes]
+        texts = [c.text for c in completions if c is not None]
+        merge = step.get("merge", "list")
+        merged = merge_texts(texts, merge)
+        provider, model = _one_provider(completions)
+        return StepResult(
+            output=merged,
+            text=merged if isinstance(merged, str) else None,
+            usage=_sum_usage(completions),
+            provider=provider,
+            model=model,
+            metadata={
+                "instances": len(overrides),
+                "merge": merge,
+                "texts": texts,
+                "providers": [c.provider for c in completions if c is not None],
+            },
+        )
+
+
+def _check_instance(config: Mapping[str, Any], index: int, item: Any) -> Mapping[str, Any]:
+    label = step_label(config)
+    field = f"instances[{index}]"
+    if not isinstance(item, Mapping):
+        raise StepValidationError(
+            f"must be a mapping of {', '.join(INSTANCE_FIELDS)}, got {item!r}",
+            step=label,
+            field=field,
+        )
+    for key, value in item.items():
+        if key not in INSTANCE_FIELDS:
+            raise StepValidationError(
+                f"unknown instance setting {key!r} (settings: {', '.join(INSTANCE_FIELDS)})",
+                step=label,
+                field=field,
+            )
+        if key == "temperature":
+            if not (is_number(value) and 0.0 <= value <= 2.0):
+                raise StepValidationError(
+                    f"temperature must be a number from 0 to 2, got {value!r}",
+                    step=label,
+                    field=f"{field}.temperature",
+                )
+        elif not isinstance(value, str) or (key != "system" and not value.strip()):
+            raise StepValidationError(
+                f"{key} must be a non-empty string, got {value!r}",
+                step=label,
+                field=f"{field}.{key}",
+            )
+    return item

@@ -1,0 +1,194 @@
+"""The one-prompt legacy steps: ``claude``, ``gemini`` and ``claude_smart`` (with presets).
+
+Each sends one request and returns the text. None of them names a provider by default:
+the step's ``provider`` field picks one, otherwise the registry selects any provider with
+the ``text`` capability (the embedded runtime has ``simulated``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Any, ClassVar
+
+from otpy.errors import StepValidationError
+from otpy.providers import CompletionRequest
+from otpy.steps._base import Step, StepContext, StepMetadata, StepResult
+from otpy.steps.legacy._common import (
+    LLM_FIELDS,
+    build_request,
+    call_provider,
+    check_llm_fields,
+    check_str,
+    step_label,
+)
+
+__all__ = ["PRESETS", "ClaudeSmartStep", "ClaudeStep", "GeminiStep", "Preset", "PromptStep"]
+
+
+class PromptStep(Step):
+    """Base of the one-prompt steps: ``prompt`` (required) plus ``system``,
+    ``temperature``, ``max_tokens`` and ``stop``; the output is the answer's text.
+
+    ``execute`` blocks in the calling thread on the provider call (through the context's
+    gateway: rate limits, breaker, retries); a ``ProviderError`` or ``NoProviderAvailable``
+    from it propagates unchanged.
+    """
+
+    metadata: ClassVar[StepMetadata] = StepMetadata(
+        description="One prompt, one answer.",
+        required_fields=("prompt",),
+        optional_fields=LLM_FIELDS,
+        capabilities=("text",),
+    )
+
+    @classmethod
+    def validate(cls, config: Mapping[str, Any]) -> dict[str, Any]:
+        checked = super().validate(config)
+        check_str(checked, "prompt", required=True)
+        check_llm_fields(checked)
+        return checked
+
+    def request(self, step: Mapping[str, Any]) -> CompletionRequest:
+        """The request this step sends."""
+        return build_request(step, prompt=step["prompt"])
+
+    def execute(self, step: Mapping[str, Any], context: StepContext) -> StepResult:
+        completion = call_provider(context, step, self.request(step), self.metadata.capabilities)
+        return StepResult.of_completion(completion, output=completion.text)
+
+
+class ClaudeStep(PromptStep):
+    """``claude``: one prompt to a text model (Anthropic's when ``provider: anthropic``)."""
+
+    metadata: ClassVar[StepMetadata] = StepMetadata(
+        description="Claude-style prompt: one prompt (with optional system prompt, "
+        "temperature, max_tokens, stop sequences) and its text answer.",
+        required_fields=("prompt",),
+        optional_fields=LLM_FIELDS,
+        capabilities=("text",),
+    )
+
+
+class GeminiStep(PromptStep):
+    """``gemini``: one prompt to a text model (Google's when ``provider: gemini``)."""
+
+    metadata: ClassVar[StepMetadata] = StepMetadata(
+        description="Gemini-style prompt: one prompt (with optional system instruction, "
+        "temperature, max_tokens, stop sequences) and its text answer; any provider with "
+        "the text capability serves it unless provider names one.",
+        required_fields=("prompt",),
+        optional_fields=LLM_FIELDS,
+        capabilities=("text",),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Preset:
+    """A ``claude_smart`` preset: the system prompt and sampling defaults it applies."""
+
+    system: str
+    temperature: float
+    max_tokens: int
+    description: str
+
+
+PRESETS: Mapping[str, Preset] = MappingProxyType(
+    {
+        "analysis": Preset(
+            system=(
+                "You are a careful analyst. Examine the input thoroughly, state your "
+                "assumptions, and support every conclusion with evidence from the input."
+            ),
+            temperature=0.2,
+            max_tokens=2048,
+            description="thorough, evidence-based analysis",
+        ),
+        "code_review": Preset(
+            system=(
+                "You are a senior code reviewer. List bugs, security problems, unclear code "
+                "and missing tests, most important first; quote the code you mean and "
+                "propose a concrete fix for each."
+            ),
+            temperature=0.1,
+            max_tokens=2048,
+            description="prioritised review findings with fixes",
+        ),
+        "development": Preset(
+            system=(
+                "You are an experienced software engineer. Write correct, idiomatic, tested "
+                "code and explain briefly what you changed and why."
+            ),
+            temperature=0.3,
+            max_tokens=4096,
+            description="writing and changing code",
+        ),
+        "chat": Preset(
+            system="You are a helpful, friendly assistant. Answer conversationally and briefly.",
+            temperature=0.7,
+            max_tokens=1024,
+            description="conversation",
+        ),
+        "production": Preset(
+            system=(
+                "You are a dependable assistant inside a production system. Answer precisely "
+                "and conservatively; when unsure, say so instead of guessing."
+            ),
+            temperature=0.0,
+            max_tokens=2048,
+            description="conservative, repeatable answers",
+        ),
+        "test": Preset(
+            system="You are a test double: answer briefly and deterministically.",
+            temperature=0.0,
+            max_tokens=256,
+            description="short deterministic answers for tests",
+        ),
+    }
+)
+"""The ``claude_smart`` presets by name. Each sets the system prompt, temperature and
+max_tokens; a step's own ``system``, ``temperature`` or ``max_tokens`` overrides the
+preset's (the whole system prompt is replaced, not appended to)."""
+
+
+class ClaudeSmartStep(PromptStep):
+    """``claude_smart``: a prompt with a preset (see :data:`PRESETS`); the result's
+    metadata names the preset."""
+
+    metadata: ClassVar[StepMetadata] = StepMetadata(
+        description="Prompt with a preset (analysis, code_review, development, chat, "
+        "production, test) supplying system prompt, temperature and max_tokens; explicit "
+        "fields override the preset.",
+        required_fields=("prompt", "preset"),
+        optional_fields=LLM_FIELDS,
+        capabilities=("text",),
+    )
+
+    @classmethod
+    def validate(cls, config: Mapping[str, Any]) -> dict[str, Any]:
+        checked = super().validate(config)
+        preset = checked["preset"]
+        if not isinstance(preset, str) or preset not in PRESETS:
+            raise StepValidationError(
+                f"unknown preset {preset!r} (presets: {', '.join(PRESETS)})",
+                step=step_label(checked),
+                field="preset",
+            )
+        return checked
+
+    def request(self, step: Mapping[str, Any]) -> CompletionRequest:
+        preset = PRESETS[step["preset"]]
+        return build_request(
+            step,
+            prompt=step["prompt"],
+            system=preset.system,
+            temperature=preset.temperature,
+            max_tokens=preset.max_tokens,
+        )
+
+    def execute(self, step: Mapping[str, Any], context: StepContext) -> StepResult:
+        completion = call_provider(context, step, self.request(step), self.metadata.capabilities)
+        return StepResult.of_completion(
+            completion, output=completion.text, metadata={"preset": step["preset"]}
+        )

@@ -1,0 +1,57 @@
+"""``set_variable``: write values into the run's variables (no provider call)."""
+
+from __future__ import annotations
+
+import copy
+import re
+from collections.abc import Mapping
+from typing import Any, ClassVar, Final
+
+from otpy.errors import StepValidationError
+from otpy.steps._base import Step, StepContext, StepMetadata, StepResult
+from otpy.steps.legacy._common import step_label
+
+__all__ = ["SetVariableStep"]
+
+VARIABLE_NAME: Final = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+"""A run variable's name: what a template can look up as ``variables.<name>``."""
+
+
+class SetVariableStep(Step):
+    """``set_variable``: ``variables`` (name -> value) are copied into
+    ``context.variables`` (replacing values of the same name); the output is the mapping.
+
+    Values are deep-copied, so later changes to either side do not leak into the other.
+    """
+
+    metadata: ClassVar[StepMetadata] = StepMetadata(
+        description="Set run variables from a mapping of names to values; no provider call.",
+        required_fields=("variables",),
+        capabilities=(),
+    )
+
+    @classmethod
+    def validate(cls, config: Mapping[str, Any]) -> dict[str, Any]:
+        checked = super().validate(config)
+        variables = checked["variables"]
+        label = step_label(checked)
+        if not isinstance(variables, Mapping) or not variables:
+            raise StepValidationError(
+                f"must be a non-empty mapping of names to values, got {variables!r}",
+                step=label,
+                field="variables",
+            )
+        for name in variables:
+            if not isinstance(name, str) or VARIABLE_NAME.fullmatch(name) is None:
+                raise StepValidationError(
+                    f"variable name {name!r} must be letters, digits and '_', not starting "
+                    "with a digit",
+                    step=label,
+                    field="variables",
+                )
+        return checked
+
+    def execute(self, step: Mapping[str, Any], context: StepContext) -> StepResult:
+        values = {name: copy.deepcopy(value) for name, value in step["variables"].items()}
+        context.variables.update(copy.deepcopy(values))
+        return StepResult(output=values, metadata={"names": sorted(values)})
