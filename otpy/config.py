@@ -55,12 +55,16 @@ class ProviderConfig(_Config):
 class HealthConfig(_Config):
     """How the HealthMonitor judges providers: every ``interval`` seconds; unhealthy at an
     error rate of ``error_rate`` over at least ``min_calls`` calls, or a p99 latency above
-    ``latency_p99`` seconds (if set), or an open breaker."""
+    ``latency_p99`` seconds (if set), or an open breaker. A provider taken out comes back
+    on probation after ``recover_after`` seconds (its breaker then decides); a provider's
+    own ``health_check()`` may take ``check_timeout`` seconds."""
 
     interval: float = Field(default=10.0, gt=0)
     error_rate: float = Field(default=0.5, gt=0, le=1)
     min_calls: int = Field(default=10, ge=1)
     latency_p99: float | None = Field(default=None, gt=0)
+    recover_after: float = Field(default=30.0, ge=0)
+    check_timeout: float = Field(default=10.0, gt=0)
 
 
 class SupervisionConfig(_Config):

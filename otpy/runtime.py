@@ -108,6 +108,8 @@ class Runtime:
                     error_rate=health.error_rate,
                     min_calls=health.min_calls,
                     latency_p99=health.latency_p99,
+                    recover_after=health.recover_after,
+                    check_timeout=health.check_timeout,
                 ),
                 id="health",
             ),
