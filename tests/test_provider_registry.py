@@ -139,6 +139,12 @@ def test_duplicates_and_bad_arguments_are_refused_and_the_registry_lives_on(
         registry.set_health("nobody", False, "x")
     with pytest.raises(ConfigurationError):
         registry.set_health("a", "no")  # type: ignore[arg-type]
+    for unhashable in (["a"], {"a": 1}):  # not a crash: the registry must live on
+        with pytest.raises(UnknownProviderError):
+            registry.set_health(unhashable, False)  # type: ignore[arg-type]
+        assert registry.unregister_provider(unhashable) is False  # type: ignore[arg-type]
+        with pytest.raises(ConfigurationError):
+            registry.register_provider(unhashable, ScriptedProvider("x"))  # type: ignore[arg-type]
     assert whereis(name) is ref and ref is not None and ref.is_alive()
     assert registry.list_providers() == [first]
 

@@ -259,11 +259,12 @@ class ProviderTable:
         self.names: tuple[str, ...] = tuple(by_name)
 
     def get(self, name: str) -> ProviderEntry | None:
-        return self.entries.get(name)
+        """The entry ``name``, or None (also for a name that is not a str)."""
+        return self.entries.get(name) if isinstance(name, str) else None
 
     def require(self, name: str) -> ProviderEntry:
         """The entry ``name``; UnknownProviderError (listing the known ones) if none."""
-        entry = self.entries.get(name)
+        entry = self.get(name)
         if entry is None:
             raise UnknownProviderError(name, self.names)
         return entry
@@ -274,7 +275,7 @@ class ProviderTable:
 
     def without(self, name: str) -> ProviderTable:
         """A table without ``name`` (the same table if it is not there)."""
-        if name not in self.entries:
+        if name not in self:
             return self
         return ProviderTable(e for e in self.ordered if e.name != name)
 
@@ -285,7 +286,7 @@ class ProviderTable:
         return [e for e in self.ordered if capability in e.capabilities]
 
     def __contains__(self, name: object) -> bool:
-        return name in self.entries
+        return isinstance(name, str) and name in self.entries
 
     def __len__(self) -> int:
         return len(self.ordered)
