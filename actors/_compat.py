@@ -63,10 +63,11 @@ class CompatibilityManager(GenServer):
     """Registers every legacy step type (``LEGACY_STEPS``) with the step registry.
 
     ``on_start`` registers them all with ``replace=True``, so a restarted manager (or a
-    registry that already has them) registers again without error. Each registration is a
-    call to the registry actor from this actor's thread; if one fails the start fails
-    (its supervisor retries). ``session_store``, if given, is where ``claude_session``
-    keeps its sessions (default: the process-wide in-memory store).
+    registry that already has them) registers again without error; a name the user has
+    taken over with a step type of their own is left to them (never overwritten). Each
+    registration is a call to the registry actor from this actor's thread; if one fails
+    the start fails (its supervisor retries). ``session_store``, if given, is where
+    ``claude_session`` keeps its sessions (default: the process-wide in-memory store).
     """
 
     def __init__(
@@ -111,6 +112,9 @@ class CompatibilityManager(GenServer):
     def _register_all(self) -> list[str]:
         done: list[str] = []
         for name, step_cls in self._types.items():
+            if self._taken_by_user(name):
+                logger.info("%s: step type %r is the user's own; left as it is", self, name)
+                continue
             self._steps.register_step(name, step_cls, replace=True)
             done.append(name)
             self._registered = list(done)
@@ -118,6 +122,13 @@ class CompatibilityManager(GenServer):
         self._last = self._clock.time()
         logger.debug("%s registered %d legacy step types", self, len(done))
         return done
+
+    def _taken_by_user(self, name: str) -> bool:
+        try:
+            current = self._steps.get_step(name)
+        except UnknownStepError:
+            return False
+        return not _is_legacy(current.step_cls)
 
     def reregister(self) -> list[str]:
         """Register every legacy type again (``replace=True``); returns their names."""
@@ -129,6 +140,11 @@ class CompatibilityManager(GenServer):
 
     def statistics(self) -> CompatibilityStats:
         return CompatibilityStats(tuple(self._registered), self._rounds, self._last)
+
+
+def _is_legacy(step_cls: type) -> bool:
+    """Whether ``step_cls`` is one of otpy's legacy step types (or a per-store variant)."""
+    return step_cls.__module__.startswith("otpy.steps.legacy.")
 
 
 class CompatibilityHandle:
@@ -174,6 +190,13 @@ class CompatibilityHandle:
                 continue
             registered[name] = entry.metadata.version
         return check_versions(requirements, registered)
+
+    def _taken_by_user(self, name: str) -> bool:
+        try:
+            current = self._steps.get_step(name)
+        except UnknownStepError:
+            return False
+        return not _is_legacy(current.step_cls)
 
     def reregister(self) -> list[str]:
         """Have the manager register every legacy type again; returns their names."""

@@ -19,7 +19,12 @@ from otpy.actors import (
     StepRegistryHandle,
 )
 from otpy.compat import Incompatibility, check_versions, parse_requirement
-from otpy.errors import ConfigurationError, StartChildError, StepValidationError
+from otpy.errors import (
+    ConfigurationError,
+    StartChildError,
+    StepValidationError,
+    UnknownStepError,
+)
 from otpy.providers import SimulatedProvider
 from otpy.state import LocalState
 from otpy.steps import StepTable
@@ -179,6 +184,25 @@ def test_reregister_through_the_handle_restores_replaced_types(runtime: Runtime)
     assert runtime.compat.statistics().rounds == 2
 
 
+def test_a_users_own_step_under_a_legacy_name_survives_manager_restarts(
+    runtime: Runtime,
+) -> None:
+    class MyClaude(ClaudeStep):  # the user's own, in the user's module
+        pass
+
+    runtime.steps.register_step("claude", MyClaude, replace=True)
+    name = f"{runtime.prefix}.compat"
+    old = whereis(name)
+    assert isinstance(old, ServerRef)
+    old.kill()
+    wait_until(lambda: (r := whereis(name)) is not None and r is not old)
+    assert runtime.compat.statistics().rounds == 1  # the new incarnation has run on_start
+    assert runtime.steps.get_step("claude").step_cls is MyClaude
+    assert "claude" not in runtime.compat.reregister()
+    assert runtime.steps.get_step("claude").step_cls is MyClaude
+    assert runtime.steps.get_step("gemini").step_cls is LEGACY_STEPS["gemini"]
+
+
 def test_migrate_and_check_versions_through_the_handle(runtime: Runtime) -> None:
     legacy = {
         "workflow": {
@@ -231,7 +255,7 @@ class FailingSteps:
         return None
 
     def get_step(self, name: str) -> Any:
-        raise NotImplementedError
+        raise UnknownStepError(name)  # nothing is ever registered here
 
 
 def test_a_manager_that_cannot_register_does_not_start() -> None:
