@@ -295,20 +295,40 @@ def test_round_robin_rotates_over_the_sorted_candidates(trio: ProviderTable) -> 
     assert by_round_robin(trio.ordered, 7).name == "beta"
 
 
+def answered(entry: ProviderEntry, seconds: float) -> None:
+    """One call of ``entry`` that answered after ``seconds``."""
+    entry.stats.begin()
+    entry.stats.record_latency(seconds)
+    entry.stats.end()
+
+
 def test_least_latency_measures_new_providers_first_then_takes_the_fastest(
     trio: ProviderTable,
 ) -> None:
     alpha, beta, gamma = trio.ordered
-    assert by_least_latency(trio.ordered) is beta  # none measured: by priority
-    beta.stats.record_latency(0.5)
-    assert by_least_latency(trio.ordered) is gamma  # still unmeasured, priority 5
-    gamma.stats.record_latency(0.2)
-    assert by_least_latency(trio.ordered) is alpha  # the last one without samples
-    alpha.stats.record_latency(0.3)
+    assert by_least_latency(trio.ordered) is beta  # none called: by priority
+    answered(beta, 0.5)
+    assert by_least_latency(trio.ordered) is gamma  # still uncalled, priority 5
+    answered(gamma, 0.2)
+    assert by_least_latency(trio.ordered) is alpha  # the last one never called
+    answered(alpha, 0.3)
     assert select(trio, TEXT, "least_latency") is gamma
-    gamma.stats.record_latency(0.9)
-    gamma.stats.record_latency(0.9)
-    assert select(trio, TEXT, "least_latency") is alpha  # gamma's median is now 0.9
+    answered(gamma, 0.9)
+    answered(gamma, 0.9)
+    assert gamma.stats.recent_latency == pytest.approx(0.2 + 0.2 * 0.7 + 0.2 * (0.9 - 0.34))
+    assert select(trio, TEXT, "least_latency") is alpha  # gamma is slower lately
+
+
+def test_least_latency_never_prefers_a_provider_that_only_fails(trio: ProviderTable) -> None:
+    alpha, beta, gamma = trio.ordered
+    answered(alpha, 2.0)
+    answered(gamma, 3.0)
+    for _ in range(5):  # beta is called and fails fast every time: no answer time at all
+        beta.stats.begin()
+        beta.stats.record_error(ServerError("down", status=500))
+        beta.stats.end()
+    assert beta.stats.recent_latency is None and beta.stats.total_calls == 5
+    assert by_least_latency(trio.ordered) is alpha
 
 
 def test_least_loaded_takes_the_fewest_in_flight_then_priority(trio: ProviderTable) -> None:

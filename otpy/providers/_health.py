@@ -60,6 +60,10 @@ class StatsSnapshot:
     total_failures: int  # faults since registration
 
 
+EWMA_ALPHA = 0.2
+"""Weight of the newest answer time in ``ProviderStats.recent_latency``."""
+
+
 class ProviderStats:
     """Live statistics of one provider, shared by every thread that calls it.
 
@@ -79,6 +83,7 @@ class ProviderStats:
     """
 
     __slots__ = (
+        "_ewma",
         "_failures",
         "_in_flight",
         "_last_error",
@@ -105,6 +110,7 @@ class ProviderStats:
         self._last_error: str | None = None
         self._total_calls = 0
         self._total_failures = 0
+        self._ewma: float | None = None
         self.breaker_state = "closed"  # mirrored by the guard's breaker (see _limits.py)
 
     # -- recording (any thread) -----------------------------------------------------------
@@ -122,7 +128,11 @@ class ProviderStats:
 
     def record_latency(self, seconds: float) -> None:
         """One attempt answered after ``seconds``."""
-        self.latency.record(max(0.0, seconds))
+        seconds = max(0.0, seconds)
+        self.latency.record(seconds)
+        with self._lock:
+            ewma = self._ewma
+            self._ewma = seconds if ewma is None else ewma + EWMA_ALPHA * (seconds - ewma)
 
     def record_outcome(self, ok: bool) -> None:
         """One attempt reached the provider and succeeded (``ok``) or failed with a fault."""
@@ -147,6 +157,7 @@ class ProviderStats:
         with self._lock:
             self._outcomes.clear()
             self._failures = 0
+            self._ewma = None
         self.latency.reset()
 
     # -- reading --------------------------------------------------------------------------
@@ -154,6 +165,17 @@ class ProviderStats:
     @property
     def in_flight(self) -> int:
         return self._in_flight
+
+    @property
+    def total_calls(self) -> int:
+        """``complete`` calls since registration (answered or not)."""
+        return self._total_calls
+
+    @property
+    def recent_latency(self) -> float | None:
+        """The answer time, exponentially weighted toward the latest answers (alpha
+        ``EWMA_ALPHA``); None before the first answer. O(1): what selection reads."""
+        return self._ewma
 
     def latency_p50(self) -> float | None:
         """The median answer time so far, or None before the first answer."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import math
 import random
 import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -335,12 +336,18 @@ def by_round_robin(entries: Sequence[ProviderEntry], turn: int) -> ProviderEntry
 
 
 def by_least_latency(entries: Sequence[ProviderEntry]) -> ProviderEntry:
-    """The lowest median answer time; entries with no answer yet come first (so they get
-    measured), by priority."""
-    fresh = [e for e in entries if e.stats.latency.count == 0]
+    """The lowest recent answer time (``stats.recent_latency``, an EWMA); entries never
+    called come first (so they get measured), by priority; entries called but never
+    answered (every attempt failed) come last."""
+    fresh = [e for e in entries if e.stats.total_calls == 0]
     if fresh:
         return by_priority(fresh)
-    return min(entries, key=lambda e: (e.stats.latency_p50() or 0.0, -e.priority))
+
+    def key(entry: ProviderEntry) -> tuple[float, int]:
+        recent = entry.stats.recent_latency
+        return (math.inf if recent is None else recent, -entry.priority)
+
+    return min(entries, key=key)
 
 
 def by_least_loaded(entries: Sequence[ProviderEntry]) -> ProviderEntry:
