@@ -954,3 +954,16 @@ def test_sampled_instances_validate_with_pydantic(tp: Any, seed: int) -> None:
     value = sample_instance(schema, random.Random(seed))
     adapter.validate_json(json.dumps(value), strict=True)
     assert check(schema, value) == [], json.dumps(value)
+
+
+def test_the_request_log_and_prompt_counts_are_bounded() -> None:
+    provider = SimulatedProvider(keep_requests=3)
+    for i in range(10):
+        provider.complete(CompletionRequest(prompt=f"q{i}"))
+    provider.complete(CompletionRequest(prompt="q0"))
+    assert [r.prompt for r in provider.requests] == ["q8", "q9", "q0"]
+    stats = provider.statistics()
+    assert stats.calls == 11 and stats.by_prompt == {"q0": 2, "q1": 1, "q2": 1}
+    with pytest.raises(ConfigurationError, match="keep_requests"):
+        SimulatedProvider(keep_requests=-1)
+    assert SimulatedProvider.from_config({"keep_requests": 0}).keep_requests == 0

@@ -58,6 +58,7 @@ _NOTHING = object()  # the injection queue is empty
 _SETTINGS = (
     "name", "seed", "model", "latency", "failure_rate", "rate_limit_rate", "overload_rate",
     "invalid_structured_rate", "retry_after", "responses", "capabilities", "clock",
+    "keep_requests",
 )  # fmt: skip
 
 
@@ -69,7 +70,8 @@ class SimulatedStats:
     the rest by error class name (injected ones included). Tokens and ``latency`` (seconds
     slept) add up the completed calls; ``invalid_structured`` counts the answers made
     deliberately invalid for their schema; ``by_prompt`` counts calls by the text of the
-    last user turn; ``pending_injections`` is what ``inject`` queued and no call consumed.
+    last user turn (the first ``keep_requests`` distinct texts); ``pending_injections``
+    is what ``inject`` queued and no call consumed.
     """
 
     calls: int
@@ -114,8 +116,14 @@ class SimulatedProvider(Provider):
         responses: Responses | None = None,
         capabilities: Iterable[str] = CAPABILITIES,
         clock: Clock = SYSTEM_CLOCK,
+        keep_requests: int = 10_000,
     ) -> None:
         self.name = _text("name", name)
+        if isinstance(keep_requests, bool) or not isinstance(keep_requests, int):
+            raise _bad("keep_requests", "an int", keep_requests)
+        if keep_requests < 0:
+            raise _bad("keep_requests", "an int >= 0", keep_requests)
+        self.keep_requests = keep_requests
         if not isinstance(seed, int) or isinstance(seed, bool):
             raise _bad("seed", "an int", seed)
         self.seed = seed
@@ -178,7 +186,11 @@ class SimulatedProvider(Provider):
         with self._lock:
             self._calls += 1
             self._requests.append(request)
-            self._by_prompt[prompt] = self._by_prompt.get(prompt, 0) + 1
+            seen = self._by_prompt.get(prompt)
+            if seen is not None:
+                self._by_prompt[prompt] = seen + 1
+            elif len(self._by_prompt) < self.keep_requests:
+                self._by_prompt[prompt] = 1
             attempt = self._attempts.get(fingerprint, 0)
             self._attempts[fingerprint] = attempt + 1
             injected = self._injected.popleft() if self._injected else _NOTHING
@@ -308,7 +320,8 @@ class SimulatedProvider(Provider):
 
     @property
     def requests(self) -> list[CompletionRequest]:
-        """A copy of every request received since the last reset, in arrival order."""
+        """A copy of the requests received since the last reset, in arrival order: the
+        most recent ``keep_requests`` of them (the log is bounded, for long runs)."""
         with self._lock:
             return list(self._requests)
 
@@ -342,7 +355,7 @@ class SimulatedProvider(Provider):
         self._invalid = 0
         self._latency_total = 0.0
         self._by_prompt: dict[str, int] = {}
-        self._requests: list[CompletionRequest] = []
+        self._requests: deque[CompletionRequest] = deque(maxlen=self.keep_requests)
 
     def __repr__(self) -> str:
         return f"<SimulatedProvider {self.name!r} seed={self.seed} model={self.model!r}>"
