@@ -42,6 +42,7 @@ from otpy.steps.legacy import (
     merge_texts,
 )
 from otpy.telemetry import correlation
+from otpy.testing import FakeClock
 from support import InThread
 
 NAMES = [
@@ -640,6 +641,17 @@ def test_robust_falls_back_after_max_attempts() -> None:
     assert (main.calls, backup.calls) == (2, 1)
     assert result.metadata["served_by"] == "fallback"
     assert result.metadata["primary_error"].startswith("RateLimitedError")
+
+
+def test_robust_waits_the_retry_after_between_attempts(clock: FakeClock) -> None:
+    main, backup, gateway = robust_pair()
+    main.inject(RateLimitedError("429", provider="main", status=429, retry_after=2.5))
+    caller = InThread(run, ClaudeRobustStep, ROBUST, gateway, clock=clock)
+    clock.wait_for_sleepers(1)
+    assert main.calls == 1  # the second attempt waits for the Retry-After
+    clock.advance(2.5)
+    result = caller.result()
+    assert result.metadata["served_by"] == "primary" and (main.calls, backup.calls) == (2, 0)
 
 
 @pytest.mark.parametrize(

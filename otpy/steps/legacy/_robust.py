@@ -39,8 +39,10 @@ class ClaudeRobustStep(Step):
     exactly one of the two — with ``fallback_model`` (default: the fallback's own).
 
     The attempts here are *on top of* the retries the provider's guard already makes
-    (rate-limit waits, backoff, Retry-After): each one is a whole guarded call. Only a
-    retryable ``ProviderError`` earns another attempt; a non-retryable one (auth, invalid
+    (rate-limit waits, backoff, Retry-After): each one is a whole guarded call, so keep
+    ``max_attempts`` small (``1``: the guard's retries only). Only a retryable
+    ``ProviderError`` earns another attempt, after the ``retry_after`` it carries (slept on
+    the context's clock); a non-retryable one (auth, invalid
     request, spend limit) or any other expected error (breaker open, no provider) goes
     straight to the fallback. If the fallback fails too, ``AllOptionsFailed`` names both
     failures (its ``__cause__`` is the fallback's). Result metadata: ``served_by``
@@ -94,6 +96,8 @@ class ClaudeRobustStep(Step):
                 primary_error = exc
                 if not exc.retryable:
                     break
+                if exc.retry_after and attempts < max_attempts:
+                    context.clock.sleep(exc.retry_after)
             except OtpyError as exc:
                 primary_error = exc
                 break
