@@ -16,7 +16,7 @@ from otpy.providers._health import HealthRule, decide
 from otpy.providers._table import ProviderEntry
 from otpy.resilience import call_with_timeout
 from otpy.supervision import ChildSpec, GenServer
-from otpy.telemetry import get_telemetry
+from otpy.telemetry import get_telemetry, redact_value
 
 from ._provider_registry import ProviderRegistryHandle
 
@@ -208,5 +208,5 @@ class HealthMonitor(GenServer):
                 check, timeout=self.check_timeout, clock=self._clock, name=f"health_check:{name}"
             )
         except Exception as exc:
-            return f"{type(exc).__name__}: {exc}"
+            return str(redact_value(f"{type(exc).__name__}: {exc}"))
         return "returned False" if result is False else None

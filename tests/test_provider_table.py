@@ -463,3 +463,11 @@ def test_decide_takes_out_brings_back_and_puts_on_probation() -> None:
 def test_health_rule_refuses_nonsense(kwargs: dict[str, Any]) -> None:
     with pytest.raises(ConfigurationError, match="health rule"):
         HealthRule(**kwargs)
+
+
+def test_a_recorded_error_never_keeps_an_api_key(trio: ProviderTable) -> None:
+    alpha = trio.ordered[0]
+    key = "sk-ant-api03-" + "k" * 24
+    alpha.stats.record_error(ServerError(f"upstream said: bad x-api-key: {key}", status=500))
+    last = alpha.stats.statistics().last_error
+    assert last is not None and key not in last and "[REDACTED]" in last

@@ -16,7 +16,7 @@ from typing import Literal
 
 from otpy.errors import CircuitOpenError, ConfigurationError
 from otpy.resilience import NOT_FAULTS, CircuitBreaker
-from otpy.telemetry import Histogram
+from otpy.telemetry import Histogram, redact_value
 
 __all__ = [
     "HealthRule",
@@ -146,7 +146,7 @@ class ProviderStats:
 
     def record_error(self, exc: BaseException) -> None:
         """Remember ``exc`` as the last error; count it in the window if it is a fault."""
-        text = f"{type(exc).__name__}: {exc}"
+        text = str(redact_value(f"{type(exc).__name__}: {exc}"))  # shown by health(), logs
         with self._lock:
             self._last_error = text
         if is_fault(exc):
