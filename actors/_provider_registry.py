@@ -11,14 +11,13 @@ breaker, limiter and stats survive.
 
 from __future__ import annotations
 
-import importlib.metadata
 import itertools
 import logging
 import random
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any, cast
 
-from otpy._plugins import PluginReport, load_plugins
+from otpy._plugins import EntryPoints, PluginReport, load_plugins
 from otpy._snapshot import Snapshot
 from otpy.clock import SYSTEM_CLOCK, Clock
 from otpy.errors import (
@@ -49,8 +48,6 @@ PLUGIN_GROUP = "otpy.providers"
 """The entry-point group providers are loaded from."""
 
 _NO_CAPS: frozenset[str] = frozenset()
-
-EntryPoints = Iterable[importlib.metadata.EntryPoint] | Callable[[str], Any]
 
 
 def _emit(name: str, metadata: Mapping[str, Any]) -> None:
@@ -240,16 +237,7 @@ class ProviderRegistryHandle:
         or cannot be registered is logged and skipped; the report says what happened.
         ``entry_points`` replaces the installed ones (a list, or a function of the group).
         """
-        source: Callable[[str], Any] | None
-        if entry_points is None or callable(entry_points):
-            source = entry_points
-        else:
-            listed = list(entry_points)
-
-            def source(group: str) -> Any:
-                return listed
-
-        return load_plugins(PLUGIN_GROUP, self._accept_plugin, entry_points=source)
+        return load_plugins(PLUGIN_GROUP, self._accept_plugin, entry_points=entry_points)
 
     def _accept_plugin(self, name: str, obj: Any) -> None:
         if isinstance(obj, Provider):

@@ -187,14 +187,7 @@ class StepRegistryHandle:
 
     def get_step(self, name: str) -> StepEntry:
         """The entry of step type ``name``; UnknownStepError (known names, closest match)."""
-        table = self._snapshot.value
-        try:
-            entry = table.get(name)
-        except TypeError:  # unhashable: not a name either
-            entry = None
-        if entry is None:
-            raise table.unknown(name)
-        return entry
+        return self._snapshot.value.require(name)
 
     def has_step(self, name: str) -> bool:
         """Whether step type ``name`` is registered."""

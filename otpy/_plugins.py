@@ -6,11 +6,18 @@ from __future__ import annotations
 
 import importlib.metadata
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeAlias
 
-__all__ = ["PluginReport", "load_plugins"]
+__all__ = ["EntryPoints", "PluginReport", "load_plugins"]
+
+EntryPoints: TypeAlias = (
+    Iterable[importlib.metadata.EntryPoint]
+    | Callable[[str], Iterable[importlib.metadata.EntryPoint]]
+)
+"""Entry points to load instead of the installed ones: a list (those of other groups are
+ignored) or a function of the group name."""
 
 logger = logging.getLogger("otpy.plugins")
 
@@ -31,7 +38,7 @@ def load_plugins(
     group: str,
     accept: Callable[[str, Any], None],
     *,
-    entry_points: Callable[[str], Any] | None = None,
+    entry_points: EntryPoints | None = None,
 ) -> list[PluginReport]:
     """Load every entry point of ``group`` and hand ``(name, obj)`` to ``accept`` (which
     registers it, or raises if ``obj`` is of the wrong kind). Any exception while loading
@@ -39,11 +46,12 @@ def load_plugins(
 
     ``entry_points`` replaces ``importlib.metadata.entry_points(group=...)`` (for tests).
     """
-    found = (
-        entry_points(group)
-        if entry_points is not None
-        else importlib.metadata.entry_points(group=group)
-    )
+    if entry_points is None:
+        found: Iterable[Any] = importlib.metadata.entry_points(group=group)
+    elif callable(entry_points):
+        found = entry_points(group)
+    else:
+        found = [ep for ep in entry_points if ep.group == group]
     reports = []
     for ep in found:
         try:

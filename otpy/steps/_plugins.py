@@ -9,24 +9,15 @@ In a plugin's ``pyproject.toml``::
 
 from __future__ import annotations
 
-import importlib.metadata
-from collections.abc import Callable, Iterable
-from typing import Any, Protocol, TypeAlias
+from typing import Any, Protocol
 
-from otpy._plugins import PluginReport, load_plugins
+from otpy._plugins import EntryPoints, PluginReport, load_plugins
 from otpy.errors import ConfigurationError
 from otpy.steps._base import Step
 
 __all__ = ["STEP_PLUGIN_GROUP", "EntryPoints", "StepRegistrar", "load_step_plugins"]
 
 STEP_PLUGIN_GROUP = "otpy.steps"
-
-EntryPoints: TypeAlias = (
-    Iterable[importlib.metadata.EntryPoint]
-    | Callable[[str], Iterable[importlib.metadata.EntryPoint]]
-)
-"""Entry points to load instead of the installed ones: the entry points themselves (those
-of other groups are ignored) or a function of the group name returning them."""
 
 
 class StepRegistrar(Protocol):
@@ -63,17 +54,4 @@ def load_step_plugins(
                 "taking the step registry"
             )
 
-    return load_plugins(STEP_PLUGIN_GROUP, accept, entry_points=_source(entry_points))
-
-
-def _source(
-    entry_points: EntryPoints | None,
-) -> Callable[[str], Iterable[importlib.metadata.EntryPoint]] | None:
-    if entry_points is None or callable(entry_points):
-        return entry_points
-    given = list(entry_points)
-
-    def of_group(group: str) -> list[importlib.metadata.EntryPoint]:
-        return [ep for ep in given if ep.group == group]
-
-    return of_group
+    return load_plugins(STEP_PLUGIN_GROUP, accept, entry_points=entry_points)
