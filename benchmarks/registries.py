@@ -14,15 +14,16 @@ import statistics
 import threading
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
+
+from _harness import Op, row
 
 import otpy
 from otpy.providers import STRATEGIES, CompletionRequest, SimulatedProvider
 from otpy.steps import Step, StepContext, StepMetadata, StepResult
 
 perf = time.perf_counter_ns
-Op = Callable[[], object]
 
 
 class Noop(Step):
@@ -30,12 +31,6 @@ class Noop(Step):
 
     def execute(self, step: Mapping[str, Any], context: StepContext) -> StepResult:
         return StepResult(output=None)
-
-
-def row(name: str, *cells: str, title: str = "", w: int = 44) -> None:
-    if title:
-        print(f"\n{title}")
-    print(f"  {name:<{w}}" + "".join(f"{c:>11}" for c in cells))
 
 
 def latencies(fn: Op, n: int) -> list[float]:

@@ -14,14 +14,14 @@ import math
 import os
 import platform
 import random
-import statistics
 import threading
 import time
-from collections.abc import Callable
 from typing import Literal
 
 import limits
 import pybreaker
+from _harness import Op, time_ops
+from _harness import row as _row
 from limits.storage import MemoryStorage, RedisStorage, Storage
 from limits.strategies import SlidingWindowCounterRateLimiter
 
@@ -30,32 +30,14 @@ from otpy.testing import FakeClock, RedisUnavailable, redis_server
 
 perf = time.perf_counter
 HUGE = "1000000000/minute"  # every hit is admitted
-Op = Callable[[], object]
 Strategy = Literal["sliding-window-counter", "moving-window"]
 EPOCH = 28_333_334 * 60.0  # a multiple of 60: the fake clock's minute windows start at t=0
 LIMITS = {"requests": 60, "tokens": 20_000}  # per minute
 WORKERS, QUANTUM = 8, 0.05
 
 
-def row(name: str, *cells: str, title: str = "", w: int = 44) -> None:
-    if title:
-        print(f"\n{title}")
-    print(f"  {name:<{w}}" + "".join(f"{c:>10}" for c in cells))
-
-
-def time_ops(kinds: dict[str, Op], n: int, rounds: int) -> dict[str, float]:
-    """us per op: the median over interleaved rounds (order flipped every round) of means."""
-    for fn in kinds.values():  # warm-up
-        for _ in range(min(n, 500)):
-            fn()
-    per: dict[str, list[float]] = {k: [] for k in kinds}
-    for r in range(rounds):
-        for name in list(kinds) if r % 2 == 0 else list(kinds)[::-1]:
-            fn, t = kinds[name], perf()
-            for _ in range(n):
-                fn()
-            per[name].append((perf() - t) / n * 1e6)
-    return {k: statistics.median(v) for k, v in per.items()}
+def row(name: str, *cells: str, title: str = "") -> None:
+    _row(name, *cells, title=title, w=44, cell=10)
 
 
 def table(title: str, kinds: dict[str, tuple[Op, str]], n: int, rounds: int) -> None:

@@ -14,40 +14,23 @@ import os
 import platform
 import random
 import sqlite3
-import statistics
 import tempfile
 import threading
 import time
 import tracemalloc
-from collections.abc import Callable
 from pathlib import Path
+
+from _harness import Op, time_ops
+from _harness import row as _row
 
 from otpy.state import LocalState, SQLiteState
 from otpy.telemetry import Histogram, Telemetry
 
 perf = time.perf_counter
-Op = Callable[[], object]
 
 
-def row(name: str, *cells: str, title: str = "", w: int = 46) -> None:
-    if title:
-        print(f"\n{title}")
-    print(f"  {name:<{w}}" + "".join(f"{c:>12}" for c in cells))
-
-
-def time_ops(kinds: dict[str, Op], n: int, rounds: int) -> dict[str, float]:
-    """us per op: the median over interleaved rounds (order flipped every round) of means."""
-    for fn in kinds.values():  # warm-up
-        for _ in range(min(n, 200)):
-            fn()
-    per: dict[str, list[float]] = {k: [] for k in kinds}
-    for r in range(rounds):
-        for name in list(kinds) if r % 2 == 0 else list(kinds)[::-1]:
-            fn, t = kinds[name], perf()
-            for _ in range(n):
-                fn()
-            per[name].append((perf() - t) / n * 1e6)
-    return {k: statistics.median(v) for k, v in per.items()}
+def row(name: str, *cells: str, title: str = "") -> None:
+    _row(name, *cells, title=title, w=46, cell=12)
 
 
 def table(title: str, kinds: dict[str, tuple[Op, str]], n: int, rounds: int) -> None:

@@ -1,0 +1,36 @@
+"""What every benchmark script shares: a table row printer and interleaved timing rounds.
+
+The scripts run as ``python benchmarks/<name>.py``, so this module is importable as
+``_harness`` (the script's folder is first on ``sys.path``).
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections.abc import Callable
+
+Op = Callable[[], object]
+
+
+def row(name: str, *cells: str, title: str = "", w: int = 44, cell: int = 11) -> None:
+    """One table row: ``name`` left-aligned in ``w`` columns, then right-aligned cells,
+    after a ``title`` line if given."""
+    if title:
+        print(f"\n{title}")
+    print(f"  {name:<{w}}" + "".join(f"{c:>{cell}}" for c in cells))
+
+
+def time_ops(kinds: dict[str, Op], n: int, rounds: int, warmup: int = 500) -> dict[str, float]:
+    """µs per op: the median over interleaved rounds (order flipped every round) of means."""
+    for fn in kinds.values():
+        for _ in range(min(n, warmup)):
+            fn()
+    per: dict[str, list[float]] = {k: [] for k in kinds}
+    for r in range(rounds):
+        for name in list(kinds) if r % 2 == 0 else list(kinds)[::-1]:
+            fn, t = kinds[name], time.perf_counter()
+            for _ in range(n):
+                fn()
+            per[name].append((time.perf_counter() - t) / n * 1e6)
+    return {k: statistics.median(v) for k, v in per.items()}
