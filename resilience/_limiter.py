@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import threading
 from collections import deque
 from collections.abc import Iterable, Mapping, Sequence
@@ -57,6 +58,7 @@ class LimiterStats:
     refunded: Mapping[str, int] = field(default_factory=dict)  # per dimension
     charged: Mapping[str, int] = field(default_factory=dict)  # per dimension
     refunds_dropped: Mapping[str, int] = field(default_factory=dict)  # storage could not
+    aligned: Mapping[str, int] = field(default_factory=dict)  # charged by align()
 
 
 class Permit:
@@ -180,6 +182,7 @@ class RateLimiter:
         self._refunded: dict[str, int] = {}
         self._charged: dict[str, int] = {}
         self._dropped: dict[str, int] = {}
+        self._aligned: dict[str, int] = {}
 
     @property
     def shared(self) -> bool:
@@ -341,6 +344,29 @@ class RateLimiter:
             with self._lock:
                 table[dimension] = table.get(dimension, 0) + amount
 
+    def align(self, dimension: str, remaining: int) -> int:
+        """Make this limiter's view no more generous than the provider's: the provider says
+        ``remaining`` units of ``dimension`` are left in its current window (Anthropic's
+        ``anthropic-ratelimit-*-remaining``). Every bucket of that dimension with more room
+        than that is charged the difference (kept: never refunded), so callers wait as the
+        server would make them. A view already more cautious is left alone. Returns the
+        most charged to one bucket (0: already aligned, or no such dimension)."""
+        if not isinstance(remaining, int) or isinstance(remaining, bool) or remaining < 0:
+            raise ConfigurationError(
+                f"rate limiter {self.name!r}: align needs remaining >= 0, not {remaining!r}"
+            )
+        most = 0
+        with self._lock:
+            for bucket in self._buckets:
+                if bucket.dimension != dimension:
+                    continue
+                excess = math.ceil(bucket.amount - self._store.level(bucket)) - remaining
+                if excess > 0:
+                    self._store.charge(bucket, excess)
+                    self._aligned[dimension] = self._aligned.get(dimension, 0) + excess
+                    most = max(most, excess)
+        return most
+
     def pause_for(self, seconds: float) -> None:
         """Admit nothing for ``seconds`` (a provider's Retry-After); a longer pause
         already running is kept."""
@@ -373,6 +399,7 @@ class RateLimiter:
                 refunded=dict(self._refunded),
                 charged=dict(self._charged),
                 refunds_dropped=dict(self._dropped),
+                aligned=dict(self._aligned),
                 **self._stats,
             )
 

@@ -453,3 +453,26 @@ def test_clocked_storage_expires_keys_lazily_without_threads(clock: FakeClock) -
     storage.incr("trigger", 1)  # a write sweeps expired keys at most once a second
     assert storage.get("k0") == 0 and storage.decr("k1") == 0
     assert threading.active_count() == before
+
+
+@pytest.mark.parametrize("strategy", ["sliding-window-counter", "moving-window", "fixed-window"])
+def test_align_takes_the_providers_view_when_it_is_stricter(
+    clock: FakeClock, strategy: str
+) -> None:
+    limiter = RateLimiter(
+        [Limit("requests", "10/minute", strategy), Limit("tokens", "1000/minute", strategy)],
+        clock=clock,
+        name="aligned",
+    )
+    limiter.acquire({"requests": 2, "tokens": 100})
+    assert limiter.align("requests", 3) == 5  # we thought 8 were left; the server says 3
+    assert level(limiter, "requests") == pytest.approx(7)
+    assert limiter.align("requests", 5) == 0  # our view (3 left) is stricter: kept
+    assert limiter.align("tokens", 900) == 0 and level(limiter, "tokens") == pytest.approx(100)
+    assert limiter.align("input_tokens", 0) == 0  # no such bucket: nothing to align
+    for _ in range(3):
+        assert limiter.try_acquire({"requests": 1}) is not None
+    assert limiter.try_acquire({"requests": 1}) is None
+    assert limiter.statistics().aligned == {"requests": 5}
+    with pytest.raises(ConfigurationError, match="remaining >= 0"):
+        limiter.align("requests", -1)

@@ -136,7 +136,7 @@ def test_public_api_is_re_exported() -> None:
         "otpy.providers": {
             "CAPABILITIES", "Completion", "CompletionRequest", "HealthRule", "Message",
             "Provider", "ProviderEntry", "ProviderGateway", "ProviderHealth", "ProviderLimits",
-            "ProviderStats", "ProviderTable", "STRATEGIES", "SimulatedProvider",
+            "ProviderStats", "ProviderTable", "RateLimitReading", "STRATEGIES", "SimulatedProvider",
             "SimulatedStats", "StatsSnapshot", "Usage", "estimate_tokens",
         },
         "otpy.steps": {

@@ -33,6 +33,7 @@ from otpy.providers import (
     Provider,
     ProviderGateway,
     ProviderTable,
+    RateLimitReading,
 )
 from otpy.supervision import Supervisor, whereis
 from otpy.telemetry import Telemetry, set_telemetry
@@ -579,3 +580,27 @@ def test_child_spec_registers_under_the_name(
     registry = ProviderRegistryHandle(name, snapshot, clock=clock)
     add(registry, "a")
     assert wait_until(lambda: whereis(name)) and registry.select().name == "a"
+
+
+def test_the_providers_reported_limits_align_its_limiter(registry: ProviderRegistryHandle) -> None:
+    class Reporting(ScriptedProvider):
+        """Answers with the server's view: 4 requests and 500 tokens left this minute."""
+
+        def complete(self, request: CompletionRequest) -> Completion:
+            answer = super().complete(request)
+            readings = (
+                RateLimitReading(dimension="requests", limit=50, remaining=4),
+                RateLimitReading(dimension="tokens", limit=40_000, remaining=500),
+                RateLimitReading(dimension="output_tokens", remaining=0),  # no such bucket
+            )
+            return answer.model_copy(update={"rate_limits": readings})
+
+    entry = registry.register_provider(
+        "r", Reporting("r"), limits={"rpm": 50, "tpm": 40_000, "timeout": None}
+    )
+    registry.complete(ask())
+    assert entry.limiter is not None
+    levels = {b.dimension: b.level for b in entry.limiter.statistics().buckets}
+    assert levels["requests"] == pytest.approx(50 - 4)  # 1 used, 45 more charged
+    assert levels["tokens"] == pytest.approx(40_000 - 500)
+    assert entry.limiter.statistics().aligned == {"requests": 45, "tokens": 40_000 - 500 - 15}

@@ -11,6 +11,7 @@ from otpy.providers._base import (
     Message,
     Provider,
     ProviderGateway,
+    RateLimitReading,
     Usage,
     estimate_tokens,
 )
@@ -29,6 +30,7 @@ __all__ = [
     "Provider",
     "ProviderEntry",
     "ProviderGateway",
+    "RateLimitReading",
     "ProviderHealth",
     "ProviderLimits",
     "ProviderStats",

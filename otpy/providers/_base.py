@@ -21,6 +21,7 @@ __all__ = [
     "Message",
     "Provider",
     "ProviderGateway",
+    "RateLimitReading",
     "Usage",
     "estimate_tokens",
 ]
@@ -85,10 +86,23 @@ class CompletionRequest(_Frozen):
         return (*self.messages, Message(role="user", content=self.prompt))
 
 
+class RateLimitReading(_Frozen):
+    """What a provider said about one of its rate limits with an answer (Anthropic's
+    ``anthropic-ratelimit-*`` headers): the ``dimension`` (``requests``, ``tokens``,
+    ``input_tokens``, ``output_tokens``), its ``limit``, what is ``remaining`` and when the
+    window resets (``reset_at``, epoch seconds). Any of the numbers may be unknown."""
+
+    dimension: str
+    limit: int | None = Field(default=None, ge=0)
+    remaining: int | None = Field(default=None, ge=0)
+    reset_at: float | None = None
+
+
 class Completion(_Frozen):
     """What a provider answered: ``text``, ``structured`` (the parsed object when a
     ``response_schema`` was asked for), ``usage``, ``latency`` in seconds, the ``model``
-    and ``provider`` that served it, and why it stopped."""
+    and ``provider`` that served it, why it stopped, and the provider's own view of its
+    rate limits (``rate_limits``; empty when it sends none) for the limiter to align with."""
 
     text: str
     structured: Any = None
@@ -97,6 +111,7 @@ class Completion(_Frozen):
     model: str
     provider: str
     stop_reason: str | None = None
+    rate_limits: tuple[RateLimitReading, ...] = ()
 
 
 def estimate_tokens(request: CompletionRequest) -> int:

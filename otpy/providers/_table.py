@@ -101,7 +101,8 @@ class ProviderEntry:
         """Call the provider through its guard, in this thread, and record the outcome.
 
         Counts the call in flight while it runs; every attempt that failed (from the
-        guard's retry record) and the final success go into the stats; emits
+        guard's retry record) and the final success go into the stats; the provider's
+        reported rate limits (``completion.rate_limits``) align the limiter; emits
         ``provider.call`` (measurements ``latency`` — the whole call, waits and retries
         included — ``tokens`` and ``attempts``; metadata ``provider``, ``model``,
         ``outcome``: "ok" or the error's type name); ``clock`` times the whole call
@@ -126,8 +127,20 @@ class ProviderEntry:
         finally:
             stats.end()
         self._record(attempts, None)
+        self._align(completion)
         self._report(request, completion, None, clock.monotonic() - started, len(attempts) + 1)
         return completion
+
+    def _align(self, completion: Completion) -> None:
+        """Take the provider's own view of its limits (``completion.rate_limits``) where it
+        is stricter than the limiter's, so the limiter's view matches the server's."""
+        limiter = self.limiter
+        if limiter is None or not completion.rate_limits:
+            return
+        dimensions = limiter.dimensions
+        for reading in completion.rate_limits:
+            if reading.remaining is not None and reading.dimension in dimensions:
+                limiter.align(reading.dimension, reading.remaining)
 
     def _record(self, attempts: list[RetryAttempt], error: BaseException | None) -> None:
         stats = self.stats
