@@ -18,7 +18,7 @@ from typing import Any
 
 import pydantic
 import yaml
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 from otpy.errors import ConfigurationError
 from otpy.providers import ProviderLimits
@@ -26,6 +26,7 @@ from otpy.providers import ProviderLimits
 __all__ = [
     "ENV_PREFIX",
     "HealthConfig",
+    "ModelConfig",
     "ProviderConfig",
     "RuntimeConfig",
     "SupervisionConfig",
@@ -38,18 +39,33 @@ class _Config(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
 
+class ModelConfig(_Config):
+    """One model of a provider with limits of its own (providers limit per model)."""
+
+    limits: ProviderLimits | None = None
+    priority: int | None = None
+
+
 class ProviderConfig(_Config):
-    """One provider: its ``type`` (``simulated``, or a type a later release or a plugin
-    adds), the ``capabilities`` it serves (default: the provider's own), its selection
-    ``priority`` and ``weight``, its rate limits and breaker settings, and ``options``
-    passed to the provider itself (for ``simulated``: seed, latency, failure_rate, ...)."""
+    """One provider: its ``type`` (``simulated``, ``anthropic``, ``gemini``, or a type a
+    plugin adds), the ``capabilities`` it serves (default: the provider's own), its
+    selection ``priority`` and ``weight``, its rate limits and breaker settings (default:
+    the type's, see the README), its ``api_key`` (default: the type's environment
+    variable; kept secret: never shown in a repr or a log), and ``options`` passed to the
+    provider itself (``model``, ``base_url``, ``timeout``; for ``simulated``: seed,
+    latency, failure_rate, ...).
+
+    Each entry of ``models`` becomes a provider of its own, ``<name>/<model>``, using that
+    model with its own limits and breaker (``limits`` ``None``: the provider's)."""
 
     type: str = "simulated"
     capabilities: tuple[str, ...] | None = None
     priority: int = 0
     weight: float = Field(default=1.0, gt=0)
     limits: ProviderLimits | None = None
+    api_key: SecretStr | None = None
     options: dict[str, Any] = Field(default_factory=dict)
+    models: dict[str, ModelConfig] = Field(default_factory=dict)
 
 
 class HealthConfig(_Config):

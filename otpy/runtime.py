@@ -38,21 +38,16 @@ from otpy.actors import (
 from otpy.clock import SYSTEM_CLOCK, Clock
 from otpy.config import ProviderConfig, RuntimeConfig
 from otpy.errors import ConfigurationError, NameTakenError
-from otpy.providers import Provider, ProviderTable, SimulatedProvider
+from otpy.providers import Provider, ProviderTable
+from otpy.providers._types import PROVIDER_TYPES, make_provider
 from otpy.steps import StepTable
 from otpy.supervision import ChildSpec, Down, DynamicSupervisor, Supervisor, SupervisorRef
 from otpy.telemetry import Telemetry, get_telemetry
 
-__all__ = ["PROVIDER_TYPES", "Runtime", "start"]
+__all__ = ["Runtime", "start"]
 
 logger = logging.getLogger("otpy.runtime")
 
-PROVIDER_TYPES: dict[str, Callable[[str, Mapping[str, Any], Clock], Provider]] = {
-    "simulated": lambda name, options, clock: SimulatedProvider.from_config(
-        {"name": name, **options}, clock=clock
-    ),
-}
-"""Provider ``type`` names a config may use, each a factory ``(name, options, clock)``."""
 
 RuntimeState = Literal["running", "stopped", "failed"]
 
@@ -81,6 +76,7 @@ class Runtime:
         self._lock = threading.Lock()
         self._stopping = False
         self.state: RuntimeState = "running"
+        self._built: list[Provider] = []  # the providers made from config: ours to close
         self.failure: object = None
         prefix = config.name
         step_snapshot: Snapshot[StepTable] = Snapshot(StepTable())
@@ -146,22 +142,31 @@ class Runtime:
             raise
 
     def _register_provider(self, name: str, config: ProviderConfig) -> None:
-        factory = PROVIDER_TYPES.get(config.type)
-        if factory is None:
-            known = ", ".join(sorted(PROVIDER_TYPES))
-            raise ConfigurationError(
-                f"provider {name!r}: unknown type {config.type!r} (known types: {known})"
+        """Register the provider ``name`` and one more per configured model."""
+        kind = PROVIDER_TYPES.get(config.type)
+        limits = config.limits or (kind.default_limits if kind is not None else None)
+        options = dict(config.options)
+        if config.api_key is not None:
+            options["api_key"] = config.api_key.get_secret_value()
+        variants = [(name, options, limits, config.priority)]
+        for model, model_config in config.models.items():
+            priority = config.priority if model_config.priority is None else model_config.priority
+            variants.append(
+                (f"{name}/{model}", {**options, "model": model}, model_config.limits or limits,
+                 priority)
+            )  # fmt: skip
+        for entry_name, entry_options, entry_limits, priority in variants:
+            provider = make_provider(config.type, entry_name, entry_options, self.clock)
+            self._built.append(provider)
+            self.providers.register_provider(
+                entry_name,
+                provider,
+                capabilities=config.capabilities,
+                priority=priority,
+                limits=entry_limits,
+                weight=config.weight,
+                replace=True,
             )
-        provider = factory(name, config.options, self.clock)
-        self.providers.register_provider(
-            name,
-            provider,
-            capabilities=config.capabilities,
-            priority=config.priority,
-            limits=config.limits,
-            weight=config.weight,
-            replace=True,
-        )
 
     def _root_down(self, down: Down) -> None:
         with self._lock:
@@ -185,7 +190,8 @@ class Runtime:
                 logger.exception("otpy runtime %r: the on_fatal callback raised", self.name)
 
     def stop(self, timeout: float | None = 30.0) -> None:
-        """Stop the tree (children in reverse start order) and wait; idempotent."""
+        """Stop the tree (children in reverse start order) and wait, then close the
+        providers made from the config; idempotent."""
         with self._lock:
             if self._stopping:
                 return
@@ -194,6 +200,11 @@ class Runtime:
                 self.state = "stopped"
         if self.supervisor.is_alive():
             self.supervisor.shutdown(timeout)
+        for provider in self._built:
+            try:
+                provider.close()
+            except Exception:
+                logger.exception("otpy runtime %r: closing provider %r failed", self.name, provider)
 
     def __enter__(self) -> Runtime:
         return self

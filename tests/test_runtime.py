@@ -193,3 +193,60 @@ def test_bad_sources_and_types_are_clear_errors(monkeypatch: pytest.MonkeyPatch)
     monkeypatch.delenv("OTPY_HEALTH__INTERVAL")
     assert whereis("otpy.steps") is None or True  # a failed start leaves nothing behind:
     assert not [n for n in otpy.supervision.registered() if n.startswith("rt-")]
+
+
+def test_each_configured_model_is_a_provider_of_its_own() -> None:
+    config = {
+        "name": unique(),
+        "plugins": False,
+        "providers": {
+            "sim": {
+                "options": {"seed": 1},
+                "limits": {"rpm": 100, "timeout": None},
+                "models": {"sim-large": {"limits": {"rpm": 5}}, "sim-mini": {"priority": 9}},
+            }
+        },
+    }
+    with otpy.start(config) as rt:
+        entries = {e.name: e for e in rt.providers.list_providers()}
+        assert set(entries) == {"sim", "sim/sim-large", "sim/sim-mini"}
+        large, mini = entries["sim/sim-large"], entries["sim/sim-mini"]
+        assert large.limits.rpm == 5 and mini.limits.rpm == 100 and mini.priority == 9
+        answer = rt.providers.complete(CompletionRequest(prompt="hi"), provider="sim/sim-large")
+        assert answer.model == "sim-large" and answer.provider == "sim/sim-large"
+        assert rt.providers.select(["text"]).name == "sim/sim-mini"
+
+
+def test_api_keys_stay_secret_in_the_config() -> None:
+    key = "sk-ant-api03-" + "s" * 30
+    config = RuntimeConfig.load({"providers": {"a": {"type": "simulated", "api_key": key}}})
+    assert key not in repr(config) and key not in str(config.model_dump())
+    assert config.providers["a"].api_key is not None
+    assert config.providers["a"].api_key.get_secret_value() == key
+
+
+def test_the_providers_made_from_config_are_closed_at_stop(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from otpy.providers import SimulatedProvider
+    from otpy.providers._types import PROVIDER_TYPES, ProviderType
+
+    closed: list[str] = []
+
+    class Closing(SimulatedProvider):
+        def close(self) -> None:
+            closed.append(self.name)
+
+    monkeypatch.setitem(
+        PROVIDER_TYPES,
+        "closing",
+        ProviderType("closing", lambda name, options, clock: Closing(name), PROVIDER_TYPES[
+            "simulated"].default_limits),
+    )  # fmt: skip
+    rt = otpy.start({"name": unique(), "plugins": False,
+                     "providers": {"c": {"type": "closing", "models": {"m": {}}}}})  # fmt: skip
+    assert closed == []
+    rt.stop()
+    assert sorted(closed) == ["c", "c/m"]
+    rt.stop()
+    assert sorted(closed) == ["c", "c/m"]  # once
