@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import math
+import threading
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
@@ -85,6 +86,7 @@ class HealthMonitor(GenServer):
         self.check_timeout = check_timeout
         self._clock = clock
         self._out_since: dict[str, float] = {}
+        self._checking: dict[str, threading.Event] = {}  # set once that check returned
         self._timer: TimerHandle | None = None
         self.checks = 0
 
@@ -157,6 +159,8 @@ class HealthMonitor(GenServer):
         table = self.providers.table
         for name in [n for n in self._out_since if n not in table]:
             del self._out_since[name]
+        for name in [n for n in self._checking if n not in table]:
+            del self._checking[name]
         now = self._clock.monotonic()
         changes = []
         for entry in table.ordered:
@@ -199,13 +203,29 @@ class HealthMonitor(GenServer):
         return HealthChange(name, verdict.healthy, verdict.reason, verdict.probation)
 
     def _probe(self, name: str, provider: Provider) -> str | None:
-        """What the provider's own ``health_check`` says is wrong, or None (passed/none)."""
+        """What the provider's own ``health_check`` says is wrong, or None (passed/none).
+
+        A check that outlived its ``check_timeout`` is abandoned, not stopped (a thread
+        cannot be); until it returns, the provider counts as failing its check and no
+        second one is started, so a hung check costs one thread, not one per interval."""
         check = getattr(provider, "health_check", None)
         if not callable(check):
             return None
+        previous = self._checking.get(name)
+        if previous is not None and not previous.is_set():
+            return "health_check still running (it timed out at an earlier check)"
+        done = threading.Event()
+        self._checking[name] = done
+
+        def run() -> object:
+            try:
+                return check()
+            finally:
+                done.set()
+
         try:
             result = call_with_timeout(
-                check, timeout=self.check_timeout, clock=self._clock, name=f"health_check:{name}"
+                run, timeout=self.check_timeout, clock=self._clock, name=f"health_check:{name}"
             )
         except Exception as exc:
             return str(redact_value(f"{type(exc).__name__}: {exc}"))

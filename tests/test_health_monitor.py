@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -18,6 +19,7 @@ from otpy.providers import CompletionRequest, ProviderTable
 from otpy.supervision import NamedHandle, Supervisor, whereis
 from otpy.telemetry import Telemetry, set_telemetry
 from otpy.testing import FakeClock, wait_until
+from support import InThread
 
 INTERVAL = 10.0
 _names = itertools.count()
@@ -320,3 +322,34 @@ def test_bad_settings_are_refused_at_start(
     with pytest.raises(ConfigurationError):
         HealthMonitor.start_named(f"{prefix}.health", registry, **settings)
     assert whereis(f"{prefix}.health") is None
+
+
+def test_a_hung_health_check_costs_one_thread_not_one_per_check(
+    prefix: str, registry: ProviderRegistryHandle, clock: FakeClock, hub: Telemetry
+) -> None:
+    release = threading.Event()
+
+    class Hanging(ScriptedProvider):
+        started = 0
+
+        def health_check(self) -> bool:
+            Hanging.started += 1
+            release.wait(10)  # hangs until the test lets it go
+            return True
+
+    add(registry, Hanging("hanging"), priority=10)
+    add(registry, ScriptedProvider("steady"))
+    monitor = start_monitor(prefix, registry, clock, check_timeout=5.0)
+    first = InThread(monitor.check_now)
+    clock.wait_for_sleepers(1)
+    clock.advance(5.0)  # the check times out and is abandoned
+    (change,) = first.result()
+    assert change.healthy is False and "OperationTimeout" in change.reason
+    for _ in range(3):  # still hung: counted as failing, and no second check is started
+        assert monitor.check_now() == []
+        assert registry.health()["hanging"].healthy is False
+    assert Hanging.started == 1
+    release.set()
+    wait_until(lambda: not [t for t in threading.enumerate() if "health_check:" in t.name])
+    (back,) = monitor.check_now()
+    assert back.healthy is True and Hanging.started == 2
