@@ -137,7 +137,8 @@ def test_public_api_is_re_exported() -> None:
             "CAPABILITIES", "Completion", "CompletionRequest", "HealthRule", "Message",
             "Provider", "ProviderEntry", "ProviderGateway", "ProviderHealth", "ProviderLimits",
             "ProviderStats", "ProviderTable", "RateLimitReading", "STRATEGIES", "SimulatedProvider",
-            "SimulatedStats", "StatsSnapshot", "Usage", "estimate_tokens",
+            "SimulatedStats", "StatsSnapshot", "Usage", "estimate_tokens", "GeminiProvider",
+            "PROVIDER_TYPES", "ProviderType", "register_provider_type",
         },
         "otpy.steps": {
             "COMMON_FIELDS", "STEP_PLUGIN_GROUP", "Step", "StepContext", "StepEntry",

@@ -250,3 +250,18 @@ def test_the_providers_made_from_config_are_closed_at_stop(
     assert sorted(closed) == ["c", "c/m"]
     rt.stop()
     assert sorted(closed) == ["c", "c/m"]  # once
+
+
+def test_an_sdk_provider_without_a_key_starts_and_fails_only_when_used(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    for var in ("GEMINI_API_KEY", "GOOGLE_API_KEY"):
+        monkeypatch.delenv(var, raising=False)
+    providers = {"simulated": {}, "gem": {"type": "gemini", "priority": -1}}
+    config = {"name": unique(), "plugins": False, "providers": providers}
+    with otpy.start(config) as rt:
+        entry = rt.providers.get_provider("gem")
+        assert (entry.limits.rpm, entry.limits.tpm) == (10, 250_000)  # the type's defaults
+        assert rt.providers.select(["text"]).name == "simulated"
+        with pytest.raises(otpy.AuthenticationError, match="GEMINI_API_KEY"):
+            rt.providers.complete(CompletionRequest(prompt="hi"), provider="gem")

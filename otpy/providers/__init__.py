@@ -15,16 +15,20 @@ from otpy.providers._base import (
     Usage,
     estimate_tokens,
 )
+from otpy.providers._gemini import GeminiProvider
 from otpy.providers._health import HealthRule, ProviderHealth, ProviderStats, StatsSnapshot
 from otpy.providers._limits import ProviderLimits
 from otpy.providers._simulated import SimulatedProvider, SimulatedStats
 from otpy.providers._table import STRATEGIES, ProviderEntry, ProviderTable
+from otpy.providers._types import PROVIDER_TYPES, ProviderType, register_provider_type
 
 __all__ = [
     "CAPABILITIES",
+    "PROVIDER_TYPES",
     "STRATEGIES",
     "Completion",
     "CompletionRequest",
+    "GeminiProvider",
     "HealthRule",
     "Message",
     "Provider",
@@ -35,9 +39,11 @@ __all__ = [
     "ProviderLimits",
     "ProviderStats",
     "ProviderTable",
+    "ProviderType",
     "SimulatedProvider",
     "SimulatedStats",
     "StatsSnapshot",
     "Usage",
     "estimate_tokens",
+    "register_provider_type",
 ]

@@ -39,8 +39,16 @@ def _simulated(name: str, options: Mapping[str, Any], clock: Clock) -> Provider:
     return SimulatedProvider.from_config({"name": name, **options}, clock=clock)
 
 
+def _gemini(name: str, options: Mapping[str, Any], clock: Clock) -> Provider:
+    from otpy.providers._gemini import GeminiProvider
+
+    return GeminiProvider.from_config({"name": name, **options})
+
+
 PROVIDER_TYPES: dict[str, ProviderType] = {
     "simulated": ProviderType("simulated", _simulated, ProviderLimits()),
+    # Gemini's free tier for Flash: 10 requests and 250,000 tokens a minute.
+    "gemini": ProviderType("gemini", _gemini, ProviderLimits(rpm=10, tpm=250_000)),
 }
 """Every provider type a config may name, by name (a plugin may add its own with
 :func:`register_provider_type`)."""
