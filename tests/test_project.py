@@ -52,6 +52,22 @@ def test_readme_example_runs() -> None:
             assert namespace["sup"].exit_reason == "normal"  # type: ignore[attr-defined]
 
 
+def test_readme_config_examples_are_valid_configs() -> None:
+    """Every YAML example in the README is a config ``otpy.start`` accepts."""
+    import yaml
+
+    from otpy.config import RuntimeConfig
+    from otpy.providers import PROVIDER_TYPES
+
+    text = (ROOT / "README.md").read_text()
+    examples = re.findall(r"```yaml\n(.*?)```", text, re.S)
+    assert examples
+    for example in examples:
+        config = RuntimeConfig.load(yaml.safe_load(example))
+        for name, provider in config.providers.items():
+            assert provider.type in PROVIDER_TYPES, name
+
+
 def test_demo_recovers_from_every_crash() -> None:
     assert run_demo(verbose=False) == 0
 
@@ -138,6 +154,7 @@ def test_public_api_is_re_exported() -> None:
             "Provider", "ProviderEntry", "ProviderGateway", "ProviderHealth", "ProviderLimits",
             "ProviderStats", "ProviderTable", "RateLimitReading", "STRATEGIES", "SimulatedProvider",
             "SimulatedStats", "StatsSnapshot", "Usage", "estimate_tokens", "GeminiProvider",
+            "AnthropicProvider",
             "PROVIDER_TYPES", "ProviderType", "register_provider_type",
         },
         "otpy.steps": {

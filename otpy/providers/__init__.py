@@ -4,6 +4,7 @@
 ``gemini`` wrap the official SDKs.
 """
 
+from otpy.providers._anthropic import AnthropicProvider
 from otpy.providers._base import (
     CAPABILITIES,
     Completion,
@@ -24,6 +25,7 @@ from otpy.providers._types import PROVIDER_TYPES, ProviderType, register_provide
 
 __all__ = [
     "CAPABILITIES",
+    "AnthropicProvider",
     "PROVIDER_TYPES",
     "STRATEGIES",
     "Completion",

@@ -39,6 +39,12 @@ def _simulated(name: str, options: Mapping[str, Any], clock: Clock) -> Provider:
     return SimulatedProvider.from_config({"name": name, **options}, clock=clock)
 
 
+def _anthropic(name: str, options: Mapping[str, Any], clock: Clock) -> Provider:
+    from otpy.providers._anthropic import AnthropicProvider
+
+    return AnthropicProvider.from_config({"name": name, **options})
+
+
 def _gemini(name: str, options: Mapping[str, Any], clock: Clock) -> Provider:
     from otpy.providers._gemini import GeminiProvider
 
@@ -47,6 +53,9 @@ def _gemini(name: str, options: Mapping[str, Any], clock: Clock) -> Provider:
 
 PROVIDER_TYPES: dict[str, ProviderType] = {
     "simulated": ProviderType("simulated", _simulated, ProviderLimits()),
+    # Anthropic's tier-1 limits for Claude Sonnet: 50 requests and 30,000 input tokens a
+    # minute (our tokens bucket counts input + output, so this is on the cautious side).
+    "anthropic": ProviderType("anthropic", _anthropic, ProviderLimits(rpm=50, tpm=30_000)),
     # Gemini's free tier for Flash: 10 requests and 250,000 tokens a minute.
     "gemini": ProviderType("gemini", _gemini, ProviderLimits(rpm=10, tpm=250_000)),
 }
