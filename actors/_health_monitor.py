@@ -188,7 +188,7 @@ class HealthMonitor(GenServer):
             return None
         if verdict.probation:
             entry.stats.reset()
-        self.providers.set_health(name, verdict.healthy, verdict.reason)
+        self.providers.set_health(name, verdict.healthy, verdict.reason, expected=entry)
         hub = get_telemetry()
         if verdict.healthy:
             self._out_since.pop(name, None)

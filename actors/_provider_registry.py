@@ -137,13 +137,22 @@ class ProviderRegistry(GenServer):
         _emit("registry.provider_unregistered", {"name": name})
         return True
 
-    def set_health(self, name: str, healthy: bool, reason: str = "") -> None:
-        """Mark ``name`` healthy (in selection) or not; UnknownProviderError if none."""
+    def set_health(
+        self,
+        name: str,
+        healthy: bool,
+        reason: str = "",
+        expected: ProviderEntry | None = None,
+    ) -> None:
+        """Mark ``name`` healthy (in selection) or not; UnknownProviderError if none. With
+        ``expected``, only if ``name`` is still that registration (not replaced since)."""
         if not isinstance(healthy, bool):
             raise ConfigurationError(f"set_health: healthy must be True or False: {healthy!r}")
         reason = "" if healthy else str(reason)
         with self._snapshot.writing() as table:
             entry = table.require(name)
+            if expected is not None and entry.stats is not expected.stats:
+                return  # replaced since the caller looked: its verdict was about the old one
             if entry.healthy == healthy and entry.unhealthy_reason == reason:
                 return
             self._snapshot.publish(table.with_entry(entry.with_health(healthy, reason)))
@@ -223,10 +232,17 @@ class ProviderRegistryHandle:
         is not closed (its owner closes it)."""
         return bool(self._actor.unregister_provider(name))
 
-    def set_health(self, name: str, healthy: bool, reason: str = "") -> None:
+    def set_health(
+        self,
+        name: str,
+        healthy: bool,
+        reason: str = "",
+        expected: ProviderEntry | None = None,
+    ) -> None:
         """Put ``name`` in selection (healthy) or take it out, with ``reason``. Used by
-        the HealthMonitor, which re-evaluates every provider at each check."""
-        self._actor.set_health(name, healthy, reason)
+        the HealthMonitor, which re-evaluates every provider at each check and passes the
+        entry it judged as ``expected`` (a registration replaced meanwhile is left alone)."""
+        self._actor.set_health(name, healthy, reason, expected)
 
     def load_plugins(self, entry_points: EntryPoints | None = None) -> list[PluginReport]:
         """Register the providers of the ``otpy.providers`` entry-point group.

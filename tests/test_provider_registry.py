@@ -604,3 +604,16 @@ def test_the_providers_reported_limits_align_its_limiter(registry: ProviderRegis
     assert levels["requests"] == pytest.approx(50 - 4)  # 1 used, 45 more charged
     assert levels["tokens"] == pytest.approx(40_000 - 500)
     assert entry.limiter.statistics().aligned == {"requests": 45, "tokens": 40_000 - 500 - 15}
+
+
+def test_a_health_verdict_about_a_replaced_registration_is_not_applied(
+    registry: ProviderRegistryHandle,
+) -> None:
+    old = registry.register_provider("a", ScriptedProvider("a"), limits=NO_TIMEOUT)
+    new = registry.register_provider("a", ScriptedProvider("a2"), limits=NO_TIMEOUT, replace=True)
+    registry.set_health("a", False, "judged on the old one", expected=old)
+    assert registry.get_provider("a").healthy  # the verdict was about the old registration
+    registry.set_health("a", False, "judged on this one", expected=new)
+    assert registry.get_provider("a").unhealthy_reason == "judged on this one"
+    registry.set_health("a", True, expected=registry.get_provider("a"))  # a health change
+    assert registry.get_provider("a").healthy  # keeps the registration: still applies
