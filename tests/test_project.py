@@ -167,6 +167,12 @@ def test_public_api_is_re_exported() -> None:
             "HealthMonitor", "ProviderRegistry", "ProviderRegistryHandle", "StepRegistry",
             "StepRegistryHandle", "StepsHandle",
         },
+        "otpy.pipelines": {
+            "Defaults", "Fallback", "InputSpec", "InputType", "NAME_PATTERN", "OnError",
+            "Pipeline", "PipelineSource", "PipelineStep", "RESULT_FIELDS", "ROOTS",
+            "check_references", "load_pipeline", "references", "render", "render_value",
+            "step_record",
+        },
         "otpy.compat": {
             "Change", "Incompatibility", "MigrationResult", "check_versions",
             "migrate_pipeline", "parse_requirement",

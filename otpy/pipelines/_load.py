@@ -1,0 +1,348 @@
+"""``load_pipeline``: a pipeline from a YAML file, YAML text or a mapping.
+
+YAML is loaded with a ``yaml.SafeLoader`` subclass that also refuses duplicate keys (plain
+YAML keeps the last one silently): only plain data is ever built, and a tag such as
+``!!python/object`` is refused with its file, line and column. Every error says where:
+
+- malformed YAML, a refused tag, a duplicate key: ConfigurationError
+  ``qa.yaml:3:7: malformed YAML: ...`` (``<text>`` for YAML text);
+- a config that is not a mapping: ConfigurationError naming the file;
+- a schema or template error: StepValidationError naming the step (its name, else
+  ``steps[<index>]``) and the field, ending with the position in the file
+  (``step 'answer', field 'on_error': must be ... (qa.yaml:12:5)``).
+
+A legacy (pipeline_ex-style) config goes through ``otpy.compat.migrate_pipeline`` first;
+the pipeline carries the report as ``pipeline.migration``.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import re
+from collections.abc import Hashable, Mapping, Sequence
+from pathlib import Path
+from typing import Any, Final, TypeAlias
+
+import pydantic
+import yaml
+from yaml.constructor import ConstructorError
+from yaml.error import Mark
+from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+
+from otpy.compat import migrate_pipeline
+from otpy.errors import ConfigurationError, StepValidationError
+from otpy.pipelines._check import check_references
+from otpy.pipelines._schema import Defaults, Fallback, InputSpec, Pipeline
+
+__all__ = ["PipelineSource", "load_pipeline"]
+
+PipelineSource: TypeAlias = "str | os.PathLike[str] | Mapping[str, Any] | Pipeline"
+"""A pipeline file's path, YAML text, a mapping, or a Pipeline (checked and returned)."""
+
+_SUFFIXES: Final = (".yaml", ".yml", ".json")
+_CORE_TAG: Final = "tag:yaml.org,2002:"
+_FIELD_PART: Final = re.compile(r"([^.\[\]]+)|\[(\d+)\]")
+_MODELS: Final[dict[str, type[pydantic.BaseModel]]] = {
+    "pipeline": Pipeline,
+    "defaults": Defaults,
+    "fallback": Fallback,
+    "input": InputSpec,
+}
+
+
+class _Loader(yaml.SafeLoader):
+    """``yaml.SafeLoader`` that refuses a key given twice in one mapping."""
+
+    def construct_mapping(self, node: MappingNode, deep: bool = False) -> dict[Hashable, Any]:
+        seen: dict[Any, Mark] = {}
+        for key_node, _ in node.value:
+            if not isinstance(key_node, ScalarNode) or key_node.tag == _CORE_TAG + "merge":
+                continue
+            key = self.construct_object(key_node)
+            if key in seen:
+                raise ConstructorError(
+                    None,
+                    None,
+                    f"duplicate key {key!r} (first at line {seen[key].line + 1}); YAML would "
+                    "silently keep only the last one",
+                    key_node.start_mark,
+                )
+            seen[key] = key_node.start_mark
+        return super().construct_mapping(node, deep=deep)
+
+
+def _yaml_error(exc: yaml.YAMLError, label: str) -> ConfigurationError:
+    if not isinstance(exc, yaml.MarkedYAMLError):
+        return ConfigurationError(f"{label}: malformed YAML: {exc}")
+    mark = exc.problem_mark or exc.context_mark
+    where = f"{label}:{mark.line + 1}:{mark.column + 1}" if mark is not None else label
+    problem = exc.problem or str(exc)
+    tag = re.search(r"constructor for the tag '([^']*)'", problem)
+    if isinstance(exc, ConstructorError) and tag is not None:
+        shown = tag.group(1).replace(_CORE_TAG, "!!")
+        return ConfigurationError(
+            f"{where}: refused YAML tag {shown!r}: a pipeline is plain YAML data (mappings, "
+            "lists, strings, numbers, booleans, null); tags that build objects are never loaded"
+        )
+    if problem.startswith("duplicate key"):
+        return ConfigurationError(f"{where}: {problem}")
+    context = ""
+    start = exc.context_mark
+    if exc.context and start is not None and start is not mark:
+        context = f" ({exc.context} at line {start.line + 1}, column {start.column + 1})"
+    return ConfigurationError(f"{where}: malformed YAML: {problem}{context}")
+
+
+def _parse_yaml(text: str, label: str) -> Any:
+    try:
+        return yaml.load(text, Loader=_Loader)
+    except yaml.YAMLError as exc:
+        raise _yaml_error(exc, label) from exc
+
+
+def _read(path: Path) -> str:
+    label = str(path)
+    try:
+        return path.read_text(encoding="utf-8-sig")
+    except FileNotFoundError:
+        raise ConfigurationError(f"pipeline file {label!r} does not exist") from None
+    except IsADirectoryError:
+        raise ConfigurationError(f"{label!r} is a directory, not a pipeline file") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigurationError(
+            f"pipeline file {label!r} is not UTF-8 text ({exc.reason} at byte {exc.start})"
+        ) from None
+    except OSError as exc:
+        raise ConfigurationError(f"cannot read pipeline file {label!r}: {exc}") from None
+
+
+def _is_path(text: str) -> bool:
+    """A one-line str naming a YAML/JSON file (existing or not) or any existing file."""
+    if "\n" in text:
+        return False
+    if text.strip().endswith(_SUFFIXES):
+        return True
+    try:
+        return Path(text).is_file()
+    except (OSError, ValueError):  # a name too long, a NUL byte: not a path
+        return False
+
+
+def _shown(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _dotted(parts: Sequence[Any]) -> str | None:
+    text = ""
+    for part in parts:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text or None
+
+
+def _step_label(config: Mapping[str, Any], index: int) -> str:
+    steps = config.get("steps")
+    step = steps[index] if isinstance(steps, list) and index < len(steps) else None
+    name = step.get("name") if isinstance(step, Mapping) else None
+    return name if isinstance(name, str) and name else f"steps[{index}]"
+
+
+def _unknown_field(loc: tuple[Any, ...]) -> str:
+    parent = loc[:-1]
+    if not parent:
+        kind = "pipeline"
+    elif parent == ("defaults",):
+        kind = "defaults"
+    elif parent[-1] == "fallback":
+        kind = "fallback"
+    else:
+        kind = "input"
+    fields = list(_MODELS[kind].model_fields)
+    close = difflib.get_close_matches(str(loc[-1]), fields, n=1)
+    hint = f"; did you mean {close[0]!r}?" if close else ""
+    if kind == "defaults" and not close:
+        hint = "; defaults of step fields go under options"
+    article = "an" if kind == "input" else "a"
+    return f"not {article} {kind} field{hint} (fields: {', '.join(fields)})"
+
+
+def _message(error: Mapping[str, Any]) -> str:
+    kind = error["type"]
+    value = error.get("input")
+    ctx = error.get("ctx") or {}
+    got = f", got {type(value).__name__} {_shown(value)}"
+    if kind == "missing":
+        return "is required"
+    if kind == "extra_forbidden":
+        return _unknown_field(tuple(error["loc"]))
+    if kind == "string_type":
+        quote = isinstance(value, int | float) and not isinstance(value, bool)
+        return f"must be a string{got}" + ("; quote it in YAML" if quote else "")
+    if kind == "string_pattern_mismatch":
+        return f"must start with a letter or '_' and hold only letters, digits, '_', '.', '-'{got}"
+    if kind == "literal_error":
+        return f"must be {ctx.get('expected')}, got {_shown(value)}"
+    if kind in ("dict_type", "model_type", "model_attributes_type"):
+        return f"must be a mapping{got}"
+    if kind in ("list_type", "tuple_type"):
+        return f"must be a list{got}"
+    if kind == "invalid_key":
+        return f"field names must be strings, got {type(value).__name__} {_shown(value)}"
+    if kind in ("too_short", "string_too_short"):
+        return "must not be empty"
+    if kind in ("bool_type", "bool_parsing"):
+        return f"must be true or false{got}"
+    if kind in ("value_error", "assertion_error") and ctx.get("error") is not None:
+        return str(ctx["error"])
+    return f"{error['msg']}{got}"
+
+
+def _copy(exc: StepValidationError, message: str) -> StepValidationError:
+    """A StepValidationError with ``message`` as its whole text and ``exc``'s step/field."""
+    new = StepValidationError(message)
+    new.step, new.field = exc.step, exc.field
+    return new
+
+
+def _from_pydantic(exc: pydantic.ValidationError, config: Mapping[str, Any]) -> StepValidationError:
+    errors = exc.errors()
+    first = errors[0]
+    more = len(errors) - 1
+    extra = f" (and {more} more problem{'s' if more > 1 else ''})" if more else ""
+    cause = (first.get("ctx") or {}).get("error")
+    if isinstance(cause, StepValidationError):
+        return _copy(cause, f"{cause}{extra}")
+    loc = tuple(first["loc"])
+    if first["type"] == "invalid_key":
+        loc = loc[:-1]  # the key itself is not a field
+    if len(loc) >= 2 and loc[0] == "steps" and isinstance(loc[1], int):
+        step: str | None = _step_label(config, loc[1])
+        field = _dotted(loc[2:])
+    else:
+        step, field = None, _dotted(loc)
+    return StepValidationError(_message(first) + extra, step=step, field=field)
+
+
+def _path_of(step: str | None, field: str | None, config: Mapping[str, Any]) -> list[Any] | None:
+    path: list[Any] = []
+    if step is not None:
+        indexed = re.fullmatch(r"steps\[(\d+)\]", step)
+        workflow = config.get("workflow")
+        steps = workflow.get("steps") if isinstance(workflow, Mapping) else config.get("steps")
+        names = [s.get("name") if isinstance(s, Mapping) else None for s in steps or ()]
+        if indexed is not None:
+            path = ["steps", int(indexed.group(1))]
+        elif isinstance(steps, list) and step in names:
+            path = ["steps", names.index(step)]
+        else:
+            return None
+    for name, index in _FIELD_PART.findall(field or ""):
+        path.append(int(index) if index else name)
+    return path
+
+
+def _mark(root: Node, path: list[Any]) -> Mark | None:
+    """The start of the deepest node of ``path`` in ``root`` (a mapping key's own start)."""
+    node = root
+    if isinstance(node, MappingNode) and path:
+        keys = {k.value: v for k, v in node.value if isinstance(k, ScalarNode)}
+        if str(path[0]) not in keys and isinstance(keys.get("workflow"), MappingNode):
+            node = keys["workflow"]  # a legacy file: its fields live under workflow
+    mark: Mark | None = None
+    for part in path:
+        if isinstance(node, SequenceNode) and isinstance(part, int) and part < len(node.value):
+            node = node.value[part]
+            mark = node.start_mark
+        elif isinstance(node, MappingNode):
+            found = [(k, v) for k, v in node.value if isinstance(k, ScalarNode)]
+            match = next(((k, v) for k, v in found if k.value == str(part)), None)
+            if match is None:
+                break
+            mark, node = match[0].start_mark, match[1]
+        else:
+            break
+    return mark
+
+
+def _located(
+    exc: StepValidationError, label: str, text: str | None, config: Mapping[str, Any]
+) -> StepValidationError:
+    """``exc`` with `` (file:line:column)`` appended when the config came from YAML."""
+    if text is None:
+        return exc
+    path = _path_of(exc.step, exc.field, config)
+    mark: Mark | None = None
+    if path:
+        try:
+            root = yaml.compose(text, Loader=yaml.SafeLoader)
+        except yaml.YAMLError:  # pragma: no cover - the text was loaded already
+            root = None
+        mark = _mark(root, path) if root is not None else None
+    where = f"{label}:{mark.line + 1}:{mark.column + 1}" if mark is not None else label
+    return _copy(exc, f"{exc} ({where})")
+
+
+def _migratable(config: Mapping[str, Any]) -> bool:
+    steps = config.get("steps")
+    return "workflow" in config or (
+        isinstance(steps, list) and all(isinstance(step, dict) for step in steps)
+    )
+
+
+def _build(data: Any, label: str, text: str | None) -> Pipeline:
+    if data is None:
+        raise ConfigurationError(f"{label}: the pipeline is empty (expected name and steps)")
+    if not isinstance(data, Mapping):
+        hint = ""
+        if label == "<text>" and isinstance(data, str) and "\n" not in data:
+            hint = " (and it names no existing file)"
+        raise ConfigurationError(
+            f"{label}: a pipeline must be a mapping with name and steps, got "
+            f"{type(data).__name__} {_shown(data)}{hint}"
+        )
+    config: Mapping[str, Any] = data
+    migration = None
+    try:
+        if _migratable(config):
+            result = migrate_pipeline(config)
+            config = result.config
+            if result.changes or result.notes:
+                migration = result
+        pipeline = Pipeline.model_validate(config)
+        check_references(pipeline)
+    except StepValidationError as exc:
+        located = _located(exc, label, text, config)
+        if located is exc:
+            raise
+        raise located from exc
+    except pydantic.ValidationError as exc:
+        raise _located(_from_pydantic(exc, config), label, text, config) from exc
+    pipeline._migration = migration
+    return pipeline
+
+
+def load_pipeline(source: PipelineSource) -> Pipeline:
+    """The pipeline in ``source``: a path (``str`` or ``os.PathLike``; a one-line str
+    ending in .yaml/.yml/.json or naming an existing file), YAML text, a mapping, or a
+    Pipeline (its templates are checked and it is returned as it is).
+
+    Migrates a legacy config first, validates the schema, then checks every template
+    (:func:`check_references`). Runs in the caller's thread; reads the file, nothing
+    else. Raises ConfigurationError (unreadable file, malformed YAML, a refused tag, a
+    duplicate key, not a mapping) or StepValidationError (step, field and file position).
+    """
+    if isinstance(source, Pipeline):
+        check_references(source)
+        return source
+    if isinstance(source, Mapping):
+        return _build(source, "<dict>", None)
+    if isinstance(source, os.PathLike) or (isinstance(source, str) and _is_path(source)):
+        path = Path(source)
+        text = _read(path)
+        return _build(_parse_yaml(text, str(path)), str(path), text)
+    if isinstance(source, str):
+        return _build(_parse_yaml(source, "<text>"), "<text>", source)
+    raise ConfigurationError(
+        f"a pipeline source must be a path, YAML text or a mapping, got {type(source).__name__}"
+    )
