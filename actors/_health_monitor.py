@@ -17,7 +17,7 @@ from otpy.providers._health import HealthRule, decide
 from otpy.providers._table import ProviderEntry
 from otpy.resilience import call_with_timeout
 from otpy.supervision import ChildSpec, GenServer
-from otpy.telemetry import get_telemetry, redact_value
+from otpy.telemetry import emit_safely, redact_value
 
 from ._provider_registry import ProviderRegistryHandle
 
@@ -189,17 +189,16 @@ class HealthMonitor(GenServer):
         if verdict.probation:
             entry.stats.reset()
         self.providers.set_health(name, verdict.healthy, verdict.reason, expected=entry)
-        hub = get_telemetry()
         if verdict.healthy:
             self._out_since.pop(name, None)
-            hub.emit(
+            emit_safely(
                 "provider.recovered",
                 {"out_for": out_for},
                 {"provider": name, "probation": verdict.probation},
             )
         else:
             self._out_since[name] = now
-            hub.emit("provider.unhealthy", None, {"provider": name, "reason": verdict.reason})
+            emit_safely("provider.unhealthy", None, {"provider": name, "reason": verdict.reason})
         return HealthChange(name, verdict.healthy, verdict.reason, verdict.probation)
 
     def _probe(self, name: str, provider: Provider) -> str | None:

@@ -12,7 +12,6 @@ breaker, limiter and stats survive.
 from __future__ import annotations
 
 import itertools
-import logging
 import random
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any, cast
@@ -38,23 +37,15 @@ from otpy.providers._table import (
     select,
 )
 from otpy.supervision import ChildSpec, GenServer, NamedHandle
-from otpy.telemetry import get_telemetry
+from otpy.telemetry import emit_safely
 
 __all__ = ["PLUGIN_GROUP", "ProviderRegistry", "ProviderRegistryHandle"]
 
-_log = logging.getLogger("otpy.providers")
 
 PLUGIN_GROUP = "otpy.providers"
 """The entry-point group providers are loaded from."""
 
 _NO_CAPS: frozenset[str] = frozenset()
-
-
-def _emit(name: str, metadata: Mapping[str, Any]) -> None:
-    try:
-        get_telemetry().emit(name, None, metadata)
-    except Exception:
-        _log.exception("telemetry refused %s", name)
 
 
 class ProviderRegistry(GenServer):
@@ -117,9 +108,9 @@ class ProviderRegistry(GenServer):
                     f"provider {name!r} could not be registered: {type(exc).__name__}: {exc}"
                 ) from exc
             self._snapshot.publish(table.with_entry(entry))
-        _emit(
+        emit_safely(
             "registry.provider_registered",
-            {
+            metadata={
                 "name": name,
                 "capabilities": sorted(entry.capabilities),
                 "priority": entry.priority,
@@ -134,7 +125,7 @@ class ProviderRegistry(GenServer):
             if name not in table:
                 return False
             self._snapshot.publish(table.without(name))
-        _emit("registry.provider_unregistered", {"name": name})
+        emit_safely("registry.provider_unregistered", metadata={"name": name})
         return True
 
     def set_health(
@@ -156,7 +147,10 @@ class ProviderRegistry(GenServer):
             if entry.healthy == healthy and entry.unhealthy_reason == reason:
                 return
             self._snapshot.publish(table.with_entry(entry.with_health(healthy, reason)))
-        _emit("registry.provider_health", {"name": name, "healthy": healthy, "reason": reason})
+        emit_safely(
+            "registry.provider_health",
+            metadata={"name": name, "healthy": healthy, "reason": reason},
+        )
 
 
 class ProviderRegistryHandle:

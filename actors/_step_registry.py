@@ -26,7 +26,7 @@ from otpy.steps._base import Step, StepMetadata
 from otpy.steps._plugins import EntryPoints, load_step_plugins
 from otpy.steps._table import StepEntry, StepTable, StepValidator, make_entry, validate_step
 from otpy.supervision import ChildSpec, GenServer, NamedHandle, ServerRef
-from otpy.telemetry import get_telemetry
+from otpy.telemetry import emit_safely
 
 __all__ = ["StepRegistry", "StepRegistryHandle"]
 
@@ -107,12 +107,9 @@ class StepRegistry(GenServer):
 
 
 def _emit(event: str, entry: StepEntry, **more: Any) -> None:
-    try:
-        get_telemetry().emit(
-            event, metadata={"name": entry.name, "version": entry.metadata.version, **more}
-        )
-    except Exception:  # telemetry must never undo or crash a registration
-        logger.exception("could not emit %s for step type %r", event, entry.name)
+    emit_safely(
+        event, metadata={"name": entry.name, "version": entry.metadata.version, **more}
+    )  # refused: logged, never undoing or crashing a registration
 
 
 class StepRegistryHandle:

@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from otpy.telemetry import get_telemetry
+from otpy.telemetry import emit_safely
 
 __all__ = ["EventSink", "ResilienceEvent", "emit"]
 
@@ -50,10 +50,7 @@ def emit(
 ) -> None:
     """Deliver one event to telemetry and to ``sink`` (if any); failures are logged, never
     raised."""
-    try:
-        get_telemetry().emit(name, measurements, {"source": source, **metadata})
-    except Exception:
-        _log.exception("telemetry refused resilience event %s from %s", name, source)
+    emit_safely(name, measurements, {"source": source, **metadata})
     if sink is None:
         return
     event = ResilienceEvent(name, source, dict(measurements or {}), metadata)

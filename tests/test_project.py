@@ -133,7 +133,7 @@ def test_public_api_is_re_exported() -> None:
         assert getattr(otpy, name) is getattr(otpy.resilience, name)
     documented_telemetry = {
         "Telemetry", "TelemetryStats", "Event", "Span", "Subscriber", "get_telemetry",
-        "set_telemetry", "emit", "span", "EventStore", "StoreStats", "TraceNode",
+        "set_telemetry", "emit", "emit_safely", "span", "EventStore", "StoreStats", "TraceNode",
         "TraceContext", "correlation", "current_context", "use_context", "new_correlation_id",
         "Metrics", "Counter", "Gauge", "Histogram", "QuantileSketch", "nearest_rank",
         "CorrelationFilter", "REDACTED", "redact_value", "is_secret_key",

