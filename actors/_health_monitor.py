@@ -4,12 +4,12 @@ out of selection until they recover (the rule is :class:`otpy.providers.HealthRu
 from __future__ import annotations
 
 import logging
-import math
 import threading
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
 
+from otpy._checks import is_finite_number
 from otpy.clock import SYSTEM_CLOCK, Clock, TimerHandle
 from otpy.errors import ConfigurationError, OtpyError
 from otpy.providers._base import Provider
@@ -42,12 +42,7 @@ class HealthChange:
 def _positive(what: str, value: object, *, none_ok: bool = False) -> None:
     if value is None and none_ok:
         return
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, int | float)
-        or not math.isfinite(value)
-        or value <= 0
-    ):
+    if not is_finite_number(value) or value <= 0:
         raise ConfigurationError(f"HealthMonitor: {what} must be a finite number > 0: {value!r}")
 
 

@@ -8,12 +8,12 @@ tested without threads.
 
 from __future__ import annotations
 
-import math
 import threading
 from collections import deque
 from dataclasses import dataclass
 from typing import Literal
 
+from otpy._checks import is_finite_number
 from otpy.errors import CircuitOpenError, ConfigurationError
 from otpy.resilience import NOT_FAULTS, CircuitBreaker
 from otpy.telemetry import Histogram, redact_value
@@ -266,13 +266,7 @@ class ProviderHealth:
 
 
 def _seconds(what: str, value: object, *, zero_ok: bool) -> None:
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, int | float)
-        or not math.isfinite(value)
-        or value < 0
-        or (value == 0 and not zero_ok)
-    ):
+    if not is_finite_number(value) or value < 0 or (value == 0 and not zero_ok):
         bound = ">= 0" if zero_ok else "> 0"
         raise ConfigurationError(f"health rule: {what} must be a finite number {bound}: {value!r}")
 

@@ -33,6 +33,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
+from otpy._checks import is_finite_number
 from otpy.clock import SYSTEM_CLOCK, Clock
 from otpy.errors import (
     ConfigurationError,
@@ -133,7 +134,7 @@ class SimulatedProvider(Provider):
         self.rate_limit_rate = _rate("rate_limit_rate", rate_limit_rate)
         self.overload_rate = _rate("overload_rate", overload_rate)
         self.invalid_structured_rate = _rate("invalid_structured_rate", invalid_structured_rate)
-        if not _real(retry_after) or retry_after < 0:
+        if not is_finite_number(retry_after) or retry_after < 0:
             raise _bad("retry_after", "seconds >= 0", retry_after)
         self.retry_after = float(retry_after)
         self._fixed, self._answer_with = _responses(responses)
@@ -414,10 +415,6 @@ def _parse_json(text: str) -> Any:
         return None
 
 
-def _real(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
-
-
 def _bad(argument: str, expected: str, value: Any) -> ConfigurationError:
     return ConfigurationError(f"SimulatedProvider: {argument} must be {expected}, got {value!r}")
 
@@ -429,16 +426,16 @@ def _text(argument: str, value: Any) -> str:
 
 
 def _rate(argument: str, value: Any) -> float:
-    if not _real(value) or not 0.0 <= value <= 1.0:
+    if not is_finite_number(value) or not 0.0 <= value <= 1.0:
         raise _bad(argument, "a number in [0, 1]", value)
     return float(value)
 
 
 def _latency(value: Any) -> float | tuple[float, float]:
-    if isinstance(value, tuple) and len(value) == 2 and all(_real(v) for v in value):
+    if isinstance(value, tuple) and len(value) == 2 and all(is_finite_number(v) for v in value):
         if 0.0 <= value[0] <= value[1]:
             return (float(value[0]), float(value[1]))
-    elif _real(value) and value >= 0:
+    elif is_finite_number(value) and value >= 0:
         return float(value)
     raise _bad("latency", "seconds >= 0 or a (low, high) pair with 0 <= low <= high", value)
 

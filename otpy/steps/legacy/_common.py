@@ -6,10 +6,10 @@ Plain functions, no state. Every check raises ``StepValidationError`` naming the
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from otpy._checks import is_finite_number as is_number
 from otpy.errors import StepValidationError
 from otpy.providers import Completion, CompletionRequest, Message
 from otpy.steps._base import StepContext
@@ -36,11 +36,6 @@ DEFAULT_MAX_TOKENS = 1024
 def step_label(config: Mapping[str, Any], default: str = "step") -> str:
     """How errors name a step: its ``name``, else its ``type``, else ``default``."""
     return str(config.get("name") or config.get("type") or default)
-
-
-def is_number(value: Any) -> bool:
-    """A finite int or float that is not a bool."""
-    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def check_str(
