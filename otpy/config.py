@@ -20,6 +20,7 @@ import pydantic
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
+from otpy._checks import validation_problems
 from otpy.errors import ConfigurationError
 from otpy.providers import ProviderLimits
 
@@ -189,8 +190,5 @@ def _validated(cls: type[RuntimeConfig], data: Mapping[str, Any], source: str) -
     try:
         return cls.model_validate(dict(data))
     except pydantic.ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc']) or '(top level)'}: {err['msg']}"
-            for err in exc.errors()
-        )
+        problems = validation_problems(exc)
         raise ConfigurationError(f"invalid runtime config from {source}: {problems}") from exc

@@ -13,6 +13,7 @@ from typing import Any, Literal
 import pybreaker
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from otpy._checks import validation_problems
 from otpy.clock import Clock
 from otpy.errors import ConfigurationError
 from otpy.providers._base import Completion, CompletionRequest, Provider
@@ -74,10 +75,7 @@ class ProviderLimits(BaseModel):
         try:
             return cls.model_validate(dict(value))
         except ValidationError as exc:
-            problems = "; ".join(
-                f"limits.{'.'.join(str(part) for part in err['loc'])}: {err['msg']}"
-                for err in exc.errors()
-            )
+            problems = validation_problems(exc, prefix="limits.", empty="")
             raise ConfigurationError(f"provider {provider!r}: {problems}") from None
 
 
