@@ -1,4 +1,5 @@
-"""The stateful processes of the runtime (registries, job runners); filled in by later work."""
+"""The stateful processes of the runtime: the registries, the health monitor, pipeline runs
+(and, with the jobs issue, optimization runners)."""
 
 from otpy.actors._compat import (
     CompatibilityHandle,
@@ -7,6 +8,7 @@ from otpy.actors._compat import (
     StepsHandle,
 )
 from otpy.actors._health_monitor import HealthChange, HealthMonitor
+from otpy.actors._pipeline_runner import PipelineRun, PipelineRunner, start_run
 from otpy.actors._provider_registry import ProviderRegistry, ProviderRegistryHandle
 from otpy.actors._step_registry import StepRegistry, StepRegistryHandle
 
@@ -16,9 +18,12 @@ __all__ = [
     "CompatibilityStats",
     "HealthChange",
     "HealthMonitor",
+    "PipelineRun",
+    "PipelineRunner",
     "ProviderRegistry",
     "ProviderRegistryHandle",
     "StepRegistry",
     "StepRegistryHandle",
     "StepsHandle",
+    "start_run",
 ]

@@ -2,7 +2,8 @@
 
 The front door: everything public is importable from here. ``otpy.start()`` embeds the
 runtime (step and provider registries, the CompatibilityManager and its legacy steps,
-health checks, the job supervisor) in this process. Supervision lives in
+health checks, the job supervisor, pipeline runs) in this process; ``rt.run_pipeline``
+runs a YAML pipeline (:mod:`otpy.pipelines`). Supervision lives in
 :mod:`otpy.supervision`, rate limits, breakers, retries and fallbacks in
 :mod:`otpy.resilience`, variables that survive in :mod:`otpy.state`, events, traces and
 metrics in :mod:`otpy.telemetry`, test helpers in :mod:`otpy.testing`.
@@ -38,6 +39,7 @@ from otpy.errors import (
     OtpyError,
     OverloadedError,
     PermitError,
+    PipelineError,
     ProviderConnectionError,
     ProviderError,
     ProviderTimeoutError,
@@ -57,6 +59,14 @@ from otpy.errors import (
     VariableNotFound,
 )
 from otpy.log import SecretFilter, configure_logging
+from otpy.pipelines import (
+    Pipeline,
+    PipelineResult,
+    Plan,
+    StepOutcome,
+    compile_pipeline,
+    load_pipeline,
+)
 from otpy.providers import (
     Completion,
     CompletionRequest,
@@ -167,6 +177,10 @@ __all__ = [
     "OverloadedError",
     "Permit",
     "PermitError",
+    "Pipeline",
+    "PipelineError",
+    "PipelineResult",
+    "Plan",
     "Provider",
     "ProviderConfig",
     "ProviderConnectionError",
@@ -196,6 +210,7 @@ __all__ = [
     "Step",
     "StepContext",
     "StepMetadata",
+    "StepOutcome",
     "StepResult",
     "StepValidationError",
     "SupervisionConfig",
@@ -213,11 +228,13 @@ __all__ = [
     "VariableExistsError",
     "VariableNotFound",
     "__version__",
+    "compile_pipeline",
     "configure_logging",
     "correlation",
     "current_context",
     "get_telemetry",
     "guard",
+    "load_pipeline",
     "set_telemetry",
     "start",
     "use_context",

@@ -36,6 +36,7 @@ supervisor applies its restart strategy.
     │   ├── UnknownProviderError (LookupError) no provider of that name
     │   ├── DuplicateProviderError          register_provider: the name is taken
     │   └── NoProviderAvailable             no healthy provider has the capabilities
+    ├── PipelineError                       a pipeline run failed (.result, .step)
     ├── StateError                          a state store failed or was misused
     │   ├── VariableNotFound (LookupError)  no variable with that name or id
     │   ├── VariableExistsError             register_variable: the name is taken
@@ -89,6 +90,7 @@ __all__ = [
     "OtpyError",
     "OverloadedError",
     "PermitError",
+    "PipelineError",
     "ProviderConnectionError",
     "ProviderError",
     "ProviderTimeoutError",
@@ -344,13 +346,24 @@ class UnknownStepError(RegistryError, LookupError):
     """No step type of that name; ``known`` lists the registered ones and ``suggestion``
     is the closest match (or ``None``)."""
 
-    def __init__(self, name: str, known: Sequence[str] = (), suggestion: str | None = None) -> None:
+    def __init__(
+        self,
+        name: str,
+        known: Sequence[str] = (),
+        suggestion: str | None = None,
+        *,
+        step: str | None = None,
+        where: str | None = None,
+    ) -> None:
         hint = f"; did you mean {suggestion!r}?" if suggestion else ""
         shown = ", ".join(sorted(known)) or "none"
-        super().__init__(f"unknown step type {name!r}{hint} (registered: {shown})")
+        prefix = f"step {step!r}, field 'type': " if step is not None else ""
+        place = f" ({where})" if where else ""
+        super().__init__(f"{prefix}unknown step type {name!r}{hint} (registered: {shown}){place}")
         self.name = name
         self.known = tuple(sorted(known))
         self.suggestion = suggestion
+        self.step = step
 
     def __str__(self) -> str:  # LookupError would quote the message like a key
         return str(self.args[0])
@@ -404,6 +417,16 @@ class NoProviderAvailable(RegistryError):
         super().__init__(f"no provider available with {wanted}{more}")
         self.capabilities = tuple(capabilities)
         self.excluded = dict(left)
+
+
+class PipelineError(OtpyError):
+    """A pipeline run failed or was cancelled: ``result`` is its PipelineResult (every step
+    that ran, with its output or error) and ``step`` the step that failed (or None)."""
+
+    def __init__(self, message: str, *, result: Any = None, step: str | None = None) -> None:
+        super().__init__(message)
+        self.result = result
+        self.step = step
 
 
 class StateError(OtpyError):

@@ -6,10 +6,12 @@
         rt.steps.list_steps()                # the legacy step types, and any plugin's
         rt.providers.select(["text"])        # the simulated provider
         rt.compat.migrate_pipeline(old)
+        rt.run_pipeline("examples/analysis.yaml", {"text": "..."})   # a PipelineResult
 
 The tree: a root supervisor (one_for_one) over the StepRegistry, ProviderRegistry,
-CompatibilityManager, HealthMonitor and JobSupervisor, each registered as
-``<name>.<role>``. The handles (``rt.steps``, ``rt.providers``, ``rt.compat``) resolve the
+CompatibilityManager, HealthMonitor, the JobSupervisor and the runs supervisor (one
+temporary worker per pipeline run), each registered as ``<name>.<role>``. The handles
+(``rt.steps``, ``rt.providers``, ``rt.compat``) resolve the
 names on every write and read the registries' snapshots without a message, so they keep
 working while a registry restarts. A fatal escalation at the root (restart intensity
 exceeded) is logged and handed to ``on_fatal``; it never kills the host process.
@@ -30,14 +32,24 @@ from otpy.actors import (
     CompatibilityHandle,
     CompatibilityManager,
     HealthMonitor,
+    PipelineRun,
     ProviderRegistry,
     ProviderRegistryHandle,
     StepRegistry,
     StepRegistryHandle,
+    start_run,
 )
 from otpy.clock import SYSTEM_CLOCK, Clock
 from otpy.config import ProviderConfig, RuntimeConfig
 from otpy.errors import ConfigurationError, NameTakenError
+from otpy.pipelines import (
+    PipelineResult,
+    PipelineSource,
+    PipelineStepType,
+    Plan,
+    StepEvent,
+    compile_pipeline,
+)
 from otpy.providers import Provider, ProviderTable
 from otpy.providers._types import PROVIDER_TYPES, make_provider
 from otpy.steps import StepTable
@@ -114,6 +126,11 @@ class Runtime:
                 start=lambda: DynamicSupervisor.start(name=f"{prefix}.jobs", clock=clock),
                 type="supervisor",
             ),
+            ChildSpec(
+                id="runs",
+                start=lambda: DynamicSupervisor.start(name=f"{prefix}.runs", clock=clock),
+                type="supervisor",
+            ),
         ]
         try:
             self.supervisor: SupervisorRef = Supervisor.start(
@@ -130,8 +147,10 @@ class Runtime:
                 "stop it or start this one with another name"
             ) from exc
         self.jobs_supervisor = f"{prefix}.jobs"
+        self.runs_supervisor = f"{prefix}.runs"
         self.supervisor.monitor(self._root_down)
         try:
+            self.steps.register_step("pipeline", PipelineStepType, replace=True)
             for name, provider_config in config.providers.items():
                 self._register_provider(name, provider_config)
             if config.plugins:
@@ -140,6 +159,50 @@ class Runtime:
         except BaseException:
             self.stop()
             raise
+
+    def compile_pipeline(self, source: PipelineSource) -> Plan:
+        """Load ``source`` (a path, YAML text, a dict or a Pipeline) and check it against
+        the registered step types, before anything runs: UnknownStepError (closest match),
+        StepValidationError (step, field, position in the file), ConfigurationError."""
+        return compile_pipeline(source, self.steps.table)
+
+    def start_pipeline(
+        self,
+        source: PipelineSource | Plan,
+        inputs: Mapping[str, Any] | None = None,
+        *,
+        variables: Mapping[str, Any] | None = None,
+        on_step: Callable[[StepEvent], None] | None = None,
+    ) -> PipelineRun:
+        """Check the pipeline, then run it in a supervised worker of its own and return
+        the :class:`PipelineRun` handle at once (``wait()`` gives the result). ``on_step``
+        hears each step start and finish (in the worker's thread)."""
+        plan = source if isinstance(source, Plan) else self.compile_pipeline(source)
+        return start_run(
+            self.runs_supervisor,
+            plan,
+            inputs,
+            variables=variables,
+            providers=self.providers,
+            clock=self.clock,
+            on_step=on_step,
+        )
+
+    def run_pipeline(
+        self,
+        source: PipelineSource | Plan,
+        inputs: Mapping[str, Any] | None = None,
+        *,
+        variables: Mapping[str, Any] | None = None,
+        on_step: Callable[[StepEvent], None] | None = None,
+        timeout: float | None = None,
+    ) -> PipelineResult:
+        """Run a pipeline (see :meth:`start_pipeline`) and wait for its result: every
+        step's output, timing, tokens, provider, retries and errors. A failed run is a
+        result with ``status="failed"`` (``result.raise_for_status()`` raises it); bad
+        input raises before any step runs."""
+        run = self.start_pipeline(source, inputs, variables=variables, on_step=on_step)
+        return run.wait(timeout)
 
     def _register_provider(self, name: str, config: ProviderConfig) -> None:
         """Register the provider ``name`` and one more per configured model."""

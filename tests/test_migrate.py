@@ -40,8 +40,6 @@ def test_code_review_pipeline(pipelines: list[dict[str, Any]]) -> None:
     assert result.config == {
         "name": "code_review",
         "description": "Analyse a module, then review and fix it",
-        "checkpoint_enabled": True,
-        "workspace_dir": "./workspace",
         "steps": [
             {
                 "name": "analyze", "type": "gemini", "model": "gemini-2.5-flash",
@@ -49,7 +47,8 @@ def test_code_review_pipeline(pipelines: list[dict[str, Any]]) -> None:
                 "prompt": "Analyse this module for bugs:",
             },
             {
-                "name": "review", "type": "claude", "when": "steps.analyze.needs_review",
+                "name": "review", "type": "claude",
+                "when": "{{ steps.analyze.output.needs_review }}",
                 "system": "You are a senior reviewer.\n\nBe concise.",
                 "prompt": "Review using this analysis:\n{{ steps.analyze.output }}\n"
                 "{{ steps.analyze.output.findings.critical }}",
@@ -76,12 +75,40 @@ def test_code_review_pipeline(pipelines: list[dict[str, Any]]) -> None:
     review = entries(result.changes, "review")
     assert review["claude_options.max_turns"].note == "removed: a claude step has no max_turns"
     assert {"claude_options.allowed_tools", "claude_options.cwd", "condition"} <= set(review)
+    assert review["condition"].new == "{{ steps.analyze.output.needs_review }}"
     assert entries(result.changes, "polish")["environment_aware"].level == "warning"
     assert [c.field for c in result.errors] == ["prompt[1]"]
+    dropped = entries(result.changes, None)
+    assert dropped["checkpoint_enabled"].level == "warning"
+    assert "state store" in dropped["checkpoint_enabled"].note
+    assert dropped["workspace_dir"].old == "./workspace"
     assert [(n.step, n.field, n.level) for n in result.notes] == [
         ("analyze", "functions", "warning")
     ]
     assert "step 'analyze', prompt[1]" in result.report()
+
+
+def test_pipeline_ex_defaults_and_expressions() -> None:
+    result = migrate_pipeline({
+        "workflow": {
+            "name": "p", "checkpoint_dir": "./ck",
+            "defaults": {"gemini_model": "gemini-2.5-flash", "output_dir": "./out",
+                         "options": {"temperature": 0.1}},
+            "steps": [
+                {"name": "a", "type": "claude", "prompt": "x"},
+                {"name": "b", "type": "claude", "prompt": "y", "condition": "steps.a.ok"},
+                {"name": "c", "type": "claude", "prompt": "z", "condition": "a.score > 3"},
+            ],
+        }
+    })  # fmt: skip
+    config = result.config
+    assert "checkpoint_dir" not in config
+    assert config["defaults"] == {"options": {"temperature": 0.1}}
+    fields = {c.field for c in result.changes if c.step is None}
+    assert {"defaults.gemini_model", "defaults.output_dir", "checkpoint_dir"} <= fields
+    assert config["steps"][1]["when"] == "{{ steps.a.output.ok }}"
+    assert config["steps"][2]["when"] == "a.score > 3"  # an expression: left for load to refuse
+    assert migrate_pipeline(config).changes == []  # idempotent
 
 
 def test_research_pipeline_covers_every_legacy_block(pipelines: list[dict[str, Any]]) -> None:

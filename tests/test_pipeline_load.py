@@ -312,13 +312,18 @@ def test_a_loaded_pipeline_is_a_pipeline() -> None:
 
 
 def test_a_migrated_condition_must_become_a_placeholder() -> None:
+    path = LEGACY.replace(
+        "      type: claude\n", "      type: claude\n      condition: analyze.ok\n"
+    )
+    migrated = load_pipeline(path).step("review")
+    assert migrated.when == "{{ steps.analyze.output.ok }}"  # a result field: a look-up
     legacy = LEGACY.replace(
-        "      type: claude\n", "      type: claude\n      condition: analyze\n"
+        "      type: claude\n", "      type: claude\n      condition: analyze.score > 3\n"
     )
     assert str(step_error(legacy)) == (
         "step 'review', field 'when': must be one placeholder such as "
         "'{{ steps.check.output.ok }}' (a false, 0, empty or null value skips the step) or "
-        "true/false, got 'analyze' (<text>:13:7)"  # the step: when was condition
+        "true/false, got 'analyze.score > 3' (<text>:13:7)"  # the step: when was condition
     )
 
 

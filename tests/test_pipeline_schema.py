@@ -189,7 +189,7 @@ def test_unknown_pipeline_fields_are_refused_with_a_suggestion() -> None:
     )
     assert error(minimal(defaults={"temperature": 0.2})) == (
         "field 'defaults.temperature': not a defaults field; defaults of step fields go under "
-        "options (fields: provider, model, options)"
+        "options (fields: provider, model, options, failover)"
     )
 
 

@@ -164,14 +164,17 @@ def test_public_api_is_re_exported() -> None:
         },
         "otpy.actors": {
             "CompatibilityHandle", "CompatibilityManager", "CompatibilityStats", "HealthChange",
-            "HealthMonitor", "ProviderRegistry", "ProviderRegistryHandle", "StepRegistry",
-            "StepRegistryHandle", "StepsHandle",
+            "HealthMonitor", "PipelineRun", "PipelineRunner", "ProviderRegistry",
+            "ProviderRegistryHandle", "StepRegistry", "StepRegistryHandle", "StepsHandle",
+            "start_run",
         },
         "otpy.pipelines": {
-            "Defaults", "Fallback", "InputSpec", "InputType", "NAME_PATTERN", "OnError",
-            "Pipeline", "PipelineSource", "PipelineStep", "RESULT_FIELDS", "ROOTS",
-            "check_references", "load_pipeline", "references", "render", "render_value",
-            "step_record",
+            "Defaults", "FAILOVER_ERRORS", "Fallback", "InputSpec", "InputType", "MAX_DEPTH",
+            "NAME_PATTERN", "OnError", "Pipeline", "PipelineResult", "PipelineSource",
+            "PipelineStep", "PipelineStepType", "Plan", "PlannedStep", "ProviderDirectory",
+            "RESULT_FIELDS", "ROOTS", "RunProgress", "RunStatus", "StepError", "StepEvent",
+            "StepGateway", "StepOutcome", "StepStatus", "check_references", "compile_pipeline",
+            "load_pipeline", "references", "render", "render_value", "run_plan", "step_record",
         },
         "otpy.compat": {
             "Change", "Incompatibility", "MigrationResult", "check_versions",

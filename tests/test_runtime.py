@@ -18,7 +18,7 @@ from otpy.steps.legacy import LEGACY_STEPS
 from otpy.supervision import whereis
 from otpy.testing import wait_until
 
-ROLES = ("steps", "providers", "compat", "health", "jobs")
+ROLES = ("steps", "providers", "compat", "health", "jobs", "runs")
 
 
 def unique() -> str:

@@ -3,6 +3,9 @@
 What it rewrites (every rewrite is a :class:`Change` in the result):
 
 - a top-level ``workflow: {name, steps, ...}`` wrapper is flattened to ``{name, steps, ...}``;
+- pipeline_ex's environment keys (``checkpoint_enabled``, ``checkpoint_dir``,
+  ``workspace_dir``, ``output_dir``, ``environment``) and ``defaults`` entries otpy has no
+  use for (``gemini_model``, ``claude_output_format``, ...) are removed with a warning;
 - per step: ``claude_options`` flattened (``system_prompt`` -> ``system``,
   ``append_system_prompt`` appended to it, ``max_turns``, ``model``, ``session_id``, ...;
   agent-only options such as tools and ``cwd`` removed with a warning);
@@ -23,7 +26,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Final
 
 from otpy.compat._report import MigrationResult, Recorder
 from otpy.compat._rules import migrate_step
@@ -53,6 +56,55 @@ def _flatten(config: dict[str, Any], record: Recorder) -> dict[str, Any]:
     return flat
 
 
+ENVIRONMENT_KEYS: Final = {
+    "checkpoint_enabled": "jobs checkpoint to their state store after every evaluation",
+    "checkpoint_dir": "jobs checkpoint to their state store after every evaluation",
+    "workspace_dir": "steps get no workspace directory (nothing reads or writes files)",
+    "output_dir": "results are returned (PipelineResult), not written to files",
+    "environment": "no per-pipeline environment; configure the runtime instead",
+}
+"""pipeline_ex workflow keys about where it ran, removed: why otpy needs none of them."""
+
+LEGACY_DEFAULTS: Final = frozenset(
+    {
+        "gemini_model",
+        "gemini_token_budget",
+        "claude_model",
+        "claude_output_format",
+        "claude_preset",
+        "output_dir",
+        "workspace_dir",
+        "checkpoint_dir",
+    }
+)
+"""pipeline_ex ``defaults`` entries (removed with a warning; anything else unknown is left
+for the schema to refuse)."""
+
+
+def _drop_environment(config: dict[str, Any], record: Recorder) -> None:
+    """Remove pipeline_ex's execution-environment keys and legacy ``defaults`` entries
+    (``gemini_model``, ``claude_output_format``, ...), each with a warning."""
+    for key, why in ENVIRONMENT_KEYS.items():
+        if key in config:
+            value = config.pop(key)
+            record.change(None, key, value, None, f"removed: {why}", level="warning")
+    defaults = config.get("defaults")
+    if not isinstance(defaults, dict):
+        return
+    for key in sorted(LEGACY_DEFAULTS.intersection(defaults)):
+        value = defaults.pop(key)
+        where = "provider" if str(key).endswith("_model") else "runtime"
+        record.change(
+            None,
+            f"defaults.{key}",
+            value,
+            None,
+            f"removed: pipeline defaults are provider, model, options and failover (set a "
+            f"{where} model in the step or the runtime config instead)",
+            level="warning",
+        )
+
+
 def migrate_pipeline(config: Mapping[str, Any]) -> MigrationResult:
     """Rewrite a legacy pipeline config to the current schema; see the module docstring.
 
@@ -65,6 +117,7 @@ def migrate_pipeline(config: Mapping[str, Any]) -> MigrationResult:
     if not isinstance(config, Mapping):
         raise record.invalid(None, None, f"a pipeline config must be a mapping, got {config!r}")
     migrated = _flatten(copy.deepcopy(dict(config)), record)
+    _drop_environment(migrated, record)
     steps = migrated.get("steps")
     if not isinstance(steps, list):
         raise record.invalid(None, "steps", f"must be a list of step mappings, got {steps!r}")

@@ -7,6 +7,7 @@ fail validation. Unknown step types (plugins) get only the generic rewrites.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping
 from typing import Any, Final
 
@@ -126,12 +127,19 @@ class StepMigration:
         if "condition" in self.step:
             condition = self.step.pop("condition")
             if self.step.get("when") is None:
-                self.step["when"] = condition
-                self.record.change(
-                    self.label, "condition", condition, condition,
-                    "moved to when; check the expression against otpy's when syntax",
-                    "warning",
-                )  # fmt: skip
+                when = _when_of(condition)
+                self.step["when"] = when
+                if when != condition:
+                    self.record.change(
+                        self.label, "condition", condition, when,
+                        "moved to when as a look-up of the step's output",
+                    )  # fmt: skip
+                else:
+                    self.record.change(
+                        self.label, "condition", condition, condition,
+                        "moved to when; check the expression against otpy's when syntax",
+                        "warning",
+                    )  # fmt: skip
             else:
                 self.drop("condition", condition, "the step's own when wins")
         options = self.mapping("claude_options")
@@ -273,6 +281,24 @@ def _robust(m: StepMigration) -> None:
             "fallback_capabilities; add one",
             "error",
         )  # fmt: skip
+
+
+_CONDITION_PATH: Final = re.compile(r"[A-Za-z_][\w\-]*(?:\.[\w\-]+)*")
+
+
+def _when_of(condition: Any) -> Any:
+    """pipeline_ex's ``condition: "analyze.needs_review"`` (or ``steps.analyze...``): a
+    step's result field, as ``{{ steps.analyze.output.needs_review }}``; anything else
+    (an expression) as it is."""
+    if not isinstance(condition, str) or not _CONDITION_PATH.fullmatch(condition.strip()):
+        return condition
+    parts = condition.strip().split(".")
+    if parts[0] == "steps" and len(parts) > 1:
+        parts = parts[1:]
+    name, rest = parts[0], parts[1:]
+    if rest[:1] != ["output"]:
+        rest = ["output", *rest]
+    return "{{ steps." + ".".join([name, *rest]) + " }}"
 
 
 _BY_TYPE: Final[dict[str, Callable[[StepMigration], None]]] = {

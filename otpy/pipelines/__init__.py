@@ -6,10 +6,18 @@
     inputs = pipeline.resolve_inputs({"question": "2+2?"})
     config = pipeline.step_config("answer")             # defaults applied
     render("Q: {{ inputs.question }}", {"inputs": inputs})
+    plan = compile_pipeline("examples/qa.yaml", rt.steps.table)   # every step checked
+    result = run_plan(plan, {"question": "2+2?"}, providers=rt.providers)
+
+``Runtime.run_pipeline`` does the last two in a supervised worker.
 """
 
 from otpy.pipelines._check import check_references
+from otpy.pipelines._executor import MAX_DEPTH, RunProgress, StepEvent, run_plan
+from otpy.pipelines._gateway import FAILOVER_ERRORS, ProviderDirectory, StepGateway
 from otpy.pipelines._load import PipelineSource, load_pipeline
+from otpy.pipelines._plan import Plan, PlannedStep, compile_pipeline
+from otpy.pipelines._result import PipelineResult, RunStatus, StepError, StepOutcome, StepStatus
 from otpy.pipelines._schema import (
     NAME_PATTERN,
     Defaults,
@@ -20,6 +28,7 @@ from otpy.pipelines._schema import (
     Pipeline,
     PipelineStep,
 )
+from otpy.pipelines._substep import PipelineStepType
 from otpy.pipelines._templates import (
     RESULT_FIELDS,
     ROOTS,
@@ -30,6 +39,8 @@ from otpy.pipelines._templates import (
 )
 
 __all__ = [
+    "FAILOVER_ERRORS",
+    "MAX_DEPTH",
     "NAME_PATTERN",
     "RESULT_FIELDS",
     "ROOTS",
@@ -39,12 +50,26 @@ __all__ = [
     "InputType",
     "OnError",
     "Pipeline",
+    "PipelineResult",
     "PipelineSource",
     "PipelineStep",
+    "PipelineStepType",
+    "Plan",
+    "PlannedStep",
+    "ProviderDirectory",
+    "RunProgress",
+    "RunStatus",
+    "StepError",
+    "StepEvent",
+    "StepGateway",
+    "StepOutcome",
+    "StepStatus",
     "check_references",
+    "compile_pipeline",
     "load_pipeline",
     "references",
     "render",
     "render_value",
+    "run_plan",
     "step_record",
 ]

@@ -4,7 +4,7 @@ earlier step or a declared input, every ``when`` is one placeholder."""
 from __future__ import annotations
 
 from otpy.errors import StepValidationError
-from otpy.pipelines._schema import NOT_TEMPLATES, Pipeline, PipelineStep, shown
+from otpy.pipelines._schema import Pipeline, PipelineStep, shown, template_fields
 from otpy.pipelines._templates import (
     RESULT_FIELDS,
     Ref,
@@ -47,7 +47,7 @@ class _Checker:
                     field=when_field,
                 )
             self.reference(parts[0], owner, when_field, index)
-        config = {k: v for k, v in spec.config.items() if k not in NOT_TEMPLATES}
+        config = template_fields(spec.type, spec.config)
         for field, text in walk_strings(config, prefix):
             self.template(text, owner, field, index)
         if spec.fallback is not None and spec.fallback.step is not None:

@@ -265,13 +265,14 @@ def _mark(root: Node, path: list[Any]) -> Mark | None:
     return mark
 
 
-def _located(
-    exc: StepValidationError, label: str, text: str | None, config: Mapping[str, Any]
-) -> StepValidationError:
-    """``exc`` with `` (file:line:column)`` appended when the config came from YAML."""
+def _where(
+    step: str | None, field: str | None, label: str, text: str | None, config: Mapping[str, Any]
+) -> str | None:
+    """``file:line:column`` of ``step``'s ``field`` (``label`` alone when it cannot be
+    found) for a config read from YAML; None for a dict."""
     if text is None:
-        return exc
-    path = _path_of(exc.step, exc.field, config)
+        return None
+    path = _path_of(step, field, config)
     mark: Mark | None = None
     if path:
         try:
@@ -279,8 +280,31 @@ def _located(
         except yaml.YAMLError:  # pragma: no cover - the text was loaded already
             root = None
         mark = _mark(root, path) if root is not None else None
-    where = f"{label}:{mark.line + 1}:{mark.column + 1}" if mark is not None else label
-    return _copy(exc, f"{exc} ({where})")
+    return f"{label}:{mark.line + 1}:{mark.column + 1}" if mark is not None else label
+
+
+def _located(
+    exc: StepValidationError, label: str, text: str | None, config: Mapping[str, Any]
+) -> StepValidationError:
+    """``exc`` with `` (file:line:column)`` appended when the config came from YAML."""
+    where = _where(exc.step, exc.field, label, text, config)
+    return exc if where is None else _copy(exc, f"{exc} ({where})")
+
+
+def position(pipeline: Pipeline, step: str | None, field: str | None) -> str | None:
+    """Where ``step``'s ``field`` is in the YAML ``pipeline`` was loaded from
+    (``file:line:column``), or None (built from a dict or a Pipeline)."""
+    source = pipeline.source
+    if source is None:
+        return None
+    label, text, config = source
+    return _where(step, field, label, text, config)
+
+
+def locate(pipeline: Pipeline, exc: StepValidationError) -> StepValidationError:
+    """``exc`` (about ``pipeline``) with its position in the YAML appended, if known."""
+    where = position(pipeline, exc.step, exc.field)
+    return exc if where is None else _copy(exc, f"{exc} ({where})")
 
 
 def _migratable(config: Mapping[str, Any]) -> bool:
@@ -319,6 +343,7 @@ def _build(data: Any, label: str, text: str | None) -> Pipeline:
     except pydantic.ValidationError as exc:
         raise _located(_from_pydantic(exc, config), label, text, config) from exc
     pipeline._migration = migration
+    pipeline._source = (label, text, config)
     return pipeline
 
 

@@ -20,6 +20,7 @@ import copy
 import difflib
 import re
 from collections.abc import Callable, Collection, Mapping
+from pathlib import Path
 from typing import Any, Final, Literal, TypeAlias
 
 from pydantic import (
@@ -64,6 +65,15 @@ _TYPES: Final[dict[str, tuple[str, Callable[[Any], bool]]]] = {
     "any": ("any value", lambda v: True),
 }
 NOT_TEMPLATES: Final = frozenset({"name", "type", "description", "when", "on_error", "fallback"})
+LITERAL_FIELDS: Final = {"pipeline": frozenset({"pipeline"})}
+"""Fields of a step type that hold no templates of this pipeline: a ``pipeline`` step's
+inline pipeline has its own inputs and steps (checked when it runs)."""
+
+
+def template_fields(step_type: str, config: Mapping[str, Any]) -> dict[str, Any]:
+    """The fields of a step config whose strings are templates of the pipeline."""
+    literal = LITERAL_FIELDS.get(step_type, frozenset())
+    return {k: v for k, v in config.items() if k not in NOT_TEMPLATES and k not in literal}
 
 
 def shown(value: Any) -> str:
@@ -141,7 +151,8 @@ def _type_problem(kind: str, value: Any) -> str | None:
 
 class Defaults(BaseModel):
     """Applied to every step lacking them: ``provider``, ``model``, and ``options`` (step
-    fields such as ``temperature``; only to steps whose type has that field)."""
+    fields such as ``temperature``; only to steps whose type has that field); ``failover``
+    says whether a failing provider's calls move to another capable provider."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -149,6 +160,11 @@ class Defaults(BaseModel):
     model: str | None = Field(default=None, min_length=1, description="Default model name.")
     options: dict[str, Any] = Field(
         default_factory=dict, description="Default step fields, e.g. {temperature: 0.2}."
+    )
+    failover: bool = Field(
+        default=True,
+        description="When a provider fails, move the call to another provider with the "
+        "capabilities it needs (false: fail with the step's provider).",
     )
 
     @field_validator("options")
@@ -166,7 +182,9 @@ class Defaults(BaseModel):
 
 class Fallback(BaseModel):
     """What runs when a step with ``on_error: fallback`` fails: another ``step`` (named
-    ``<name>.fallback`` unless it has a name), or the same step on another ``provider``."""
+    ``<name>.fallback`` unless it has a name), the same step on another ``provider``, or a
+    fallback pipeline: ``{pipeline: path, inputs: {...}}`` is short for a step of type
+    ``pipeline`` (relative paths are relative to this pipeline's file)."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -221,6 +239,13 @@ class PipelineStep(BaseModel):
         fallback = data.get("fallback")
         if not isinstance(fallback, Mapping):
             return data
+        if "pipeline" in fallback and "step" not in fallback:
+            step = {"type": "pipeline", "pipeline": fallback["pipeline"]}
+            if "inputs" in fallback:
+                step["inputs"] = fallback["inputs"]
+            rest = {k: v for k, v in fallback.items() if k not in ("pipeline", "inputs")}
+            fallback = {**rest, "step": step}
+            data = {**data, "fallback": fallback}
         inner = fallback.get("step")
         if isinstance(inner, Mapping) and "name" not in inner and isinstance(data.get("name"), str):
             step = {"name": f"{data['name']}.fallback", **inner}
@@ -296,6 +321,7 @@ class Pipeline(BaseModel):
     )
 
     _migration: MigrationResult | None = PrivateAttr(default=None)
+    _source: tuple[str, str | None, Mapping[str, Any]] | None = PrivateAttr(default=None)
 
     @field_validator("requires")
     @classmethod
@@ -338,6 +364,27 @@ class Pipeline(BaseModel):
     def migration(self) -> MigrationResult | None:
         """The migration report if this pipeline was migrated from a legacy config."""
         return self._migration
+
+    def __eq__(self, other: object) -> bool:
+        """Equal when the fields are: where it was loaded from does not count."""
+        if not isinstance(other, Pipeline):
+            return NotImplemented
+        return self.__dict__ == other.__dict__
+
+    __hash__ = BaseModel.__hash__
+
+    @property
+    def source(self) -> tuple[str, str | None, Mapping[str, Any]] | None:
+        """Where it was loaded from: the label (a path, ``<text>`` or ``<dict>``), the
+        YAML text (None for a dict) and the config as loaded; None if built directly."""
+        return self._source
+
+    @property
+    def base_dir(self) -> Path | None:
+        """The directory of the file it was loaded from (None if not from a file)."""
+        if self._source is None or self._source[0] in ("<text>", "<dict>"):
+            return None
+        return Path(self._source[0]).resolve().parent
 
     @property
     def step_names(self) -> tuple[str, ...]:

@@ -95,7 +95,13 @@ class ProviderEntry:
             self.name, self.healthy, self.unhealthy_reason, self.breaker, self.stats
         )
 
-    def complete(self, request: CompletionRequest, *, clock: Clock | None = None) -> Completion:
+    def complete(
+        self,
+        request: CompletionRequest,
+        *,
+        clock: Clock | None = None,
+        attempts: list[RetryAttempt] | None = None,
+    ) -> Completion:
         """Call the provider through its guard, in this thread, and record the outcome.
 
         Counts the call in flight while it runs; every attempt that failed (from the
@@ -104,14 +110,17 @@ class ProviderEntry:
         ``provider.call`` (measurements ``latency`` — the whole call, waits and retries
         included — ``tokens`` and ``attempts``; metadata ``provider``, ``model``,
         ``outcome``: "ok" or the error's type name); ``clock`` times the whole call
-        (default: the guard's). Raises what the guard raised: a ProviderError,
+        (default: the guard's); ``attempts``, when given, collects the failed attempts
+        that were retried or ended the call. Raises what the guard raised: a ProviderError,
         CircuitOpenError, RateLimitTimeout, OperationTimeout, ...
         """
         guarded = self.guard
         runner = guarded.guard
         clock = clock or runner.clock
         stats = self.stats
-        attempts: list[RetryAttempt] = []
+        if attempts is None:
+            attempts = []
+        already = len(attempts)
         started = clock.monotonic()
         stats.begin()
         try:
@@ -119,14 +128,16 @@ class ProviderEntry:
                 guarded.fn, request, cost=guarded.cost, usage=guarded.usage, retries=attempts
             )
         except BaseException as exc:
-            self._record(attempts, exc)
-            self._report(request, None, exc, clock.monotonic() - started, len(attempts))
+            mine = attempts[already:]
+            self._record(mine, exc)
+            self._report(request, None, exc, clock.monotonic() - started, len(mine))
             raise
         finally:
             stats.end()
-        self._record(attempts, None)
+        mine = attempts[already:]
+        self._record(mine, None)
         self._align(completion)
-        self._report(request, completion, None, clock.monotonic() - started, len(attempts) + 1)
+        self._report(request, completion, None, clock.monotonic() - started, len(mine) + 1)
         return completion
 
     def _align(self, completion: Completion) -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -70,7 +70,8 @@ class StepResult(BaseModel):
 class StepContext:
     """What a running step can see and use: the run's ``inputs``, the ``outputs`` of the
     steps before it (by step name), the run's ``variables`` (steps such as
-    ``set_variable`` write them), the ``providers`` gateway, the run's ``clock`` and id.
+    ``set_variable`` write them), the ``providers`` gateway, the run's ``clock`` and id,
+    and ``run_pipeline`` for nested pipelines.
     One context belongs to one run; steps of one run get the same object."""
 
     providers: ProviderGateway | None = None
@@ -79,6 +80,9 @@ class StepContext:
     variables: dict[str, Any] = field(default_factory=dict)
     clock: Clock = SYSTEM_CLOCK
     run_id: str = ""
+    run_pipeline: Callable[[Any, Mapping[str, Any]], Any] | None = None
+    """Runs another pipeline (a path, YAML text or a dict) with inputs inside this run and
+    returns its PipelineResult (the ``pipeline`` step type uses it); None outside a run."""
 
     def complete(
         self,
