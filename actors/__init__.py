@@ -1,5 +1,5 @@
 """The stateful processes of the runtime: the registries, the health monitor, pipeline runs
-(and, with the jobs issue, optimization runners)."""
+and the optimization runners of jobs."""
 
 from otpy.actors._compat import (
     CompatibilityHandle,
@@ -8,6 +8,8 @@ from otpy.actors._compat import (
     StepsHandle,
 )
 from otpy.actors._health_monitor import HealthChange, HealthMonitor
+from otpy.actors._jobs import JobHandle, JobsHandle
+from otpy.actors._optimization_runner import JobCell, OptimizationRunner
 from otpy.actors._pipeline_runner import PipelineRun, PipelineRunner, start_run
 from otpy.actors._provider_registry import ProviderRegistry, ProviderRegistryHandle
 from otpy.actors._step_registry import StepRegistry, StepRegistryHandle
@@ -18,6 +20,10 @@ __all__ = [
     "CompatibilityStats",
     "HealthChange",
     "HealthMonitor",
+    "JobCell",
+    "JobHandle",
+    "JobsHandle",
+    "OptimizationRunner",
     "PipelineRun",
     "PipelineRunner",
     "ProviderRegistry",

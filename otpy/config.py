@@ -106,6 +106,12 @@ class RuntimeConfig(_Config):
     supervision: SupervisionConfig = Field(default_factory=SupervisionConfig)
     plugins: bool = True
     call_timeout: float = Field(default=5.0, gt=0)
+    jobs_store: str | None = Field(
+        default=None,
+        description="The SQLite file optimization jobs checkpoint to (None: "
+        "$OTPY_STATE_DIR/jobs.sqlite, else ~/.local/state/otpy/jobs.sqlite; ':memory:' "
+        "keeps them in this process only).",
+    )
 
     @classmethod
     def load(cls, source: RuntimeConfig | Mapping[str, Any] | str | Path | None) -> RuntimeConfig:

@@ -37,6 +37,7 @@ supervisor applies its restart strategy.
     │   ├── DuplicateProviderError          register_provider: the name is taken
     │   └── NoProviderAvailable             no healthy provider has the capabilities
     ├── PipelineError                       a pipeline run failed (.result, .step)
+    ├── JobError                            an optimization job cannot do what was asked
     ├── StateError                          a state store failed or was misused
     │   ├── VariableNotFound (LookupError)  no variable with that name or id
     │   ├── VariableExistsError             register_variable: the name is taken
@@ -82,6 +83,7 @@ __all__ = [
     "DuplicateStepError",
     "InvalidRequestError",
     "InvalidValueError",
+    "JobError",
     "MaxChildrenError",
     "NameTakenError",
     "NoProcessError",
@@ -427,6 +429,11 @@ class PipelineError(OtpyError):
         super().__init__(message)
         self.result = result
         self.step = step
+
+
+class JobError(OtpyError):
+    """An optimization job cannot do what was asked: no such job, a job id already in the
+    store, pausing a job that has ended, resuming without its metric."""
 
 
 class StateError(OtpyError):

@@ -32,6 +32,7 @@ from otpy.actors import (
     CompatibilityHandle,
     CompatibilityManager,
     HealthMonitor,
+    JobsHandle,
     PipelineRun,
     ProviderRegistry,
     ProviderRegistryHandle,
@@ -42,6 +43,7 @@ from otpy.actors import (
 from otpy.clock import SYSTEM_CLOCK, Clock
 from otpy.config import ProviderConfig, RuntimeConfig
 from otpy.errors import ConfigurationError, NameTakenError
+from otpy.optimize._checkpoint import JobStore, default_store_path
 from otpy.pipelines import (
     PipelineResult,
     PipelineSource,
@@ -67,7 +69,8 @@ RuntimeState = Literal["running", "stopped", "failed"]
 class Runtime:
     """A running otpy runtime; make one with :func:`start`.
 
-    ``steps``, ``providers`` and ``compat`` are the registry handles; ``supervisor`` is the
+    ``steps``, ``providers`` and ``compat`` are the registry handles, ``jobs`` starts and
+    steers optimization jobs (:class:`JobsHandle`); ``supervisor`` is the
     root supervisor's ref; ``jobs_supervisor`` the DynamicSupervisor jobs run under.
     ``state`` is ``running``, ``stopped`` (after ``stop``) or ``failed`` (the root gave up;
     ``failure`` says why).
@@ -148,6 +151,16 @@ class Runtime:
             ) from exc
         self.jobs_supervisor = f"{prefix}.jobs"
         self.runs_supervisor = f"{prefix}.runs"
+        store = config.jobs_store
+        self.jobs = JobsHandle(
+            prefix,
+            self.jobs_supervisor,
+            JobStore(store if store is not None else default_store_path()),
+            lambda: self.steps.table,
+            self.providers,
+            clock,
+            timeout,
+        )
         self.supervisor.monitor(self._root_down)
         try:
             self.steps.register_step("pipeline", PipelineStepType, replace=True)
@@ -263,6 +276,7 @@ class Runtime:
                 self.state = "stopped"
         if self.supervisor.is_alive():
             self.supervisor.shutdown(timeout)
+        self.jobs.store.close()
         for provider in self._built:
             try:
                 provider.close()

@@ -164,7 +164,8 @@ def test_public_api_is_re_exported() -> None:
         },
         "otpy.actors": {
             "CompatibilityHandle", "CompatibilityManager", "CompatibilityStats", "HealthChange",
-            "HealthMonitor", "PipelineRun", "PipelineRunner", "ProviderRegistry",
+            "HealthMonitor", "JobCell", "JobHandle", "JobsHandle", "OptimizationRunner",
+            "PipelineRun", "PipelineRunner", "ProviderRegistry",
             "ProviderRegistryHandle", "StepRegistry", "StepRegistryHandle", "StepsHandle",
             "start_run",
         },

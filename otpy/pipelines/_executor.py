@@ -316,7 +316,8 @@ def _steps(run: _Run) -> PipelineResult:
                 status = "cancelled"
             progress.outcomes.append(run.outcome(planned, "not_run"))
             continue
-        progress.notify(StepEvent(progress.run_id, plan.name, planned.name, index, total))
+        if progress.on_step is not None:
+            progress.notify(StepEvent(progress.run_id, plan.name, planned.name, index, total))
         with run.telemetry.span(
             "pipeline.step",
             {"pipeline": plan.name, "step": planned.name, "type": planned.spec.type},
@@ -326,7 +327,9 @@ def _steps(run: _Run) -> PipelineResult:
         run.records[planned.name] = record
         run.context.outputs[planned.name] = record["output"]
         progress.outcomes.append(outcome)
-        progress.notify(StepEvent(progress.run_id, plan.name, planned.name, index, total, outcome))
+        if progress.on_step is not None:
+            event = StepEvent(progress.run_id, plan.name, planned.name, index, total, outcome)
+            progress.notify(event)
         if outcome.status == "failed" and (
             planned.spec.on_error != "continue" or (outcome.error and outcome.error.crash)
         ):

@@ -44,6 +44,8 @@ class PlannedStep:
     config: dict[str, Any]
     templated: frozenset[str]
     fallback: PlannedStep | None
+    reads_steps: frozenset[str] = frozenset()
+    """The templated fields that read an earlier step (known only when the step runs)."""
 
     @property
     def name(self) -> str:
@@ -57,7 +59,7 @@ class PlannedStep:
         deferred: set[str] = set()
         for key in self.templated:
             value = config[key]
-            if scope is not None:
+            if scope is not None and key not in self.reads_steps:
                 try:
                     config[key] = render_value(value, scope, step=self.name, field=key)
                     continue
@@ -132,7 +134,16 @@ def _plan_step(pipeline: Pipeline, table: StepTable, spec: PipelineStep, owner: 
     fallback = None
     if spec.fallback is not None and spec.fallback.step is not None:
         fallback = _plan_step(pipeline, table, spec.fallback.step, owner)
-    return PlannedStep(spec, entry, config, templated, fallback)
+    reads_steps = frozenset(key for key in templated if _reads_steps(config[key]))
+    return PlannedStep(spec, entry, config, templated, fallback, reads_steps)
+
+
+def _reads_steps(value: Any) -> bool:
+    return any(
+        isinstance(part, Ref) and part.segments[0] == "steps"
+        for _, text in walk_strings(value)
+        for part in parse(text)
+    )
 
 
 def compile_pipeline(source: PipelineSource, table: StepTable) -> Plan:

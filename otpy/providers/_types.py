@@ -52,7 +52,8 @@ def _gemini(name: str, options: Mapping[str, Any], clock: Clock) -> Provider:
 
 
 PROVIDER_TYPES: dict[str, ProviderType] = {
-    "simulated": ProviderType("simulated", _simulated, ProviderLimits()),
+    # A simulated call never hangs: no per-attempt timeout (and so no watchdog thread).
+    "simulated": ProviderType("simulated", _simulated, ProviderLimits(timeout=None)),
     # Anthropic's tier-1 limits for Claude Sonnet: 50 requests and 30,000 input tokens a
     # minute (our tokens bucket counts input + output, so this is on the cautious side).
     "anthropic": ProviderType("anthropic", _anthropic, ProviderLimits(rpm=50, tpm=30_000)),

@@ -1,0 +1,280 @@
+"""``rt.jobs``: start, find, list and resume optimization jobs; :class:`JobHandle` steers one.
+
+Each job is one :class:`OptimizationRunner` (a ``transient`` child of the JobSupervisor,
+registered as ``<runtime>.job.<job_id>``) and checkpoints to the runtime's job store.
+"""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, cast
+
+from otpy.actors._optimization_runner import JobCell, OptimizationRunner
+from otpy.clock import Clock
+from otpy.errors import CallTimeoutError, JobError
+from otpy.optimize import SearchSpace, Strategy, Trial, make_strategy
+from otpy.optimize._checkpoint import JobStore
+from otpy.optimize._job import JobSpec, JobStatus, Metric, resolve_metric
+from otpy.pipelines import Pipeline, PipelineSource, ProviderDirectory, compile_pipeline
+from otpy.steps import StepTable
+from otpy.supervision import ChildSpec, DynamicSupervisorRef, whereis
+from otpy.supervision._names import wait_for_name
+
+__all__ = ["JobHandle", "JobsHandle"]
+
+
+class JobHandle:
+    """One job: ``id``, ``status()`` (at once, never waits on the runner), ``pause()``,
+    ``resume()``, ``cancel()``, ``wait(timeout)`` and ``best()``."""
+
+    def __init__(self, job_id: str, cell: JobCell, runner_name: str, timeout: float) -> None:
+        self.id = job_id
+        self._cell = cell
+        self._name = runner_name
+        self._timeout = timeout
+
+    def status(self) -> JobStatus:
+        """The job's status now (published by its runner after every change)."""
+        return self._cell.status
+
+    def best(self) -> Trial | None:
+        """The best finished candidate so far (configuration, score, per-example results)."""
+        return self._cell.best
+
+    def _call(self, message: str) -> JobStatus:
+        status = self._cell.status
+        if status.finished or status.state == "interrupted":
+            if message == "cancel":
+                return status
+            raise JobError(f"job {self.id!r} is {status.state}; it cannot {message}")
+        ref = whereis(self._name) or wait_for_name(self._name, self._timeout)
+        if ref is None:
+            return self._cell.status  # it finished meanwhile
+        return cast(JobStatus, ref.call(message, timeout=self._timeout))  # type: ignore[attr-defined]
+
+    def pause(self) -> JobStatus:
+        """Start no new evaluation (the ones running finish and are kept)."""
+        return self._call("pause")
+
+    def resume(self) -> JobStatus:
+        """Go on after ``pause``."""
+        return self._call("resume")
+
+    def cancel(self) -> JobStatus:
+        """End the job now, keeping the best so far (runs in flight are told to stop)."""
+        return self._call("cancel")
+
+    def wait(self, timeout: float | None = None) -> JobStatus:
+        """The status once the job has ended (completed, cancelled, failed or
+        interrupted); CallTimeoutError after ``timeout`` seconds."""
+        if not self._cell.done.wait(timeout):
+            raise CallTimeoutError(f"job {self.id!r}", timeout)
+        return self._cell.status
+
+    def __repr__(self) -> str:
+        status = self._cell.status
+        return f"<JobHandle {self.id!r} {status.state} {status.evaluations_done} done>"
+
+
+class JobsHandle:
+    """What ``rt.jobs`` is: see :meth:`start`, :meth:`get`, :meth:`list`, :meth:`resume`."""
+
+    def __init__(
+        self,
+        runtime: str,
+        supervisor: str,
+        store: JobStore,
+        table: Callable[[], StepTable],
+        providers: ProviderDirectory | None,
+        clock: Clock,
+        timeout: float,
+    ) -> None:
+        self._runtime = runtime
+        self._supervisor = supervisor
+        self.store = store
+        self._table = table
+        self._providers = providers
+        self._clock = clock
+        self._timeout = timeout
+        self._handles: dict[str, JobHandle] = {}
+        self._lock = threading.Lock()
+
+    def start(
+        self,
+        program: PipelineSource,
+        space: Mapping[str, Any] | SearchSpace,
+        trainset: Sequence[Mapping[str, Any]],
+        metric: str | Metric,
+        strategy: str | type[Strategy] = "random_search",
+        *,
+        strategy_options: Mapping[str, Any] | None = None,
+        seed: int = 0,
+        concurrency: int = 4,
+        batch_size: int | None = None,
+        minibatch: int | None = None,
+        max_errors: int | None = None,
+        max_evaluations: int | None = None,
+        max_tokens: int | None = None,
+        max_seconds: float | None = None,
+        target_score: float | None = None,
+        patience: int | None = None,
+        prices: Mapping[str, tuple[float, float]] | None = None,
+        job_id: str | None = None,
+    ) -> JobHandle:
+        """Start an optimization job and return its handle at once.
+
+        ``program``: a pipeline (path, YAML text, dict or Pipeline) whose ``{{ vars.x }}``
+        are the tuned variables; ``space``: what each variable may be (see
+        ``SearchSpace.parse``); ``trainset``: items ``{"inputs": {...}, "expected": ...}``;
+        ``metric``: a registered name or ``(example, result) -> float``; ``strategy``: a
+        registered name (random_search, grid, bootstrap_fewshot, tpe) or a Strategy class.
+        Budgets: ``max_evaluations`` (candidates), ``max_tokens``, ``max_seconds``; stop
+        early at ``target_score`` or after ``patience`` rounds without improvement.
+        ``batch_size`` candidates are proposed at a time (default: ``concurrency``).
+        Everything is checked here: a bad program, space, strategy or option raises
+        before the job starts.
+        """
+        job_id = job_id or uuid.uuid4().hex[:12]
+        pipeline = compile_pipeline(program, self._table()).pipeline
+        parsed = SearchSpace.parse(space)
+        name, metric_fn = resolve_metric(metric, job=job_id)
+        if isinstance(strategy, type):
+            from otpy.optimize import register_strategy
+
+            register_strategy(strategy.name or strategy.__name__, strategy)
+            strategy = strategy.name or strategy.__name__
+        make_strategy(strategy, parsed, seed=seed, **dict(strategy_options or {}))
+        spec = JobSpec(
+            job_id=job_id,
+            program=_program(pipeline),
+            base_dir=str(pipeline.base_dir) if pipeline.base_dir is not None else None,
+            space=parsed.to_dict(),
+            trainset=[dict(example) for example in trainset],
+            metric=name,
+            strategy=strategy,
+            strategy_options=dict(strategy_options or {}),
+            seed=seed,
+            concurrency=concurrency,
+            batch_size=batch_size or concurrency,
+            minibatch=minibatch,
+            max_errors=max_errors,
+            max_evaluations=max_evaluations,
+            max_tokens=max_tokens,
+            max_seconds=max_seconds,
+            target_score=target_score,
+            patience=patience,
+            prices=dict(prices or {}),
+        )
+        if self.store.holds(job_id):
+            raise JobError(
+                f"job {job_id!r} already exists in {self.store.path}; resume it with "
+                "rt.jobs.resume(job_id) or choose another job_id"
+            )
+        return self._launch(spec, metric_fn)
+
+    def resume(self, job_id: str, *, metric: str | Metric | None = None) -> JobHandle:
+        """Go on with job ``job_id`` from its checkpoint in the store (a job of a process
+        that stopped or was killed): finished candidates are not evaluated again. A job
+        whose metric was a function needs ``metric=`` again."""
+        with self._lock:
+            handle = self._handles.get(job_id)
+        if handle is not None and not handle._cell.done.is_set():
+            return handle  # running here already
+        if not self.store.holds(job_id):
+            raise JobError(f"no job {job_id!r} in {self.store.path}")
+        checkpoint = JobStore.load(self.store.session(job_id))
+        spec = checkpoint.spec
+        if metric is None and spec.metric is None:
+            raise JobError(
+                f"job {job_id!r} was started with a metric function; pass metric= to resume it"
+            )
+        _, metric_fn = resolve_metric(metric if metric is not None else spec.metric, job=job_id)
+        if checkpoint.state == "interrupted":
+            JobStore.save_state(self.store.session(job_id), "running", checkpoint.elapsed)
+        return self._launch(spec, metric_fn)
+
+    def _launch(self, spec: JobSpec, metric: Metric) -> JobHandle:
+        name = f"{self._runtime}.job.{spec.job_id}"
+        cell = JobCell(
+            JobStatus(
+                job_id=spec.job_id,
+                name=str(spec.program.get("name", "")),
+                state="running",
+                strategy=spec.strategy,
+            )
+        )
+        store, table, providers, clock = self.store, self._table, self._providers, self._clock
+        child = ChildSpec(
+            id=f"job:{spec.job_id}",
+            start=lambda: OptimizationRunner.start_named(
+                name, spec, metric, cell, store, table, providers, clock
+            ),
+            restart="transient",
+            shutdown=10.0,
+        )
+        supervisor = whereis(self._supervisor)
+        if supervisor is None:
+            raise JobError(f"the job supervisor {self._supervisor!r} is not running")
+        cast(DynamicSupervisorRef, supervisor).start_child(child)
+        handle = JobHandle(spec.job_id, cell, name, self._timeout)
+        with self._lock:
+            self._handles[spec.job_id] = handle
+        return handle
+
+    def get(self, job_id: str) -> JobHandle:
+        """The handle of job ``job_id``: started here, or read from the store (then it
+        only reports: resume it to run it). JobError if there is none."""
+        with self._lock:
+            handle = self._handles.get(job_id)
+        if handle is not None:
+            return handle
+        if not self.store.holds(job_id):
+            raise JobError(f"no job {job_id!r} here or in {self.store.path}")
+        return JobHandle(job_id, _stored_cell(self.store, job_id), "", self._timeout)
+
+    def list(self) -> list[JobStatus]:
+        """Every job started here and every job in the store, by job id."""
+        with self._lock:
+            live = {job_id: h.status() for job_id, h in self._handles.items()}
+        for job_id in self.store.job_ids():
+            if job_id not in live and self.store.holds(job_id):
+                live[job_id] = _stored_cell(self.store, job_id).status
+        return [live[job_id] for job_id in sorted(live)]
+
+
+def _program(pipeline: Pipeline) -> dict[str, Any]:
+    source = pipeline.source
+    if source is not None:
+        return dict(source[2])
+    return pipeline.model_dump(mode="json", exclude_unset=True)
+
+
+def _stored_cell(store: JobStore, job_id: str) -> JobCell:
+    """A cell with the status a stored checkpoint tells (the best trial included)."""
+    checkpoint = JobStore.load(store.session(job_id))
+    spec = checkpoint.spec
+    scored = [t for t in checkpoint.trials.values() if t.score is not None]
+    best = max(scored, key=lambda t: (t.score, -t.index), default=None)
+    status = JobStatus(
+        job_id=job_id,
+        name=str(spec.program.get("name", "")),
+        state=checkpoint.state,
+        strategy=spec.strategy,
+        evaluations_done=len(checkpoint.trials),
+        evaluations_total=spec.max_evaluations,
+        best_score=best.score if best is not None else None,
+        best_configuration=dict(best.configuration) if best is not None else None,
+        best_index=best.index if best is not None else None,
+        errors=sum(t.errors for t in checkpoint.trials.values()),
+        aborted=sum(1 for t in checkpoint.trials.values() if t.status == "aborted"),
+        tokens=sum(t.tokens for t in checkpoint.trials.values()),
+        elapsed=checkpoint.elapsed,
+        error=checkpoint.error,
+    )
+    cell = JobCell(status)
+    cell.publish(status, best)
+    if status.state == "running":
+        cell.done.set()  # not running anywhere we know of: nothing to wait for
+    return cell

@@ -1,0 +1,160 @@
+"""What a job is (:class:`JobSpec`, persisted with the job) and what it reports
+(:class:`JobStatus`), and the named metrics a persisted job can refer to."""
+
+from __future__ import annotations
+
+import math
+import threading
+from collections.abc import Callable, Mapping
+from typing import Any, Literal, TypeAlias
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from otpy.errors import ConfigurationError
+
+__all__ = [
+    "METRICS",
+    "JobSpec",
+    "JobState",
+    "JobStatus",
+    "Metric",
+    "register_metric",
+    "resolve_metric",
+]
+
+JobState: TypeAlias = Literal[
+    "running", "paused", "completed", "cancelled", "failed", "interrupted"
+]
+"""``interrupted``: its runtime stopped (or its process died) before it finished; resume
+it with ``rt.jobs.resume(job_id)``."""
+
+Metric: TypeAlias = Callable[[Mapping[str, Any], Any], float]
+"""``metric(example, result) -> score``: ``example`` the trainset item (``inputs``,
+``expected``), ``result`` the PipelineResult of the program on it."""
+
+
+def _text(result: Any) -> str:
+    return str(getattr(result, "text", "") or "").strip()
+
+
+def _exact_match(example: Mapping[str, Any], result: Any) -> float:
+    return float(_text(result).lower() == str(example.get("expected", "")).strip().lower())
+
+
+def _contains(example: Mapping[str, Any], result: Any) -> float:
+    expected = str(example.get("expected", "")).strip().lower()
+    return float(bool(expected) and expected in _text(result).lower())
+
+
+METRICS: dict[str, Metric] = {"exact_match": _exact_match, "contains": _contains}
+"""Metrics by name: a job that names its metric can be resumed without passing it again."""
+_METRICS_LOCK = threading.Lock()
+
+
+def register_metric(name: str, metric: Metric, *, replace: bool = False) -> None:
+    """Register ``metric`` under ``name`` (ConfigurationError if taken, unless ``replace``)."""
+    if not isinstance(name, str) or not name or not callable(metric):
+        raise ConfigurationError(f"register_metric needs a name and a callable, got {name!r}")
+    with _METRICS_LOCK:
+        if name in METRICS and not replace:
+            raise ConfigurationError(f"metric {name!r} is already registered")
+        METRICS[name] = metric
+
+
+def resolve_metric(metric: str | Metric | None, *, job: str = "?") -> tuple[str | None, Metric]:
+    """``(name or None, the callable)`` for a metric given by name or as a callable."""
+    if callable(metric):
+        for name, known in METRICS.items():
+            if known is metric:
+                return name, metric
+        return None, metric
+    if isinstance(metric, str):
+        found = METRICS.get(metric)
+        if found is None:
+            raise ConfigurationError(
+                f"job {job!r}: unknown metric {metric!r} (registered: {', '.join(METRICS)})"
+            )
+        return metric, found
+    raise ConfigurationError(
+        f"job {job!r}: needs a metric: a registered name ({', '.join(METRICS)}) or a "
+        "function (example, result) -> float"
+    )
+
+
+class JobSpec(BaseModel):
+    """Everything that defines a job, stored with it so that another process can resume
+    it: the program (a pipeline config), the space, the trainset, the metric's name (None
+    when it was a function: resuming then needs it again), the strategy, the seed and
+    the limits. ``batch_size`` candidates are proposed at a time (a round)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    job_id: str = Field(pattern=r"^[A-Za-z0-9_.\-]{1,128}$")
+    program: dict[str, Any]
+    base_dir: str | None = None
+    space: dict[str, Any]
+    trainset: list[dict[str, Any]] = Field(min_length=1)
+    metric: str | None = None
+    strategy: str = "random_search"
+    strategy_options: dict[str, Any] = Field(default_factory=dict)
+    seed: int = 0
+    concurrency: int = Field(default=4, ge=1, le=1024)
+    batch_size: int = Field(default=8, ge=1)
+    minibatch: int | None = Field(default=None, ge=1)
+    max_errors: int | None = Field(default=None, ge=0)
+    max_evaluations: int | None = Field(default=None, ge=1)
+    max_tokens: int | None = Field(default=None, ge=1)
+    max_seconds: float | None = Field(default=None, gt=0)
+    target_score: float | None = None
+    patience: int | None = Field(default=None, ge=1)
+    prices: dict[str, tuple[float, float]] = Field(default_factory=dict)
+
+    @field_validator("trainset")
+    @classmethod
+    def _examples(cls, trainset: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        for index, example in enumerate(trainset):
+            if not isinstance(example, Mapping) or not isinstance(example.get("inputs"), Mapping):
+                raise ValueError(
+                    f"trainset[{index}] must be a mapping with 'inputs' (a mapping) and "
+                    f"optionally 'expected', got {example!r}"
+                )
+        return trainset
+
+    @field_validator("target_score")
+    @classmethod
+    def _finite(cls, value: float | None) -> float | None:
+        if value is not None and not math.isfinite(value):
+            raise ValueError(f"must be a finite number, got {value!r}")
+        return value
+
+
+class JobStatus(BaseModel):
+    """A job now: its ``state``, evaluations done of the total (None when the budget does
+    not say), examples in flight, the best score, configuration and candidate index so
+    far, failed examples (``errors``) and aborted candidates, tokens and cost spent,
+    ``elapsed`` seconds (across restarts and processes), the ``eta`` in seconds (None
+    when unknown) and, for a failed job, ``error``."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    job_id: str
+    name: str
+    state: JobState
+    strategy: str
+    evaluations_done: int = 0
+    evaluations_total: int | None = None
+    in_flight: int = 0
+    best_score: float | None = None
+    best_configuration: dict[str, Any] | None = None
+    best_index: int | None = None
+    errors: int = 0
+    aborted: int = 0
+    tokens: int = 0
+    cost: float = 0.0
+    elapsed: float = 0.0
+    eta: float | None = None
+    error: str | None = None
+
+    @property
+    def finished(self) -> bool:
+        return self.state in ("completed", "cancelled", "failed")

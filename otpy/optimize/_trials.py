@@ -1,0 +1,53 @@
+"""What a strategy sees of the past: the trials evaluated so far, one result per example.
+
+Both models are frozen and round-trip through ``model_dump(mode="json")`` /
+``model_validate`` (the runner's checkpoints). Scores are finite floats.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict
+
+__all__ = ["ExampleResult", "Trial"]
+
+
+class ExampleResult(BaseModel):
+    """One example of the trainset run with a candidate."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
+
+    example: int
+    """The example's index in the trainset."""
+    score: float | None
+    """The metric's score; ``None`` if the run failed."""
+    error: str | None = None
+    """``"TypeName: message"`` when the run failed."""
+    inputs: dict[str, Any] = {}
+    """The example's inputs (a bootstrapped demo's inputs)."""
+    expected: Any = None
+    output: Any = None
+    """What the program produced (the pipeline's outputs)."""
+    tokens: int = 0
+    duration: float = 0.0
+
+
+class Trial(BaseModel):
+    """One evaluated candidate: its configuration, status and score."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
+
+    index: int
+    """The candidate's index: 0, 1, 2, ... in proposal order."""
+    round: int
+    """The proposal round it came from."""
+    configuration: dict[str, Any]
+    status: Literal["completed", "aborted"]
+    """``aborted``: ``max_errors`` was reached."""
+    score: float | None
+    """Mean over the examples, a failed one counting 0.0; ``None`` if aborted."""
+    examples: tuple[ExampleResult, ...] = ()
+    errors: int = 0
+    tokens: int = 0
+    duration: float = 0.0
