@@ -1,0 +1,304 @@
+"""otpy's pipeline executor against calling the steps directly: the overhead per step of
+``run_plan`` and of a supervised run, 100 concurrent 5-step pipelines on a simulated
+provider with 20 ms latency against the ideal wall time, and the cost of compiling.
+
+Run from the repo root: ``.venv/bin/python benchmarks/pipelines.py [--quick]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import statistics
+import threading
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from functools import partial
+from typing import Any
+
+import yaml
+from _harness import Op, row, time_ops
+
+import otpy
+from otpy.pipelines import Plan, load_pipeline, run_plan
+from otpy.steps import Step, StepContext, StepMetadata, StepResult
+
+perf = time.perf_counter_ns
+STEPS = 5
+TEXT = "the quick brown fox"
+
+
+class Echo(Step):
+    """The cheapest step type: its output is its ``text`` field (no provider)."""
+
+    metadata = StepMetadata(description="echoes its text", required_fields=("text",))
+
+    def execute(self, step: Mapping[str, Any], context: StepContext) -> StepResult:
+        return StepResult(output=step["text"])
+
+
+# -- the pipelines ----------------------------------------------------------------------------
+
+
+def chain(kind: str, field: str, steps: int = STEPS) -> str:
+    """``steps`` steps of type ``kind``, each reading the output of the one before."""
+    lines = [f"name: {kind}_chain", "inputs:", "  text: {type: string}", "steps:"]
+    for i in range(steps):
+        source = "inputs.text" if i == 0 else f"steps.s{i - 1}.output"
+        value = f"{{{{ {source} }}}}" if kind == "echo" else f"Step {i}: {{{{ {source} }}}}"
+        lines.append(f'  - {{name: s{i}, type: {kind}, {field}: "{value}"}}')
+    return "\n".join(lines) + "\n"
+
+
+def direct(kind: str, field: str, step: Step, context: StepContext) -> Op:
+    """The baseline: the same chain as :func:`chain`, calling ``step.execute`` in a loop
+    (the templates as f-strings; no validation, no accounting, no telemetry)."""
+
+    def run() -> object:
+        previous: Any = TEXT
+        for i in range(STEPS):
+            value = previous if kind == "echo" else f"Step {i}: {previous}"
+            config = {"name": f"s{i}", "type": kind, field: value}
+            previous = step.execute(config, context).output
+        return previous
+
+    return run
+
+
+def big_pipeline(steps: int = 20) -> str:
+    """A 20-step pipeline as users write them: claude/gemini steps with sampling fields,
+    templates reading inputs and earlier steps, ``when``, ``on_error`` with fallbacks, a
+    variable, declared outputs."""
+    out = [
+        "name: report",
+        "description: A long analysis pipeline (compile benchmark)",
+        "inputs:",
+        "  document: {type: string, description: the text to analyse}",
+        "  audience: {type: string, default: engineers}",
+        "  detailed: {type: boolean, default: true}",
+        "defaults: {provider: simulated, options: {temperature: 0.2, max_tokens: 512}}",
+        "steps:",
+        "  - name: topic",
+        "    type: set_variable",
+        '    variables: {audience: "{{ inputs.audience }}"}',
+    ]
+    for i in range(1, steps):
+        previous = "inputs.document" if i == 1 else f"steps.s{i - 1}.output"
+        name = f"s{i}" if i < steps - 1 else "summary"
+        out += [f"  - name: {name}", f"    type: {'gemini' if i % 4 == 0 else 'claude'}"]
+        out.append(f'    prompt: "Part {i} for {{{{ vars.audience }}}}: {{{{ {previous} }}}}"')
+        if i % 3 == 0:
+            out += ["    system: You are a careful analyst.", "    temperature: 0.0"]
+        if i % 5 == 0:
+            out.append('    when: "{{ inputs.detailed }}"')
+        if i % 7 == 0:
+            out += [
+                "    on_error: fallback",
+                '    fallback: {step: {type: claude, prompt: "Briefly: {{ inputs.document }}"}}',
+            ]
+        elif i % 6 == 0:
+            out.append("    on_error: continue")
+    out += ["outputs:", '  summary: "{{ steps.summary.output }}"']
+    out.append('  tokens: "{{ steps.s1.usage }}"')
+    return "\n".join(out) + "\n"
+
+
+# -- timing helpers ---------------------------------------------------------------------------
+
+
+def latencies(fn: Op, n: int) -> list[float]:
+    """Per-call latency in µs, each call timed on its own."""
+    out = []
+    for _ in range(n):
+        t = perf()
+        fn()
+        out.append((perf() - t) / 1000)
+    return out
+
+
+def p50_p99(samples: list[float]) -> tuple[float, float]:
+    ordered = sorted(samples)
+    return statistics.median(ordered), ordered[min(len(ordered) - 1, int(0.99 * len(ordered)))]
+
+
+def interleaved(kinds: dict[str, Op], n: int, rounds: int) -> dict[str, list[float]]:
+    """Latency samples per kind: a warm-up, then ``rounds`` rounds, order flipped each."""
+    for fn in kinds.values():
+        latencies(fn, max(10, n // 10))
+    samples: dict[str, list[float]] = {k: [] for k in kinds}
+    for r in range(rounds):
+        for name in list(kinds) if r % 2 == 0 else list(kinds)[::-1]:
+            samples[name] += latencies(kinds[name], n)
+    return samples
+
+
+def runtime(providers: dict[str, Any]) -> otpy.Runtime:
+    return otpy.start(
+        {"name": f"bench-{uuid.uuid4().hex[:6]}", "plugins": False, "providers": providers}
+    )
+
+
+# -- 1. overhead per step ---------------------------------------------------------------------
+
+
+def bench_overhead(n: int, rounds: int) -> None:
+    """One plan (compiled once) run (a) by run_plan in this thread and (b) in a supervised
+    worker, against (c) the same step object's execute called in a loop."""
+    # Zero latency, and no per-call timeout (a timeout runs each attempt in a thread of its
+    # own): what is left is the executor's own work, plus the provider guard for claude.
+    with runtime({"simulated": {"limits": {"timeout": None}}}) as rt:
+        rt.steps.register_step("echo", Echo)
+        cases = (("1a", "echo", "text", n), ("1b", "claude", "prompt", n // 2))
+        for number, kind, field, runs in cases:
+            plan = rt.compile_pipeline(chain(kind, field))
+            step = rt.steps.get_step(kind).step_cls()
+            context = StepContext(providers=rt.providers if kind == "claude" else None)
+            base = direct(kind, field, step, context)
+            inputs = {"text": TEXT}
+            in_thread = partial(run_plan, plan, inputs, providers=rt.providers)
+            supervised = partial(rt.run_pipeline, plan, inputs, timeout=10)
+            expected = base()
+            for result in (in_thread(), supervised()):
+                assert result.status == "completed", result.error
+                assert result.outputs[f"s{STEPS - 1}"] == expected, (result.outputs, expected)
+            samples = interleaved(
+                {
+                    "(c) step.execute x5, direct (baseline)": base,
+                    "(a) run_plan, calling thread": in_thread,
+                    "(b) rt.run_pipeline, supervised worker": supervised,
+                },
+                runs,
+                rounds,
+            )
+            title = (
+                f"{number}. A {STEPS}-step pipeline of `{kind}`"
+                + (" (simulated provider, 0 ms latency)" if kind == "claude" else " (no provider)")
+                + f": µs per run ({runs:,} runs x {rounds} rounds; "
+                "+µs/step: (p50 - baseline p50) / 5)"
+            )
+            row("", "p50", "p99", "+µs/step", title=title)
+            c50, _ = p50_p99(samples["(c) step.execute x5, direct (baseline)"])
+            for name, values in samples.items():
+                v50, v99 = p50_p99(values)
+                extra = "" if name.startswith("(c)") else f"{(v50 - c50) / STEPS:.1f}"
+                row(name, f"{v50:.1f}", f"{v99:.1f}", extra)
+
+
+# -- 2. 100 concurrent pipelines --------------------------------------------------------------
+
+
+def batch_supervised(rt: otpy.Runtime, plan: Plan, count: int) -> tuple[float, float]:
+    """(wall s, s until the last one was started) for ``count`` runs started at once."""
+    t = time.perf_counter()
+    runs = [rt.start_pipeline(plan, {"text": f"{TEXT} {i}"}) for i in range(count)]
+    started = time.perf_counter() - t
+    for run in runs:
+        result = run.wait(60)
+        assert result.status == "completed", result.error
+    return time.perf_counter() - t, started
+
+
+def batch_pool(
+    rt: otpy.Runtime, plan: Plan, count: int, pool: ThreadPoolExecutor
+) -> tuple[float, float]:
+    """The same with ``run_plan`` on an already warm thread pool."""
+    t = time.perf_counter()
+    futures = [
+        pool.submit(run_plan, plan, {"text": f"{TEXT} {i}"}, providers=rt.providers)
+        for i in range(count)
+    ]
+    started = time.perf_counter() - t
+    for future in futures:
+        result = future.result(60)
+        assert result.status == "completed", result.error
+    return time.perf_counter() - t, started
+
+
+LIMITS: list[tuple[str, dict[str, Any]]] = [
+    (
+        "default limits: the simulated type's ProviderLimits() (no rpm/tpm: no limiter; "
+        "timeout 120 s: each attempt in a thread of its own; 3 attempts; breaker 5 / 30 s)",
+        {},
+    ),
+    ("limits {timeout: None}: each attempt in the calling thread", {"timeout": None}),
+]
+
+
+def bench_concurrent(rounds: int, count: int = 100, latency: float = 0.02) -> None:
+    """Wall time of ``count`` concurrent runs against the ideal (all steps overlap)."""
+    ideal = STEPS * latency
+    cells = ("wall ms", "best ms", "start ms", "cpu ms", "ideal ms", "wall/ideal")
+    row("", *cells, title=f"2. {count} concurrent {STEPS}-step `claude` pipelines, simulated "
+        f"provider {latency * 1000:.0f} ms/call on the real clock (median of {rounds} rounds; "
+        f"start: until the last run was started; cpu: process CPU time)", w=40)  # fmt: skip
+    for label, limits in LIMITS:
+        print(f"   {label}")
+        config = {"simulated": {"options": {"latency": latency}, "limits": limits or None}}
+        with runtime(config) as rt, ThreadPoolExecutor(count) as pool:
+            plan = rt.compile_pipeline(chain("claude", "prompt"))
+            kinds: dict[str, Callable[[], tuple[float, float]]] = {
+                f"run_plan x{count}, warm thread pool": partial(batch_pool, rt, plan, count, pool),
+                f"rt.start_pipeline x{count}, wait all": partial(batch_supervised, rt, plan, count),
+            }
+            for fn in kinds.values():
+                fn()  # warm-up (and the pool's threads)
+            walls: dict[str, list[tuple[float, float, float]]] = {k: [] for k in kinds}
+            for r in range(rounds):
+                for name in list(kinds) if r % 2 == 0 else list(kinds)[::-1]:
+                    cpu = time.process_time()
+                    wall, started = kinds[name]()
+                    walls[name].append((wall, started, time.process_time() - cpu))
+            for name, values in walls.items():
+                wall, started, cpu = (statistics.median(v[i] for v in values) for i in range(3))
+                best = min(v[0] for v in values)
+                ms = (wall, best, started, cpu, ideal)
+                row(name, *(f"{x * 1000:.0f}" for x in ms), f"{wall / ideal:.2f}x", w=40)
+
+
+# -- 3. compile -------------------------------------------------------------------------------
+
+
+def bench_compile(n: int, rounds: int) -> None:
+    text = big_pipeline()
+    with runtime({"simulated": {}}) as rt:
+        plan = rt.compile_pipeline(text)
+        assert len(plan.steps) == 20, len(plan.steps)
+        base = "yaml.safe_load (baseline)"
+        kinds: dict[str, Op] = {
+            base: lambda: yaml.safe_load(text),
+            "yaml.load, CSafeLoader (libyaml)": lambda: yaml.load(text, Loader=yaml.CSafeLoader),
+            "load_pipeline (parse, schema, templates)": lambda: load_pipeline(text),
+            "rt.compile_pipeline (+ resolve, validate)": lambda: rt.compile_pipeline(text),
+        }
+        us = time_ops(kinds, n, rounds, warmup=max(10, n // 5))
+    lines = text.count("\n")
+    row("", "µs/op", "vs base", title=f"3. Compile a 20-step pipeline ({lines} lines of YAML, "
+        f"{len(text):,} chars; {n:,} ops x {rounds} rounds, median)")  # fmt: skip
+    for name, value in us.items():
+        row(name, f"{value:,.0f}", f"{value / us[base]:.2f}x")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="a smaller run of a few seconds")
+    quick = parser.parse_args().quick
+    print(
+        f"otpy pipelines benchmark{' (--quick)' if quick else ''}: {platform.machine()}, "
+        f"{os.cpu_count()} CPUs, Python {platform.python_version()}, "
+        f"load average {os.getloadavg()[0]:.2f}"
+    )
+    t = time.perf_counter()
+    n, rounds = (200, 3) if quick else (2_000, 5)
+    bench_overhead(n, rounds)
+    bench_concurrent(3 if quick else 9)
+    bench_compile(50 if quick else 200, rounds)
+    extra = [th.name for th in threading.enumerate() if th is not threading.main_thread()]
+    print(f"\ntotal {time.perf_counter() - t:.1f} s, load average {os.getloadavg()[0]:.2f}, "
+          f"threads left: {extra or 'none'}")  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
