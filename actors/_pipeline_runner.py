@@ -91,7 +91,9 @@ class PipelineRun:
             return True
 
     def _lost(self, down: Down) -> None:
-        """The runner exited before it delivered (killed, or shut down mid-run)."""
+        """The runner exited before it delivered (killed, or shut down mid-run): no
+        further step of it may start."""
+        self.progress.cancel.set()
         error = PipelineError(
             f"pipeline {self.pipeline!r} run {self.run_id}: its worker exited "
             f"({down.reason!r}) after {len(self.progress.outcomes)} step(s)",

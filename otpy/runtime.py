@@ -50,6 +50,7 @@ from otpy.pipelines import (
     PipelineStepType,
     Plan,
     StepEvent,
+    check_providers,
     compile_pipeline,
 )
 from otpy.providers import Provider, ProviderTable
@@ -175,9 +176,12 @@ class Runtime:
 
     def compile_pipeline(self, source: PipelineSource) -> Plan:
         """Load ``source`` (a path, YAML text, a dict or a Pipeline) and check it against
-        the registered step types, before anything runs: UnknownStepError (closest match),
-        StepValidationError (step, field, position in the file), ConfigurationError."""
-        return compile_pipeline(source, self.steps.table)
+        the registered step types and providers, before anything runs: UnknownStepError
+        (closest match), StepValidationError (step, field, position in the file; a
+        provider that is not registered), ConfigurationError."""
+        plan = compile_pipeline(source, self.steps.table)
+        check_providers(plan, self.providers.table)
+        return plan
 
     def start_pipeline(
         self,

@@ -174,7 +174,8 @@ def test_public_api_is_re_exported() -> None:
             "NAME_PATTERN", "OnError", "Pipeline", "PipelineResult", "PipelineSource",
             "PipelineStep", "PipelineStepType", "Plan", "PlannedStep", "ProviderDirectory",
             "RESULT_FIELDS", "ROOTS", "RunProgress", "RunStatus", "StepError", "StepEvent",
-            "StepGateway", "StepOutcome", "StepStatus", "check_references", "compile_pipeline",
+            "StepGateway", "StepOutcome", "StepStatus", "check_providers", "check_references",
+            "compile_pipeline",
             "load_pipeline", "references", "render", "render_value", "run_plan", "step_record",
         },
         "otpy.compat": {

@@ -16,7 +16,7 @@ from otpy.pipelines._check import check_references
 from otpy.pipelines._executor import MAX_DEPTH, RunProgress, StepEvent, run_plan
 from otpy.pipelines._gateway import FAILOVER_ERRORS, ProviderDirectory, StepGateway
 from otpy.pipelines._load import PipelineSource, load_pipeline
-from otpy.pipelines._plan import Plan, PlannedStep, compile_pipeline
+from otpy.pipelines._plan import Plan, PlannedStep, check_providers, compile_pipeline
 from otpy.pipelines._result import PipelineResult, RunStatus, StepError, StepOutcome, StepStatus
 from otpy.pipelines._schema import (
     NAME_PATTERN,
@@ -64,6 +64,7 @@ __all__ = [
     "StepGateway",
     "StepOutcome",
     "StepStatus",
+    "check_providers",
     "check_references",
     "compile_pipeline",
     "load_pipeline",

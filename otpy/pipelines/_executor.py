@@ -24,6 +24,7 @@ from otpy.pipelines._gateway import ProviderDirectory, StepGateway
 from otpy.pipelines._plan import Plan, PlannedStep
 from otpy.pipelines._result import PipelineResult, StepError, StepOutcome, StepStatus
 from otpy.pipelines._templates import render, step_record
+from otpy.providers import Usage
 from otpy.steps._base import StepContext, StepResult
 from otpy.steps._table import validate_step
 from otpy.telemetry import (
@@ -116,6 +117,7 @@ class _Run:
             run_pipeline=self.subrun,
         )
         self.started = clock.monotonic()
+        self.spent: StepGateway | None = None
 
     @property
     def scope(self) -> dict[str, Any]:
@@ -134,14 +136,19 @@ class _Run:
         from otpy.pipelines._plan import compile_pipeline
 
         plan = compile_pipeline(source, self.plan.table)
-        return run_plan(
+        progress = RunProgress(run_id=self.progress.run_id, cancel=self.progress.cancel)
+        result = run_plan(
             plan,
             inputs,
             providers=self.providers,
             clock=self.clock,
             telemetry=self.telemetry,
+            progress=progress,
             depth=self.depth + 1,
         )
+        if progress.crash is not None:
+            raise progress.crash  # a crash inside stays a crash of this run
+        return result
 
     def outcome(self, planned: PlannedStep, status: StepStatus, **more: Any) -> StepOutcome:
         return StepOutcome(name=planned.name, type=planned.spec.type, status=status, **more)
@@ -158,6 +165,7 @@ class _Run:
             step=planned.name,
         )
         self.context.providers = gateway if self.providers is not None else None
+        self.spent = gateway  # what the step spent, also when it raises
         try:
             validated = validate_step(self.plan.table, config)
             result = planned.entry.step_cls().execute(validated, self.context)
@@ -172,8 +180,9 @@ class _Run:
 
     def attempt(self, planned: PlannedStep, config: dict[str, Any]) -> dict[str, Any]:
         """Run ``planned`` with ``config``: the outcome fields, or raises what it raised
-        (after noting the gateway's accounting on the exception)."""
+        (``spending()`` then tells what it spent)."""
         result, gateway = self.execute(planned, config)
+        self.spent = None
         usage = gateway.usage if gateway.calls else result.usage
         return {
             "output": result.output,
@@ -201,16 +210,30 @@ class _Run:
             fields = self.attempt(planned, planned.render(self.scope))
         except OtpyError as exc:
             primary = _error(exc)
+            spent = self.spending()
             if spec.on_error == "fallback" and spec.fallback is not None:
-                return self.fallback(planned, primary, done)
-            return done("failed", {"error": primary}), _empty_record()
+                return self.fallback(planned, primary, spent, done)
+            return done("failed", {"error": primary, **spent}), _empty_record()
         record = fields.pop("_record")
         return done("ok", fields), record
+
+    def spending(self) -> dict[str, Any]:
+        """What the step that just failed spent (tokens, retries, providers that failed)."""
+        gateway = self.spent
+        if gateway is None:
+            return {}
+        self.spent = None
+        return {
+            "usage": gateway.usage,
+            "retries": gateway.retries,
+            "providers_tried": tuple(gateway.failed),
+        }
 
     def fallback(
         self,
         planned: PlannedStep,
         primary: StepError,
+        spent: dict[str, Any],
         done: Callable[[StepStatus, dict[str, Any]], StepOutcome],
     ) -> tuple[StepOutcome, Any]:
         spec = planned.spec
@@ -236,8 +259,10 @@ class _Run:
             failed = _error(exc)
             message = f"{failed.message} (after the step itself failed: {primary})"
             error = StepError(type=failed.type, message=message)
-            return done("failed", {"error": error, "fallback": label}), _empty_record()
+            total = _add(spent, self.spending())
+            return done("failed", {"error": error, "fallback": label, **total}), _empty_record()
         record = fields.pop("_record")
+        fields.update(_add(spent, fields))
         return done("ok", {**fields, "fallback": label, "error": primary}), record
 
     def when(self, planned: PlannedStep) -> bool:
@@ -256,6 +281,17 @@ class _NoProviders:
 
     def select(self, *args: Any, **kwargs: Any) -> Any:
         raise PipelineError("this pipeline run has no provider registry")
+
+
+def _add(first: dict[str, Any], second: dict[str, Any]) -> dict[str, Any]:
+    """Two steps' spending together (usage, retries, providers_tried)."""
+    if not first:
+        return {k: second[k] for k in ("usage", "retries", "providers_tried") if k in second}
+    return {
+        "usage": first["usage"] + second.get("usage", Usage()),
+        "retries": first["retries"] + second.get("retries", 0),
+        "providers_tried": (*first["providers_tried"], *second.get("providers_tried", ())),
+    }
 
 
 def _empty_record() -> dict[str, Any]:

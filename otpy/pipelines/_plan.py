@@ -9,6 +9,7 @@ comes from an earlier step (a whole ``{{ steps.a.output }}``).
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,9 +20,10 @@ from otpy.errors import StepValidationError, UnknownStepError
 from otpy.pipelines._load import PipelineSource, load_pipeline, locate, position
 from otpy.pipelines._schema import Pipeline, PipelineStep, template_fields
 from otpy.pipelines._templates import Ref, parse, render_value, walk_strings
+from otpy.providers import ProviderTable
 from otpy.steps._table import StepEntry, StepTable, validate_step
 
-__all__ = ["Plan", "PlannedStep", "compile_pipeline"]
+__all__ = ["Plan", "PlannedStep", "check_providers", "compile_pipeline"]
 
 
 def _templated(value: Any) -> bool:
@@ -168,3 +170,27 @@ def compile_pipeline(source: PipelineSource, table: StepTable) -> Plan:
     plan = Plan(pipeline, table, steps)
     plan.check(None)
     return plan
+
+
+def check_providers(plan: Plan, providers: ProviderTable) -> None:
+    """Every provider a step or a fallback names (as plain text, not a template) is in
+    ``providers``; StepValidationError naming the step, the field, the closest
+    registered name and the position otherwise."""
+    known = [entry.name for entry in providers.list(None)]
+    for planned in plan.steps:
+        named = [("provider", planned.config.get("provider"))]
+        if planned.fallback is not None:
+            named.append(("fallback.step.provider", planned.fallback.config.get("provider")))
+        if planned.spec.fallback is not None:
+            named.append(("fallback.provider", planned.spec.fallback.provider))
+        for field_name, name in named:
+            if not isinstance(name, str) or "{{" in name or name in known:
+                continue
+            close = difflib.get_close_matches(name, known, n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            message = (
+                f"no provider {name!r} is registered{hint} "
+                f"(registered: {', '.join(known) or 'none'})"
+            )
+            error = StepValidationError(message, step=planned.name, field=field_name)
+            raise locate(plan.pipeline, error)
