@@ -1,4 +1,6 @@
-"""The README's main job: a supervision tree that crashes and recovers, printed live.
+"""The README's main job: a supervision tree that crashes and recovers, printed live;
+then the embedded runtime runs a YAML pipeline and a short optimization job
+(:mod:`otpy._demo_runtime`).
 
 Tree::
 
@@ -22,6 +24,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from otpy._demo_runtime import run_runtime_demo
 from otpy.log import SecretFilter
 from otpy.supervision import (
     ChildSpec,
@@ -185,11 +188,15 @@ def _run(console: _Console) -> int:
             f"done: {console.crashes} crashes, every worker running again: {alive}; "
             f"root restarts in window: {root.statistics().restarts_in_window}"
         )
-        if not console.verbose:
-            print(f"otpy demo: {console.crashes} crashes, recovered: {alive}")
-        return 0 if alive else 1
     finally:
         root.shutdown(timeout=10)
+    runtime_ok = run_runtime_demo(console.say)
+    if not console.verbose:
+        print(
+            f"otpy demo: {console.crashes} crashes, recovered: {alive}; "
+            f"pipeline and job: {'ok' if runtime_ok else 'FAILED'}"
+        )
+    return 0 if alive and runtime_ok else 1
 
 
 def _crash(name: str) -> None:

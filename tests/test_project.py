@@ -80,6 +80,8 @@ def test_demo_command_line(tmp_path: Path) -> None:
     out = result.stdout
     assert "reached max restart intensity" in out
     assert "every worker running again: True" in out
+    assert "a YAML pipeline on the embedded runtime" in out and "completed: category=" in out
+    assert "completed: 9/9 evaluations" in out and "best configuration" in out
     assert "Traceback" not in out + result.stderr
 
 
