@@ -434,7 +434,7 @@ steps:
     with pytest.raises(StepValidationError, match="no provider 'first' is registered"):
         rt.run_pipeline(text)  # names are checked before anything runs
     add_provider(rt, "first")
-    with pytest.raises(StepValidationError, match="field 'fallback.provider'.*'second'"):
+    with pytest.raises(StepValidationError, match=r"field 'fallback\.provider'.*'second'"):
         rt.run_pipeline(text)
     add_provider(rt, "second")
     result = rt.run_pipeline(text)
