@@ -219,11 +219,11 @@ def batch_pool(
 
 LIMITS: list[tuple[str, dict[str, Any]]] = [
     (
-        "default limits: the simulated type's ProviderLimits() (no rpm/tpm: no limiter; "
-        "timeout 120 s: each attempt in a thread of its own; 3 attempts; breaker 5 / 30 s)",
+        "the simulated type's default limits (no rpm/tpm: no limiter; no timeout: each "
+        "attempt in the calling thread; 3 attempts; breaker 5 / 30 s)",
         {},
     ),
-    ("limits {timeout: None}: each attempt in the calling thread", {"timeout": None}),
+    ("limits {timeout: 120}: each attempt in a watchdog thread of its own", {"timeout": 120}),
 ]
 
 
