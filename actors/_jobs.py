@@ -11,9 +11,12 @@ import uuid
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, cast
 
+import pydantic
+
+from otpy._checks import validation_problems
 from otpy.actors._optimization_runner import JobCell, OptimizationRunner
 from otpy.clock import Clock
-from otpy.errors import CallTimeoutError, JobError
+from otpy.errors import CallTimeoutError, ConfigurationError, JobError
 from otpy.optimize import SearchSpace, Strategy, Trial, make_strategy
 from otpy.optimize._checkpoint import JobStore
 from otpy.optimize._job import JobSpec, JobStatus, Metric, resolve_metric
@@ -146,27 +149,30 @@ class JobsHandle:
             register_strategy(strategy.name or strategy.__name__, strategy)
             strategy = strategy.name or strategy.__name__
         make_strategy(strategy, parsed, seed=seed, **dict(strategy_options or {}))
-        spec = JobSpec(
-            job_id=job_id,
-            program=_program(pipeline),
-            base_dir=str(pipeline.base_dir) if pipeline.base_dir is not None else None,
-            space=parsed.to_dict(),
-            trainset=[dict(example) for example in trainset],
-            metric=name,
-            strategy=strategy,
-            strategy_options=dict(strategy_options or {}),
-            seed=seed,
-            concurrency=concurrency,
-            batch_size=batch_size or concurrency,
-            minibatch=minibatch,
-            max_errors=max_errors,
-            max_evaluations=max_evaluations,
-            max_tokens=max_tokens,
-            max_seconds=max_seconds,
-            target_score=target_score,
-            patience=patience,
-            prices=dict(prices or {}),
-        )
+        try:
+            spec = JobSpec(
+                job_id=job_id,
+                program=_program(pipeline),
+                base_dir=str(pipeline.base_dir) if pipeline.base_dir is not None else None,
+                space=parsed.to_dict(),
+                trainset=[dict(example) for example in trainset],
+                metric=name,
+                strategy=strategy,
+                strategy_options=dict(strategy_options or {}),
+                seed=seed,
+                concurrency=concurrency,
+                batch_size=batch_size or concurrency,
+                minibatch=minibatch,
+                max_errors=max_errors,
+                max_evaluations=max_evaluations,
+                max_tokens=max_tokens,
+                max_seconds=max_seconds,
+                target_score=target_score,
+                patience=patience,
+                prices=dict(prices or {}),
+            )
+        except pydantic.ValidationError as exc:
+            raise ConfigurationError(f"job {job_id!r}: {validation_problems(exc)}") from None
         if self.store.holds(job_id):
             raise JobError(
                 f"job {job_id!r} already exists in {self.store.path}; resume it with "

@@ -213,14 +213,18 @@ class OptimizationRunner(GenServer):
             return
         if self.state != "running":
             return
+        submitted = False
         while self.in_flight < self.spec.concurrency and self.stop_reason is None:
             task = self._next_task()
             if task is None and not self._propose():
                 break
             if task is not None:
                 self._submit(*task)
+                submitted = True
         if self.in_flight == 0 and (self.stop_reason is not None or not self.queue):
             self._finish("completed")
+        elif submitted:
+            self._publish()  # status() shows the evaluations now in flight
 
     def _next_task(self) -> tuple[int, int] | None:
         while self.queue:
