@@ -109,6 +109,10 @@ class OptimizationRunner(GenServer):
         self.errors = 0
         self.best: Trial | None = None
         self.stale_rounds = 0
+        self.round_size: dict[int, int] = {}
+        self.round_done: dict[int, int] = {}
+        self.unfinished = 0  # candidates proposed and not finished
+        self.aborted = 0
         self.final = False
 
     # -- start: the checkpoint ----------------------------------------------------------------
@@ -165,6 +169,11 @@ class OptimizationRunner(GenServer):
             candidate = _Candidate(index, round_number, dict(item["configuration"]), examples)
             candidate.finished = index in self.trials
             self.candidates[index] = candidate
+            self.round_size[round_number] = self.round_size.get(round_number, 0) + 1
+            if candidate.finished:
+                self.round_done[round_number] = self.round_done.get(round_number, 0) + 1
+            else:
+                self.unfinished += 1
             if queue and not candidate.finished:
                 self.queue.extend((index, example) for example in examples)
 
@@ -237,7 +246,7 @@ class OptimizationRunner(GenServer):
         spec, strategy = self.spec, self.strategy
         if self.exhausted or strategy is None or self.stop_reason is not None:
             return False
-        if strategy.adaptive and any(not c.finished for c in self.candidates.values()):
+        if strategy.adaptive and self.unfinished:
             return False  # the next round waits for this one (see Strategy.adaptive)
         n = spec.batch_size
         if spec.max_evaluations is not None:
@@ -327,7 +336,7 @@ class OptimizationRunner(GenServer):
         self._pump()
 
     def _complete(self, candidate: _Candidate, status: str) -> None:
-        candidate.finished = True
+        self._mark_finished(candidate)
         results = [candidate.results[i] for i in sorted(candidate.results)]
         scores = [r.score if r.score is not None else 0.0 for r in results]
         trial = Trial(
@@ -354,7 +363,9 @@ class OptimizationRunner(GenServer):
         self.trials[trial.index] = trial
         candidate = self.candidates.get(trial.index)
         if candidate is not None:
-            candidate.finished = True
+            self._mark_finished(candidate)
+        if trial.status == "aborted":
+            self.aborted += 1
         if not save:
             self.tokens += trial.tokens
             self.errors += trial.errors
@@ -373,11 +384,19 @@ class OptimizationRunner(GenServer):
                 logger.exception("job %s: strategy.observe failed", self.spec.job_id)
         self._count_rounds(trial.round)
 
+    def _mark_finished(self, candidate: _Candidate) -> None:
+        if candidate.finished:
+            return
+        candidate.finished = True
+        self.unfinished -= 1
+        self.round_done[candidate.round] = self.round_done.get(candidate.round, 0) + 1
+
     def _count_rounds(self, round_number: int) -> None:
         """When round ``round_number`` has finished: a round that did not give the best
-        trial so far is one more round without improvement (``patience``)."""
-        members = [c for c in self.candidates.values() if c.round == round_number]
-        if not members or not all(c.finished for c in members):
+        trial so far is one more round without improvement (``patience``). O(1): the
+        runner keeps each round's size and finished count."""
+        size = self.round_size.get(round_number, 0)
+        if size == 0 or self.round_done.get(round_number, 0) != size:
             return
         if self.best is not None and self.best.round == round_number:
             self.stale_rounds = 0
@@ -446,7 +465,7 @@ class OptimizationRunner(GenServer):
             best_configuration=dict(best.configuration) if best is not None else None,
             best_index=best.index if best is not None else None,
             errors=self.errors,
-            aborted=sum(1 for t in self.trials.values() if t.status == "aborted"),
+            aborted=self.aborted,
             tokens=self.tokens,
             cost=self.cost,
             elapsed=elapsed,

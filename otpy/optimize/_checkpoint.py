@@ -75,7 +75,11 @@ class JobStore:
         """Whether the store has job ``job_id`` (its spec)."""
         if job_id not in self.job_ids():
             return False
-        return any(v.name == "spec" for v in self.session(job_id).list_variables())
+        try:
+            self.session(job_id).get_variable("spec")
+        except VariableNotFound:
+            return False
+        return True
 
     def close(self) -> None:
         with self._lock:
