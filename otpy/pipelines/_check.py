@@ -10,6 +10,7 @@ from otpy.pipelines._templates import (
     Ref,
     is_path,
     known_names,
+    only_ref,
     parse,
     step_span,
     walk_strings,
@@ -35,8 +36,8 @@ class _Checker:
     def step(self, spec: PipelineStep, owner: str, index: int, prefix: str | None) -> None:
         when_field = f"{prefix}.when" if prefix else "when"
         if isinstance(spec.when, str):
-            parts = parse(spec.when, step=owner, field=when_field)
-            if len(parts) != 1 or not isinstance(parts[0], Ref):
+            whole = only_ref(parse(spec.when, step=owner, field=when_field))
+            if whole is None:
                 bare = spec.when.strip()
                 hint = f"; did you mean '{{{{ {bare} }}}}'?" if is_path(bare) else ""
                 raise StepValidationError(
@@ -46,7 +47,7 @@ class _Checker:
                     step=owner,
                     field=when_field,
                 )
-            self.reference(parts[0], owner, when_field, index)
+            self.reference(whole, owner, when_field, index)
         config = template_fields(spec.type, spec.config)
         for field, text in walk_strings(config, prefix):
             self.template(text, owner, field, index)

@@ -158,7 +158,7 @@ class _Run:
     ) -> tuple[StepResult, StepGateway]:
         """Validate ``config`` with its real values and run the step type on it."""
         gateway = StepGateway(
-            self.providers if self.providers is not None else _NoProviders(),
+            self.providers,
             clock=self.clock,
             capabilities=planned.entry.metadata.capabilities,
             failover=self.plan.pipeline.defaults.failover,
@@ -270,17 +270,6 @@ class _Run:
         if condition is None or isinstance(condition, bool):
             return condition is not False
         return bool(render(condition, self.scope, step=planned.name, field="when"))
-
-
-class _NoProviders:
-    """The directory of a run without providers: every call says so."""
-
-    @property
-    def table(self) -> Any:
-        raise PipelineError("this pipeline run has no provider registry")
-
-    def select(self, *args: Any, **kwargs: Any) -> Any:
-        raise PipelineError("this pipeline run has no provider registry")
 
 
 def _add(first: dict[str, Any], second: dict[str, Any]) -> dict[str, Any]:

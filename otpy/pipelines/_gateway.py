@@ -10,6 +10,7 @@ from typing import Protocol
 from otpy.clock import Clock
 from otpy.errors import (
     CircuitOpenError,
+    ConfigurationError,
     InvalidRequestError,
     NoProviderAvailable,
     OperationTimeout,
@@ -54,11 +55,12 @@ class StepGateway:
     what the step spent. With ``failover``, a provider failure (see
     :data:`FAILOVER_ERRORS`) moves the call to the best other healthy provider with the
     call's capabilities and the step type's (``capabilities``), each tried once, with the
-    provider's default model; when none is left the last error is raised, with a note."""
+    provider's default model; when none is left the last error is raised, with a note.
+    Without a ``directory`` it only accounts (the run has no providers)."""
 
     def __init__(
         self,
-        directory: ProviderDirectory,
+        directory: ProviderDirectory | None,
         *,
         clock: Clock,
         capabilities: Sequence[str] = (),
@@ -88,6 +90,8 @@ class StepGateway:
         """Complete ``request`` on ``provider`` or on one selected for ``capabilities``,
         failing over as described above."""
         directory = self._directory
+        if directory is None:
+            raise ConfigurationError("this pipeline run has no provider registry")
         if provider is not None:
             entry = directory.table.require(provider)
             missing = set(capabilities) - entry.capabilities

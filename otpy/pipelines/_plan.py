@@ -19,7 +19,7 @@ from otpy.compat import check_versions
 from otpy.errors import StepValidationError, UnknownStepError
 from otpy.pipelines._load import PipelineSource, load_pipeline, locate, position
 from otpy.pipelines._schema import Pipeline, PipelineStep, template_fields
-from otpy.pipelines._templates import Ref, parse, render_value, walk_strings
+from otpy.pipelines._templates import Ref, only_ref, parse, render_value, walk_strings
 from otpy.providers import ProviderTable
 from otpy.steps._table import StepEntry, StepTable, validate_step
 
@@ -28,11 +28,6 @@ __all__ = ["Plan", "PlannedStep", "check_providers", "compile_pipeline"]
 
 def _templated(value: Any) -> bool:
     return any("{{" in text for _, text in walk_strings(value))
-
-
-def _whole_placeholder(text: str) -> bool:
-    parts = parse(text)
-    return len(parts) == 1 and isinstance(parts[0], Ref)
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,7 +62,7 @@ class PlannedStep:
                     continue
                 except StepValidationError:
                     pass  # reads a step or a variable set later: known when the step runs
-            if isinstance(value, str) and not _whole_placeholder(value):
+            if isinstance(value, str) and only_ref(parse(value)) is None:
                 continue  # text around placeholders stays text
             del config[key]
             deferred.add(key)

@@ -36,6 +36,7 @@ __all__ = [
     "Ref",
     "is_path",
     "known_names",
+    "only_ref",
     "parse",
     "references",
     "render",
@@ -149,6 +150,14 @@ def parse(template: str, *, step: str | None = None, field: str | None = None) -
     if isinstance(parsed, str):
         raise StepValidationError(f"bad template: {parsed}", step=step, field=field)
     return parsed
+
+
+def only_ref(parts: tuple[Part, ...]) -> Ref | None:
+    """The placeholder if ``parts`` (of :func:`parse`) is exactly one placeholder and
+    nothing else (a template whose value is the looked-up value itself), else None."""
+    if len(parts) == 1 and isinstance(parts[0], Ref):
+        return parts[0]
+    return None
 
 
 def references(template: str, *, step: str | None = None, field: str | None = None) -> list[str]:
@@ -274,8 +283,9 @@ def render(
     """
     parts = parse(template, step=step, field=field)
     try:
-        if len(parts) == 1 and isinstance(parts[0], Ref):
-            return _lookup(parts[0], scope)
+        whole = only_ref(parts)
+        if whole is not None:
+            return _lookup(whole, scope)
         if not any(isinstance(part, Ref) for part in parts):
             return template
         return "".join(
