@@ -8,8 +8,9 @@ from otpy.actors._compat import (
     StepsHandle,
 )
 from otpy.actors._health_monitor import HealthChange, HealthMonitor
+from otpy.actors._job_state import JobCell
 from otpy.actors._jobs import JobHandle, JobsHandle
-from otpy.actors._optimization_runner import JobCell, OptimizationRunner
+from otpy.actors._optimization_runner import OptimizationRunner
 from otpy.actors._pipeline_runner import PipelineRun, PipelineRunner, start_run
 from otpy.actors._provider_registry import ProviderRegistry, ProviderRegistryHandle
 from otpy.actors._step_registry import StepRegistry, StepRegistryHandle

@@ -14,12 +14,14 @@ from typing import Any, cast
 import pydantic
 
 from otpy._checks import validation_problems
-from otpy.actors._optimization_runner import JobCell, OptimizationRunner
+from otpy.actors._job_state import JobCell
+from otpy.actors._optimization_runner import OptimizationRunner
 from otpy.clock import Clock
 from otpy.errors import CallTimeoutError, ConfigurationError, JobError
-from otpy.optimize import SearchSpace, Strategy, Trial, make_strategy
+from otpy.optimize import SearchSpace, Strategy, Trial, make_strategy, register_strategy
 from otpy.optimize._checkpoint import JobStore
 from otpy.optimize._job import JobSpec, JobStatus, Metric, resolve_metric
+from otpy.optimize._trials import is_better
 from otpy.pipelines import Pipeline, PipelineSource, ProviderDirectory, compile_pipeline
 from otpy.steps import StepTable
 from otpy.supervision import ChildSpec, DynamicSupervisorRef, whereis
@@ -144,8 +146,6 @@ class JobsHandle:
         parsed = SearchSpace.parse(space)
         name, metric_fn = resolve_metric(metric, job=job_id)
         if isinstance(strategy, type):
-            from otpy.optimize import register_strategy
-
             register_strategy(strategy.name or strategy.__name__, strategy)
             strategy = strategy.name or strategy.__name__
         make_strategy(strategy, parsed, seed=seed, **dict(strategy_options or {}))
@@ -261,8 +261,10 @@ def _stored_cell(store: JobStore, job_id: str) -> JobCell:
     """A cell with the status a stored checkpoint tells (the best trial included)."""
     checkpoint = JobStore.load(store.session(job_id))
     spec = checkpoint.spec
-    scored = [t for t in checkpoint.trials.values() if t.score is not None]
-    best = max(scored, key=lambda t: (t.score, -t.index), default=None)
+    best: Trial | None = None
+    for trial in checkpoint.trials.values():
+        if is_better(trial, best):
+            best = trial
     status = JobStatus(
         job_id=job_id,
         name=str(spec.program.get("name", "")),

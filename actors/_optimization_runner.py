@@ -17,57 +17,26 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import threading
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
 from typing import Any
 
+from otpy.actors._job_state import Candidate, JobCell
 from otpy.clock import Clock
 from otpy.optimize import ExampleResult, SearchSpace, Strategy, Trial, make_strategy
 from otpy.optimize._checkpoint import Checkpoint, JobStore
 from otpy.optimize._evaluate import evaluate_example, examples_for
 from otpy.optimize._job import JobSpec, JobState, JobStatus, Metric
+from otpy.optimize._trials import is_better
 from otpy.pipelines import Plan, ProviderDirectory, RunProgress, compile_pipeline
 from otpy.steps import StepTable
 from otpy.supervision import GenServer
 from otpy.telemetry import TraceContext, emit_safely, use_context
 
-__all__ = ["JobCell", "OptimizationRunner"]
+__all__ = ["OptimizationRunner"]
 
 logger = logging.getLogger("otpy.jobs")
-
-
-class JobCell:
-    """What a job's handle and its runners (one after another, across restarts) share:
-    the published status, the best trial, and the event set when the job ends."""
-
-    def __init__(self, status: JobStatus) -> None:
-        self.status = status
-        self.best: Trial | None = None
-        self.done = threading.Event()
-
-    def publish(self, status: JobStatus, best: Trial | None) -> None:
-        self.best = best
-        self.status = status  # one assignment: readers see the old or the new, whole
-        if status.finished or status.state == "interrupted":
-            self.done.set()
-        else:
-            self.done.clear()
-
-
-@dataclass
-class _Candidate:
-    index: int
-    round: int
-    configuration: dict[str, Any]
-    examples: list[int]
-    results: dict[int, ExampleResult] = field(default_factory=dict)
-    errors: int = 0
-    tokens: int = 0
-    cost: float = 0.0
-    finished: bool = False
 
 
 class OptimizationRunner(GenServer):
@@ -93,7 +62,7 @@ class OptimizationRunner(GenServer):
         self.providers = providers
         self.clock = clock
         self.trace = TraceContext(spec.job_id, None)
-        self.candidates: dict[int, _Candidate] = {}
+        self.candidates: dict[int, Candidate] = {}
         self.trials: dict[int, Trial] = {}
         self.queue: deque[tuple[int, int]] = deque()
         self.runs: dict[int, RunProgress] = {}
@@ -166,7 +135,7 @@ class OptimizationRunner(GenServer):
         for item in candidates:
             index = int(item["index"])
             examples = examples_for(len(spec.trainset), spec.minibatch, spec.seed, index)
-            candidate = _Candidate(index, round_number, dict(item["configuration"]), examples)
+            candidate = Candidate(index, round_number, dict(item["configuration"]), examples)
             candidate.finished = index in self.trials
             self.candidates[index] = candidate
             self.round_size[round_number] = self.round_size.get(round_number, 0) + 1
@@ -182,9 +151,11 @@ class OptimizationRunner(GenServer):
     def on_receive(self, message: Any) -> Any:
         if message == "pump":
             self._pump()
+            self._settle()
             return None
         if isinstance(message, tuple) and message[0] == "done":
             self._done(message[1], message[2], message[3])
+            self._settle()
             return None
         if message in ("pause", "resume", "cancel"):
             return getattr(self, f"_{message}")()
@@ -201,8 +172,8 @@ class OptimizationRunner(GenServer):
         if self.state == "paused":
             self.state = "running"
             JobStore.save_state(self.session, "running", self._elapsed())
-            self._publish()
             self._pump()
+            self._settle()
         return self.cell.status
 
     def _cancel(self) -> JobStatus:
@@ -222,18 +193,20 @@ class OptimizationRunner(GenServer):
             return
         if self.state != "running":
             return
-        submitted = False
         while self.in_flight < self.spec.concurrency and self.stop_reason is None:
             task = self._next_task()
             if task is None and not self._propose():
                 break
             if task is not None:
                 self._submit(*task)
-                submitted = True
         if self.in_flight == 0 and (self.stop_reason is not None or not self.queue):
             self._finish("completed")
-        elif submitted:
-            self._publish()  # status() shows the evaluations now in flight
+
+    def _settle(self) -> None:
+        """Publish the status once a message has been handled (``_finish`` publishes the
+        final one itself), so status() shows the evaluations now in flight."""
+        if not self.final:
+            self._publish()
 
     def _next_task(self) -> tuple[int, int] | None:
         while self.queue:
@@ -274,7 +247,6 @@ class OptimizationRunner(GenServer):
         self._add_round(self.next_round, candidates)
         self.proposed += len(candidates)
         self.next_round += 1
-        self._publish()
         return True
 
     def _submit(self, index: int, example: int) -> None:
@@ -332,10 +304,9 @@ class OptimizationRunner(GenServer):
             elif len(candidate.results) == len(candidate.examples):
                 self._complete(candidate, "completed")
         self._check_budgets()
-        self._publish()
         self._pump()
 
-    def _complete(self, candidate: _Candidate, status: str) -> None:
+    def _complete(self, candidate: Candidate, status: str) -> None:
         self._mark_finished(candidate)
         results = [candidate.results[i] for i in sorted(candidate.results)]
         scores = [r.score if r.score is not None else 0.0 for r in results]
@@ -369,13 +340,7 @@ class OptimizationRunner(GenServer):
         if not save:
             self.tokens += trial.tokens
             self.errors += trial.errors
-        improved = trial.score is not None and (
-            self.best is None
-            or self.best.score is None
-            or trial.score > self.best.score
-            or (trial.score == self.best.score and trial.index < self.best.index)
-        )
-        if improved:
+        if is_better(trial, self.best):
             self.best = trial
         if self.strategy is not None and save:
             try:
@@ -384,7 +349,7 @@ class OptimizationRunner(GenServer):
                 logger.exception("job %s: strategy.observe failed", self.spec.job_id)
         self._count_rounds(trial.round)
 
-    def _mark_finished(self, candidate: _Candidate) -> None:
+    def _mark_finished(self, candidate: Candidate) -> None:
         if candidate.finished:
             return
         candidate.finished = True

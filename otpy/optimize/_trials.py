@@ -10,7 +10,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
-__all__ = ["ExampleResult", "Trial"]
+__all__ = ["ExampleResult", "Trial", "is_better"]
 
 
 class ExampleResult(BaseModel):
@@ -51,3 +51,14 @@ class Trial(BaseModel):
     errors: int = 0
     tokens: int = 0
     duration: float = 0.0
+
+
+def is_better(trial: Trial, best: Trial | None) -> bool:
+    """Whether ``trial`` beats ``best``: it has a score and ``best`` has none or a lower
+    one, or the same score at a lower index (the earlier candidate wins ties, so the best
+    of a job does not depend on the order its candidates finished in)."""
+    if trial.score is None:
+        return False
+    if best is None or best.score is None:
+        return True
+    return trial.score > best.score or (trial.score == best.score and trial.index < best.index)
