@@ -1,4 +1,5 @@
-"""What every benchmark script shares: a table row printer and interleaved timing rounds.
+"""What every benchmark script shares: a table row printer, interleaved timing rounds and
+per-call latency samples with their percentiles.
 
 The scripts run as ``python benchmarks/<name>.py``, so this module is importable as
 ``_harness`` (the script's folder is first on ``sys.path``).
@@ -34,3 +35,33 @@ def time_ops(kinds: dict[str, Op], n: int, rounds: int, warmup: int = 500) -> di
                 fn()
             per[name].append((time.perf_counter() - t) / n * 1e6)
     return {k: statistics.median(v) for k, v in per.items()}
+
+
+def latencies(fn: Op, n: int) -> list[float]:
+    """Per-call latency in µs, each call timed on its own (perf_counter_ns)."""
+    out = []
+    perf = time.perf_counter_ns
+    for _ in range(n):
+        t = perf()
+        fn()
+        out.append((perf() - t) / 1000)
+    return out
+
+
+def interleaved(kinds: dict[str, Op], n: int, rounds: int, warmup: int) -> dict[str, list[float]]:
+    """Latency samples per kind: ``warmup`` calls each, then ``rounds`` rounds of ``n``
+    calls, the order of the kinds flipped every round."""
+    for fn in kinds.values():
+        latencies(fn, warmup)
+    samples: dict[str, list[float]] = {k: [] for k in kinds}
+    for r in range(rounds):
+        for name in list(kinds) if r % 2 == 0 else list(kinds)[::-1]:
+            samples[name] += latencies(kinds[name], n)
+    return samples
+
+
+def percentiles(samples: list[float]) -> tuple[float, float, float]:
+    """p50, p99 (nearest rank) and the maximum of ``samples``."""
+    ordered = sorted(samples)
+    p99 = ordered[min(len(ordered) - 1, int(0.99 * len(ordered)))]
+    return statistics.median(ordered), p99, ordered[-1]

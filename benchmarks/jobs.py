@@ -27,7 +27,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from _harness import row
+from _harness import percentiles, row
 
 import otpy
 from otpy.actors import JobHandle
@@ -87,11 +87,6 @@ def start_job(rt: otpy.Runtime, evaluations: int, concurrency: int = CONCURRENCY
         PROGRAM, SPACE, TRAINSET, "exact_match",
         max_evaluations=evaluations, concurrency=concurrency, seed=SEED,
     )  # fmt: skip
-
-
-def p50_p99(samples: list[float]) -> tuple[float, float]:
-    ordered = sorted(samples)
-    return statistics.median(ordered), ordered[min(len(ordered) - 1, int(0.99 * len(ordered)))]
 
 
 # -- 1. throughput ----------------------------------------------------------------------------
@@ -233,7 +228,7 @@ def bench_status(rt: otpy.Runtime, n: int) -> None:
         ("every sample", samples),
         (f"samples that saw {CONCURRENCY} evaluations in flight", full),
     ):
-        v50, v99 = p50_p99(values or [math.nan])
+        v50, v99, _ = percentiles(values or [math.nan])
         verdict = "ok" if v99 < 50_000 else "MISSED"
         cells = (f"{len(values):,}", f"{v50:.1f}", f"{v99:.1f}", f"{max(values, default=0):.0f}")
         row(name, *cells, verdict, w=54)
@@ -327,7 +322,7 @@ def bench_checkpoint(n: int, rounds: int) -> None:
             row("", "mean µs", "p50 µs", "p99 µs", "vs base", title=title, w=54)
             base_mean = statistics.fmean(per[BASE])
             for name, values in per.items():
-                v50, v99 = p50_p99(values)
+                v50, v99, _ = percentiles(values)
                 mean = statistics.fmean(values)
                 row(name, f"{mean:.0f}", f"{v50:.0f}", f"{v99:.0f}", f"{mean / base_mean:.2f}x",
                     w=54)  # fmt: skip

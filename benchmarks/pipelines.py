@@ -20,13 +20,12 @@ from functools import partial
 from typing import Any
 
 import yaml
-from _harness import Op, row, time_ops
+from _harness import Op, interleaved, percentiles, row, time_ops
 
 import otpy
 from otpy.pipelines import Plan, load_pipeline, run_plan
 from otpy.steps import Step, StepContext, StepMetadata, StepResult
 
-perf = time.perf_counter_ns
 STEPS = 5
 TEXT = "the quick brown fox"
 
@@ -109,32 +108,6 @@ def big_pipeline(steps: int = 20) -> str:
 # -- timing helpers ---------------------------------------------------------------------------
 
 
-def latencies(fn: Op, n: int) -> list[float]:
-    """Per-call latency in µs, each call timed on its own."""
-    out = []
-    for _ in range(n):
-        t = perf()
-        fn()
-        out.append((perf() - t) / 1000)
-    return out
-
-
-def p50_p99(samples: list[float]) -> tuple[float, float]:
-    ordered = sorted(samples)
-    return statistics.median(ordered), ordered[min(len(ordered) - 1, int(0.99 * len(ordered)))]
-
-
-def interleaved(kinds: dict[str, Op], n: int, rounds: int) -> dict[str, list[float]]:
-    """Latency samples per kind: a warm-up, then ``rounds`` rounds, order flipped each."""
-    for fn in kinds.values():
-        latencies(fn, max(10, n // 10))
-    samples: dict[str, list[float]] = {k: [] for k in kinds}
-    for r in range(rounds):
-        for name in list(kinds) if r % 2 == 0 else list(kinds)[::-1]:
-            samples[name] += latencies(kinds[name], n)
-    return samples
-
-
 def runtime(providers: dict[str, Any]) -> otpy.Runtime:
     return otpy.start(
         {"name": f"bench-{uuid.uuid4().hex[:6]}", "plugins": False, "providers": providers}
@@ -172,6 +145,7 @@ def bench_overhead(n: int, rounds: int) -> None:
                 },
                 runs,
                 rounds,
+                warmup=max(10, runs // 10),
             )
             title = (
                 f"{number}. A {STEPS}-step pipeline of `{kind}`"
@@ -180,9 +154,9 @@ def bench_overhead(n: int, rounds: int) -> None:
                 "+µs/step: (p50 - baseline p50) / 5)"
             )
             row("", "p50", "p99", "+µs/step", title=title)
-            c50, _ = p50_p99(samples["(c) step.execute x5, direct (baseline)"])
+            c50, _, _ = percentiles(samples["(c) step.execute x5, direct (baseline)"])
             for name, values in samples.items():
-                v50, v99 = p50_p99(values)
+                v50, v99, _ = percentiles(values)
                 extra = "" if name.startswith("(c)") else f"{(v50 - c50) / STEPS:.1f}"
                 row(name, f"{v50:.1f}", f"{v99:.1f}", extra)
 

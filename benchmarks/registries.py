@@ -10,20 +10,17 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import statistics
 import threading
 import time
 import uuid
 from collections.abc import Mapping
 from typing import Any
 
-from _harness import Op, row
+from _harness import Op, interleaved, percentiles, row
 
 import otpy
 from otpy.providers import STRATEGIES, CompletionRequest, SimulatedProvider
 from otpy.steps import Step, StepContext, StepMetadata, StepResult
-
-perf = time.perf_counter_ns
 
 
 class Noop(Step):
@@ -33,33 +30,12 @@ class Noop(Step):
         return StepResult(output=None)
 
 
-def latencies(fn: Op, n: int) -> list[float]:
-    """Per-call latency in µs, each call timed on its own (perf_counter_ns)."""
-    out = []
-    for _ in range(n):
-        t = perf()
-        fn()
-        out.append((perf() - t) / 1000)
-    return out
-
-
-def quantiles(samples: list[float]) -> tuple[float, float, float]:
-    ordered = sorted(samples)
-    pick = lambda q: ordered[min(len(ordered) - 1, int(q * len(ordered)))]  # noqa: E731
-    return statistics.median(ordered), pick(0.99), ordered[-1]
-
-
 def table(title: str, kinds: dict[str, Op], n: int, rounds: int) -> None:
     """Interleaved rounds; p50/p99 over all samples of a kind."""
-    for fn in kinds.values():
-        latencies(fn, min(n, 1000))  # warm-up
-    samples: dict[str, list[float]] = {k: [] for k in kinds}
-    for r in range(rounds):
-        for name in list(kinds) if r % 2 == 0 else list(kinds)[::-1]:
-            samples[name] += latencies(kinds[name], n)
+    samples = interleaved(kinds, n, rounds, warmup=min(n, 1000))
     row("", "p50 µs", "p99 µs", "max µs", title=f"{title} ({n:,} calls x {rounds} rounds)")
     for name, values in samples.items():
-        p50, p99, top = quantiles(values)
+        p50, p99, top = percentiles(values)
         row(name, f"{p50:.2f}", f"{p99:.2f}", f"{top:.0f}")
 
 
