@@ -1,11 +1,15 @@
 """``rt.jobs``: start, find, list and resume optimization jobs; :class:`JobHandle` steers one.
 
 Each job is one :class:`OptimizationRunner` (a ``transient`` child of the JobSupervisor,
-registered as ``<runtime>.job.<job_id>``) and checkpoints to the runtime's job store.
+registered as ``<runtime>.job.<job_id>``) and checkpoints to the runtime's job store,
+which records the runtime (its :class:`~otpy.optimize._owner.Owner`) with a job while it
+runs or is paused: a job in the store whose owner died reads as ``interrupted``, and one
+whose owner is alive (or on another host) is not resumed here without ``force=True``.
 """
 
 from __future__ import annotations
 
+import builtins
 import threading
 import uuid
 from collections.abc import Callable, Mapping, Sequence
@@ -20,7 +24,15 @@ from otpy.clock import Clock
 from otpy.errors import CallTimeoutError, ConfigurationError, JobError
 from otpy.optimize import SearchSpace, Strategy, Trial, make_strategy, register_strategy
 from otpy.optimize._checkpoint import JobStore
-from otpy.optimize._job import JobSpec, JobStatus, Metric, resolve_metric
+from otpy.optimize._job import (
+    JobSpec,
+    JobState,
+    JobStatus,
+    Metric,
+    planned_evaluations,
+    resolve_metric,
+)
+from otpy.optimize._owner import Owner
 from otpy.optimize._trials import is_better
 from otpy.pipelines import Pipeline, PipelineSource, ProviderDirectory, compile_pipeline
 from otpy.steps import StepTable
@@ -32,7 +44,11 @@ __all__ = ["JobHandle", "JobsHandle"]
 
 class JobHandle:
     """One job: ``id``, ``status()`` (at once, never waits on the runner), ``pause()``,
-    ``resume()``, ``cancel()``, ``wait(timeout)`` and ``best()``."""
+    ``resume()``, ``cancel()``, ``wait(timeout)`` and ``best()``.
+
+    A handle of a job read from the store (``rt.jobs.get`` of a job not started here)
+    only reports a snapshot: steering it raises JobError (an interrupted job is resumed
+    with ``rt.jobs.resume(job_id)``; one running elsewhere is steered there)."""
 
     def __init__(self, job_id: str, cell: JobCell, runner_name: str, timeout: float) -> None:
         self.id = job_id
@@ -53,7 +69,15 @@ class JobHandle:
         if status.finished or status.state == "interrupted":
             if message == "cancel":
                 return status
+            if status.state == "interrupted":
+                raise JobError(
+                    f"job {self.id!r} is interrupted; it cannot {message} from this handle: "
+                    f"resume it with rt.jobs.resume({self.id!r})"
+                )
             raise JobError(f"job {self.id!r} is {status.state}; it cannot {message}")
+        if not self._name:  # read from the store: it runs in another runtime
+            where = status.owner or "another runtime"
+            raise JobError(f"job {self.id!r} is {status.state} in {where}; {message} it there")
         ref = whereis(self._name) or wait_for_name(self._name, self._timeout)
         if ref is None:
             return self._cell.status  # it finished meanwhile
@@ -73,7 +97,8 @@ class JobHandle:
 
     def wait(self, timeout: float | None = None) -> JobStatus:
         """The status once the job has ended (completed, cancelled, failed or
-        interrupted); CallTimeoutError after ``timeout`` seconds."""
+        interrupted); CallTimeoutError after ``timeout`` seconds. A handle read from the
+        store returns its snapshot at once."""
         if not self._cell.done.wait(timeout):
             raise CallTimeoutError(f"job {self.id!r}", timeout)
         return self._cell.status
@@ -180,25 +205,41 @@ class JobsHandle:
             )
         return self._launch(spec, metric_fn)
 
-    def resume(self, job_id: str, *, metric: str | Metric | None = None) -> JobHandle:
+    def resume(
+        self, job_id: str, *, metric: str | Metric | None = None, force: bool = False
+    ) -> JobHandle:
         """Go on with job ``job_id`` from its checkpoint in the store (a job of a process
-        that stopped or was killed): finished candidates are not evaluated again. A job
-        whose metric was a function needs ``metric=`` again."""
+        that stopped or was killed): finished candidates are not evaluated again, and the
+        job runs (a job stored as paused too). A job running here already: its handle.
+
+        JobError if the job has ended (completed, cancelled, failed: nothing to resume),
+        if its metric was a function and ``metric=`` is not given again, or if it is
+        running or paused in another runtime that is alive, or on another host (so whether
+        it is alive is unknown): stop it there, or pass ``force=True`` if that process is
+        gone (two runtimes running one job would both write its trials)."""
         with self._lock:
             handle = self._handles.get(job_id)
         if handle is not None and not handle._cell.done.is_set():
             return handle  # running here already
         if not self.store.holds(job_id):
             raise JobError(f"no job {job_id!r} in {self.store.path}")
-        checkpoint = JobStore.load(self.store.session(job_id))
+        checkpoint = self.store.load(job_id)
+        if checkpoint.state in ("completed", "cancelled", "failed"):
+            raise JobError(f"job {job_id!r} is {checkpoint.state}; nothing to resume")
+        owner = checkpoint.owner
+        if not force and _elsewhere(checkpoint.state, owner, self.store.owner):
+            assert owner is not None
+            raise JobError(
+                f"job {job_id!r} is {checkpoint.state} in {owner.describe()}; stop it there, "
+                "or pass force=True if that process is gone"
+            )
         spec = checkpoint.spec
         if metric is None and spec.metric is None:
             raise JobError(
                 f"job {job_id!r} was started with a metric function; pass metric= to resume it"
             )
         _, metric_fn = resolve_metric(metric if metric is not None else spec.metric, job=job_id)
-        if checkpoint.state == "interrupted":
-            JobStore.save_state(self.store.session(job_id), "running", checkpoint.elapsed)
+        self.store.save_state(job_id, "running", checkpoint.elapsed)  # this runtime owns it
         return self._launch(spec, metric_fn)
 
     def _launch(self, spec: JobSpec, metric: Metric) -> JobHandle:
@@ -231,7 +272,10 @@ class JobsHandle:
 
     def get(self, job_id: str) -> JobHandle:
         """The handle of job ``job_id``: started here, or read from the store (then it
-        only reports: resume it to run it). JobError if there is none."""
+        only reports a snapshot: resume it to run it). A stored job running or paused
+        in a runtime that has died (or with no owner recorded) reads as ``interrupted``;
+        one whose owner is alive or on another host keeps its state, with
+        ``status().owner`` naming that runtime. JobError if there is no such job."""
         with self._lock:
             handle = self._handles.get(job_id)
         if handle is not None:
@@ -241,13 +285,22 @@ class JobsHandle:
         return JobHandle(job_id, _stored_cell(self.store, job_id), "", self._timeout)
 
     def list(self) -> list[JobStatus]:
-        """Every job started here and every job in the store, by job id."""
+        """Every job started here and every job in the store, by job id (a stored job
+        reads as :meth:`get` tells)."""
         with self._lock:
             live = {job_id: h.status() for job_id, h in self._handles.items()}
         for job_id in self.store.job_ids():
             if job_id not in live and self.store.holds(job_id):
                 live[job_id] = _stored_cell(self.store, job_id).status
         return [live[job_id] for job_id in sorted(live)]
+
+    def trials(self, job_id: str) -> builtins.list[Trial]:
+        """Job ``job_id``'s finished candidates, by index, as checkpointed (with their
+        per-example results); JobError if the store has no such job."""
+        if not self.store.holds(job_id):
+            raise JobError(f"no job {job_id!r} in {self.store.path}")
+        trials = self.store.load(job_id).trials
+        return [trials[index] for index in sorted(trials)]
 
 
 def _program(pipeline: Pipeline) -> dict[str, Any]:
@@ -257,10 +310,22 @@ def _program(pipeline: Pipeline) -> dict[str, Any]:
     return pipeline.model_dump(mode="json", exclude_unset=True)
 
 
+def _elsewhere(state: JobState, owner: Owner | None, here: Owner | None) -> bool:
+    """Whether a stored job in ``state`` may be running in a runtime other than ``here``:
+    running or paused, and its owner is alive or cannot be told (on another host)."""
+    if state not in ("running", "paused") or owner is None or owner == here:
+        return False
+    return owner.alive() is not False
+
+
 def _stored_cell(store: JobStore, job_id: str) -> JobCell:
-    """A cell with the status a stored checkpoint tells (the best trial included)."""
-    checkpoint = JobStore.load(store.session(job_id))
+    """A cell with the status a stored checkpoint tells (the best trial included): a
+    running or paused job whose owner is dead, or not recorded, is ``interrupted``."""
+    checkpoint = store.load(job_id)
     spec = checkpoint.spec
+    state, owner = checkpoint.state, checkpoint.owner
+    if state in ("running", "paused") and (owner is None or owner.alive() is False):
+        state = "interrupted"
     best: Trial | None = None
     for trial in checkpoint.trials.values():
         if is_better(trial, best):
@@ -268,10 +333,10 @@ def _stored_cell(store: JobStore, job_id: str) -> JobCell:
     status = JobStatus(
         job_id=job_id,
         name=str(spec.program.get("name", "")),
-        state=checkpoint.state,
+        state=state,
         strategy=spec.strategy,
         evaluations_done=len(checkpoint.trials),
-        evaluations_total=spec.max_evaluations,
+        evaluations_total=planned_evaluations(spec, SearchSpace.from_dict(spec.space).size),
         best_score=best.score if best is not None else None,
         best_configuration=dict(best.configuration) if best is not None else None,
         best_index=best.index if best is not None else None,
@@ -280,9 +345,9 @@ def _stored_cell(store: JobStore, job_id: str) -> JobCell:
         tokens=sum(t.tokens for t in checkpoint.trials.values()),
         elapsed=checkpoint.elapsed,
         error=checkpoint.error,
+        owner=owner.describe() if owner is not None and state != "interrupted" else None,
     )
     cell = JobCell(status)
     cell.publish(status, best)
-    if status.state == "running":
-        cell.done.set()  # not running anywhere we know of: nothing to wait for
+    cell.done.set()  # a snapshot that never changes: nothing to wait for
     return cell

@@ -9,8 +9,9 @@ a cell the :class:`JobHandle` reads without a message, so ``status()`` answers a
 whatever the runner is doing.
 
 On start it reads the job's checkpoint (if any) and goes on from there: candidates
-already scored are never evaluated again. It is a ``transient`` child: restarted after a
-crash, not after it finished.
+already scored are never evaluated again; a job not finished is recorded as owned by this
+runtime again (the store's ``owner``), so that a restart after a crash keeps the owner
+current. It is a ``transient`` child: restarted after a crash, not after it finished.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from otpy.clock import Clock
 from otpy.optimize import ExampleResult, SearchSpace, Strategy, Trial, make_strategy
 from otpy.optimize._checkpoint import Checkpoint, JobStore
 from otpy.optimize._evaluate import evaluate_example, examples_for
-from otpy.optimize._job import JobSpec, JobState, JobStatus, Metric
+from otpy.optimize._job import JobSpec, JobState, JobStatus, Metric, planned_evaluations
 from otpy.optimize._trials import is_better
 from otpy.pipelines import Plan, ProviderDirectory, RunProgress, compile_pipeline
 from otpy.steps import StepTable
@@ -83,15 +84,20 @@ class OptimizationRunner(GenServer):
         self.unfinished = 0  # candidates proposed and not finished
         self.aborted = 0
         self.final = False
+        self.loaded = False  # on_start read the checkpoint: on_stop may write the state
 
     # -- start: the checkpoint ----------------------------------------------------------------
 
     def on_start(self) -> None:
-        spec = self.spec
-        self.session = self.store.session(spec.job_id)
-        if not self.store.holds(spec.job_id):
-            JobStore.create(self.session, spec)
-        checkpoint = JobStore.load(self.session)
+        spec, store = self.spec, self.store
+        created = not store.holds(spec.job_id)
+        if created:
+            store.create(spec)  # running, owned by this runtime
+        checkpoint = store.load(spec.job_id)
+        if not created and checkpoint.state not in ("completed", "cancelled", "failed"):
+            state: JobState = "paused" if checkpoint.state == "paused" else "running"
+            store.save_state(spec.job_id, state, checkpoint.elapsed)  # this runtime owns it
+        self.loaded = True
         self.elapsed_before = checkpoint.elapsed
         self.started = self.clock.monotonic()
         self.pool = ThreadPoolExecutor(
@@ -164,14 +170,14 @@ class OptimizationRunner(GenServer):
     def _pause(self) -> JobStatus:
         if self.state == "running":
             self.state = "paused"
-            JobStore.save_state(self.session, "paused", self._elapsed())
+            self.store.save_state(self.spec.job_id, "paused", self._elapsed())
             self._publish()
         return self.cell.status
 
     def _resume(self) -> JobStatus:
         if self.state == "paused":
             self.state = "running"
-            JobStore.save_state(self.session, "running", self._elapsed())
+            self.store.save_state(self.spec.job_id, "running", self._elapsed())
             self._pump()
             self._settle()
         return self.cell.status
@@ -243,7 +249,7 @@ class OptimizationRunner(GenServer):
             {"index": self.proposed + i, "configuration": configuration}
             for i, configuration in enumerate(configurations)
         ]
-        JobStore.save_round(self.session, self.next_round, candidates)
+        self.store.save_round(spec.job_id, self.next_round, candidates)
         self._add_round(self.next_round, candidates)
         self.proposed += len(candidates)
         self.next_round += 1
@@ -325,7 +331,7 @@ class OptimizationRunner(GenServer):
 
     def _record(self, trial: Trial, *, save: bool) -> None:
         if save:
-            JobStore.save_trial(self.session, trial)  # the checkpoint: one transaction
+            self.store.save_trial(self.spec.job_id, trial)  # the checkpoint: one transaction
             emit_safely(
                 "job.evaluation",
                 {"score": trial.score or 0.0, "tokens": trial.tokens},
@@ -392,7 +398,7 @@ class OptimizationRunner(GenServer):
         self.final = True
         self.state = state
         self.queue.clear()
-        JobStore.save_state(self.session, state, self._elapsed(), self.error)
+        self.store.save_state(self.spec.job_id, state, self._elapsed(), self.error)
         self._publish()
         self.pool.shutdown(wait=False, cancel_futures=True)
         emit_safely(
@@ -410,10 +416,7 @@ class OptimizationRunner(GenServer):
     def _publish(self) -> None:
         spec, best = self.spec, self.best
         done = len(self.trials)
-        total = spec.max_evaluations
-        size = self.space.size
-        if size is not None and spec.strategy in ("grid", "random_search"):
-            total = size if total is None else min(total, size)
+        total = planned_evaluations(spec, self.space.size)
         elapsed = self._elapsed()
         eta = None
         if total is not None and done and self.state == "running":
@@ -449,9 +452,9 @@ class OptimizationRunner(GenServer):
             pool.shutdown(wait=False, cancel_futures=True)
 
     def on_stop(self) -> None:
-        if not self.final and hasattr(self, "session"):
+        if not self.final and self.loaded:
             self.state = "interrupted"  # the runtime stopped: resumable from the checkpoint
-            JobStore.save_state(self.session, "interrupted", self._elapsed(), None)
+            self.store.save_state(self.spec.job_id, "interrupted", self._elapsed(), None)
             self._publish()
         self._close()
 

@@ -286,13 +286,13 @@ def checkpoints(
     examples = len(base.examples)
     text = json.dumps(base.model_dump(mode="json"))
     trials = [base.model_copy(update={"index": i}) for i in range(total)]  # shallow copies
-    session = store.session(f"bench-{examples}")
+    job_id = f"bench-{examples}"
     return {
         BASE: lambda i: insert(conn, f"{examples}/a{i}", text),
         "+ model_dump + json.dumps each time": lambda i: insert(
             conn, f"{examples}/b{i}", json.dumps(trials[i].model_dump(mode="json"))
         ),
-        "JobStore.save_trial (SQLiteState)": lambda i: JobStore.save_trial(session, trials[i]),
+        "JobStore.save_trial (SQLiteState)": lambda i: store.save_trial(job_id, trials[i]),
     }
 
 

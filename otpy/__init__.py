@@ -3,13 +3,15 @@
 The front door: everything public is importable from here. ``otpy.start()`` embeds the
 runtime (step and provider registries, the CompatibilityManager and its legacy steps,
 health checks, the job supervisor, pipeline runs) in this process; ``rt.run_pipeline``
-runs a YAML pipeline (:mod:`otpy.pipelines`). Supervision lives in
-:mod:`otpy.supervision`, rate limits, breakers, retries and fallbacks in
-:mod:`otpy.resilience`, variables that survive in :mod:`otpy.state`, events, traces and
-metrics in :mod:`otpy.telemetry`, test helpers in :mod:`otpy.testing`.
+runs a YAML pipeline (:mod:`otpy.pipelines`), ``rt.jobs.start`` an optimization job
+(:mod:`otpy.optimize`). Supervision lives in :mod:`otpy.supervision`, rate limits,
+breakers, retries and fallbacks in :mod:`otpy.resilience`, variables that survive in
+:mod:`otpy.state`, events, traces and metrics in :mod:`otpy.telemetry`, test helpers in
+:mod:`otpy.testing`.
 """
 
 from otpy import _reports
+from otpy.actors import JobHandle
 from otpy.clock import SYSTEM_CLOCK, Clock, SystemClock
 from otpy.config import HealthConfig, ProviderConfig, RuntimeConfig, SupervisionConfig
 from otpy.errors import (
@@ -60,6 +62,16 @@ from otpy.errors import (
     VariableNotFound,
 )
 from otpy.log import SecretFilter, configure_logging
+from otpy.optimize import (
+    JobSpec,
+    JobStatus,
+    SearchSpace,
+    Strategy,
+    Trial,
+    load_job_file,
+    register_metric,
+    register_strategy,
+)
 from otpy.pipelines import (
     Pipeline,
     PipelineResult,
@@ -165,6 +177,9 @@ __all__ = [
     "InvalidRequestError",
     "InvalidValueError",
     "JobError",
+    "JobHandle",
+    "JobSpec",
+    "JobStatus",
     "Limit",
     "LocalState",
     "MaxChildrenError",
@@ -200,6 +215,7 @@ __all__ = [
     "RuntimeConfig",
     "SQLiteState",
     "SYSTEM_CLOCK",
+    "SearchSpace",
     "SecretFilter",
     "ServerError",
     "ServerRef",
@@ -215,6 +231,7 @@ __all__ = [
     "StepOutcome",
     "StepResult",
     "StepValidationError",
+    "Strategy",
     "SupervisionConfig",
     "SupervisionError",
     "Supervisor",
@@ -222,6 +239,7 @@ __all__ = [
     "Telemetry",
     "TraceContext",
     "TraceNode",
+    "Trial",
     "UnknownProviderError",
     "UnknownStepError",
     "Usage",
@@ -236,7 +254,10 @@ __all__ = [
     "current_context",
     "get_telemetry",
     "guard",
+    "load_job_file",
     "load_pipeline",
+    "register_metric",
+    "register_strategy",
     "set_telemetry",
     "start",
     "use_context",

@@ -7,12 +7,14 @@
     otpy steps [--capability C] [--json]
     otpy providers [--json]
     otpy schema
+    otpy optimize JOB.yaml [--store PATH] [--job-id ID] [--json] [--top N]
+    otpy jobs list|status ID|resume ID [--store PATH]
     otpy demo
 
 Every command but ``schema`` and ``demo`` starts the runtime (``otpy.start``) from
-``--config FILE`` or the embedded defaults. Exit status: 0 done, 1 a run failed or was
-cancelled, 2 bad input (the message, naming file:line:column, step and field where it
-can, goes to stderr; no traceback).
+``--config FILE`` or the embedded defaults. Exit status: 0 done, 1 a run or job failed,
+was cancelled or interrupted, 2 bad input (the message, naming file:line:column, step and
+field where it can, goes to stderr; no traceback), 130 after Ctrl-C.
 """
 
 from __future__ import annotations
@@ -23,6 +25,8 @@ import sys
 from collections.abc import Callable, Sequence
 
 from otpy._cli_common import EXIT_FAILED, EXIT_USAGE, CliError, Console
+from otpy._cli_jobs import add_jobs_parser
+from otpy._cli_optimize import add_optimize_parser
 from otpy._cli_run import add_run_parser, add_validate_parser
 from otpy._cli_show import add_show_parsers
 from otpy.errors import OtpyError, PipelineError
@@ -39,6 +43,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_run_parser(commands)
     add_validate_parser(commands)
     add_show_parsers(commands)
+    add_optimize_parser(commands)
+    add_jobs_parser(commands)
     demo = commands.add_parser("demo", help="a supervision tree that crashes and recovers")
     demo.add_argument("--quiet", action="store_true", help="print only the summary")
     return parser

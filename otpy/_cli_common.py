@@ -16,6 +16,7 @@ from typing import Any, Final, TextIO
 
 import yaml
 
+from otpy.config import RuntimeConfig
 from otpy.errors import ConfigurationError
 from otpy.runtime import Runtime, start
 
@@ -29,6 +30,7 @@ __all__ = [
     "assignment",
     "duration",
     "read_mapping",
+    "runtime_config",
     "shorten",
     "start_runtime",
     "table",
@@ -54,8 +56,15 @@ class Console:
     stream's encoding cannot show are escaped instead of raising; ``fancy`` says whether
     the progress symbols (▶ ✓ ✗ and an en dash) can be shown, else ASCII stand-ins are."""
 
-    SYMBOLS: Final = {"start": "\u25b6", "ok": "\u2713", "failed": "\u2717", "skipped": "\u2013"}
-    ASCII: Final = {"start": ">", "ok": "+", "failed": "x", "skipped": "-"}
+    SYMBOLS: Final = {
+        "start": "\u25b6",
+        "ok": "\u2713",
+        "failed": "\u2717",
+        "skipped": "\u2013",
+        "bar": "\u2588",
+        "gap": "\u2591",
+    }
+    ASCII: Final = {"start": ">", "ok": "+", "failed": "x", "skipped": "-", "bar": "#", "gap": "-"}
 
     def __init__(self, stream: TextIO | None = None, *, error: bool = False) -> None:
         self._stream = stream
@@ -80,13 +89,22 @@ class Console:
         return (self.SYMBOLS if self.fancy else self.ASCII)[name]
 
     def line(self, text: str = "") -> None:
+        self.write(text + "\n")
+
+    def write(self, text: str) -> None:
+        """Write ``text`` in one call and flush (unshowable characters escaped)."""
         stream = self.stream
         try:
-            stream.write(text + "\n")
+            stream.write(text)
         except UnicodeEncodeError:
             encoding = getattr(stream, "encoding", None) or "ascii"
-            stream.write(text.encode(encoding, "backslashreplace").decode(encoding) + "\n")
+            stream.write(text.encode(encoding, "backslashreplace").decode(encoding))
         stream.flush()
+
+    def redraw(self, text: str, *, end: bool = False) -> None:
+        """Replace the current terminal line with ``text`` (a live progress line); ``end``
+        finishes the line."""
+        self.write("\r" + text + "\x1b[K" + ("\n" if end else ""))
 
     def lines(self, texts: Sequence[str]) -> None:
         for text in texts:
@@ -195,14 +213,30 @@ def read_mapping(path: str, option: str) -> dict[str, Any]:
     return data
 
 
-def start_runtime(config: str | None) -> Runtime:
-    """``otpy.start`` with the config file ``config`` (None: the environment over the
-    embedded defaults); CliError if the config is unreadable or invalid."""
+def runtime_config(config: str | None) -> RuntimeConfig:
+    """The runtime config in the file ``config`` (None: the environment over the embedded
+    defaults); CliError if it is unreadable or invalid."""
     try:
-        return start(config)
+        return RuntimeConfig.load(config)
     except ConfigurationError as exc:
-        where = f"--config {config}" if config is not None else "runtime config"
-        raise CliError(f"{where}: {exc}") from None
+        raise CliError(f"{_config_label(config)}: {exc}") from None
+
+
+def start_runtime(config: str | RuntimeConfig | None, *, jobs_store: str | None = None) -> Runtime:
+    """``otpy.start`` with ``config`` (a file, a loaded config, or None: the environment
+    over the embedded defaults), its ``jobs_store`` replaced by ``jobs_store`` if given;
+    CliError if the config is unreadable or invalid."""
+    loaded = config if isinstance(config, RuntimeConfig) else runtime_config(config)
+    if jobs_store is not None:
+        loaded = loaded.model_copy(update={"jobs_store": jobs_store})
+    try:
+        return start(loaded)
+    except ConfigurationError as exc:
+        raise CliError(f"{_config_label(config)}: {exc}") from None
+
+
+def _config_label(config: str | RuntimeConfig | None) -> str:
+    return f"--config {config}" if isinstance(config, str) else "runtime config"
 
 
 def add_config_option(parser: argparse.ArgumentParser) -> None:

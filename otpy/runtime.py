@@ -43,7 +43,9 @@ from otpy.actors import (
 from otpy.clock import SYSTEM_CLOCK, Clock
 from otpy.config import ProviderConfig, RuntimeConfig
 from otpy.errors import ConfigurationError, NameTakenError
+from otpy.optimize import load_metric_plugins, load_strategy_plugins
 from otpy.optimize._checkpoint import JobStore, default_store_path
+from otpy.optimize._owner import Owner
 from otpy.pipelines import (
     PipelineResult,
     PipelineSource,
@@ -156,7 +158,9 @@ class Runtime:
         self.jobs = JobsHandle(
             prefix,
             self.jobs_supervisor,
-            JobStore(store if store is not None else default_store_path()),
+            JobStore(
+                store if store is not None else default_store_path(), owner=Owner.current(prefix)
+            ),
             lambda: self.steps.table,
             self.providers,
             clock,
@@ -170,6 +174,8 @@ class Runtime:
             if config.plugins:
                 self.steps.load_plugins()
                 self.providers.load_plugins()
+                load_strategy_plugins()
+                load_metric_plugins()
         except BaseException:
             self.stop()
             raise

@@ -1,13 +1,13 @@
 """A process that runs an optimization job until a test kills it (tests/test_jobs_survival.py).
 
-    python tests/job_worker.py STORE JOB_ID SEED CANDIDATES
+    python tests/job_worker.py STORE JOB_ID SEED CANDIDATES [pause]
 
 Starts job JOB_ID (:data:`job_support.PLAIN_QA` on :data:`job_support.SPACE`, a trainset of
 ``TRAINSET`` examples, the named metric ``exact_match``, random search with SEED) on the
 job store STORE; the provider holds every call after the first ``CANDIDATES + 1``
 candidates' worth, so the job cannot finish. Once CANDIDATES candidates are checkpointed
-it prints ``CHECKPOINTED <n>`` and waits to be killed. On trouble it prints ``ERROR ...``
-and exits 1.
+it prints ``CHECKPOINTED <n>`` (with ``pause``: then pauses the job and prints
+``PAUSED paused``) and waits to be killed. On trouble it prints ``ERROR ...`` and exits 1.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ CONCURRENCY = 2
 MAX_EVALUATIONS = 10
 
 
-def main(store: str, job_id: str, seed: int, candidates: int) -> int:
+def main(store: str, job_id: str, seed: int, candidates: int, pause: bool = False) -> int:
     answers = Answers(hold_from=(candidates + 1) * TRAINSET)
     rt, _ = start(store, answers)
     try:
@@ -43,6 +43,8 @@ def main(store: str, job_id: str, seed: int, candidates: int) -> int:
             print(f"ERROR the job ended before it was killed: {status!r}", flush=True)
             return 1
         print(f"CHECKPOINTED {status.evaluations_done}", flush=True)
+        if pause:
+            print(f"PAUSED {job.pause().state}", flush=True)
         threading.Event().wait()  # until SIGKILL
         return 0
     except Exception as exc:
@@ -55,4 +57,4 @@ def main(store: str, job_id: str, seed: int, candidates: int) -> int:
 
 if __name__ == "__main__":
     store_path, job, seed_text, count = sys.argv[1:5]
-    sys.exit(main(store_path, job, int(seed_text), int(count)))
+    sys.exit(main(store_path, job, int(seed_text), int(count), sys.argv[5:6] == ["pause"]))

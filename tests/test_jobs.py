@@ -25,7 +25,6 @@ from job_support import (
 )
 
 from otpy.errors import ConfigurationError, JobError, UnknownStepError
-from otpy.optimize._checkpoint import JobStore
 from otpy.optimize._evaluate import examples_for
 from otpy.supervision import whereis
 from otpy.testing import FakeClock, wait_until
@@ -104,7 +103,7 @@ def test_pause_starts_no_new_evaluation_keeps_the_ones_in_flight_and_resume_goes
         kept = job.best()
         assert kept is not None and kept.index == 0
         assert answers.calls == 2  # nothing new started while paused
-        stored = JobStore.load(rt.jobs.store.session(job.id))
+        stored = rt.jobs.store.load(job.id)
         assert (stored.state, sorted(stored.trials)) == ("paused", [0])
 
         assert job.resume().state == "running"
@@ -139,7 +138,7 @@ def test_cancel_ends_the_job_keeping_the_best_so_far(store: Path) -> None:
         assert final.best_score == best.score and job.best() == best
         wait_until(lambda: whereis(f"{rt.name}.job.{job.id}") is None)  # the runner ends
         assert rt.jobs.get(job.id).status().state == "cancelled"
-        assert JobStore.load(rt.jobs.store.session(job.id)).state == "cancelled"
+        assert rt.jobs.store.load(job.id).state == "cancelled"
         with pytest.raises(JobError, match="cancelled"):
             job.resume()
         with pytest.raises(JobError, match="cancelled"):
@@ -235,7 +234,7 @@ def test_max_evaluations_bounds_the_candidates(store: Path) -> None:
             QA, SPACE, trainset(3), "exact_match", concurrency=3, max_evaluations=7, seed=2
         )
         final = job.wait(10)
-        trials = JobStore.load(rt.jobs.store.session(job.id)).trials
+        trials = rt.jobs.store.load(job.id).trials
     assert (final.state, final.evaluations_done, final.evaluations_total) == ("completed", 7, 7)
     assert sorted(trials) == list(range(7)) and provider.calls == 7 * 3
     assert len({config_key(t.configuration) for t in trials.values()}) == 7  # no repeats
@@ -255,7 +254,7 @@ def test_max_tokens_stops_the_job_at_the_example_that_reaches_it(store: Path) ->
             seed=2,
         )
         final = job.wait(10)
-        trials = JobStore.load(rt.jobs.store.session(job.id)).trials
+        trials = rt.jobs.store.load(job.id).trials
     stats = provider.statistics()
     assert final.state == "completed" and final.evaluations_done < 10
     assert final.tokens == stats.input_tokens + stats.output_tokens >= 40
@@ -332,7 +331,7 @@ def test_max_errors_aborts_the_candidate_not_the_job(store: Path) -> None:
             QA, space, trainset(4), RAISING_METRIC, "grid", concurrency=1, max_errors=1
         )  # the metric raises on every wrong answer
         final = job.wait(10)
-        trials = JobStore.load(rt.jobs.store.session(job.id)).trials
+        trials = rt.jobs.store.load(job.id).trials
     assert (final.state, final.evaluations_done, final.aborted, final.errors) == (
         "completed",
         3,
@@ -359,7 +358,7 @@ def test_a_crashed_step_or_a_raising_metric_fails_that_example_alone(store: Path
             QA, space, trainset(3, crash=(1,)), RAISING_METRIC, "grid", concurrency=3
         )
         final = job.wait(10)
-        trials = JobStore.load(rt.jobs.store.session(job.id)).trials
+        trials = rt.jobs.store.load(job.id).trials
     right, wrong = trials[0], trials[1]
     assert final.state == "completed" and final.errors == 1 + 3
     assert (right.status, right.score, right.errors) == ("completed", pytest.approx(2 / 3), 1)
@@ -387,7 +386,7 @@ def test_tokens_and_cost_are_counted(store: Path) -> None:
             prices={PROVIDER: (2.0, 10.0)},
         )
         final = job.wait(10)
-        trials = JobStore.load(rt.jobs.store.session(job.id)).trials
+        trials = rt.jobs.store.load(job.id).trials
     stats = provider.statistics()
     assert stats.input_tokens > 0 and stats.output_tokens > 0
     assert final.tokens == stats.input_tokens + stats.output_tokens
@@ -410,7 +409,7 @@ def test_a_minibatch_scores_each_candidate_on_its_seeded_sample(store: Path) -> 
             seed=4,
         )
         final = job.wait(10)
-        trials = JobStore.load(rt.jobs.store.session(job.id)).trials
+        trials = rt.jobs.store.load(job.id).trials
     assert final.evaluations_done == 5 and provider.calls == 5 * 2
     chosen = {i: [e.example for e in t.examples] for i, t in trials.items()}
     assert chosen == {i: examples_for(6, 2, 4, i) for i in range(5)}
@@ -441,7 +440,7 @@ def test_tpe_runs_end_to_end(store: Path) -> None:
             QA, space, trainset(2), "exact_match", "tpe", concurrency=2, max_evaluations=6, seed=1
         )
         final = job.wait(20)
-        trials = JobStore.load(rt.jobs.store.session(job.id)).trials
+        trials = rt.jobs.store.load(job.id).trials
     assert (final.state, final.evaluations_done) == ("completed", 6)
     assert provider.calls == 6 * 2
     for trial in trials.values():
@@ -474,7 +473,7 @@ def test_bootstrap_fewshot_takes_demos_from_passing_traces(store: Path) -> None:
             seed=3,
         )
         final = job.wait(20)
-        trials = JobStore.load(rt.jobs.store.session(job.id)).trials
+        trials = rt.jobs.store.load(job.id).trials
         requests = rt.providers.get_provider(PROVIDER).provider.requests
     assert (final.state, final.evaluations_done) == ("completed", 4)
     assert [t.round for t in map(trials.get, sorted(trials))] == [0, 0, 1, 1]
@@ -525,8 +524,8 @@ def test_bad_input_is_refused_with_a_clear_error_and_nothing_starts(store: Path)
         )
         lambda_job.wait(10)
         calls = provider.calls
-        with pytest.raises(JobError, match="pass metric= to resume it"):
-            rt.jobs.resume("f")
+        with pytest.raises(JobError, match="'f' is completed; nothing to resume"):
+            rt.jobs.resume("f")  # (tests/test_jobs_owner.py: the metric of an interrupted job)
         assert provider.calls == calls and job_children(rt) == 0
         assert [s.job_id for s in rt.jobs.list()] == ["f", "j"]
 

@@ -21,7 +21,6 @@ import pytest
 from job_support import PLAIN_QA, QA, SPACE, Answers, config_key, start, trainset, trials_of
 
 from otpy.optimize import Trial
-from otpy.optimize._checkpoint import JobStore
 from otpy.supervision import whereis
 from otpy.testing import wait_idle, wait_until
 
@@ -34,13 +33,13 @@ def uninterrupted(store: Path, program: str, **options: Any) -> tuple[Any, list[
     with rt:
         job = rt.jobs.start(program, SPACE, **options)
         final = job.wait(20)
-        trials = list(JobStore.load(rt.jobs.store.session(job.id)).trials.values())
+        trials = list(rt.jobs.store.load(job.id).trials.values())
     assert final.state == "completed"
     return final, trials
 
 
 def checkpointed(rt: Any, job_id: str) -> dict[int, Trial]:
-    return JobStore.load(rt.jobs.store.session(job_id)).trials
+    return rt.jobs.store.load(job_id).trials
 
 
 def test_a_killed_runner_is_restarted_and_reruns_no_finished_candidate(tmp_path: Path) -> None:
@@ -146,7 +145,7 @@ def test_a_job_of_a_killed_process_is_resumed_by_a_new_one_with_the_same_result(
         stored = rt.jobs.get(job_id).status()
         finished = checkpointed(rt, job_id)
         assert len(finished) >= 2 and stored.evaluations_done == len(finished)
-        assert stored.state == "running"  # as the killed process left it
+        assert (stored.state, stored.owner) == ("interrupted", None)  # its process is dead
         assert len(finished) < 10
         job = rt.jobs.resume(job_id)  # the metric has a name: nothing to pass again
         final = job.wait(20)

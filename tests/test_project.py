@@ -180,6 +180,14 @@ def test_public_api_is_re_exported() -> None:
             "compile_pipeline",
             "load_pipeline", "references", "render", "render_value", "run_plan", "step_record",
         },
+        "otpy.optimize": {
+            "BootstrapFewShot", "Choice", "Demos", "ExampleResult", "FloatRange", "GridSearch",
+            "IntRange", "JobFile", "JobSpec", "JobState", "JobStatus", "METRICS",
+            "METRIC_PLUGIN_GROUP", "Metric", "RandomSearch", "STRATEGY_PLUGIN_GROUP",
+            "SearchSpace", "Strategy", "TPEStrategy", "Trial", "Variable", "load_job_file",
+            "load_metric_plugins", "load_strategy_plugins", "make_strategy", "register_metric",
+            "register_strategy", "resolve_metric", "strategy_names",
+        },
         "otpy.compat": {
             "Change", "Incompatibility", "MigrationResult", "check_versions",
             "migrate_pipeline", "parse_requirement",

@@ -1,11 +1,26 @@
 """Optimization: the search space, the trials a strategy sees, and the strategies.
 
-Everything here is pure and actor-free; the OptimizationRunner drives it. Importing the
+Everything here is pure and actor-free; the OptimizationRunner drives it. A job is
+described by a :class:`JobSpec` (or a job file, :func:`load_job_file`) and reports a
+:class:`JobStatus`; metrics are functions ``(example, result) -> float``, registered by
+name (:func:`register_metric`, plugins of group ``otpy.metrics``). Importing the
 package registers the built-in strategies: ``random_search``, ``grid``,
 ``bootstrap_fewshot`` and ``tpe`` (the last needs the extra ``otpy[optuna]``).
 """
 
 from otpy.optimize._bootstrap import BootstrapFewShot
+from otpy.optimize._job import (
+    METRIC_PLUGIN_GROUP,
+    METRICS,
+    JobSpec,
+    JobState,
+    JobStatus,
+    Metric,
+    load_metric_plugins,
+    register_metric,
+    resolve_metric,
+)
+from otpy.optimize._jobfile import JobFile, load_job_file
 from otpy.optimize._space import Choice, Demos, FloatRange, IntRange, SearchSpace, Variable
 from otpy.optimize._strategies import GridSearch, RandomSearch
 from otpy.optimize._strategy import (
@@ -20,6 +35,8 @@ from otpy.optimize._tpe import TPEStrategy
 from otpy.optimize._trials import ExampleResult, Trial
 
 __all__ = [
+    "METRICS",
+    "METRIC_PLUGIN_GROUP",
     "STRATEGY_PLUGIN_GROUP",
     "BootstrapFewShot",
     "Choice",
@@ -28,14 +45,23 @@ __all__ = [
     "FloatRange",
     "GridSearch",
     "IntRange",
+    "JobFile",
+    "JobSpec",
+    "JobState",
+    "JobStatus",
+    "Metric",
     "RandomSearch",
     "SearchSpace",
     "Strategy",
     "TPEStrategy",
     "Trial",
     "Variable",
+    "load_job_file",
+    "load_metric_plugins",
     "load_strategy_plugins",
     "make_strategy",
+    "register_metric",
     "register_strategy",
+    "resolve_metric",
     "strategy_names",
 ]

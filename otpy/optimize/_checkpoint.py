@@ -3,8 +3,9 @@
 Variables of session ``<job_id>``: ``spec`` (the JobSpec), ``round/<r>`` (the candidates
 proposed in round r, written before any of them is evaluated), ``trial/<index>`` (one
 finished candidate, written when it finishes: each is one transaction) and ``state``
-(the job's state, elapsed seconds and error). Reading them back gives everything a
-runner needs to go on without evaluating a finished candidate again.
+(the job's state, elapsed seconds, error and, while it is running or paused, its
+:class:`~otpy.optimize._owner.Owner`). Reading them back gives everything a runner needs
+to go on without evaluating a finished candidate again.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import Any
 
 from otpy.errors import StateError, VariableExistsError, VariableNotFound
 from otpy.optimize._job import JobSpec, JobState
+from otpy.optimize._owner import Owner
 from otpy.optimize._trials import Trial
 from otpy.state import SQLiteState
 
@@ -41,14 +43,24 @@ class Checkpoint:
     state: JobState = "running"
     elapsed: float = 0.0
     error: str | None = None
+    owner: Owner | None = None
+    """Who runs it, recorded while it is running or paused (None once it has ended)."""
+
+
+_OWNED = ("running", "paused")
 
 
 class JobStore:
     """The checkpoints of jobs in one SQLite file (``path``, or ``":memory:"`` for this
-    object only); it keeps one open session per job (thread-safe) until ``close``."""
+    object only); it keeps one open session per job (thread-safe) until ``close``.
 
-    def __init__(self, path: str | os.PathLike[str]) -> None:
+    ``owner`` is the runtime that writes through this store: :meth:`create` and
+    :meth:`save_state` record it with a job that is running or paused. There is no
+    compare-and-set: two processes claiming one job at the same instant both succeed."""
+
+    def __init__(self, path: str | os.PathLike[str], *, owner: Owner | None = None) -> None:
         self.path = os.fspath(path)
+        self.owner = owner
         if self.path != ":memory:":
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         self._sessions: dict[str, SQLiteState] = {}
@@ -87,9 +99,10 @@ class JobStore:
         for session in sessions:
             session.cleanup()
 
-    @staticmethod
-    def create(session: SQLiteState, spec: JobSpec) -> None:
-        """Write a new job's spec (StateError if that job id exists already)."""
+    def create(self, spec: JobSpec) -> None:
+        """Write a new job's spec, running and owned by :attr:`owner` (StateError if that
+        job id exists already)."""
+        session = self.session(spec.job_id)
         try:
             session.register_variable("spec", "json", spec.model_dump(mode="json"))
         except VariableExistsError:
@@ -97,31 +110,35 @@ class JobStore:
                 f"job {spec.job_id!r} already exists in {session.path}; resume it or "
                 "choose another job_id"
             ) from None
-        session.register_variable("state", "json", {"state": "running", "elapsed": 0.0})
+        session.register_variable("state", "json", self._state("running", 0.0, None))
 
-    @staticmethod
-    def save_round(session: SQLiteState, round: int, candidates: list[dict[str, Any]]) -> None:
-        session.register_variable(f"round/{round}", "json", candidates)
+    def save_round(self, job_id: str, round: int, candidates: list[dict[str, Any]]) -> None:
+        self.session(job_id).register_variable(f"round/{round}", "json", candidates)
 
-    @staticmethod
-    def save_trial(session: SQLiteState, trial: Trial) -> None:
-        session.register_variable(f"trial/{trial.index}", "json", trial.model_dump(mode="json"))
+    def save_trial(self, job_id: str, trial: Trial) -> None:
+        self.session(job_id).register_variable(
+            f"trial/{trial.index}", "json", trial.model_dump(mode="json")
+        )
 
-    @staticmethod
     def save_state(
-        session: SQLiteState, state: JobState, elapsed: float, error: str | None = None
+        self, job_id: str, state: JobState, elapsed: float, error: str | None = None
     ) -> None:
-        session.set_variable("state", {"state": state, "elapsed": elapsed, "error": error})
+        """Record the job's state; a running or paused one is owned by :attr:`owner`."""
+        self.session(job_id).set_variable("state", self._state(state, elapsed, error))
 
-    @staticmethod
-    def load(session: SQLiteState) -> Checkpoint:
-        """The job's checkpoint; StateError if the session holds no job."""
+    def _state(self, state: JobState, elapsed: float, error: str | None) -> dict[str, Any]:
+        owner = self.owner.to_dict() if self.owner is not None and state in _OWNED else None
+        return {"state": state, "elapsed": elapsed, "error": error, "owner": owner}
+
+    def load(self, job_id: str) -> Checkpoint:
+        """The job's checkpoint; StateError if the store holds no job ``job_id``."""
+        session = self.session(job_id)
         try:
             spec = JobSpec.model_validate(session.get_variable("spec").value)
         except VariableNotFound:
             raise StateError(
-                f"no job {session.session_id!r} in {session.path} (jobs there: "
-                f"{', '.join(SQLiteState.list_sessions(session.path)) or 'none'})"
+                f"no job {job_id!r} in {session.path} (jobs there: "
+                f"{', '.join(self.job_ids()) or 'none'})"
             ) from None
         checkpoint = Checkpoint(spec)
         for variable in session.list_variables():
@@ -134,4 +151,16 @@ class JobStore:
                 checkpoint.state = variable.value.get("state", "running")
                 checkpoint.elapsed = float(variable.value.get("elapsed", 0.0))
                 checkpoint.error = variable.value.get("error")
+                checkpoint.owner = _owner(variable.value.get("owner"))
         return checkpoint
+
+
+def _owner(data: Any) -> Owner | None:
+    """The recorded owner; None if there is none, or it is malformed (then the job reads
+    as interrupted, and can be resumed)."""
+    if not isinstance(data, dict):
+        return None
+    try:
+        return Owner.from_dict(data)
+    except (KeyError, TypeError, ValueError):
+        return None

@@ -10,14 +10,18 @@ from typing import Any, Literal, TypeAlias
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from otpy._plugins import EntryPoints, PluginReport, load_plugins
 from otpy.errors import ConfigurationError
 
 __all__ = [
     "METRICS",
+    "METRIC_PLUGIN_GROUP",
     "JobSpec",
     "JobState",
     "JobStatus",
     "Metric",
+    "load_metric_plugins",
+    "planned_evaluations",
     "register_metric",
     "resolve_metric",
 ]
@@ -47,18 +51,38 @@ def _contains(example: Mapping[str, Any], result: Any) -> float:
 
 
 METRICS: dict[str, Metric] = {"exact_match": _exact_match, "contains": _contains}
-"""Metrics by name: a job that names its metric can be resumed without passing it again."""
+"""Metrics by name: a job that names its metric can be resumed without passing it again
+(and a job file, or ``otpy optimize``, can only name one)."""
+METRIC_PLUGIN_GROUP = "otpy.metrics"
+"""The entry-point group of metric plugins, loaded when a runtime starts (``plugins``)."""
 _METRICS_LOCK = threading.Lock()
 
 
 def register_metric(name: str, metric: Metric, *, replace: bool = False) -> None:
-    """Register ``metric`` under ``name`` (ConfigurationError if taken, unless ``replace``)."""
+    """Register ``metric`` under ``name`` (ConfigurationError if the name is taken by
+    another function, unless ``replace``)."""
     if not isinstance(name, str) or not name or not callable(metric):
         raise ConfigurationError(f"register_metric needs a name and a callable, got {name!r}")
     with _METRICS_LOCK:
-        if name in METRICS and not replace:
+        known = METRICS.get(name)
+        if known is not None and known is not metric and not replace:
             raise ConfigurationError(f"metric {name!r} is already registered")
         METRICS[name] = metric
+
+
+def load_metric_plugins(entry_points: EntryPoints | None = None) -> list[PluginReport]:
+    """Register every ``otpy.metrics`` plugin (a function ``(example, result) -> float``,
+    under the entry point's name); one report per entry point. A plugin that fails to
+    import, is not callable or whose name is taken is logged and skipped."""
+
+    def accept(name: str, obj: Any) -> None:
+        if isinstance(obj, type) or not callable(obj):
+            raise ConfigurationError(
+                f"metric plugin {name!r}: {obj!r} is not a function (example, result) -> float"
+            )
+        register_metric(name, obj)
+
+    return load_plugins(METRIC_PLUGIN_GROUP, accept, entry_points=entry_points)
 
 
 def resolve_metric(metric: str | Metric | None, *, job: str = "?") -> tuple[str | None, Metric]:
@@ -133,7 +157,8 @@ class JobStatus(BaseModel):
     not say), examples in flight, the best score, configuration and candidate index so
     far, failed examples (``errors``) and aborted candidates, tokens and cost spent,
     ``elapsed`` seconds (across restarts and processes), the ``eta`` in seconds (None
-    when unknown) and, for a failed job, ``error``."""
+    when unknown), for a failed job ``error``, and for a job read from the store that
+    runs in another process, ``owner`` (``runtime NAME, pid N on HOST``)."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -154,7 +179,22 @@ class JobStatus(BaseModel):
     elapsed: float = 0.0
     eta: float | None = None
     error: str | None = None
+    owner: str | None = None
 
     @property
     def finished(self) -> bool:
         return self.state in ("completed", "cancelled", "failed")
+
+
+EXHAUSTIVE = ("grid", "random_search")
+"""Strategies that never propose a candidate twice: a finite space bounds their jobs."""
+
+
+def planned_evaluations(spec: JobSpec, space_size: int | None) -> int | None:
+    """How many candidates ``spec``'s job evaluates, when its budget or its space says:
+    ``max_evaluations``, and for a strategy that never repeats a candidate the size of a
+    finite space (``space_size``), whichever is smaller; None when neither says."""
+    total = spec.max_evaluations
+    if space_size is not None and spec.strategy in EXHAUSTIVE:
+        total = space_size if total is None else min(total, space_size)
+    return total

@@ -6,11 +6,12 @@ Both models are frozen and round-trip through ``model_dump(mode="json")`` /
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
-__all__ = ["ExampleResult", "Trial", "is_better"]
+__all__ = ["ExampleResult", "Trial", "is_better", "ranked"]
 
 
 class ExampleResult(BaseModel):
@@ -62,3 +63,8 @@ def is_better(trial: Trial, best: Trial | None) -> bool:
     if best is None or best.score is None:
         return True
     return trial.score > best.score or (trial.score == best.score and trial.index < best.index)
+
+
+def ranked(trials: Iterable[Trial]) -> list[Trial]:
+    """``trials`` best first, in :func:`is_better`'s order (aborted ones last)."""
+    return sorted(trials, key=lambda t: (t.score is None, -(t.score or 0.0), t.index))

@@ -35,7 +35,14 @@ from otpy.errors import ConfigurationError, StepValidationError
 from otpy.pipelines._check import check_references
 from otpy.pipelines._schema import Defaults, Fallback, InputSpec, Pipeline
 
-__all__ = ["PipelineSource", "load_pipeline"]
+__all__ = [
+    "PipelineSource",
+    "load_pipeline",
+    "locate",
+    "parse_yaml",
+    "position",
+    "yaml_position",
+]
 
 PipelineSource: TypeAlias = "str | os.PathLike[str] | Mapping[str, Any] | Pipeline"
 """A pipeline file's path, YAML text, a mapping, or a Pipeline (checked and returned)."""
@@ -94,7 +101,9 @@ def _yaml_error(exc: yaml.YAMLError, label: str) -> ConfigurationError:
     return ConfigurationError(f"{where}: malformed YAML: {problem}{context}")
 
 
-def _parse_yaml(text: str, label: str) -> Any:
+def parse_yaml(text: str, label: str) -> Any:
+    """``text`` safe-loaded (duplicate keys refused); ConfigurationError naming
+    ``label:line:column`` for malformed YAML or a refused tag."""
     try:
         return yaml.load(text, Loader=_Loader)
     except yaml.YAMLError as exc:
@@ -272,14 +281,19 @@ def _where(
     found) for a config read from YAML; None for a dict."""
     if text is None:
         return None
-    path = _path_of(step, field, config)
+    return yaml_position(text, label, _path_of(step, field, config))
+
+
+def yaml_position(text: str, label: str, path: Sequence[Any] | None) -> str:
+    """``label:line:column`` of the node at ``path`` (keys and list indexes) in the YAML
+    ``text``, or ``label`` alone when it is not there."""
     mark: Mark | None = None
     if path:
         try:
             root = yaml.compose(text, Loader=yaml.SafeLoader)
         except yaml.YAMLError:  # pragma: no cover - the text was loaded already
             root = None
-        mark = _mark(root, path) if root is not None else None
+        mark = _mark(root, list(path)) if root is not None else None
     return f"{label}:{mark.line + 1}:{mark.column + 1}" if mark is not None else label
 
 
@@ -365,9 +379,9 @@ def load_pipeline(source: PipelineSource) -> Pipeline:
     if isinstance(source, os.PathLike) or (isinstance(source, str) and _is_path(source)):
         path = Path(source)
         text = _read(path)
-        return _build(_parse_yaml(text, str(path)), str(path), text)
+        return _build(parse_yaml(text, str(path)), str(path), text)
     if isinstance(source, str):
-        return _build(_parse_yaml(source, "<text>"), "<text>", source)
+        return _build(parse_yaml(source, "<text>"), "<text>", source)
     raise ConfigurationError(
         f"a pipeline source must be a path, YAML text or a mapping, got {type(source).__name__}"
     )

@@ -1,0 +1,136 @@
+"""``otpy jobs list|status|resume``: the jobs in a job store.
+
+The store is ``--store PATH``, else the runtime config's ``jobs_store`` (``--config``),
+else the default (``$OTPY_STATE_DIR/jobs.sqlite``). ``list`` shows every job in it,
+``status ID`` one job with its best candidates, ``resume ID`` goes on with a job that
+stopped (its process was stopped or killed) and follows it as ``otpy optimize`` does.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from typing import Any
+
+from otpy._cli_common import (
+    EXIT_OK,
+    Console,
+    add_config_option,
+    duration,
+    start_runtime,
+    table,
+)
+from otpy._cli_optimize import (
+    add_follow_options,
+    add_store_option,
+    check_options,
+    follow_job,
+    job_document,
+    job_lines,
+)
+from otpy.optimize import JobStatus
+
+__all__ = ["add_jobs_parser", "jobs_list", "jobs_resume", "jobs_status", "status_rows"]
+
+
+def add_jobs_parser(commands: Any) -> None:
+    """The ``jobs`` subcommand (``list``, ``status``, ``resume``) on ``commands``."""
+    jobs = commands.add_parser(
+        "jobs",
+        help="list, inspect and resume optimization jobs in a job store",
+        description="The optimization jobs in a job store (--store, else the runtime "
+        "config's jobs_store, else $OTPY_STATE_DIR/jobs.sqlite).",
+    )
+    actions = jobs.add_subparsers(dest="action", required=True, metavar="ACTION")
+    listing = actions.add_parser("list", help="every job in the store")
+    listing.add_argument("--json", action="store_true", help="one JSON list of job statuses")
+    status = actions.add_parser("status", help="one job: its status and best candidates")
+    status.add_argument("job_id", metavar="ID")
+    status.add_argument("--json", action="store_true", help="one JSON document")
+    status.add_argument(
+        "--top", type=int, default=5, metavar="N", help="how many candidates the table shows"
+    )
+    resume = actions.add_parser(
+        "resume",
+        help="go on with a stopped job and follow it",
+        description="Go on with a job whose process stopped or was killed: finished "
+        "candidates are kept, the rest run. Exit as otpy optimize does.",
+    )
+    resume.add_argument("job_id", metavar="ID")
+    resume.add_argument(
+        "--metric", metavar="NAME", help="the metric, for a job started with a metric function"
+    )
+    resume.add_argument(
+        "--force",
+        action="store_true",
+        help="resume even though the store says another process runs it (it is gone)",
+    )
+    add_follow_options(resume)
+    for parser, handler in ((listing, jobs_list), (status, jobs_status), (resume, jobs_resume)):
+        add_store_option(parser, "(default: the runtime config's jobs_store)")
+        add_config_option(parser)
+        parser.set_defaults(handler=handler)
+
+
+def jobs_list(args: argparse.Namespace) -> int:
+    """``otpy jobs list``: one row per job (or ``no jobs in PATH``)."""
+    out = Console()
+    with start_runtime(args.config, jobs_store=args.store) as rt:
+        statuses = rt.jobs.list()
+        path = rt.jobs.store.path
+    if args.json:
+        out.line(json.dumps([status.model_dump(mode="json") for status in statuses], indent=2))
+    elif not statuses:
+        out.line(f"no jobs in {path}")
+    else:
+        headers = ("job", "name", "state", "strategy", "evaluations", "best", "tokens", "elapsed")
+        out.lines(table(headers, status_rows(statuses)))
+    return EXIT_OK
+
+
+def status_rows(statuses: list[JobStatus]) -> list[list[str]]:
+    """A row per job for ``jobs list``."""
+    rows = []
+    for status in statuses:
+        total = f"/{status.evaluations_total}" if status.evaluations_total else ""
+        best = "-" if status.best_score is None else f"{status.best_score:.4g}"
+        state = status.state if status.owner is None else f"{status.state} ({status.owner})"
+        rows.append(
+            [
+                status.job_id,
+                status.name,
+                state,
+                status.strategy,
+                f"{status.evaluations_done}{total}",
+                best,
+                f"{status.tokens:,}",
+                duration(status.elapsed),
+            ]
+        )
+    return rows
+
+
+def jobs_status(args: argparse.Namespace) -> int:
+    """``otpy jobs status ID``: the job's status and best candidates."""
+    check_options(args)
+    out = Console()
+    with start_runtime(args.config, jobs_store=args.store) as rt:
+        status = rt.jobs.get(args.job_id).status()
+        trials = rt.jobs.trials(args.job_id)
+        path = rt.jobs.store.path
+    if args.json:
+        out.line(json.dumps(job_document(status, trials, args.top), indent=2))
+        return EXIT_OK
+    lines = job_lines(status, trials, args.top, store=path)
+    if status.owner is not None:
+        lines.insert(-1, f"runs in: {status.owner}")
+    out.lines(lines)
+    return EXIT_OK
+
+
+def jobs_resume(args: argparse.Namespace) -> int:
+    """``otpy jobs resume ID``: go on with the job and follow it to the end."""
+    check_options(args)
+    with start_runtime(args.config, jobs_store=args.store) as rt:
+        handle = rt.jobs.resume(args.job_id, metric=args.metric, force=args.force)
+        return follow_job(rt, handle.id, args)

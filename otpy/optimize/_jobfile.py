@@ -1,0 +1,236 @@
+"""Job files: an optimization job described in YAML, as ``otpy optimize JOB.yaml`` runs it.
+
+::
+
+    job_id: qa-tuning              # optional (default: a new id per start)
+    program: qa.yaml               # a pipeline file (relative to this file) or one inline
+    space:
+      tone: ["Be brief.", "Think step by step, then answer."]
+      temperature: {low: 0.0, high: 1.0, step: 0.5}
+    trainset: qa_train.jsonl       # a list inline, or a .yaml/.yml/.json list or .jsonl file
+    metric: contains               # a registered metric (plugins: group otpy.metrics)
+    strategy: grid                 # random_search, grid, bootstrap_fewshot, tpe, or a plugin
+    seed: 7
+    concurrency: 4
+    max_evaluations: 20            # and max_tokens, max_seconds, target_score, patience, ...
+    store: jobs.sqlite             # optional: where it checkpoints (relative to this file)
+
+The file is safe-loaded (duplicate keys and object tags refused), and every problem is a
+ConfigurationError naming the file, line and column, and the field. Nothing in it is
+imported or evaluated: a metric or strategy is only ever a registered name.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Final
+
+import pydantic
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
+
+from otpy.errors import ConfigurationError
+from otpy.optimize._job import METRICS
+from otpy.optimize._space import SearchSpace
+from otpy.optimize._strategy import make_strategy
+from otpy.pipelines._load import parse_yaml, yaml_position
+
+__all__ = ["JobFile", "load_job_file"]
+
+_TRAINSET_SUFFIXES: Final = (".yaml", ".yml", ".json", ".jsonl")
+
+
+class JobFile(BaseModel):
+    """A job file, read: ``program`` is a Path (resolved against the file's folder) or a
+    pipeline mapping, ``trainset`` the examples themselves, ``store`` a resolved path or
+    None. :meth:`start_arguments` gives the keywords of ``rt.jobs.start``."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", arbitrary_types_allowed=True)
+
+    path: Path
+    job_id: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_.\-]{1,128}$")
+    program: Path | dict[str, Any]
+    space: dict[str, Any]
+    trainset: list[dict[str, Any]] = Field(min_length=1)
+    metric: str = Field(min_length=1)
+    strategy: str = "random_search"
+    strategy_options: dict[str, Any] = Field(default_factory=dict)
+    seed: int = 0
+    concurrency: int = Field(default=4, ge=1, le=1024)
+    batch_size: int | None = Field(default=None, ge=1)
+    minibatch: int | None = Field(default=None, ge=1)
+    max_errors: int | None = Field(default=None, ge=0)
+    max_evaluations: int | None = Field(default=None, ge=1)
+    max_tokens: int | None = Field(default=None, ge=1)
+    max_seconds: float | None = Field(default=None, gt=0)
+    target_score: float | None = None
+    patience: int | None = Field(default=None, ge=1)
+    prices: dict[str, tuple[float, float]] = Field(default_factory=dict)
+    store: Path | None = None
+    _text: str = PrivateAttr(default="")
+
+    def position(self, *path: str | int) -> str:
+        """``file:line:column`` of the field at ``path`` in the file (the file alone if
+        it is not there)."""
+        return yaml_position(self._text, str(self.path), path)
+
+    def start_arguments(self) -> dict[str, Any]:
+        """The keywords of ``rt.jobs.start`` this file asks for."""
+        fields = set(type(self).model_fields) - {"path", "store"}
+        return {name: getattr(self, name) for name in sorted(fields)}
+
+
+def load_job_file(path: str | os.PathLike[str]) -> JobFile:
+    """Read the job file at ``path`` (see the module docstring). ConfigurationError names
+    the file, the field and its line and column for anything wrong: an unknown or missing
+    field, a bad value, a program or trainset file that cannot be read."""
+    path = Path(path)
+    label = str(path)
+    text = _read(path, "job file")
+    data = parse_yaml(text, label)
+    if not isinstance(data, dict):
+        raise ConfigurationError(
+            f"{label}: a job file is a mapping (program, space, trainset, metric, ...), "
+            f"got {type(data).__name__}"
+        )
+    base = path.parent
+    fields = dict(data)
+    for name in ("program", "trainset", "store"):
+        if isinstance(fields.get(name), str):
+            fields[name] = base / fields[name]
+    program = fields.get("program")
+    if isinstance(program, Path) and not program.is_file():
+        where = yaml_position(text, label, ["program"])
+        problem = "does not exist" if _names_file(program) else "is not a pipeline file"
+        raise ConfigurationError(
+            f"{where}: program: {str(program)!r} {problem}; give a pipeline file (.yaml, "
+            ".yml, .json; relative to the job file) or the pipeline inline as a mapping"
+        )
+    trainset = fields.get("trainset")
+    if isinstance(trainset, Path):
+        where = yaml_position(text, label, ["trainset"])
+        fields["trainset"] = _read_trainset(trainset, where)
+        _check_examples(fields["trainset"], lambda index: f"{trainset}: example {index + 1}")
+    elif isinstance(trainset, list):
+        _check_examples(
+            trainset,
+            lambda index: yaml_position(text, label, ["trainset", index]) + f": trainset[{index}]",
+        )
+    try:
+        job = JobFile.model_validate({**fields, "path": path})
+    except pydantic.ValidationError as exc:
+        error = exc.errors()[0]
+        loc = list(error["loc"])
+        where = yaml_position(text, label, loc)
+        more = len(exc.errors()) - 1
+        extra = f" (and {more} more problem{'s' if more > 1 else ''})" if more else ""
+        field = ".".join(str(part) for part in loc) or "(top level)"
+        raise ConfigurationError(f"{where}: {field}: {_message(error)}{extra}") from None
+    job._text = text
+    _check_names(job, text, label)
+    return job
+
+
+def _check_names(job: JobFile, text: str, label: str) -> None:
+    """The space parses, and the metric and strategy are registered (with their options)."""
+    try:
+        space = SearchSpace.parse(job.space)
+    except ConfigurationError as exc:
+        bad = next((name for name in job.space if repr(name) in str(exc)), None)
+        where = yaml_position(text, label, ["space", bad] if bad is not None else ["space"])
+        raise ConfigurationError(f"{where}: {exc}") from None
+    if job.metric not in METRICS:
+        known = list(METRICS)
+        close = difflib.get_close_matches(job.metric, known, n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        raise ConfigurationError(
+            f"{yaml_position(text, label, ['metric'])}: metric: unknown metric "
+            f"{job.metric!r}{hint} (registered: {', '.join(known)}; more come from plugins "
+            "of the entry-point group otpy.metrics)"
+        )
+    try:
+        make_strategy(job.strategy, space, **job.strategy_options)
+    except ConfigurationError as exc:
+        raise ConfigurationError(
+            f"{yaml_position(text, label, ['strategy'])}: strategy: {exc}"
+        ) from None
+
+
+def _names_file(path: Path) -> bool:
+    return path.suffix in (".yaml", ".yml", ".json")
+
+
+def _check_examples(examples: list[Any], where: Callable[[int], str]) -> None:
+    """Each example a mapping with ``inputs`` (a mapping); ConfigurationError at
+    ``where(index)`` for the first that is not."""
+    for index, example in enumerate(examples):
+        if not isinstance(example, dict) or not isinstance(example.get("inputs"), dict):
+            raise ConfigurationError(
+                f"{where(index)}: an example is a mapping with inputs (a mapping of the "
+                f"program's inputs) and optionally expected, got {_shown(example)}"
+            )
+
+
+def _shown(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _message(error: Any) -> str:
+    if error["type"] == "extra_forbidden":
+        fields = sorted(set(JobFile.model_fields) - {"path"})
+        close = difflib.get_close_matches(str(error["loc"][-1]), fields, n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        return f"not a job file field{hint} (fields: {', '.join(fields)})"
+    if error["type"] == "missing":
+        return "is required"
+    return f"{error['msg']}, got {_shown(error.get('input'))}"
+
+
+def _read(path: Path, what: str) -> str:
+    try:
+        return path.read_text(encoding="utf-8-sig")
+    except FileNotFoundError:
+        raise ConfigurationError(f"{what} {str(path)!r} does not exist") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigurationError(f"{what} {str(path)!r} is not UTF-8 text ({exc.reason})") from None
+    except OSError as exc:
+        raise ConfigurationError(
+            f"cannot read {what} {str(path)!r}: {exc.strerror or exc}"
+        ) from None
+
+
+def _read_trainset(path: Path, where: str) -> list[Any]:
+    """The examples in a trainset file: a YAML or JSON list, or JSON Lines (one example
+    per non-blank line). ConfigurationError naming the file (and line) otherwise."""
+    if not path.name.endswith(_TRAINSET_SUFFIXES):
+        raise ConfigurationError(
+            f"{where}: trainset: {str(path)!r} is not a .yaml, .yml, .json or .jsonl file"
+        )
+    text = _read(path, "trainset file")
+    label = str(path)
+    if path.suffix == ".jsonl":
+        examples = []
+        for number, line in enumerate(text.splitlines(), start=1):
+            if line.strip():
+                try:
+                    examples.append(json.loads(line))
+                except json.JSONDecodeError as exc:
+                    raise ConfigurationError(f"{label}:{number}:{exc.colno}: {exc.msg}") from None
+        return examples
+    if path.suffix == ".json":
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise ConfigurationError(f"{label}:{exc.lineno}:{exc.colno}: {exc.msg}") from None
+    else:
+        data = parse_yaml(text, label)
+    if not isinstance(data, list):
+        raise ConfigurationError(
+            f"{label}: a trainset file holds a list of examples ({{inputs: {{...}}, "
+            f"expected: ...}}), got {type(data).__name__}"
+        )
+    return data
