@@ -10,9 +10,11 @@ whose owner is alive (or on another host) is not resumed here without ``force=Tr
 from __future__ import annotations
 
 import builtins
+import os
 import threading
 import uuid
 from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
 from typing import Any, cast
 
 import pydantic
@@ -152,6 +154,7 @@ class JobsHandle:
         patience: int | None = None,
         prices: Mapping[str, tuple[float, float]] | None = None,
         job_id: str | None = None,
+        base_dir: str | os.PathLike[str] | None = None,
     ) -> JobHandle:
         """Start an optimization job and return its handle at once.
 
@@ -163,6 +166,8 @@ class JobsHandle:
         Budgets: ``max_evaluations`` (candidates), ``max_tokens``, ``max_seconds``; stop
         early at ``target_score`` or after ``patience`` rounds without improvement.
         ``batch_size`` candidates are proposed at a time (default: ``concurrency``).
+        ``base_dir``: the folder the relative sub-pipeline paths of a program given as
+        text or a mapping are relative to (a program file's are relative to its folder).
         Everything is checked here: a bad program, space, strategy or option raises
         before the job starts.
         """
@@ -178,7 +183,7 @@ class JobsHandle:
             spec = JobSpec(
                 job_id=job_id,
                 program=_program(pipeline),
-                base_dir=str(pipeline.base_dir) if pipeline.base_dir is not None else None,
+                base_dir=_base_dir(pipeline, base_dir),
                 space=parsed.to_dict(),
                 trainset=[dict(example) for example in trainset],
                 metric=name,
@@ -310,6 +315,13 @@ def _program(pipeline: Pipeline) -> dict[str, Any]:
     return pipeline.model_dump(mode="json", exclude_unset=True)
 
 
+def _base_dir(pipeline: Pipeline, given: str | os.PathLike[str] | None) -> str | None:
+    """Where a job's sub-pipeline paths resolve: the program file's folder, else ``given``."""
+    if pipeline.base_dir is not None:
+        return str(pipeline.base_dir)
+    return None if given is None else str(Path(given).resolve())
+
+
 def _elsewhere(state: JobState, owner: Owner | None, here: Owner | None) -> bool:
     """Whether a stored job in ``state`` may be running in a runtime other than ``here``:
     running or paused, and its owner is alive or cannot be told (on another host)."""
@@ -343,6 +355,7 @@ def _stored_cell(store: JobStore, job_id: str) -> JobCell:
         errors=sum(t.errors for t in checkpoint.trials.values()),
         aborted=sum(1 for t in checkpoint.trials.values() if t.status == "aborted"),
         tokens=sum(t.tokens for t in checkpoint.trials.values()),
+        cost=sum(t.cost for t in checkpoint.trials.values()),
         elapsed=checkpoint.elapsed,
         error=checkpoint.error,
         owner=owner.describe() if owner is not None and state != "interrupted" else None,

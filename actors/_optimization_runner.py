@@ -107,7 +107,7 @@ class OptimizationRunner(GenServer):
         self.plan: Plan | None = None
         self.strategy: Strategy | None = None
         try:
-            self.plan = compile_pipeline(dict(spec.program), self.table())
+            self.plan = compile_pipeline(dict(spec.program), self.table(), base_dir=spec.base_dir)
             self.strategy = make_strategy(
                 spec.strategy, self.space, seed=spec.seed, **spec.strategy_options
             )
@@ -325,6 +325,7 @@ class OptimizationRunner(GenServer):
             examples=tuple(results),
             errors=candidate.errors,
             tokens=candidate.tokens,
+            cost=candidate.cost,
             duration=sum(r.duration for r in results),
         )
         self._record(trial, save=True)
@@ -343,8 +344,9 @@ class OptimizationRunner(GenServer):
             self._mark_finished(candidate)
         if trial.status == "aborted":
             self.aborted += 1
-        if not save:
+        if not save:  # restored from the checkpoint
             self.tokens += trial.tokens
+            self.cost += trial.cost
             self.errors += trial.errors
         if is_better(trial, self.best):
             self.best = trial

@@ -436,3 +436,51 @@ def test_otpy_re_exports_the_job_api() -> None:
     for name in ("JobStatus", "JobSpec", "SearchSpace", "Strategy", "Trial", "register_metric",
                  "register_strategy", "load_job_file", "JobHandle"):  # fmt: skip
         assert name in otpy.__all__ and getattr(otpy, name) is not None
+
+
+SUB = """\
+name: sub
+inputs: {question: {type: string}}
+steps:
+  - {name: answer, type: claude, prompt: "{{ inputs.question }}"}
+outputs: {answer: "{{ steps.answer.output }}"}
+"""
+MAIN = """\
+name: main
+inputs: {question: {type: string}}
+steps:
+  - name: call
+    type: pipeline
+    pipeline: sub.yaml
+    inputs: {question: "{{ vars.prefix }} {{ inputs.question }}"}
+outputs: {answer: "{{ steps.call.output.answer }}"}
+"""
+
+
+@pytest.mark.parametrize("inline", [False, True])
+def test_sub_pipeline_paths_resolve_beside_the_program_in_a_job(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    inline: bool,
+) -> None:
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "sub.yaml").write_text(SUB)
+    (project / "main.yaml").write_text(MAIN)
+    program = (
+        "program:\n" + "".join(f"  {line}\n" for line in MAIN.splitlines())
+        if inline
+        else "program: main.yaml\n"
+    )
+    (project / "job.yaml").write_text(
+        program + "space: {prefix: [Q, Question]}\n"
+        "trainset: [{inputs: {question: why}, expected: why}]\nmetric: contains\n"
+    )
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)  # sub.yaml is not in the working directory
+    store = tmp_path / "s.sqlite"
+    assert main(["optimize", str(project / "job.yaml"), "--store", str(store), "-q", "--json"]) == 0
+    status = json.loads(capsys.readouterr().out)["status"]
+    assert (status["evaluations_done"], status["errors"]) == (2, 0)  # every sub-run found

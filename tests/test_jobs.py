@@ -393,6 +393,10 @@ def test_tokens_and_cost_are_counted(store: Path) -> None:
     assert final.tokens == sum(t.tokens for t in trials.values())
     expected = (stats.input_tokens * 2.0 + stats.output_tokens * 10.0) / 1e6
     assert final.cost == pytest.approx(expected)
+    assert sum(t.cost for t in trials.values()) == pytest.approx(expected)  # checkpointed
+    again, _ = start(store)
+    with again:  # another runtime reads the cost from the store
+        assert again.jobs.get(job.id).status().cost == pytest.approx(expected)
 
 
 def test_a_minibatch_scores_each_candidate_on_its_seeded_sample(store: Path) -> None:

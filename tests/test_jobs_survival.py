@@ -18,7 +18,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from job_support import PLAIN_QA, QA, SPACE, Answers, config_key, start, trainset, trials_of
+from job_support import (
+    PLAIN_QA,
+    PROVIDER,
+    QA,
+    SPACE,
+    Answers,
+    config_key,
+    start,
+    trainset,
+    trials_of,
+)
 
 from otpy.optimize import Trial
 from otpy.supervision import whereis
@@ -49,6 +59,7 @@ def test_a_killed_runner_is_restarted_and_reruns_no_finished_candidate(tmp_path:
         "concurrency": 2,
         "max_evaluations": 8,
         "seed": 11,
+        "prices": {PROVIDER: (1.0, 3.0)},
     }
     reference, reference_trials = uninterrupted(tmp_path / "reference.sqlite", QA, **options)
 
@@ -91,6 +102,9 @@ def test_a_killed_runner_is_restarted_and_reruns_no_finished_candidate(tmp_path:
         reference.best_configuration,
         reference.best_index,
     )
+    # the cost of what finished before the crash is kept: the job's is its trials' sum
+    assert final.cost > 0 and final.cost == pytest.approx(sum(t.cost for t in trials.values()))
+    assert final.cost == pytest.approx(reference.cost)
 
 
 def _read_lines(stream: Any, into: queue.Queue[str]) -> None:

@@ -78,9 +78,13 @@ class JobFile(BaseModel):
         return yaml_position(self._text, str(self.path), path)
 
     def start_arguments(self) -> dict[str, Any]:
-        """The keywords of ``rt.jobs.start`` this file asks for."""
+        """The keywords of ``rt.jobs.start`` this file asks for (an inline program's
+        sub-pipeline paths are relative to the file's folder)."""
         fields = set(type(self).model_fields) - {"path", "store"}
-        return {name: getattr(self, name) for name in sorted(fields)}
+        arguments = {name: getattr(self, name) for name in sorted(fields)}
+        if not isinstance(self.program, Path):
+            arguments["base_dir"] = self.path.resolve().parent
+        return arguments
 
 
 def load_job_file(path: str | os.PathLike[str]) -> JobFile:

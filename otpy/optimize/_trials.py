@@ -51,6 +51,8 @@ class Trial(BaseModel):
     examples: tuple[ExampleResult, ...] = ()
     errors: int = 0
     tokens: int = 0
+    cost: float = 0.0
+    """What its examples cost (by the job's ``prices``)."""
     duration: float = 0.0
 
 

@@ -10,6 +10,7 @@ comes from an earlier step (a whole ``{{ steps.a.output }}``).
 from __future__ import annotations
 
 import difflib
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -85,6 +86,8 @@ class Plan:
     pipeline: Pipeline
     table: StepTable
     steps: tuple[PlannedStep, ...]
+    origin: Path | None = None
+    """The folder given to :func:`compile_pipeline` as ``base_dir``, if any."""
 
     @property
     def name(self) -> str:
@@ -92,8 +95,9 @@ class Plan:
 
     @property
     def base_dir(self) -> Path | None:
-        """The directory of the pipeline's file (sub-pipeline paths are relative to it)."""
-        return self.pipeline.base_dir
+        """The folder sub-pipeline paths are relative to: the ``base_dir`` it was compiled
+        with, else the directory of the pipeline's file (None for text or a mapping)."""
+        return self.origin if self.origin is not None else self.pipeline.base_dir
 
     def check(self, scope: Mapping[str, Any] | None) -> None:
         """Validate every step (and fallback step) config with what ``scope`` knows
@@ -143,11 +147,14 @@ def _reads_steps(value: Any) -> bool:
     )
 
 
-def compile_pipeline(source: PipelineSource, table: StepTable) -> Plan:
+def compile_pipeline(
+    source: PipelineSource, table: StepTable, *, base_dir: str | os.PathLike[str] | None = None
+) -> Plan:
     """Load ``source`` (see ``load_pipeline``) and compile it against ``table``: every
     step type resolved (UnknownStepError naming the step, the closest match and the
     position), every requirement in ``requires`` met, every config validated as far as it
-    is known before a run. Runs in the caller's thread."""
+    is known before a run. ``base_dir``: the folder its relative sub-pipeline paths are
+    relative to (default: its file's). Runs in the caller's thread."""
     pipeline = load_pipeline(source)
     versions = {entry.name: entry.metadata.version for entry in table.list(None)}
     for step_type, requirement in pipeline.requires.items():
@@ -162,7 +169,7 @@ def compile_pipeline(source: PipelineSource, table: StepTable) -> Plan:
                 ),
             )
     steps = tuple(_plan_step(pipeline, table, spec, spec.name) for spec in pipeline.steps)
-    plan = Plan(pipeline, table, steps)
+    plan = Plan(pipeline, table, steps, Path(base_dir) if base_dir is not None else None)
     plan.check(None)
     return plan
 
