@@ -12,11 +12,17 @@ the same, in any process (``tests/job_worker.py`` uses them too).
 from __future__ import annotations
 
 import hashlib
+import os
+import queue
 import re
+import signal
+import subprocess
+import sys
 import threading
 import uuid
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -260,3 +266,58 @@ def wait_status(handle: Any, predicate: Any, timeout: float = 10.0) -> Any:
         return status if predicate(status) else None
 
     return wait_until(matched, timeout, f"the status of job {handle.id!r}")
+
+
+# -- a job in another process (tests/job_worker.py) -----------------------------------------
+
+WORKER = Path(__file__).with_name("job_worker.py")
+
+
+def _read_lines(stream: Any, into: queue.Queue[str]) -> None:
+    for line in stream:
+        into.put(line)
+    into.put("")
+
+
+@contextmanager
+def job_worker(
+    store: Path, job_id: str, seed: int = 21, *, pause: bool = False
+) -> Iterator[subprocess.Popen[str]]:
+    """A process running job ``job_id`` (tests/job_worker.py: 2 candidates checkpointed,
+    then held; paused too with ``pause``), yielded once it says so; SIGKILLed at the end
+    (or earlier by the test)."""
+    log = store.with_suffix(".log")
+    args = [sys.executable, str(WORKER), str(store), job_id, str(seed), "2"]
+    with log.open("w") as stderr:
+        process = subprocess.Popen(
+            [*args, *(["pause"] if pause else [])],
+            stdout=subprocess.PIPE,
+            stderr=stderr,
+            text=True,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
+    lines: queue.Queue[str] = queue.Queue()
+    reader = threading.Thread(target=_read_lines, args=(process.stdout, lines), daemon=True)
+    reader.start()
+    try:
+        expected = "PAUSED" if pause else "CHECKPOINTED"
+        while True:
+            try:
+                line = lines.get(timeout=30) or "(the worker ended)\n"
+            except queue.Empty:
+                line = "(no line within 30 s)\n"
+            if not (pause and line.startswith("CHECKPOINTED")):
+                break
+        assert line.startswith(expected), line + log.read_text()
+        yield process
+    finally:
+        kill_worker(process)
+        reader.join(10)
+        if process.stdout is not None:
+            process.stdout.close()
+
+
+def kill_worker(process: subprocess.Popen[str]) -> None:
+    if process.poll() is None:
+        process.send_signal(signal.SIGKILL)
+    process.wait(10)

@@ -9,20 +9,26 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import queue
 import re
 import signal
 import socket
 import subprocess
 import sys
-import threading
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import pytest
-from job_support import QA, SPACE, Answers, start, trainset, wait_status
+from job_support import (
+    QA,
+    SPACE,
+    Answers,
+    job_worker,
+    kill_worker,
+    start,
+    trainset,
+    wait_status,
+)
 
 from otpy.errors import JobError
 from otpy.optimize._checkpoint import JobStore
@@ -99,59 +105,11 @@ def test_an_owner_signal_0_may_not_reach_is_alive(monkeypatch: pytest.MonkeyPatc
 # -- another process ---------------------------------------------------------------------------
 
 
-def _read_lines(stream: Any, into: queue.Queue[str]) -> None:
-    for line in stream:
-        into.put(line)
-    into.put("")
-
-
-@contextmanager
-def worker(store: Path, job_id: str, *, pause: bool = False) -> Iterator[subprocess.Popen[str]]:
-    """A process running job ``job_id`` (tests/job_worker.py: 2 candidates checkpointed,
-    then held; paused too with ``pause``), yielded once it says so; SIGKILLed at the end
-    (or earlier by the test)."""
-    log = store.with_suffix(".log")
-    args = [sys.executable, str(WORKER), str(store), job_id, "21", "2"]
-    with log.open("w") as stderr:
-        process = subprocess.Popen(
-            [*args, *(["pause"] if pause else [])],
-            stdout=subprocess.PIPE,
-            stderr=stderr,
-            text=True,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
-        )
-    lines: queue.Queue[str] = queue.Queue()
-    reader = threading.Thread(target=_read_lines, args=(process.stdout, lines), daemon=True)
-    reader.start()
-    try:
-        expected = "PAUSED" if pause else "CHECKPOINTED"
-        while True:
-            try:
-                line = lines.get(timeout=30) or "(the worker ended)\n"
-            except queue.Empty:
-                line = "(no line within 30 s)\n"
-            if not (pause and line.startswith("CHECKPOINTED")):
-                break
-        assert line.startswith(expected), line + log.read_text()
-        yield process
-    finally:
-        kill(process)
-        reader.join(10)
-        if process.stdout is not None:
-            process.stdout.close()
-
-
-def kill(process: subprocess.Popen[str]) -> None:
-    if process.poll() is None:
-        process.send_signal(signal.SIGKILL)
-    process.wait(10)
-
-
 @pytest.mark.skipif(not POSIX, reason="SIGKILL is POSIX")
 def test_a_job_of_a_killed_process_reads_as_interrupted_and_resumes(tmp_path: Path) -> None:
     store, job_id = tmp_path / "jobs.sqlite", "killed"
-    with worker(store, job_id) as process:
-        kill(process)
+    with job_worker(store, job_id) as process:
+        kill_worker(process)
         assert process.returncode == -signal.SIGKILL
 
     rt, _ = start(store)
@@ -176,7 +134,7 @@ def test_a_job_paused_in_a_live_process_is_not_resumed_elsewhere(tmp_path: Path)
     store, job_id = tmp_path / "jobs.sqlite", "held"
     rt, _ = start(store)
     with rt:
-        with worker(store, job_id, pause=True) as process:
+        with job_worker(store, job_id, pause=True) as process:
             where = f"pid {process.pid} on {socket.gethostname()}"
             there = re.escape(where)
             handle = rt.jobs.get(job_id)
@@ -191,7 +149,7 @@ def test_a_job_paused_in_a_live_process_is_not_resumed_elsewhere(tmp_path: Path)
                 handle.resume()
             with pytest.raises(JobError, match=f"{there}; cancel it there"):
                 handle.cancel()
-            kill(process)
+            kill_worker(process)
         assert rt.jobs.get(job_id).status().state == "interrupted"
         final = rt.jobs.resume(job_id).wait(20)  # its owner is gone: no force needed
     assert (final.state, final.evaluations_done) == ("completed", 10)

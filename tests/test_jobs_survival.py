@@ -8,12 +8,8 @@ Calls are counted per configuration at the simulated provider (:class:`job_suppo
 
 from __future__ import annotations
 
-import os
-import queue
 import signal
-import subprocess
 import sys
-import threading
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +21,7 @@ from job_support import (
     SPACE,
     Answers,
     config_key,
+    job_worker,
     start,
     trainset,
     trials_of,
@@ -33,8 +30,6 @@ from job_support import (
 from otpy.optimize import Trial
 from otpy.supervision import whereis
 from otpy.testing import wait_idle, wait_until
-
-WORKER = Path(__file__).with_name("job_worker.py")
 
 
 def uninterrupted(store: Path, program: str, **options: Any) -> tuple[Any, list[Trial]]:
@@ -107,41 +102,13 @@ def test_a_killed_runner_is_restarted_and_reruns_no_finished_candidate(tmp_path:
     assert final.cost == pytest.approx(reference.cost)
 
 
-def _read_lines(stream: Any, into: queue.Queue[str]) -> None:
-    for line in stream:
-        into.put(line)
-    into.put("")
-
-
 @pytest.mark.skipif(sys.platform == "win32", reason="SIGKILL is POSIX")
 def test_a_job_of_a_killed_process_is_resumed_by_a_new_one_with_the_same_result(
     tmp_path: Path,
 ) -> None:
     store, job_id, seed = tmp_path / "jobs.sqlite", "survivor", 21
-    log = tmp_path / "worker.log"
-    with log.open("w") as stderr:
-        worker = subprocess.Popen(
-            [sys.executable, str(WORKER), str(store), job_id, str(seed), "2"],
-            stdout=subprocess.PIPE,
-            stderr=stderr,
-            text=True,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
-        )
-    lines: queue.Queue[str] = queue.Queue()
-    reader = threading.Thread(target=_read_lines, args=(worker.stdout, lines), daemon=True)
-    reader.start()
-    try:
-        try:
-            line = lines.get(timeout=30)
-        except queue.Empty:
-            line = "(no line within 30 s)\n"
-        assert line.startswith("CHECKPOINTED"), line + log.read_text()
-    finally:
-        worker.send_signal(signal.SIGKILL)
-        worker.wait(10)
-        reader.join(10)
-        if worker.stdout is not None:
-            worker.stdout.close()
+    with job_worker(store, job_id, seed) as worker:
+        pass  # it has checkpointed two candidates and holds the rest: SIGKILL it
     assert worker.returncode == -signal.SIGKILL
 
     options: dict[str, Any] = {

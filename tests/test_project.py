@@ -182,7 +182,7 @@ def test_public_api_is_re_exported() -> None:
         },
         "otpy.optimize": {
             "BootstrapFewShot", "Choice", "Demos", "ExampleResult", "FloatRange", "GridSearch",
-            "IntRange", "JobFile", "JobSpec", "JobState", "JobStatus", "METRICS",
+            "IntRange", "JobFile", "JobOptions", "JobSpec", "JobState", "JobStatus", "METRICS",
             "METRIC_PLUGIN_GROUP", "Metric", "RandomSearch", "STRATEGY_PLUGIN_GROUP",
             "SearchSpace", "Strategy", "TPEStrategy", "Trial", "Variable", "load_job_file",
             "load_metric_plugins", "load_strategy_plugins", "make_strategy", "register_metric",

@@ -12,6 +12,7 @@ from otpy.optimize._bootstrap import BootstrapFewShot
 from otpy.optimize._job import (
     METRIC_PLUGIN_GROUP,
     METRICS,
+    JobOptions,
     JobSpec,
     JobState,
     JobStatus,
@@ -46,6 +47,7 @@ __all__ = [
     "GridSearch",
     "IntRange",
     "JobFile",
+    "JobOptions",
     "JobSpec",
     "JobState",
     "JobStatus",

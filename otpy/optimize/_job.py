@@ -16,6 +16,7 @@ from otpy.errors import ConfigurationError
 __all__ = [
     "METRICS",
     "METRIC_PLUGIN_GROUP",
+    "JobOptions",
     "JobSpec",
     "JobState",
     "JobStatus",
@@ -105,25 +106,20 @@ def resolve_metric(metric: str | Metric | None, *, job: str = "?") -> tuple[str 
     )
 
 
-class JobSpec(BaseModel):
-    """Everything that defines a job, stored with it so that another process can resume
-    it: the program (a pipeline config), the space, the trainset, the metric's name (None
-    when it was a function: resuming then needs it again), the strategy, the seed and
-    the limits. ``batch_size`` candidates are proposed at a time (a round)."""
+class JobOptions(BaseModel):
+    """How a job searches and when it stops: the strategy (with its options) and seed, the
+    concurrency, ``minibatch`` examples per candidate, ``max_errors`` failed examples
+    before a candidate is aborted, the budgets (``max_evaluations``, ``max_tokens``,
+    ``max_seconds``), the early stops (``target_score``, ``patience`` rounds without
+    improvement) and ``prices`` per model (per million input and output tokens). Shared
+    by :class:`JobSpec` and a job file."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    job_id: str = Field(pattern=r"^[A-Za-z0-9_.\-]{1,128}$")
-    program: dict[str, Any]
-    base_dir: str | None = None
-    space: dict[str, Any]
-    trainset: list[dict[str, Any]] = Field(min_length=1)
-    metric: str | None = None
     strategy: str = "random_search"
     strategy_options: dict[str, Any] = Field(default_factory=dict)
     seed: int = 0
     concurrency: int = Field(default=4, ge=1, le=1024)
-    batch_size: int = Field(default=8, ge=1)
     minibatch: int | None = Field(default=None, ge=1)
     max_errors: int | None = Field(default=None, ge=0)
     max_evaluations: int | None = Field(default=None, ge=1)
@@ -132,6 +128,29 @@ class JobSpec(BaseModel):
     target_score: float | None = None
     patience: int | None = Field(default=None, ge=1)
     prices: dict[str, tuple[float, float]] = Field(default_factory=dict)
+
+    @field_validator("target_score")
+    @classmethod
+    def _finite(cls, value: float | None) -> float | None:
+        if value is not None and not math.isfinite(value):
+            raise ValueError(f"must be a finite number, got {value!r}")
+        return value
+
+
+class JobSpec(JobOptions):
+    """Everything that defines a job, stored with it so that another process can resume
+    it: the program (a pipeline config, and the folder its sub-pipeline paths are
+    relative to), the space, the trainset, the metric's name (None when it was a
+    function: resuming then needs it again) and the :class:`JobOptions`.
+    ``batch_size`` candidates are proposed at a time (a round)."""
+
+    job_id: str = Field(pattern=r"^[A-Za-z0-9_.\-]{1,128}$")
+    program: dict[str, Any]
+    base_dir: str | None = None
+    space: dict[str, Any]
+    trainset: list[dict[str, Any]] = Field(min_length=1)
+    metric: str | None = None
+    batch_size: int = Field(default=8, ge=1)
 
     @field_validator("trainset")
     @classmethod
@@ -143,13 +162,6 @@ class JobSpec(BaseModel):
                     f"optionally 'expected', got {example!r}"
                 )
         return trainset
-
-    @field_validator("target_score")
-    @classmethod
-    def _finite(cls, value: float | None) -> float | None:
-        if value is not None and not math.isfinite(value):
-            raise ValueError(f"must be a finite number, got {value!r}")
-        return value
 
 
 class JobStatus(BaseModel):

@@ -30,10 +30,10 @@ from pathlib import Path
 from typing import Any, Final
 
 import pydantic
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
+from pydantic import ConfigDict, Field, PrivateAttr
 
 from otpy.errors import ConfigurationError
-from otpy.optimize._job import METRICS
+from otpy.optimize._job import METRICS, JobOptions
 from otpy.optimize._space import SearchSpace
 from otpy.optimize._strategy import make_strategy
 from otpy.pipelines._load import parse_yaml, yaml_position
@@ -43,10 +43,11 @@ __all__ = ["JobFile", "load_job_file"]
 _TRAINSET_SUFFIXES: Final = (".yaml", ".yml", ".json", ".jsonl")
 
 
-class JobFile(BaseModel):
+class JobFile(JobOptions):
     """A job file, read: ``program`` is a Path (resolved against the file's folder) or a
     pipeline mapping, ``trainset`` the examples themselves, ``store`` a resolved path or
-    None. :meth:`start_arguments` gives the keywords of ``rt.jobs.start``."""
+    None; the rest are the :class:`JobOptions`. :meth:`start_arguments` gives the
+    keywords of ``rt.jobs.start``."""
 
     model_config = ConfigDict(frozen=True, extra="forbid", arbitrary_types_allowed=True)
 
@@ -56,19 +57,7 @@ class JobFile(BaseModel):
     space: dict[str, Any]
     trainset: list[dict[str, Any]] = Field(min_length=1)
     metric: str = Field(min_length=1)
-    strategy: str = "random_search"
-    strategy_options: dict[str, Any] = Field(default_factory=dict)
-    seed: int = 0
-    concurrency: int = Field(default=4, ge=1, le=1024)
     batch_size: int | None = Field(default=None, ge=1)
-    minibatch: int | None = Field(default=None, ge=1)
-    max_errors: int | None = Field(default=None, ge=0)
-    max_evaluations: int | None = Field(default=None, ge=1)
-    max_tokens: int | None = Field(default=None, ge=1)
-    max_seconds: float | None = Field(default=None, gt=0)
-    target_score: float | None = None
-    patience: int | None = Field(default=None, ge=1)
-    prices: dict[str, tuple[float, float]] = Field(default_factory=dict)
     store: Path | None = None
     _text: str = PrivateAttr(default="")
 
