@@ -139,8 +139,13 @@ def optimize_command(args: argparse.Namespace) -> int:
 
 def _taken(rt: Runtime, job_id: str) -> str:
     """Why a job id that the store holds cannot be started again, and what to do."""
-    state = rt.jobs.get(job_id).status().state
-    where = f"--store {rt.jobs.store.path}"
+    status = rt.jobs.get(job_id).status()
+    state, where = status.state, f"--store {rt.jobs.store.path}"
+    if status.owner is not None:
+        return (
+            f"job {job_id!r} already exists in {rt.jobs.store.path} and is {state} in "
+            f"{status.owner}; see it with: otpy jobs status {job_id} {where}"
+        )
     if state in ("completed", "cancelled", "failed"):
         return (
             f"job {job_id!r} already exists in {rt.jobs.store.path} ({state}); give another "

@@ -30,6 +30,7 @@ from job_support import (
     wait_status,
 )
 
+from otpy.__main__ import main
 from otpy.errors import JobError
 from otpy.optimize._checkpoint import JobStore
 from otpy.optimize._owner import Owner, process_token
@@ -130,7 +131,9 @@ def test_a_job_of_a_killed_process_reads_as_interrupted_and_resumes(tmp_path: Pa
 
 
 @pytest.mark.skipif(not POSIX, reason="SIGKILL is POSIX")
-def test_a_job_paused_in_a_live_process_is_not_resumed_elsewhere(tmp_path: Path) -> None:
+def test_a_job_paused_in_a_live_process_is_not_resumed_elsewhere(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     store, job_id = tmp_path / "jobs.sqlite", "held"
     rt, _ = start(store)
     with rt:
@@ -149,6 +152,21 @@ def test_a_job_paused_in_a_live_process_is_not_resumed_elsewhere(tmp_path: Path)
                 handle.resume()
             with pytest.raises(JobError, match=f"{there}; cancel it there"):
                 handle.cancel()
+            # the command line says the same
+            assert main(["jobs", "status", job_id, "--store", str(store)]) == 0
+            assert f"runs in: {status.owner}" in capsys.readouterr().out.splitlines()
+            assert main(["jobs", "resume", job_id, "--store", str(store)]) == 2
+            assert f"in {status.owner}; stop it there" in capsys.readouterr().err
+            job_file = tmp_path / "job.yaml"
+            job_file.write_text(
+                f"job_id: {job_id}\nprogram: {{name: p, steps: [{{name: s, type: claude, "
+                "prompt: '{{ vars.a }}'}]}\nspace: {a: [1]}\ntrainset: [{inputs: {}}]\n"
+                "metric: contains\n"
+            )
+            assert main(["optimize", str(job_file), "--store", str(store), "-q"]) == 2
+            assert f"is paused in {status.owner}; see it with: otpy jobs status held" in (
+                capsys.readouterr().err
+            )
             kill_worker(process)
         assert rt.jobs.get(job_id).status().state == "interrupted"
         final = rt.jobs.resume(job_id).wait(20)  # its owner is gone: no force needed
