@@ -22,6 +22,7 @@ from otpy._cli_common import (
 )
 from otpy._cli_optimize import (
     add_follow_options,
+    add_report_options,
     add_store_option,
     check_options,
     follow_job,
@@ -46,10 +47,7 @@ def add_jobs_parser(commands: Any) -> None:
     listing.add_argument("--json", action="store_true", help="one JSON list of job statuses")
     status = actions.add_parser("status", help="one job: its status and best candidates")
     status.add_argument("job_id", metavar="ID")
-    status.add_argument("--json", action="store_true", help="one JSON document")
-    status.add_argument(
-        "--top", type=int, default=5, metavar="N", help="how many candidates the table shows"
-    )
+    add_report_options(status)
     resume = actions.add_parser(
         "resume",
         help="go on with a stopped job and follow it",

@@ -48,6 +48,7 @@ __all__ = [
     "JobProgress",
     "add_follow_options",
     "add_optimize_parser",
+    "add_report_options",
     "add_store_option",
     "check_options",
     "follow_job",
@@ -91,15 +92,18 @@ def add_store_option(parser: argparse.ArgumentParser, default: str) -> None:
     )
 
 
-def add_follow_options(parser: argparse.ArgumentParser) -> None:
-    """``--json``, ``-q`` and ``--top``: how a followed job reports."""
-    parser.add_argument(
-        "--json", action="store_true", help="print the outcome as one JSON document"
-    )
-    parser.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
+def add_report_options(parser: argparse.ArgumentParser) -> None:
+    """``--json`` and ``--top``: how a job's outcome is printed."""
+    parser.add_argument("--json", action="store_true", help="print it as one JSON document")
     parser.add_argument(
         "--top", type=int, default=5, metavar="N", help="how many candidates the table shows"
     )
+
+
+def add_follow_options(parser: argparse.ArgumentParser) -> None:
+    """The report options, ``-q`` and ``--progress-interval``: how a followed job reports."""
+    add_report_options(parser)
+    parser.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
     parser.add_argument(
         "--progress-interval",
         type=float,

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import difflib
 import math
 import threading
 from collections.abc import Callable, Mapping
@@ -86,22 +87,29 @@ def load_metric_plugins(entry_points: EntryPoints | None = None) -> list[PluginR
     return load_plugins(METRIC_PLUGIN_GROUP, accept, entry_points=entry_points)
 
 
-def resolve_metric(metric: str | Metric | None, *, job: str = "?") -> tuple[str | None, Metric]:
-    """``(name or None, the callable)`` for a metric given by name or as a callable."""
+def resolve_metric(
+    metric: str | Metric | None, *, job: str | None = None
+) -> tuple[str | None, Metric]:
+    """``(name or None, the callable)`` for a metric given by name or as a callable;
+    ConfigurationError (naming ``job`` if given, and the closest registered name) else."""
     if callable(metric):
         for name, known in METRICS.items():
             if known is metric:
                 return name, metric
         return None, metric
+    prefix = f"job {job!r}: " if job is not None else ""
     if isinstance(metric, str):
         found = METRICS.get(metric)
         if found is None:
+            close = difflib.get_close_matches(metric, list(METRICS), n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
             raise ConfigurationError(
-                f"job {job!r}: unknown metric {metric!r} (registered: {', '.join(METRICS)})"
+                f"{prefix}unknown metric {metric!r}{hint} (registered: {', '.join(METRICS)}; "
+                f"more come from plugins of the entry-point group {METRIC_PLUGIN_GROUP})"
             )
         return metric, found
     raise ConfigurationError(
-        f"job {job!r}: needs a metric: a registered name ({', '.join(METRICS)}) or a "
+        f"{prefix}needs a metric: a registered name ({', '.join(METRICS)}) or a "
         "function (example, result) -> float"
     )
 

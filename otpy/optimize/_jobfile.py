@@ -33,10 +33,10 @@ import pydantic
 from pydantic import ConfigDict, Field, PrivateAttr
 
 from otpy.errors import ConfigurationError
-from otpy.optimize._job import METRICS, JobOptions
+from otpy.optimize._job import JobOptions, resolve_metric
 from otpy.optimize._space import SearchSpace
 from otpy.optimize._strategy import make_strategy
-from otpy.pipelines._load import parse_yaml, yaml_position
+from otpy.pipelines._load import parse_yaml, read_text, shown, yaml_position
 
 __all__ = ["JobFile", "load_job_file"]
 
@@ -82,7 +82,7 @@ def load_job_file(path: str | os.PathLike[str]) -> JobFile:
     field, a bad value, a program or trainset file that cannot be read."""
     path = Path(path)
     label = str(path)
-    text = _read(path, "job file")
+    text = read_text(path, "job file")
     data = parse_yaml(text, label)
     if not isinstance(data, dict):
         raise ConfigurationError(
@@ -135,21 +135,15 @@ def _check_names(job: JobFile, text: str, label: str) -> None:
         bad = next((name for name in job.space if repr(name) in str(exc)), None)
         where = yaml_position(text, label, ["space", bad] if bad is not None else ["space"])
         raise ConfigurationError(f"{where}: {exc}") from None
-    if job.metric not in METRICS:
-        known = list(METRICS)
-        close = difflib.get_close_matches(job.metric, known, n=1)
-        hint = f"; did you mean {close[0]!r}?" if close else ""
-        raise ConfigurationError(
-            f"{yaml_position(text, label, ['metric'])}: metric: unknown metric "
-            f"{job.metric!r}{hint} (registered: {', '.join(known)}; more come from plugins "
-            "of the entry-point group otpy.metrics)"
-        )
-    try:
-        make_strategy(job.strategy, space, **job.strategy_options)
-    except ConfigurationError as exc:
-        raise ConfigurationError(
-            f"{yaml_position(text, label, ['strategy'])}: strategy: {exc}"
-        ) from None
+    for field, check in (
+        ("metric", lambda: resolve_metric(job.metric)),
+        ("strategy", lambda: make_strategy(job.strategy, space, **job.strategy_options)),
+    ):
+        try:
+            check()
+        except ConfigurationError as exc:
+            where = yaml_position(text, label, [field])
+            raise ConfigurationError(f"{where}: {field}: {exc}") from None
 
 
 def _names_file(path: Path) -> bool:
@@ -163,13 +157,8 @@ def _check_examples(examples: list[Any], where: Callable[[int], str]) -> None:
         if not isinstance(example, dict) or not isinstance(example.get("inputs"), dict):
             raise ConfigurationError(
                 f"{where(index)}: an example is a mapping with inputs (a mapping of the "
-                f"program's inputs) and optionally expected, got {_shown(example)}"
+                f"program's inputs) and optionally expected, got {shown(example)}"
             )
-
-
-def _shown(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= 80 else text[:77] + "..."
 
 
 def _message(error: Any) -> str:
@@ -180,20 +169,7 @@ def _message(error: Any) -> str:
         return f"not a job file field{hint} (fields: {', '.join(fields)})"
     if error["type"] == "missing":
         return "is required"
-    return f"{error['msg']}, got {_shown(error.get('input'))}"
-
-
-def _read(path: Path, what: str) -> str:
-    try:
-        return path.read_text(encoding="utf-8-sig")
-    except FileNotFoundError:
-        raise ConfigurationError(f"{what} {str(path)!r} does not exist") from None
-    except UnicodeDecodeError as exc:
-        raise ConfigurationError(f"{what} {str(path)!r} is not UTF-8 text ({exc.reason})") from None
-    except OSError as exc:
-        raise ConfigurationError(
-            f"cannot read {what} {str(path)!r}: {exc.strerror or exc}"
-        ) from None
+    return f"{error['msg']}, got {shown(error.get('input'))}"
 
 
 def _read_trainset(path: Path, where: str) -> list[Any]:
@@ -203,7 +179,7 @@ def _read_trainset(path: Path, where: str) -> list[Any]:
         raise ConfigurationError(
             f"{where}: trainset: {str(path)!r} is not a .yaml, .yml, .json or .jsonl file"
         )
-    text = _read(path, "trainset file")
+    text = read_text(path, "trainset file")
     label = str(path)
     if path.suffix == ".jsonl":
         examples = []

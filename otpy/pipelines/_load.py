@@ -41,6 +41,8 @@ __all__ = [
     "locate",
     "parse_yaml",
     "position",
+    "read_text",
+    "shown",
     "yaml_position",
 ]
 
@@ -110,20 +112,22 @@ def parse_yaml(text: str, label: str) -> Any:
         raise _yaml_error(exc, label) from exc
 
 
-def _read(path: Path) -> str:
+def read_text(path: Path, what: str = "pipeline file") -> str:
+    """The UTF-8 text of ``path`` (a BOM dropped); ConfigurationError naming ``what`` and
+    the file when it is missing, a directory, not UTF-8 or unreadable."""
     label = str(path)
     try:
         return path.read_text(encoding="utf-8-sig")
     except FileNotFoundError:
-        raise ConfigurationError(f"pipeline file {label!r} does not exist") from None
+        raise ConfigurationError(f"{what} {label!r} does not exist") from None
     except IsADirectoryError:
-        raise ConfigurationError(f"{label!r} is a directory, not a pipeline file") from None
+        raise ConfigurationError(f"{label!r} is a directory, not a {what}") from None
     except UnicodeDecodeError as exc:
         raise ConfigurationError(
-            f"pipeline file {label!r} is not UTF-8 text ({exc.reason} at byte {exc.start})"
+            f"{what} {label!r} is not UTF-8 text ({exc.reason} at byte {exc.start})"
         ) from None
     except OSError as exc:
-        raise ConfigurationError(f"cannot read pipeline file {label!r}: {exc}") from None
+        raise ConfigurationError(f"cannot read {what} {label!r}: {exc}") from None
 
 
 def _is_path(text: str) -> bool:
@@ -138,7 +142,8 @@ def _is_path(text: str) -> bool:
         return False
 
 
-def _shown(value: Any) -> str:
+def shown(value: Any) -> str:
+    """``repr(value)``, cut to 80 characters."""
     text = repr(value)
     return text if len(text) <= 80 else text[:77] + "..."
 
@@ -180,7 +185,7 @@ def _message(error: Mapping[str, Any]) -> str:
     kind = error["type"]
     value = error.get("input")
     ctx = error.get("ctx") or {}
-    got = f", got {type(value).__name__} {_shown(value)}"
+    got = f", got {type(value).__name__} {shown(value)}"
     if kind == "missing":
         return "is required"
     if kind == "extra_forbidden":
@@ -191,13 +196,13 @@ def _message(error: Mapping[str, Any]) -> str:
     if kind == "string_pattern_mismatch":
         return f"must start with a letter or '_' and hold only letters, digits, '_', '.', '-'{got}"
     if kind == "literal_error":
-        return f"must be {ctx.get('expected')}, got {_shown(value)}"
+        return f"must be {ctx.get('expected')}, got {shown(value)}"
     if kind in ("dict_type", "model_type", "model_attributes_type"):
         return f"must be a mapping{got}"
     if kind in ("list_type", "tuple_type"):
         return f"must be a list{got}"
     if kind == "invalid_key":
-        return f"field names must be strings, got {type(value).__name__} {_shown(value)}"
+        return f"field names must be strings, got {type(value).__name__} {shown(value)}"
     if kind in ("too_short", "string_too_short"):
         return "must not be empty"
     if kind in ("bool_type", "bool_parsing"):
@@ -337,7 +342,7 @@ def _build(data: Any, label: str, text: str | None) -> Pipeline:
             hint = " (and it names no existing file)"
         raise ConfigurationError(
             f"{label}: a pipeline must be a mapping with name and steps, got "
-            f"{type(data).__name__} {_shown(data)}{hint}"
+            f"{type(data).__name__} {shown(data)}{hint}"
         )
     config: Mapping[str, Any] = data
     migration = None
@@ -378,7 +383,7 @@ def load_pipeline(source: PipelineSource) -> Pipeline:
         return _build(source, "<dict>", None)
     if isinstance(source, os.PathLike) or (isinstance(source, str) and _is_path(source)):
         path = Path(source)
-        text = _read(path)
+        text = read_text(path)
         return _build(parse_yaml(text, str(path)), str(path), text)
     if isinstance(source, str):
         return _build(parse_yaml(source, "<text>"), "<text>", source)
