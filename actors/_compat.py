@@ -23,7 +23,7 @@ from otpy.compat import Incompatibility, MigrationResult, check_versions, migrat
 from otpy.errors import ConfigurationError, UnknownStepError
 from otpy.state import StateProvider
 from otpy.steps import Step
-from otpy.steps.legacy import LEGACY_STEPS, legacy_step_types
+from otpy.steps.llm import BUILTIN_STEPS, builtin_step_types
 from otpy.supervision import ChildSpec, GenServer, NamedHandle, ServerRef
 
 __all__ = ["CompatibilityHandle", "CompatibilityManager", "CompatibilityStats", "StepsHandle"]
@@ -60,7 +60,7 @@ class CompatibilityStats:
 
 
 class CompatibilityManager(GenServer):
-    """Registers every legacy step type (``LEGACY_STEPS``) with the step registry.
+    """Registers every legacy step type (``BUILTIN_STEPS``) with the step registry.
 
     ``on_start`` registers them all with ``replace=True``, so a restarted manager (or a
     registry that already has them) registers again without error; a name the user has
@@ -85,7 +85,7 @@ class CompatibilityManager(GenServer):
             )
         self._steps = steps
         self._clock = clock
-        self._types = legacy_step_types(session_store)
+        self._types = builtin_step_types(session_store)
         self._registered: list[str] = []
         self._rounds = 0
         self._last: float | None = None
@@ -144,7 +144,7 @@ class CompatibilityManager(GenServer):
 
 def _is_legacy(step_cls: type) -> bool:
     """Whether ``step_cls`` is one of otpy's legacy step types (or a per-store variant)."""
-    return step_cls.__module__.startswith("otpy.steps.legacy.")
+    return step_cls.__module__.startswith("otpy.steps.llm.")
 
 
 class CompatibilityHandle:
@@ -173,7 +173,7 @@ class CompatibilityHandle:
 
     def legacy_steps(self) -> list[str]:
         """The names of the legacy step types the manager registers."""
-        return list(LEGACY_STEPS)
+        return list(BUILTIN_STEPS)
 
     def migrate_pipeline(self, config: Mapping[str, Any]) -> MigrationResult:
         """See :func:`otpy.compat.migrate_pipeline` (pure; no message)."""

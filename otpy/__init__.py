@@ -1,7 +1,7 @@
 """otpy: Erlang/OTP-style supervised actors for Python, on Pykka.
 
 The front door: everything public is importable from here. ``otpy.start()`` embeds the
-runtime (step and provider registries, the CompatibilityManager and its legacy steps,
+runtime (step and provider registries, the CompatibilityManager and the built-in steps,
 health checks, the job supervisor, pipeline runs) in this process; ``rt.run_pipeline``
 runs a YAML pipeline (:mod:`otpy.pipelines`), ``rt.jobs.start`` an optimization job
 (:mod:`otpy.optimize`). Supervision lives in :mod:`otpy.supervision`, rate limits,

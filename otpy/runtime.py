@@ -3,7 +3,7 @@
 ::
 
     with otpy.start() as rt:                 # embedded defaults: a simulated provider
-        rt.steps.list_steps()                # the legacy step types, and any plugin's
+        rt.steps.list_steps()                # the built-in step types, and any plugin's
         rt.providers.select(["text"])        # the simulated provider
         rt.compat.migrate_pipeline(old)
         rt.run_pipeline("examples/analysis.yaml", {"text": "..."})   # a PipelineResult

@@ -195,7 +195,7 @@ def test_public_api_is_re_exported() -> None:
     }  # fmt: skip
     for module_name, names in documented_runtime.items():
         assert set(importlib.import_module(module_name).__all__) == names, module_name
-    assert set(otpy.steps.legacy.LEGACY_STEPS) == {
+    assert set(otpy.steps.llm.BUILTIN_STEPS) == {
         "claude", "gemini", "claude_smart", "claude_session", "claude_extract", "claude_batch",
         "claude_robust", "parallel_claude", "gemini_instructor", "set_variable",
     }  # fmt: skip

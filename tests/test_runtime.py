@@ -14,7 +14,7 @@ import otpy
 from otpy import ConfigurationError, Runtime, RuntimeConfig
 from otpy.providers import CompletionRequest
 from otpy.steps import StepContext
-from otpy.steps.legacy import LEGACY_STEPS
+from otpy.steps.llm import BUILTIN_STEPS
 from otpy.supervision import whereis
 from otpy.testing import wait_until
 
@@ -37,8 +37,8 @@ def test_the_embedded_defaults_run_offline(rt: Runtime) -> None:
     for role in ROLES:
         ref = whereis(f"{rt.name}.{role}")
         assert ref is not None and ref.is_alive(), role
-    assert {e.name for e in rt.steps.list_steps()} >= set(LEGACY_STEPS)
-    assert sorted(rt.compat.legacy_steps()) == sorted(LEGACY_STEPS)
+    assert {e.name for e in rt.steps.list_steps()} >= set(BUILTIN_STEPS)
+    assert sorted(rt.compat.legacy_steps()) == sorted(BUILTIN_STEPS)
     assert rt.providers.select(["text"]).name == "simulated"
     step = rt.steps.get_step("claude")
     config = rt.steps.validate_step({"name": "ask", "type": "claude", "prompt": "2+2?"})
@@ -95,7 +95,7 @@ def test_handles_keep_working_across_registry_restarts(rt: Runtime) -> None:
         rt.steps.register_step("late", Late)
         assert rt.steps.has_step("late") and rt.steps.has_step("claude")
         assert rt.providers.select(["text"]).name == "simulated"
-        assert sorted(rt.compat.legacy_steps()) == sorted(LEGACY_STEPS)
+        assert sorted(rt.compat.legacy_steps()) == sorted(BUILTIN_STEPS)
     finally:
         stop.set()
         reader.join(5)

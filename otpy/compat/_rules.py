@@ -1,6 +1,6 @@
 """How each legacy step field maps to the current schema (one step at a time, in place).
 
-The target schema of a legacy step type is its class's fields (``LEGACY_STEPS``): a value
+The target schema of a legacy step type is its class's fields (``BUILTIN_STEPS``): a value
 moved to a field the type does not have is dropped with a warning rather than left to
 fail validation. Unknown step types (plugins) get only the generic rewrites.
 """
@@ -14,7 +14,7 @@ from typing import Any, Final
 from otpy.compat._prompts import prompt_template
 from otpy.compat._report import Recorder
 from otpy.steps._base import COMMON_FIELDS
-from otpy.steps.legacy import LEGACY_STEPS
+from otpy.steps.llm import BUILTIN_STEPS
 
 __all__ = ["migrate_step"]
 
@@ -65,7 +65,7 @@ class StepMigration:
         self.label = label
         self.record = record
         self.kind = step.get("type")
-        cls = LEGACY_STEPS.get(self.kind) if isinstance(self.kind, str) else None
+        cls = BUILTIN_STEPS.get(self.kind) if isinstance(self.kind, str) else None
         self.accepted: frozenset[str] | None = (
             None
             if cls is None

@@ -1,6 +1,6 @@
 """The ``simulated`` provider: offline, deterministic, and able to misbehave on demand.
 
-The embedded default provider: pipelines, legacy steps, optimization jobs and benchmarks
+The embedded default provider: pipelines, the built-in steps, optimization jobs and benchmarks
 run on it with no network and no key. Its answers and faults are a pure function of the
 seed and the request, whatever the thread interleaving:
 

@@ -1,4 +1,4 @@
-"""The one-prompt legacy steps: ``claude``, ``gemini`` and ``claude_smart`` (with presets).
+"""The one-prompt steps: ``claude``, ``gemini`` and ``claude_smart`` (with presets).
 
 Each sends one request and returns the text. None of them names a provider by default:
 the step's ``provider`` field picks one, otherwise the registry selects any provider with
@@ -15,7 +15,7 @@ from typing import Any, ClassVar
 from otpy.errors import StepValidationError
 from otpy.providers import CompletionRequest
 from otpy.steps._base import Step, StepContext, StepMetadata, StepResult
-from otpy.steps.legacy._common import (
+from otpy.steps.llm._common import (
     LLM_FIELDS,
     build_request,
     call_provider,

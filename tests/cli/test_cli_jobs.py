@@ -33,7 +33,7 @@ from otpy.optimize import (
 )
 from otpy.optimize._checkpoint import JobStore
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "examples" / "jobs" / "qa_tuning.yaml"
 TIMEOUT = 60
 

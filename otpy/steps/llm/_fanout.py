@@ -1,4 +1,4 @@
-"""Fan-out legacy steps: ``claude_batch`` and ``parallel_claude``, on one bounded helper.
+"""Fan-out steps: ``claude_batch`` and ``parallel_claude``, on one bounded helper.
 
 :func:`fan_out` runs calls on at most ``max_concurrency`` worker threads. Each call runs in
 a copy of the submitting thread's ``contextvars`` context (``copy_context()`` per call), so
@@ -18,7 +18,7 @@ from typing import Any, ClassVar, Final, Generic, TypeVar
 from otpy.errors import OtpyError, StepValidationError
 from otpy.providers import Completion, Usage
 from otpy.steps._base import Step, StepContext, StepMetadata, StepResult
-from otpy.steps.legacy._common import (
+from otpy.steps.llm._common import (
     LLM_FIELDS,
     build_request,
     call_provider,
@@ -42,7 +42,7 @@ __all__ = [
 
 T = TypeVar("T")
 
-logger = logging.getLogger("otpy.steps.legacy")
+logger = logging.getLogger("otpy.steps.llm")
 
 MERGES: Final = ("list", "concat", "vote", "longest")
 INSTANCE_FIELDS: Final = ("prompt", "system", "temperature", "provider")
@@ -86,7 +86,7 @@ def fan_out(
     error for which ``stop_on`` is true, the calls not yet started are cancelled and the
     running ones finish. With one call or ``max_concurrency == 1`` the calls run in the
     caller's thread, one after the other; otherwise on a pool of worker threads that is
-    shut down before this returns (a debug line on ``otpy.steps.legacy`` says when every
+    shut down before this returns (a debug line on ``otpy.steps.llm`` says when every
     call has been submitted).
     """
     if max_concurrency < 1:

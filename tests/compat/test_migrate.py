@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from otpy.compat import Change, MigrationResult, migrate_pipeline
 from otpy.errors import StepValidationError
-from otpy.steps.legacy import LEGACY_STEPS
+from otpy.steps.llm import BUILTIN_STEPS
 
 FIXTURE = Path(__file__).with_name("legacy_pipelines.yaml")
 
@@ -156,14 +156,14 @@ def test_migrated_steps_validate_with_their_types(pipelines: list[dict[str, Any]
     noted = {("analyze", "gemini"), ("sturdy", "claude_robust")}
     for pipeline in pipelines[:2]:
         for step in migrate_pipeline(pipeline).config["steps"]:
-            cls = LEGACY_STEPS[step["type"]]
+            cls = BUILTIN_STEPS[step["type"]]
             if (step["name"], step["type"]) in noted:
                 with pytest.raises(StepValidationError):
                     cls.validate(step)  # as the notes said
             else:
                 assert cls.validate(step) == step
     sturdy = by_name(migrate_pipeline(pipelines[1]))["sturdy"]
-    LEGACY_STEPS["claude_robust"].validate({**sturdy, "fallback_provider": "backup"})
+    BUILTIN_STEPS["claude_robust"].validate({**sturdy, "fallback_provider": "backup"})
 
 
 def test_a_current_pipeline_is_left_alone(pipelines: list[dict[str, Any]]) -> None:
@@ -285,7 +285,7 @@ claude_keys = [
     "allowed_tools", "cwd", "output_format", "something_new",
 ]  # fmt: skip
 steps = st.fixed_dictionaries(
-    {"name": names, "type": st.sampled_from([*LEGACY_STEPS, "for_loop", "my_plugin"])},
+    {"name": names, "type": st.sampled_from([*BUILTIN_STEPS, "for_loop", "my_plugin"])},
     optional={
         "prompt": st.text(max_size=10) | st.lists(parts, min_size=1, max_size=4),
         "system": st.text(max_size=6),

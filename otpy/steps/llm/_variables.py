@@ -9,7 +9,7 @@ from typing import Any, ClassVar, Final
 
 from otpy.errors import StepValidationError
 from otpy.steps._base import Step, StepContext, StepMetadata, StepResult
-from otpy.steps.legacy._common import step_label
+from otpy.steps.llm._common import step_label
 
 __all__ = ["SetVariableStep"]
 

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from otpy.errors import InvalidValueError
 from otpy.providers import SimulatedProvider
-from otpy.steps.legacy import (
+from otpy.steps.llm import (
     ClaudeExtractStep,
     CodeBlock,
     extract_code_blocks,

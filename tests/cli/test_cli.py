@@ -20,7 +20,7 @@ from otpy._cli_common import CliError, Console, duration, read_mapping, yaml_val
 from otpy._cli_run import parse_inputs, result_lines
 from otpy.pipelines import PipelineResult, StepError, StepOutcome
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "examples"
 TIMEOUT = 60
 

@@ -19,7 +19,7 @@ from otpy.pipelines import (
 )
 from otpy.steps import StepTable, validate_step
 from otpy.steps._table import make_entry
-from otpy.steps.legacy import LEGACY_STEPS
+from otpy.steps.llm import BUILTIN_STEPS
 
 EXAMPLE = """
 name: qa
@@ -153,7 +153,7 @@ def test_step_config_applies_the_defaults_only_where_missing() -> None:
 
 def test_step_configs_pass_the_registry_validation() -> None:
     table = StepTable()
-    for name, cls in LEGACY_STEPS.items():
+    for name, cls in BUILTIN_STEPS.items():
         table = table.with_entry(make_entry(name, cls, registered_at=0.0))
     pipeline = load_pipeline(example())
     for step in pipeline.steps:

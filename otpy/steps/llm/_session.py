@@ -22,7 +22,7 @@ from otpy.errors import StepValidationError, VariableExistsError, VariableNotFou
 from otpy.providers import Message
 from otpy.state import LocalState, StateProvider
 from otpy.steps._base import Step, StepContext, StepMetadata, StepResult
-from otpy.steps.legacy._common import (
+from otpy.steps.llm._common import (
     LLM_FIELDS,
     build_request,
     call_provider,
@@ -50,7 +50,7 @@ def default_session_store() -> StateProvider:
     global _default_store
     with _default_lock:
         if _default_store is None:
-            _default_store = LocalState(session_id="otpy.legacy.sessions")
+            _default_store = LocalState(session_id="otpy.llm.sessions")
         return _default_store
 
 

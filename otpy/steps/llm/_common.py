@@ -1,4 +1,4 @@
-"""What the legacy step types share: config checks, request building, the provider call.
+"""What the built-in LLM step types share: config checks, request building, the provider call.
 
 Plain functions, no state. Every check raises ``StepValidationError`` naming the step (its
 ``name``, else its ``type``) and the offending field.
@@ -28,7 +28,7 @@ __all__ = [
 ]
 
 LLM_FIELDS = ("system", "temperature", "max_tokens", "stop")
-"""The sampling fields every prompting legacy step accepts (besides ``model``)."""
+"""The sampling fields every prompting step accepts (besides ``model``)."""
 
 DEFAULT_MAX_TOKENS = 1024
 

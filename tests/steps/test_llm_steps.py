@@ -25,8 +25,8 @@ from otpy.errors import (
 from otpy.providers import CompletionRequest, SimulatedProvider
 from otpy.state import LocalState, SQLiteState
 from otpy.steps import Step, StepResult
-from otpy.steps.legacy import (
-    LEGACY_STEPS,
+from otpy.steps.llm import (
+    BUILTIN_STEPS,
     PRESETS,
     ClaudeBatchStep,
     ClaudeRobustStep,
@@ -37,8 +37,8 @@ from otpy.steps.legacy import (
     GeminiStep,
     ParallelClaudeStep,
     SetVariableStep,
+    builtin_step_types,
     fan_out,
-    legacy_step_types,
     merge_texts,
 )
 from otpy.telemetry import correlation
@@ -75,8 +75,8 @@ def invalid(step_cls: type[Step], config: dict[str, Any]) -> StepValidationError
 
 
 def test_all_ten_types_with_version_and_capabilities() -> None:
-    assert list(LEGACY_STEPS) == NAMES
-    for name, cls in LEGACY_STEPS.items():
+    assert list(BUILTIN_STEPS) == NAMES
+    for name, cls in BUILTIN_STEPS.items():
         assert issubclass(cls, Step), name
         assert cls.metadata.version == "1.0.0"
         assert cls.metadata.description
@@ -85,19 +85,19 @@ def test_all_ten_types_with_version_and_capabilities() -> None:
     assert "chat" in ClaudeSessionStep.metadata.capabilities
     assert SetVariableStep.metadata.capabilities == ()
     for name in ("claude", "gemini", "claude_batch", "parallel_claude", "claude_robust"):
-        assert LEGACY_STEPS[name].metadata.capabilities == ("text",)
+        assert BUILTIN_STEPS[name].metadata.capabilities == ("text",)
 
 
-def test_legacy_step_types_binds_the_session_store() -> None:
+def test_builtin_step_types_binds_the_session_store() -> None:
     store = LocalState()
-    types = legacy_step_types(store)
+    types = builtin_step_types(store)
     assert types["claude_session"] is not ClaudeSessionStep
     assert issubclass(types["claude_session"], ClaudeSessionStep)
     assert types["claude_session"].session_store() is store
     assert {k: v for k, v in types.items() if k != "claude_session"} == {
-        k: v for k, v in LEGACY_STEPS.items() if k != "claude_session"
+        k: v for k, v in BUILTIN_STEPS.items() if k != "claude_session"
     }
-    assert legacy_step_types() == LEGACY_STEPS
+    assert builtin_step_types() == BUILTIN_STEPS
 
 
 # -- validation: good and bad configs name the step and the field -------------------------
@@ -173,14 +173,14 @@ BAD: list[tuple[str, dict[str, Any], str]] = [
 @pytest.mark.parametrize("kind", NAMES)
 def test_good_configs_validate(kind: str) -> None:
     config = {"name": f"my_{kind}", "type": kind, **GOOD[kind]}
-    assert LEGACY_STEPS[kind].validate(config) == config
+    assert BUILTIN_STEPS[kind].validate(config) == config
 
 
 @pytest.mark.parametrize(("kind", "config", "field"), BAD)
 def test_bad_configs_name_the_step_and_the_field(
     kind: str, config: dict[str, Any], field: str
 ) -> None:
-    error = invalid(LEGACY_STEPS[kind], {"name": "the_step", "type": kind, **config})
+    error = invalid(BUILTIN_STEPS[kind], {"name": "the_step", "type": kind, **config})
     assert error.step == "the_step"
     assert error.field == field
     assert "the_step" in str(error) and field in str(error)
@@ -423,7 +423,7 @@ class _Submitted(logging.Handler):
 def submitted() -> Iterator[threading.Event]:
     """Set once a fan-out has submitted all its calls: a test that holds every call at
     the gate until then sees each one the pool ever starts (none can be recycled)."""
-    logger = logging.getLogger("otpy.steps.legacy")
+    logger = logging.getLogger("otpy.steps.llm")
     handler, level = _Submitted(), logger.level
     logger.addHandler(handler)
     logger.setLevel(logging.DEBUG)

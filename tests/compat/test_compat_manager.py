@@ -28,7 +28,7 @@ from otpy.errors import (
 from otpy.providers import SimulatedProvider
 from otpy.state import LocalState
 from otpy.steps import StepTable
-from otpy.steps.legacy import LEGACY_STEPS, ClaudeSessionStep, ClaudeStep
+from otpy.steps.llm import BUILTIN_STEPS, ClaudeSessionStep, ClaudeStep
 from otpy.supervision import NamedHandle, ServerRef, Supervisor, SupervisorRef, whereis
 from otpy.testing import FakeClock, wait_until
 
@@ -133,13 +133,13 @@ def runtime(clock: FakeClock) -> Iterator[Runtime]:
 
 def test_start_registers_all_ten_legacy_types(runtime: Runtime, clock: FakeClock) -> None:
     table = runtime.steps.table
-    assert set(table.names) == set(LEGACY_STEPS) and len(table.names) == 10
-    for name, cls in LEGACY_STEPS.items():
+    assert set(table.names) == set(BUILTIN_STEPS) and len(table.names) == 10
+    for name, cls in BUILTIN_STEPS.items():
         entry = runtime.steps.get_step(name)
         assert entry.step_cls is cls and entry.metadata.version == "1.0.0"
-    assert runtime.compat.legacy_steps() == list(LEGACY_STEPS)
+    assert runtime.compat.legacy_steps() == list(BUILTIN_STEPS)
     stats = runtime.compat.statistics()
-    assert stats.registered == tuple(LEGACY_STEPS)
+    assert stats.registered == tuple(BUILTIN_STEPS)
     assert (stats.rounds, stats.last_registered_at) == (1, clock.time())
     assert [e.name for e in runtime.steps.list_steps("structured_output")] == ["gemini_instructor"]
     assert [
@@ -164,7 +164,7 @@ def test_a_restarted_manager_registers_again_without_errors(runtime: Runtime, ho
         assert runtime.compat.statistics().rounds == 1  # a fresh incarnation
         assert new.is_alive() and whereis(name) is new
         assert runtime.snapshot.version == before + 10  # replaced, not refused as duplicates
-        assert set(runtime.steps.table.names) == set(LEGACY_STEPS)
+        assert set(runtime.steps.table.names) == set(BUILTIN_STEPS)
     counts = runtime.sup.count_children()
     assert runtime.sup.is_alive() and counts.active == 2
 
@@ -179,7 +179,7 @@ def test_reregister_through_the_handle_restores_replaced_types(runtime: Runtime)
         ),
         Incompatibility("set_variable", "*", None, "not registered"),
     ]  # fmt: skip
-    assert runtime.compat.reregister() == list(LEGACY_STEPS)
+    assert runtime.compat.reregister() == list(BUILTIN_STEPS)
     assert runtime.compat.check_versions({"claude": "^1.0", "set_variable": "*"}) == []
     assert runtime.compat.statistics().rounds == 2
 
@@ -200,7 +200,7 @@ def test_a_users_own_step_under_a_legacy_name_survives_manager_restarts(
     assert runtime.steps.get_step("claude").step_cls is MyClaude
     assert "claude" not in runtime.compat.reregister()
     assert runtime.steps.get_step("claude").step_cls is MyClaude
-    assert runtime.steps.get_step("gemini").step_cls is LEGACY_STEPS["gemini"]
+    assert runtime.steps.get_step("gemini").step_cls is BUILTIN_STEPS["gemini"]
 
 
 def test_migrate_and_check_versions_through_the_handle(runtime: Runtime) -> None:
@@ -217,7 +217,7 @@ def test_migrate_and_check_versions_through_the_handle(runtime: Runtime) -> None
         "steps": [{"name": "a", "type": "claude", "system": "S", "prompt": "hi"}],
     }
     runtime.steps.validate_step(result.config["steps"][0])  # valid for the registered type
-    assert runtime.compat.check_versions({name: ">=1,<2" for name in LEGACY_STEPS}) == []
+    assert runtime.compat.check_versions({name: ">=1,<2" for name in BUILTIN_STEPS}) == []
     with pytest.raises(StepValidationError, match="claude"):
         runtime.compat.check_versions({"claude": "~banana"})
 

@@ -37,7 +37,7 @@ from otpy.optimize._owner import Owner, process_token
 from otpy.supervision import whereis
 from otpy.testing import wait_until
 
-WORKER = Path(__file__).with_name("job_worker.py")
+WORKER = Path(__file__).parent.parent / "job_worker.py"
 LINUX = sys.platform.startswith("linux")
 POSIX = sys.platform != "win32"
 

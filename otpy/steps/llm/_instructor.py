@@ -11,7 +11,7 @@ import jsonschema  # type: ignore[import-untyped]
 from otpy.errors import InvalidValueError, StepValidationError
 from otpy.providers import Completion, Message, Usage
 from otpy.steps._base import Step, StepContext, StepMetadata, StepResult
-from otpy.steps.legacy._common import (
+from otpy.steps.llm._common import (
     LLM_FIELDS,
     build_request,
     call_provider,
@@ -20,7 +20,7 @@ from otpy.steps.legacy._common import (
     check_str,
     step_label,
 )
-from otpy.steps.legacy._extract import extract_json
+from otpy.steps.llm._extract import extract_json
 
 __all__ = ["GeminiInstructorStep", "schema_problems"]
 

@@ -8,7 +8,7 @@ from typing import Any, ClassVar, Final
 from otpy.errors import AllOptionsFailed, OtpyError, ProviderError, StepValidationError
 from otpy.providers import Completion
 from otpy.steps._base import Step, StepContext, StepMetadata, StepResult
-from otpy.steps.legacy._common import (
+from otpy.steps.llm._common import (
     LLM_FIELDS,
     build_request,
     call_provider,

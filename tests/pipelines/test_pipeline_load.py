@@ -328,7 +328,11 @@ def test_a_migrated_condition_must_become_a_placeholder() -> None:
 
 
 def test_the_legacy_research_pipeline_loads_with_its_report() -> None:
-    documents = (Path(__file__).parent / "legacy_pipelines.yaml").read_text().split("\n---\n")
+    documents = (
+        (Path(__file__).parent.parent / "compat" / "legacy_pipelines.yaml")
+        .read_text()
+        .split("\n---\n")
+    )
     research = next(doc for doc in documents if "name: research" in doc)
     pipeline = load_pipeline(research)
     assert pipeline.step_names == ("chat", "pull", "many", "sturdy", "fan", "typed", "remember")

@@ -1,7 +1,7 @@
-"""The legacy step types (pipeline_ex's), each a real step on the provider gateway.
+"""The built-in LLM step types (pipeline_ex's names), each a real step on the provider gateway.
 
-``LEGACY_STEPS`` maps each type name to its class; the CompatibilityManager registers
-them at start (:func:`legacy_step_types` binds ``claude_session`` to a given store)::
+``BUILTIN_STEPS`` maps each type name to its class; the CompatibilityManager registers
+them at start (:func:`builtin_step_types` binds ``claude_session`` to a given store)::
 
     claude, gemini, claude_smart, claude_session, claude_extract, claude_batch,
     claude_robust, parallel_claude, gemini_instructor, set_variable
@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from otpy.state import StateProvider
 from otpy.steps._base import Step
-from otpy.steps.legacy._extract import (
+from otpy.steps.llm._extract import (
     EXTRACT_KINDS,
     LANGUAGE_ALIASES,
     ClaudeExtractStep,
@@ -20,7 +20,7 @@ from otpy.steps.legacy._extract import (
     extract_fields,
     extract_json,
 )
-from otpy.steps.legacy._fanout import (
+from otpy.steps.llm._fanout import (
     MERGES,
     ClaudeBatchStep,
     FanOutResult,
@@ -29,8 +29,8 @@ from otpy.steps.legacy._fanout import (
     fan_out,
     merge_texts,
 )
-from otpy.steps.legacy._instructor import GeminiInstructorStep, schema_problems
-from otpy.steps.legacy._prompting import (
+from otpy.steps.llm._instructor import GeminiInstructorStep, schema_problems
+from otpy.steps.llm._prompting import (
     PRESETS,
     ClaudeSmartStep,
     ClaudeStep,
@@ -38,14 +38,14 @@ from otpy.steps.legacy._prompting import (
     Preset,
     PromptStep,
 )
-from otpy.steps.legacy._robust import ClaudeRobustStep
-from otpy.steps.legacy._session import ClaudeSessionStep, default_session_store, session_variable
-from otpy.steps.legacy._variables import SetVariableStep
+from otpy.steps.llm._robust import ClaudeRobustStep
+from otpy.steps.llm._session import ClaudeSessionStep, default_session_store, session_variable
+from otpy.steps.llm._variables import SetVariableStep
 
 __all__ = [
     "EXTRACT_KINDS",
     "LANGUAGE_ALIASES",
-    "LEGACY_STEPS",
+    "BUILTIN_STEPS",
     "MERGES",
     "PRESETS",
     "ClaudeBatchStep",
@@ -68,13 +68,13 @@ __all__ = [
     "extract_fields",
     "extract_json",
     "fan_out",
-    "legacy_step_types",
+    "builtin_step_types",
     "merge_texts",
     "schema_problems",
     "session_variable",
 ]
 
-LEGACY_STEPS: dict[str, type[Step]] = {
+BUILTIN_STEPS: dict[str, type[Step]] = {
     "claude": ClaudeStep,
     "gemini": GeminiStep,
     "claude_smart": ClaudeSmartStep,
@@ -86,13 +86,13 @@ LEGACY_STEPS: dict[str, type[Step]] = {
     "gemini_instructor": GeminiInstructorStep,
     "set_variable": SetVariableStep,
 }
-"""Every legacy step type by name (``claude_session`` on the process-wide store)."""
+"""Every built-in step type by name (``claude_session`` on the process-wide store)."""
 
 
-def legacy_step_types(session_store: StateProvider | None = None) -> dict[str, type[Step]]:
-    """A copy of :data:`LEGACY_STEPS`, with ``claude_session`` keeping its sessions in
+def builtin_step_types(session_store: StateProvider | None = None) -> dict[str, type[Step]]:
+    """A copy of :data:`BUILTIN_STEPS`, with ``claude_session`` keeping its sessions in
     ``session_store`` when one is given."""
-    types = dict(LEGACY_STEPS)
+    types = dict(BUILTIN_STEPS)
     if session_store is not None:
         types["claude_session"] = ClaudeSessionStep.using(session_store)
     return types
