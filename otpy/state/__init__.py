@@ -12,7 +12,7 @@
     LocalState().import_state(exported)
 
 :class:`StateProvider` is the behaviour a backend implements; the reusable test suite for
-a new backend is :mod:`otpy.state.compliance` (needs pytest and hypothesis).
+a new backend is :mod:`otpy.testing.compliance` (needs pytest and hypothesis).
 """
 
 from otpy.state._export import EXPORT_FORMAT

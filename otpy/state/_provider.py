@@ -31,7 +31,7 @@ class StateProvider(ABC):
     Writing a backend: reuse ``otpy.state._records`` (checking and building records,
     planning batches, diffing imports), ``otpy.state._export`` (the export format) and
     ``otpy.state._subscriptions`` (in-process change delivery), and run
-    ``otpy.state.compliance.StateProviderCompliance`` against it.
+    ``otpy.testing.compliance.StateProviderCompliance`` against it.
     """
 
     requires_bridge: ClassVar[bool] = False

@@ -18,7 +18,6 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-from fake_anthropic import MODEL, FakeAnthropic, Reply, error, message, tool_use
 
 from otpy._snapshot import Snapshot
 from otpy.actors import ProviderRegistry, ProviderRegistryHandle
@@ -48,6 +47,7 @@ from otpy.providers._anthropic_map import rate_limits
 from otpy.resilience import RateLimiter
 from otpy.telemetry import Telemetry, set_telemetry
 from otpy.testing import FakeClock, wait_until
+from otpy.testing.fake_anthropic import MODEL, FakeAnthropic, Reply, error, message, tool_use
 from support import InThread
 
 KEY = "otpy-test-key-3f9a7c1e5b2d4a6081"  # no known key shape: only the literal masks it

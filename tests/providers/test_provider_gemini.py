@@ -13,16 +13,6 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from fake_gemini import (
-    FakeGemini,
-    Reply,
-    error,
-    malformed,
-    ok,
-    quota_failure,
-    retry_info,
-    running,
-)
 from provider_plugins import ScriptedProvider
 
 from otpy._snapshot import Snapshot
@@ -44,6 +34,16 @@ from otpy.providers._gemini import GeminiProvider
 from otpy.providers._gemini_map import retry_delay
 from otpy.telemetry import Telemetry, set_telemetry
 from otpy.testing import FakeClock
+from otpy.testing.fake_gemini import (
+    FakeGemini,
+    Reply,
+    error,
+    malformed,
+    ok,
+    quota_failure,
+    retry_info,
+    running,
+)
 from support import InThread
 
 KEY = "gk-test-7f3a9c1e5d2b8a64"  # no known key shape: a leak would not be masked

@@ -9,7 +9,7 @@ import pytest
 
 from otpy.clock import SYSTEM_CLOCK, Clock
 from otpy.state import LocalState, SQLiteState, StateProvider
-from otpy.state.compliance import Reopen, StateFactory, StateProviderCompliance
+from otpy.testing.compliance import Reopen, StateFactory, StateProviderCompliance
 
 BACKENDS = ["LocalState", "SQLiteState", "SQLiteState-memory"]
 

@@ -1,6 +1,6 @@
 """A hypothesis state machine that runs a StateProvider against a plain dict model.
 
-Part of :mod:`otpy.state.compliance` (needs hypothesis and pytest).
+Part of :mod:`otpy.testing.compliance` (needs hypothesis and pytest).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The data and helpers of the compliance suite (:mod:`otpy.state.compliance`)."""
+"""The data and helpers of the compliance suite (:mod:`otpy.testing.compliance`)."""
 
 from __future__ import annotations
 

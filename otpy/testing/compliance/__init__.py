@@ -23,13 +23,13 @@ Every store the suite makes is cleaned up after each test.
 
 from __future__ import annotations
 
-from otpy.state._compliance_basics import BasicsCases
-from otpy.state._compliance_cases import (
+from otpy.testing.compliance._basics import BasicsCases
+from otpy.testing.compliance._cases import (
     Reopen,
     StateFactory,
 )
-from otpy.state._compliance_flow import FlowCases
-from otpy.state._compliance_values import ValuesCases
+from otpy.testing.compliance._flow import FlowCases
+from otpy.testing.compliance._values import ValuesCases
 
 __all__ = ["Reopen", "StateFactory", "StateProviderCompliance"]
 

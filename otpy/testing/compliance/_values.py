@@ -1,6 +1,6 @@
 """The StateProvider compliance suite: types and constraints, versions, metadata, batches, delete.
 
-See :mod:`otpy.state.compliance`.
+See :mod:`otpy.testing.compliance`.
 """
 
 from __future__ import annotations
@@ -17,13 +17,13 @@ from otpy.errors import (
     InvalidValueError,
     VariableNotFound,
 )
-from otpy.state._compliance_cases import (
+from otpy.state._provider import StateProvider
+from otpy.testing import FakeClock
+from otpy.testing.compliance._cases import (
     BAD,
     GOOD,
     records,
 )
-from otpy.state._provider import StateProvider
-from otpy.testing import FakeClock
 
 __all__ = ["ValuesCases"]
 

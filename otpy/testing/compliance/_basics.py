@@ -1,6 +1,6 @@
 """The StateProvider compliance suite: fixtures, lifecycle, registration and look-up.
 
-See :mod:`otpy.state.compliance`.
+See :mod:`otpy.testing.compliance`.
 """
 
 from __future__ import annotations
@@ -18,7 +18,10 @@ from otpy.errors import (
     VariableExistsError,
     VariableNotFound,
 )
-from otpy.state._compliance_cases import (
+from otpy.state._provider import StateProvider
+from otpy.state._variable import VariableChange
+from otpy.testing import FakeClock
+from otpy.testing.compliance._cases import (
     BAD_DEFINITIONS,
     NAN,
     Reopen,
@@ -28,9 +31,6 @@ from otpy.state._compliance_cases import (
     populate,
     records,
 )
-from otpy.state._provider import StateProvider
-from otpy.state._variable import VariableChange
-from otpy.testing import FakeClock
 
 __all__ = ["BasicsCases"]
 

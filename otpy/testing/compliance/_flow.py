@@ -1,6 +1,6 @@
 """The StateProvider compliance suite: export, import, capabilities, subscriptions, a model.
 
-See :mod:`otpy.state.compliance`.
+See :mod:`otpy.testing.compliance`.
 """
 
 from __future__ import annotations
@@ -18,20 +18,20 @@ from otpy.errors import (
     StateError,
     VariableExistsError,
 )
-from otpy.state._compliance_cases import (
-    StateFactory,
-    malformed_cases,
-    populate,
-    records,
-    run_threads,
-)
-from otpy.state._compliance_model import run_model_check
 from otpy.state._export import EXPORT_FORMAT
 from otpy.state._local import LocalState
 from otpy.state._provider import StateProvider
 from otpy.state._sqlite import SQLiteState
 from otpy.state._variable import VariableChange
 from otpy.testing import FakeClock
+from otpy.testing.compliance._cases import (
+    StateFactory,
+    malformed_cases,
+    populate,
+    records,
+    run_threads,
+)
+from otpy.testing.compliance._model import run_model_check
 
 __all__ = ["FlowCases"]
 

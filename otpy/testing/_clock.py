@@ -1,42 +1,17 @@
-"""Test helpers: a clock you move by hand, and ways to wait for actors without sleeping.
-
-clock = FakeClock()
-sup = Supervisor.start([...], clock=clock)
-clock.advance(6.0)          # the restart-intensity window slides; timers fire
-wait_idle()                 # every actor has handled everything sent so far
-stop_all()                  # in a fixture: leave nothing running for the next test
-with redis_server() as url: # a throwaway redis-server for shared rate limits
-    RateLimiter([...], url)
-"""
+"""``FakeClock``: a :class:`~otpy.clock.Clock` that tests move by hand."""
 
 from __future__ import annotations
 
 import heapq
 import itertools
 import threading
-import time
 from collections.abc import Callable
-from typing import Any
 
-from pykka import ActorRegistry
-
-from otpy._redis_server import RedisUnavailable, redis_server
 from otpy.clock import TimerHandle
-from otpy.supervision import ServerRef
-from otpy.supervision._base import SupervisorBase
-from otpy.supervision._ref import _Ping
 
-__all__ = [
-    "FakeClock",
-    "RedisUnavailable",
-    "redis_server",
-    "stop_all",
-    "wait_exit",
-    "wait_idle",
-    "wait_until",
-]
+__all__ = ["FakeClock"]
 
-_POLL = 0.001  # seconds between checks of a condition nobody can signal
+_POLL = 0.001  # seconds between checks of an event that the fake clock cannot signal
 
 
 class _FakeTimer:
@@ -156,68 +131,3 @@ class FakeClock:
 
     def __repr__(self) -> str:
         return f"FakeClock(now={self._now})"
-
-
-def wait_until(
-    predicate: Callable[[], Any], timeout: float = 5.0, message: str = "condition"
-) -> Any:
-    """Return ``predicate()``'s first truthy value; TimeoutError after ``timeout`` seconds.
-
-    For states nobody signals (e.g. a count reached); prefer an event where there is one.
-    """
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() >= deadline:
-            raise TimeoutError(f"{message} not reached within {timeout} s")
-        time.sleep(_POLL)
-
-
-def _live_servers() -> list[ServerRef[Any]]:
-    return [r for r in ActorRegistry.get_all() if isinstance(r, ServerRef) and r.is_alive()]
-
-
-def wait_idle(timeout: float = 5.0) -> None:
-    """Wait until every GenServer has handled all it was sent, including what that sent on.
-
-    Pings each live GenServer until two rounds in a row see no new message handled and no
-    actor started or stopped. Timers of a :class:`FakeClock` do not fire by themselves, so
-    they never keep this waiting.
-    """
-    deadline = time.monotonic() + timeout
-    previous: dict[str, int] | None = None
-    while True:
-        current: dict[str, int] = {}
-        for ref in _live_servers():
-            remaining = max(0.001, deadline - time.monotonic())
-            try:
-                current[ref.actor_urn] = ref.ask(_Ping(), block=True, timeout=remaining)
-            except Exception:  # it died meanwhile: the set changed, go round again
-                current[ref.actor_urn] = -1
-        if current == previous:
-            return
-        if time.monotonic() >= deadline:
-            raise TimeoutError(f"actors still busy after {timeout} s")
-        previous = current
-
-
-def wait_exit(ref: ServerRef[Any], timeout: float = 5.0) -> Any:
-    """Wait for ``ref`` to exit and return its exit reason; TimeoutError otherwise."""
-    if not ref.wait_exit(timeout):
-        raise TimeoutError(f"{ref} still alive after {timeout} s")
-    return ref.exit_reason
-
-
-def stop_all(timeout: float = 5.0) -> None:
-    """Stop every actor: supervisors first, oldest first (so none restarts a child), then
-    the rest; anything that does not stop within ``timeout`` is killed."""
-    for ref in ActorRegistry.get_all():
-        if isinstance(ref, ServerRef) and issubclass(ref.actor_class, SupervisorBase):
-            ref.shutdown(timeout)
-    for ref in ActorRegistry.get_all():
-        if isinstance(ref, ServerRef):
-            ref.shutdown(timeout)
-        else:
-            ref.stop(block=True, timeout=timeout)
