@@ -14,7 +14,7 @@ import queue
 import threading
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Generic, NamedTuple, TypeVar
+from typing import Any, Generic, NamedTuple, TypeVar
 
 import pykka
 from pykka import ActorRef, ActorRegistry
@@ -26,14 +26,11 @@ from otpy.errors import CallTimeoutError, NoProcessError
 from . import _names
 from ._exit import KILLED, SHUTDOWN, ExitReason
 
-if TYPE_CHECKING:
-    from ._genserver import GenServer
-
 __all__ = ["Down", "Monitor", "ServerRef", "ServerStats"]
 
 logger = logging.getLogger("otpy.supervision")
 
-A = TypeVar("A", bound="GenServer")
+A = TypeVar("A", bound=pykka.Actor)  # a GenServer: _genserver imports this module
 
 _monitor_ids = itertools.count()
 

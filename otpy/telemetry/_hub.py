@@ -15,10 +15,10 @@ from typing import Any, ParamSpec, TypeVar, cast
 
 from otpy.clock import SYSTEM_CLOCK, Clock
 from otpy.errors import ConfigurationError
+from otpy.redaction import Redactor
 from otpy.telemetry._context import CURRENT
 from otpy.telemetry._event import Event, make_event, new_event_id
 from otpy.telemetry._metrics import Metrics
-from otpy.telemetry._redact import Redactor
 from otpy.telemetry._span import Span
 from otpy.telemetry._store import EventStore
 

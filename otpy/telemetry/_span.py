@@ -5,17 +5,35 @@ from __future__ import annotations
 from collections.abc import Mapping
 from contextvars import Token
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
+from otpy.clock import Clock
 from otpy.errors import ConfigurationError
 from otpy.telemetry._context import CURRENT, TraceContext, new_correlation_id, restore
-from otpy.telemetry._event import new_event_id
+from otpy.telemetry._event import Event, new_event_id
+from otpy.telemetry._metrics import Histogram, Metrics
 
-if TYPE_CHECKING:
-    from otpy.telemetry._hub import Telemetry
-    from otpy.telemetry._metrics import Histogram
+__all__ = ["Span", "SpanHub"]
 
-__all__ = ["Span"]
+
+class SpanHub(Protocol):
+    """What a span needs of its hub (:class:`~otpy.telemetry.Telemetry` is one)."""
+
+    @property
+    def clock(self) -> Clock: ...
+
+    @property
+    def metrics(self) -> Metrics: ...
+
+    def _emit(
+        self,
+        name: str,
+        measurements: Mapping[str, float] | None,
+        metadata: Mapping[str, Any] | None,
+        correlation_id: str | None,
+        parent_id: str | None,
+        event_id: str,
+    ) -> Event: ...
 
 
 class Span:
@@ -51,7 +69,7 @@ class Span:
 
     def __init__(
         self,
-        hub: Telemetry,
+        hub: SpanHub,
         name: str,
         metadata: Mapping[str, Any] | None = None,
         measurements: Mapping[str, float] | None = None,
