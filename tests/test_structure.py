@@ -1,9 +1,11 @@
-"""The shape of the code a newcomer takes over: the import graph has no cycle (module-level
-imports, ``TYPE_CHECKING`` ones included)."""
+"""The shape of the code a newcomer takes over: no import cycle (module-level imports,
+``TYPE_CHECKING`` ones included), and ``import otpy`` has no side effects."""
 
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -92,3 +94,24 @@ def test_no_import_cycle() -> None:
     modules = _modules()
     graph = {name: _imports(name, path, modules) for name, path in modules.items()}
     assert _cycles(graph) == []
+
+
+def test_import_otpy_has_no_side_effects() -> None:
+    """Importing the front door starts nothing, registers nothing, configures no logging
+    and loads no subpackage (each name loads on first use)."""
+    code = """
+import logging, sys, threading
+before_threads = threading.active_count()
+handlers = {name: list(logging.getLogger(name).handlers) for name in ("", "otpy", "pykka")}
+import otpy
+assert threading.active_count() == before_threads
+assert {name: list(logging.getLogger(name).handlers) for name in handlers} == handlers
+loaded = sorted(m for m in sys.modules if m.startswith("otpy."))
+assert loaded == [], loaded
+assert otpy.GenServer.__name__ == "GenServer"  # and the names still resolve
+print("ok")
+"""
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert result.returncode == 0 and result.stdout.strip() == "ok", result.stderr
