@@ -25,9 +25,7 @@ from otpy.errors import (
     NoProviderAvailable,
     OtpyError,
 )
-from otpy.providers._base import Completion, CompletionRequest, Provider
-from otpy.providers._health import ProviderHealth
-from otpy.providers._limits import ProviderLimits
+from otpy.providers import Completion, CompletionRequest, Provider, ProviderHealth, ProviderLimits
 from otpy.providers._table import (
     STRATEGIES,
     ProviderEntry,

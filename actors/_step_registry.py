@@ -22,7 +22,7 @@ from otpy._plugins import PluginReport
 from otpy._snapshot import Snapshot
 from otpy.clock import SYSTEM_CLOCK, Clock
 from otpy.errors import ConfigurationError
-from otpy.steps._base import Step, StepMetadata
+from otpy.steps import Step, StepMetadata
 from otpy.steps._plugins import EntryPoints, load_step_plugins
 from otpy.steps._table import StepEntry, StepTable, StepValidator, make_entry, validate_step
 from otpy.supervision import ChildSpec, GenServer, NamedHandle, ServerRef

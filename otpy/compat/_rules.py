@@ -13,7 +13,7 @@ from typing import Any, Final
 
 from otpy.compat._prompts import prompt_template
 from otpy.compat._report import Recorder
-from otpy.steps._base import COMMON_FIELDS
+from otpy.steps import COMMON_FIELDS
 from otpy.steps.llm import BUILTIN_STEPS
 
 __all__ = ["migrate_step"]

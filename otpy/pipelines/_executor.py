@@ -25,8 +25,7 @@ from otpy.pipelines._plan import Plan, PlannedStep
 from otpy.pipelines._result import PipelineResult, StepError, StepOutcome, StepStatus
 from otpy.pipelines._templates import render, step_record
 from otpy.providers import Usage
-from otpy.steps._base import StepContext, StepResult
-from otpy.steps._table import validate_step
+from otpy.steps import StepContext, StepResult, validate_step
 from otpy.telemetry import (
     Telemetry,
     correlation,

@@ -22,7 +22,7 @@ from otpy.pipelines._load import PipelineSource, load_pipeline, locate, position
 from otpy.pipelines._schema import Pipeline, PipelineStep, template_fields
 from otpy.pipelines._templates import Ref, only_ref, parse, render_value, walk_strings
 from otpy.providers import ProviderTable
-from otpy.steps._table import StepEntry, StepTable, validate_step
+from otpy.steps import StepEntry, StepTable, validate_step
 
 __all__ = ["Plan", "PlannedStep", "check_providers", "compile_pipeline"]
 

@@ -35,7 +35,7 @@ from pydantic import (
 
 from otpy.compat import MigrationResult, parse_requirement
 from otpy.errors import ConfigurationError, StepValidationError
-from otpy.steps._base import COMMON_FIELDS
+from otpy.steps import COMMON_FIELDS
 
 __all__ = [
     "NAME_PATTERN",

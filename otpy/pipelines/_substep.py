@@ -19,7 +19,7 @@ from typing import Any
 
 from otpy.errors import PipelineError, StepValidationError
 from otpy.pipelines._result import PipelineResult
-from otpy.steps._base import Step, StepContext, StepMetadata, StepResult
+from otpy.steps import Step, StepContext, StepMetadata, StepResult
 
 __all__ = ["PipelineStepType"]
 

@@ -28,7 +28,7 @@ from functools import lru_cache
 from typing import Any, Final
 
 from otpy.errors import StepValidationError
-from otpy.steps._base import StepResult
+from otpy.steps import StepResult
 
 __all__ = [
     "RESULT_FIELDS",

@@ -11,8 +11,7 @@ from typing import Any, Protocol
 import pytest
 
 from otpy.clock import Clock
-from otpy.state._local import LocalState
-from otpy.state._provider import StateProvider
+from otpy.state import LocalState, StateProvider
 from otpy.testing import FakeClock
 
 __all__ = [
