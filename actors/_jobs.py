@@ -19,10 +19,10 @@ from typing import Any, cast
 
 import pydantic
 
-from otpy._checks import validation_problems
 from otpy.actors._job_state import JobCell
 from otpy.actors._optimization_runner import OptimizationRunner
 from otpy.clock import Clock
+from otpy.documents import validation_problems
 from otpy.errors import CallTimeoutError, ConfigurationError, JobError
 from otpy.optimize import SearchSpace, Strategy, Trial, make_strategy, register_strategy
 from otpy.optimize._checkpoint import JobStore

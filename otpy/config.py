@@ -20,7 +20,7 @@ import pydantic
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
-from otpy._checks import validation_problems
+from otpy.documents import validation_problems
 from otpy.errors import ConfigurationError
 from otpy.providers import ProviderLimits
 

@@ -20,37 +20,24 @@ from __future__ import annotations
 import difflib
 import os
 import re
-from collections.abc import Hashable, Mapping, Sequence
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Final, TypeAlias
 
 import pydantic
-import yaml
-from yaml.constructor import ConstructorError
-from yaml.error import Mark
-from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from otpy.compat import migrate_pipeline
+from otpy.documents import describe, dotted, parse_yaml, read_text, shown, yaml_position
 from otpy.errors import ConfigurationError, StepValidationError
 from otpy.pipelines._check import check_references
 from otpy.pipelines._schema import Defaults, Fallback, InputSpec, Pipeline
 
-__all__ = [
-    "PipelineSource",
-    "load_pipeline",
-    "locate",
-    "parse_yaml",
-    "position",
-    "read_text",
-    "shown",
-    "yaml_position",
-]
+__all__ = ["PipelineSource", "load_pipeline", "locate", "position"]
 
 PipelineSource: TypeAlias = "str | os.PathLike[str] | Mapping[str, Any] | Pipeline"
 """A pipeline file's path, YAML text, a mapping, or a Pipeline (checked and returned)."""
 
 _SUFFIXES: Final = (".yaml", ".yml", ".json")
-_CORE_TAG: Final = "tag:yaml.org,2002:"
 _FIELD_PART: Final = re.compile(r"([^.\[\]]+)|\[(\d+)\]")
 _MODELS: Final[dict[str, type[pydantic.BaseModel]]] = {
     "pipeline": Pipeline,
@@ -58,76 +45,6 @@ _MODELS: Final[dict[str, type[pydantic.BaseModel]]] = {
     "fallback": Fallback,
     "input": InputSpec,
 }
-
-
-class _Loader(yaml.SafeLoader):
-    """``yaml.SafeLoader`` that refuses a key given twice in one mapping."""
-
-    def construct_mapping(self, node: MappingNode, deep: bool = False) -> dict[Hashable, Any]:
-        seen: dict[Any, Mark] = {}
-        for key_node, _ in node.value:
-            if not isinstance(key_node, ScalarNode) or key_node.tag == _CORE_TAG + "merge":
-                continue
-            key = self.construct_object(key_node)
-            if key in seen:
-                raise ConstructorError(
-                    None,
-                    None,
-                    f"duplicate key {key!r} (first at line {seen[key].line + 1}); YAML would "
-                    "silently keep only the last one",
-                    key_node.start_mark,
-                )
-            seen[key] = key_node.start_mark
-        return super().construct_mapping(node, deep=deep)
-
-
-def _yaml_error(exc: yaml.YAMLError, label: str) -> ConfigurationError:
-    if not isinstance(exc, yaml.MarkedYAMLError):
-        return ConfigurationError(f"{label}: malformed YAML: {exc}")
-    mark = exc.problem_mark or exc.context_mark
-    where = f"{label}:{mark.line + 1}:{mark.column + 1}" if mark is not None else label
-    problem = exc.problem or str(exc)
-    tag = re.search(r"constructor for the tag '([^']*)'", problem)
-    if isinstance(exc, ConstructorError) and tag is not None:
-        shown = tag.group(1).replace(_CORE_TAG, "!!")
-        return ConfigurationError(
-            f"{where}: refused YAML tag {shown!r}: a pipeline is plain YAML data (mappings, "
-            "lists, strings, numbers, booleans, null); tags that build objects are never loaded"
-        )
-    if problem.startswith("duplicate key"):
-        return ConfigurationError(f"{where}: {problem}")
-    context = ""
-    start = exc.context_mark
-    if exc.context and start is not None and start is not mark:
-        context = f" ({exc.context} at line {start.line + 1}, column {start.column + 1})"
-    return ConfigurationError(f"{where}: malformed YAML: {problem}{context}")
-
-
-def parse_yaml(text: str, label: str) -> Any:
-    """``text`` safe-loaded (duplicate keys refused); ConfigurationError naming
-    ``label:line:column`` for malformed YAML or a refused tag."""
-    try:
-        return yaml.load(text, Loader=_Loader)
-    except yaml.YAMLError as exc:
-        raise _yaml_error(exc, label) from exc
-
-
-def read_text(path: Path, what: str = "pipeline file") -> str:
-    """The UTF-8 text of ``path`` (a BOM dropped); ConfigurationError naming ``what`` and
-    the file when it is missing, a directory, not UTF-8 or unreadable."""
-    label = str(path)
-    try:
-        return path.read_text(encoding="utf-8-sig")
-    except FileNotFoundError:
-        raise ConfigurationError(f"{what} {label!r} does not exist") from None
-    except IsADirectoryError:
-        raise ConfigurationError(f"{label!r} is a directory, not a {what}") from None
-    except UnicodeDecodeError as exc:
-        raise ConfigurationError(
-            f"{what} {label!r} is not UTF-8 text ({exc.reason} at byte {exc.start})"
-        ) from None
-    except OSError as exc:
-        raise ConfigurationError(f"cannot read {what} {label!r}: {exc}") from None
 
 
 def _is_path(text: str) -> bool:
@@ -140,19 +57,6 @@ def _is_path(text: str) -> bool:
         return Path(text).is_file()
     except (OSError, ValueError):  # a name too long, a NUL byte: not a path
         return False
-
-
-def shown(value: Any) -> str:
-    """``repr(value)``, cut to 80 characters."""
-    text = repr(value)
-    return text if len(text) <= 80 else text[:77] + "..."
-
-
-def _dotted(parts: Sequence[Any]) -> str | None:
-    text = ""
-    for part in parts:
-        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
-    return text or None
 
 
 def _step_label(config: Mapping[str, Any], index: int) -> str:
@@ -181,37 +85,6 @@ def _unknown_field(loc: tuple[Any, ...]) -> str:
     return f"not {article} {kind} field{hint} (fields: {', '.join(fields)})"
 
 
-def _message(error: Mapping[str, Any]) -> str:
-    kind = error["type"]
-    value = error.get("input")
-    ctx = error.get("ctx") or {}
-    got = f", got {type(value).__name__} {shown(value)}"
-    if kind == "missing":
-        return "is required"
-    if kind == "extra_forbidden":
-        return _unknown_field(tuple(error["loc"]))
-    if kind == "string_type":
-        quote = isinstance(value, int | float) and not isinstance(value, bool)
-        return f"must be a string{got}" + ("; quote it in YAML" if quote else "")
-    if kind == "string_pattern_mismatch":
-        return f"must start with a letter or '_' and hold only letters, digits, '_', '.', '-'{got}"
-    if kind == "literal_error":
-        return f"must be {ctx.get('expected')}, got {shown(value)}"
-    if kind in ("dict_type", "model_type", "model_attributes_type"):
-        return f"must be a mapping{got}"
-    if kind in ("list_type", "tuple_type"):
-        return f"must be a list{got}"
-    if kind == "invalid_key":
-        return f"field names must be strings, got {type(value).__name__} {shown(value)}"
-    if kind in ("too_short", "string_too_short"):
-        return "must not be empty"
-    if kind in ("bool_type", "bool_parsing"):
-        return f"must be true or false{got}"
-    if kind in ("value_error", "assertion_error") and ctx.get("error") is not None:
-        return str(ctx["error"])
-    return f"{error['msg']}{got}"
-
-
 def _copy(exc: StepValidationError, message: str) -> StepValidationError:
     """A StepValidationError with ``message`` as its whole text and ``exc``'s step/field."""
     new = StepValidationError(message)
@@ -232,10 +105,10 @@ def _from_pydantic(exc: pydantic.ValidationError, config: Mapping[str, Any]) -> 
         loc = loc[:-1]  # the key itself is not a field
     if len(loc) >= 2 and loc[0] == "steps" and isinstance(loc[1], int):
         step: str | None = _step_label(config, loc[1])
-        field = _dotted(loc[2:])
+        field = dotted(loc[2:])
     else:
-        step, field = None, _dotted(loc)
-    return StepValidationError(_message(first) + extra, step=step, field=field)
+        step, field = None, dotted(loc)
+    return StepValidationError(describe(first, _unknown_field) + extra, step=step, field=field)
 
 
 def _path_of(step: str | None, field: str | None, config: Mapping[str, Any]) -> list[Any] | None:
@@ -256,29 +129,6 @@ def _path_of(step: str | None, field: str | None, config: Mapping[str, Any]) -> 
     return path
 
 
-def _mark(root: Node, path: list[Any]) -> Mark | None:
-    """The start of the deepest node of ``path`` in ``root`` (a mapping key's own start)."""
-    node = root
-    if isinstance(node, MappingNode) and path:
-        keys = {k.value: v for k, v in node.value if isinstance(k, ScalarNode)}
-        if str(path[0]) not in keys and isinstance(keys.get("workflow"), MappingNode):
-            node = keys["workflow"]  # a legacy file: its fields live under workflow
-    mark: Mark | None = None
-    for part in path:
-        if isinstance(node, SequenceNode) and isinstance(part, int) and part < len(node.value):
-            node = node.value[part]
-            mark = node.start_mark
-        elif isinstance(node, MappingNode):
-            found = [(k, v) for k, v in node.value if isinstance(k, ScalarNode)]
-            match = next(((k, v) for k, v in found if k.value == str(part)), None)
-            if match is None:
-                break
-            mark, node = match[0].start_mark, match[1]
-        else:
-            break
-    return mark
-
-
 def _where(
     step: str | None, field: str | None, label: str, text: str | None, config: Mapping[str, Any]
 ) -> str | None:
@@ -287,19 +137,6 @@ def _where(
     if text is None:
         return None
     return yaml_position(text, label, _path_of(step, field, config))
-
-
-def yaml_position(text: str, label: str, path: Sequence[Any] | None) -> str:
-    """``label:line:column`` of the node at ``path`` (keys and list indexes) in the YAML
-    ``text``, or ``label`` alone when it is not there."""
-    mark: Mark | None = None
-    if path:
-        try:
-            root = yaml.compose(text, Loader=yaml.SafeLoader)
-        except yaml.YAMLError:  # pragma: no cover - the text was loaded already
-            root = None
-        mark = _mark(root, list(path)) if root is not None else None
-    return f"{label}:{mark.line + 1}:{mark.column + 1}" if mark is not None else label
 
 
 def _located(
