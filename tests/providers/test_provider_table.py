@@ -32,16 +32,16 @@ from otpy.providers import (
     ProviderTable,
 )
 from otpy.providers._health import Verdict, assess, decide, is_fault
-from otpy.providers._table import (
+from otpy.providers._select import (
     by_least_latency,
     by_least_loaded,
     by_priority,
     by_round_robin,
     by_weighted,
     candidates,
-    make_entry,
     select,
 )
+from otpy.providers._table import make_entry
 from otpy.telemetry import Telemetry, set_telemetry
 from otpy.testing import FakeClock
 
