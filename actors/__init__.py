@@ -7,8 +7,9 @@ from otpy.actors._compat import (
     CompatibilityStats,
     StepsHandle,
 )
+from otpy.actors._deadline import Deadline
 from otpy.actors._health_monitor import HealthChange, HealthMonitor
-from otpy.actors._job_state import JobCell
+from otpy.actors._job_record import JobCell, JobRecord
 from otpy.actors._jobs import JobHandle, JobsHandle
 from otpy.actors._optimization_runner import OptimizationRunner
 from otpy.actors._pipeline_runner import PipelineRun, PipelineRunner, start_run
@@ -19,10 +20,12 @@ __all__ = [
     "CompatibilityHandle",
     "CompatibilityManager",
     "CompatibilityStats",
+    "Deadline",
     "HealthChange",
     "HealthMonitor",
     "JobCell",
     "JobHandle",
+    "JobRecord",
     "JobsHandle",
     "OptimizationRunner",
     "PipelineRun",

@@ -43,9 +43,13 @@ from otpy.actors import (
 from otpy.clock import SYSTEM_CLOCK, Clock
 from otpy.config import ProviderConfig, RuntimeConfig
 from otpy.errors import ConfigurationError, NameTakenError
-from otpy.optimize import load_metric_plugins, load_strategy_plugins
-from otpy.optimize._checkpoint import JobStore, default_store_path
-from otpy.optimize._owner import Owner
+from otpy.optimize import (
+    Owner,
+    SQLiteJobStore,
+    default_store_path,
+    load_metric_plugins,
+    load_strategy_plugins,
+)
 from otpy.pipelines import (
     PipelineResult,
     PipelineSource,
@@ -138,6 +142,12 @@ class Runtime:
                 type="supervisor",
             ),
         ]
+        job_store = SQLiteJobStore(  # opened first: a store that cannot be read starts nothing
+            config.jobs_store if config.jobs_store is not None else default_store_path(),
+            owner=Owner.current(prefix),
+            clock=clock,
+            lease_seconds=config.jobs.lease_seconds,
+        )
         try:
             self.supervisor: SupervisorRef = Supervisor.start(
                 children,
@@ -147,24 +157,26 @@ class Runtime:
                 name=f"{prefix}.root",
                 clock=clock,
             )
-        except NameTakenError as exc:
-            raise ConfigurationError(
-                f"a runtime named {prefix!r} is already running in this process; "
-                "stop it or start this one with another name"
-            ) from exc
+        except BaseException as exc:
+            job_store.close()
+            if isinstance(exc, NameTakenError):
+                raise ConfigurationError(
+                    f"a runtime named {prefix!r} is already running in this process; "
+                    "stop it or start this one with another name"
+                ) from exc
+            raise
         self.jobs_supervisor = f"{prefix}.jobs"
         self.runs_supervisor = f"{prefix}.runs"
-        store = config.jobs_store
+        jobs = config.jobs
         self.jobs = JobsHandle(
             prefix,
             self.jobs_supervisor,
-            JobStore(
-                store if store is not None else default_store_path(), owner=Owner.current(prefix)
-            ),
+            job_store,
             lambda: self.steps.table,
             self.providers,
             clock,
             timeout,
+            executors={"idle_seconds": jobs.idle_seconds, "max_threads": jobs.max_threads},
         )
         self.supervisor.monitor(self._root_down)
         try:
@@ -284,9 +296,13 @@ class Runtime:
             self._stopping = True
             if self.state == "running":
                 self.state = "stopped"
+        jobs = getattr(self, "jobs", None)
+        if jobs is not None:
+            jobs.stopping()  # a runner that goes now leaves its job interrupted
         if self.supervisor.is_alive():
             self.supervisor.shutdown(timeout)
-        self.jobs.store.close()
+        if jobs is not None:
+            jobs.close()
         for provider in self._built:
             try:
                 provider.close()

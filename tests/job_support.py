@@ -223,16 +223,18 @@ def start(
     clock: Clock | None = None,
     limits: Mapping[str, Any] | None = None,
     name: str | None = None,
+    jobs: Mapping[str, Any] | None = None,
 ) -> tuple[Runtime, SimulatedProvider]:
     """A runtime (a unique name, no plugins, jobs checkpointing to ``store``) with one
     simulated provider :data:`PROVIDER` answering with ``answers`` (a new
     :class:`Answers` if None; one attempt, no timeout, plus ``limits``) and the ``shaky``
-    step type. Stop it (``with rt:``) in the test."""
+    step type; ``jobs``: the config's ``jobs`` section. Stop it (``with rt:``) in the test."""
     config = {
         "name": name or f"jobs-{uuid.uuid4().hex[:8]}",
         "plugins": False,
         "providers": {},
         "jobs_store": str(store),
+        "jobs": dict(jobs or {}),
     }
     rt = otpy.start(config, clock=clock) if clock is not None else otpy.start(config)
     try:

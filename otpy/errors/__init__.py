@@ -38,6 +38,10 @@ supervisor applies its restart strategy.
     │   └── NoProviderAvailable             no healthy provider has the capabilities
     ├── PipelineError                       a pipeline run failed (.result, .step)
     ├── JobError                            an optimization job cannot do what was asked
+    │   ├── JobClaimedError                 another live runtime holds the job's lease
+    │   │                                   (.job_id, .owner, .state, .expires)
+    │   └── LeaseLostError                  a write fenced out: the job was taken over
+    │                                       (.job_id, .owner)
     ├── StateError                          a state store failed or was misused
     │   ├── VariableNotFound (LookupError)  no variable with that name or id
     │   ├── VariableExistsError             register_variable: the name is taken
@@ -113,7 +117,7 @@ from otpy.errors._supervision import (
     StartChildError,
     SupervisionError,
 )
-from otpy.errors._work import JobError, PipelineError
+from otpy.errors._work import JobClaimedError, JobError, LeaseLostError, PipelineError
 
 __all__ = [
     "AllOptionsFailed",
@@ -134,7 +138,9 @@ __all__ = [
     "DuplicateStepError",
     "InvalidRequestError",
     "InvalidValueError",
+    "JobClaimedError",
     "JobError",
+    "LeaseLostError",
     "MaxChildrenError",
     "NameTakenError",
     "NoProcessError",
