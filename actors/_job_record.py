@@ -149,14 +149,27 @@ class JobRecord:
             self.phase = "running"
             self._cond.notify_all()
 
-    def publish(self, status: JobStatus, best: Trial | None) -> None:
-        self.cell.publish(status, best)
+    def publish(self, status: JobStatus, best: Trial | None, *, by: ServerRef[Any]) -> None:
+        """Runner ``by`` publishes; an incarnation that is no longer the job's (killed, it
+        finished a handler in the background) is not heard."""
+        if self.runner is by:
+            self.cell.publish(status, best)
 
     def settle(
-        self, phase: Phase, status: JobStatus, best: Trial | None, lease: Lease | None
+        self,
+        phase: Phase,
+        status: JobStatus,
+        best: Trial | None,
+        lease: Lease | None,
+        *,
+        by: ServerRef[Any] | None = None,
     ) -> None:
-        """The runner leaves: ``hibernated`` (lease kept) or ``ended``."""
+        """The runner ``by`` (None: the runtime) leaves: ``hibernated`` (lease kept) or
+        ``ended``."""
         with self._cond:
+            current = self.runner is by or (self.runner is None and self.phase == "starting")
+            if by is not None and not current:
+                return  # an old incarnation: the job is another's now
             self.phase = phase
             self.runner = None
             self.lease = lease if phase == "hibernated" else None

@@ -229,7 +229,7 @@ class JobsHandle:
         with self._lock:
             record = self._records.get(job_id)
         if record is not None and not record.cell.done.is_set():
-            return record.handle
+            return cast(JobHandle, record.handle)
         stored = self.store.load(job_id, records=False)  # JobError if there is none
         spec = stored.spec
         if stored.state in ("completed", "cancelled", "failed"):
@@ -380,9 +380,11 @@ class _Heartbeat:
         try:
             held = [(r, lease) for r in self.jobs.records() if (lease := r.held_lease())]
             lost = self.jobs.store.renew([lease for _, lease in held])
+            mine = self.jobs.store.owner.id
             for record, lease in held:
-                if lease.job_id in lost:
-                    record.lose(lease.epoch, lost[lease.job_id].describe())
+                holder = lost.get(lease.job_id)
+                if holder is not None and (holder.owner is None or holder.owner.id != mine):
+                    record.lose(lease.epoch, holder.describe())  # (ours: a newer claim)
         except Exception:
             logger.exception("the job lease heartbeat failed; it tries again")
         finally:

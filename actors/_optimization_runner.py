@@ -252,7 +252,8 @@ class OptimizationRunner(GenServer):
         self.session.close()
         self.deadline.cancel()
         ledger = self.ledger
-        self.record.settle(phase, status, ledger.best if ledger else None, self.lease)
+        best = ledger.best if ledger else None
+        self.record.settle(phase, status, best, self.lease, by=self.actor_ref)
         self.stop_after(NORMAL)
 
     def _halt_taken_over(self, owner: str | None, error: str | None) -> None:
@@ -278,7 +279,9 @@ class OptimizationRunner(GenServer):
         if getattr(self, "session", None) is not None:
             self.session.close()
         self.deadline.cancel()
-        self.record.settle("ended", status, ledger.best if ledger else None, None)
+        self.record.settle(
+            "ended", status, ledger.best if ledger else None, None, by=self.actor_ref
+        )
         if ledger is None:
             self.actor_ref.cast(_STEP)  # on_start: exit once started (halted: it stops)
         self.stop_after(NORMAL)
@@ -307,7 +310,7 @@ class OptimizationRunner(GenServer):
         return self._ledger().status(self._elapsed(), state=state, restarts=self.record.restarts)
 
     def _publish(self) -> None:
-        self.record.publish(self._status(), self._ledger().best)
+        self.record.publish(self._status(), self._ledger().best, by=self.actor_ref)
 
     def _ledger(self) -> JobLedger:
         assert self.ledger is not None
@@ -329,4 +332,4 @@ class OptimizationRunner(GenServer):
             pass
         except Exception:
             logger.exception("job %s: could not record it interrupted", self.spec.job_id)
-        self.record.settle("ended", status, self.ledger.best, None)
+        self.record.settle("ended", status, self.ledger.best, None, by=self.actor_ref)

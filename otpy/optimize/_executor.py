@@ -17,8 +17,8 @@ none.
 from __future__ import annotations
 
 import logging
+import queue
 import threading
-from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple, Protocol
@@ -175,7 +175,11 @@ class _Session:
 class ThreadExecutor:
     """Evaluations on threads shared by every job of a runtime (see the module
     docstring). ``max_threads`` caps them (None: as many as are busy at once; each job
-    keeps at most its concurrency busy)."""
+    keeps at most its concurrency busy).
+
+    Tasks go through one C queue; a count of the threads that are ``busy`` and the tasks
+    ``pending`` (queued, not yet taken) says when to start a thread (fewer threads than
+    busy + pending) and when an idle one may retire (the others suffice)."""
 
     def __init__(
         self, *, idle_seconds: float = 10.0, max_threads: int | None = None, name: str = "otpy"
@@ -183,11 +187,11 @@ class ThreadExecutor:
         self.idle_seconds = idle_seconds
         self.max_threads = max_threads
         self.name = name
-        self._cond = threading.Condition()
-        self._items: deque[tuple[_Session, Task]] = deque()
+        self._queue: queue.SimpleQueue[tuple[_Session, Task] | None] = queue.SimpleQueue()
+        self._lock = threading.Lock()
         self._threads = 0
-        self._idle = 0  # waiting for work and not yet claimed by a put
-        self._claims = 0  # idle threads woken for work put since
+        self._busy = 0
+        self._pending = 0
         self._serial = 0
         self._closed = False
 
@@ -195,59 +199,68 @@ class ThreadExecutor:
         return _Session(self, work, wake)
 
     def put(self, items: Sequence[tuple[_Session, Task]]) -> None:
-        """Queue ``items``; wake an idle thread or start one per item."""
-        spawn = 0
-        with self._cond:
+        """Queue ``items``; start threads if the idle ones do not suffice."""
+        with self._lock:
             if self._closed:
                 return
-            self._items.extend(items)
-            for _ in items:
-                if self._idle > 0:
-                    self._idle -= 1
-                    self._claims += 1
-                    self._cond.notify()
-                elif self.max_threads is None or self._threads < self.max_threads:
-                    self._threads += 1
-                    spawn += 1
-            serial = self._serial
-            self._serial += spawn
-        for number in range(serial, serial + spawn):
+            self._pending += len(items)
+            spawn = self._busy + self._pending - self._threads
+            if self.max_threads is not None:
+                spawn = min(spawn, self.max_threads - self._threads)
+            spawn = max(0, spawn)
+            self._threads += spawn
+            first, self._serial = self._serial, self._serial + spawn
+        for item in items:
+            self._queue.put(item)
+        for number in range(first, first + spawn):
             name = f"{self.name}-eval-{number}"
             threading.Thread(target=self._work, name=name, daemon=True).start()
 
     def _work(self) -> None:
+        get, lock = self._queue.get, self._lock
         while True:
-            with self._cond:
-                while not self._items:
-                    if self._closed:
+            try:
+                item = get(timeout=self.idle_seconds)
+            except queue.Empty:
+                with lock:  # idle_seconds without work: retire if the others suffice
+                    if self._threads - 1 >= self._busy + self._pending:
                         self._threads -= 1
                         return
-                    self._idle += 1
-                    woken = self._cond.wait(self.idle_seconds)
-                    if self._claims > 0:
-                        self._claims -= 1  # a put counted on this thread: not idle now
-                    else:
-                        self._idle -= 1
-                        if not woken and not self._items:
-                            self._threads -= 1  # idle_seconds without work: retire
-                            return
-                session, task = self._items.popleft()
+                continue
+            with lock:
+                if item is None:  # shut down
+                    self._threads -= 1
+                    return
+                self._pending -= 1
+                self._busy += 1
             try:
-                session.run(task)
+                item[0].run(item[1])
             except BaseException:
                 logger.exception("evaluation thread: a task failed outside its evaluation")
+            finally:
+                with lock:
+                    self._busy -= 1
 
     def statistics(self) -> dict[str, int]:
-        """``threads`` alive, ``idle`` ones, ``queued`` tasks."""
-        with self._cond:
-            return {"threads": self._threads, "idle": self._idle, "queued": len(self._items)}
+        """``threads`` alive, ``busy`` ones, ``queued`` tasks."""
+        with self._lock:
+            return {"threads": self._threads, "busy": self._busy, "queued": self._pending}
 
     def shutdown(self) -> None:
-        """Drop queued tasks and let idle threads exit (busy ones finish their task)."""
-        with self._cond:
+        """Drop queued tasks and let the threads exit (busy ones once their task is done)."""
+        with self._lock:
             self._closed = True
-            self._items.clear()
-            self._cond.notify_all()
+            threads = self._threads
+        while True:
+            try:
+                item = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if item is not None:
+                with self._lock:
+                    self._pending -= 1
+        for _ in range(threads):
+            self._queue.put(None)
 
 
 def _threads(settings: Mapping[str, Any]) -> Executor:

@@ -35,7 +35,7 @@ logger = logging.getLogger("otpy.jobs")
 
 @dataclass(slots=True)
 class Candidate:
-    """A proposed configuration, its examples and the results in so far."""
+    """A proposed configuration not finished yet, its examples and the results in so far."""
 
     index: int
     round: int
@@ -45,7 +45,6 @@ class Candidate:
     errors: int = 0
     tokens: int = 0
     cost: float = 0.0
-    finished: bool = False
 
 
 class _History(Sequence[Trial]):
@@ -104,7 +103,6 @@ class JobLedger:
         self._stale_rounds = 0
         self._round_size: dict[int, int] = {}
         self._round_done: dict[int, int] = {}
-        self._unfinished = 0
         self._rounds_out: list[tuple[int, list[dict[str, Any]]]] = []
         self._trials_out: list[Trial] = []
 
@@ -117,12 +115,11 @@ class JobLedger:
             self._add_round(number, checkpoint.rounds[number])
         for index in sorted(checkpoint.trials):
             self._count(checkpoint.trials[index], restored=True)
-        for index in sorted(self.candidates):
+        for index in sorted(self.candidates):  # the unfinished ones
             candidate = self.candidates[index]
-            if not candidate.finished:
-                self.queue.extend(
-                    Task(index, example, candidate.configuration) for example in candidate.examples
-                )
+            self.queue.extend(
+                Task(index, example, candidate.configuration) for example in candidate.examples
+            )
         self._proposed = sum(len(items) for items in checkpoint.rounds.values())
         self._next_round = max(checkpoint.rounds, default=-1) + 1
         if checkpoint.state in ("completed", "cancelled", "failed"):
@@ -138,7 +135,6 @@ class JobLedger:
             examples = examples_for(count, options.minibatch, options.seed, index)
             self.candidates[index] = Candidate(index, number, dict(item["configuration"]), examples)
         self._round_size[number] = self._round_size.get(number, 0) + len(items)
-        self._unfinished += len(items)
 
     # -- what to run ------------------------------------------------------------------------
 
@@ -155,7 +151,7 @@ class JobLedger:
                 break
             while self.queue and free > 0:
                 task = self.queue.popleft()
-                if not self.candidates[task.candidate].finished:
+                if task.candidate in self.candidates:  # not finished
                     tasks.append(task)
                     free -= 1
         self.in_flight += len(tasks)
@@ -171,7 +167,7 @@ class JobLedger:
         options, strategy = self.options, self.strategy
         if self._exhausted or self.stop_reason is not None:
             return False
-        if strategy.adaptive and self._unfinished:
+        if strategy.adaptive and self.candidates:
             return False  # the next round waits for this one (see Strategy.adaptive)
         n = options.round_size
         if options.max_evaluations is not None:
@@ -213,8 +209,8 @@ class JobLedger:
         self.in_flight -= 1
         self.tokens += result.tokens
         self.cost += cost
-        candidate = self.candidates[task.candidate]
-        if candidate.finished or self.state not in ("running", "paused"):
+        candidate = self.candidates.get(task.candidate)  # None: finished
+        if candidate is None or self.state not in ("running", "paused"):
             return None
         candidate.results[result.example] = result
         candidate.tokens += result.tokens
@@ -248,7 +244,6 @@ class JobLedger:
             cost=candidate.cost,
             duration=sum(r.duration for r in results),
         )
-        candidate.results = {}  # the trial holds them now
         self._trials_out.append(trial)
         self._count(trial, restored=False)
         try:
@@ -259,10 +254,8 @@ class JobLedger:
 
     def _count(self, trial: Trial, *, restored: bool) -> None:
         self.trials[trial.index] = trial
-        candidate = self.candidates.get(trial.index)
-        if candidate is not None and not candidate.finished:
-            candidate.finished = True
-            self._unfinished -= 1
+        candidate = self.candidates.pop(trial.index, None)  # the trial holds it all now
+        if candidate is not None:
             self._round_done[candidate.round] = self._round_done.get(candidate.round, 0) + 1
         if trial.status == "aborted":
             self.aborted += 1

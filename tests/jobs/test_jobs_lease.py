@@ -217,9 +217,9 @@ def test_a_runner_whose_lease_was_taken_stops_and_its_job_reads_taken_over(
 ) -> None:
     store = tmp_path / "jobs.sqlite"
     clock = FakeClock(epoch=time.time())
-    answers = Answers()
+    answers, theirs = Answers(), Answers(hold_from=0)
     rt, _ = start(store, answers, clock=clock)
-    thief, _ = start(store)
+    thief, _ = start(store, theirs)  # its calls wait: it cannot finish before we look
     with rt, thief:
         other = rt.jobs.start(
             QA, SPACE, trainset(1), "exact_match", concurrency=1, max_evaluations=9, job_id="u"
@@ -233,7 +233,7 @@ def test_a_runner_whose_lease_was_taken_stops_and_its_job_reads_taken_over(
         try:
             answers.wait_held(2)
             taken = thief.jobs.resume("t", force=True)
-            wait_status(taken, lambda s: s.evaluations_done >= 1)
+            theirs.wait_held(2)
         finally:
             answers.release()
         # its next checkpoint is refused: it stops at once and writes nothing more
@@ -244,10 +244,11 @@ def test_a_runner_whose_lease_was_taken_stops_and_its_job_reads_taken_over(
         with pytest.raises(JobError, match=f"taken over by {lost.owner}"):
             job.resume()
         # the paused one hears of it from the heartbeat
-        thief.jobs.resume("u", force=True).pause()
+        thief.jobs.resume("u", force=True)
         clock.advance(rt.jobs.store.lease_seconds)
         gone = other.wait(10)
         assert (gone.state, gone.owner) == ("taken_over", thief.jobs.store.owner.describe())
+        theirs.release()
         final = taken.wait(20)
         assert (final.state, final.evaluations_done) == ("completed", 6)
         stored = thief.jobs.store.load("t")

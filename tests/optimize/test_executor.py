@@ -83,15 +83,15 @@ def test_outcomes_come_back_in_batches_with_one_wake_up_per_batch(
     session = pool.open(work, lambda: wakes.append(1))
     session.submit(tasks(4))
     wait_until(lambda: gate.calls == 4)  # four threads made on demand, all busy
-    assert pool.statistics() == {"threads": 4, "idle": 0, "queued": 0}
+    assert pool.statistics() == {"threads": 4, "busy": 4, "queued": 0}
     gate.open.set()
-    wait_until(lambda: pool.statistics()["idle"] == 4)
+    wait_until(lambda: pool.statistics()["busy"] == 0)
     outcomes = session.take()
     assert sorted(o.task.candidate for o in outcomes) == [0, 1, 2, 3]
     assert all(o.result.score == 1.0 and o.cost == 0.0 for o in outcomes)
     assert 1 <= len(wakes) <= 4 and session.take() == []
     session.submit(tasks(2))  # idle threads take them: none made
-    wait_until(lambda: len(wakes) >= 2 and pool.statistics()["idle"] == 4)
+    wait_until(lambda: len(wakes) >= 2 and pool.statistics()["busy"] == 0)
     assert len(session.take()) == 2 and pool.statistics()["threads"] == 4
     pool.shutdown()
     wait_until(lambda: pool.statistics()["threads"] == 0)
@@ -110,7 +110,7 @@ def test_a_closed_session_drops_its_outcomes_and_tells_its_runs_to_stop(
     assert all(progress.cancel.is_set() for progress in running)
     session.submit(tasks(2))  # never run: the session is closed
     gate.open.set()
-    wait_until(lambda: pool.statistics()["idle"] >= 2 and pool.statistics()["queued"] == 0)
+    wait_until(lambda: pool.statistics()["busy"] == 0 and pool.statistics()["queued"] == 0)
     assert (session.take(), wakes, gate.calls) == ([], [], 2)
     pool.shutdown()
 
@@ -120,7 +120,7 @@ def test_threads_are_capped_and_retire_when_idle(gate: Gate, work: JobWork) -> N
     session = pool.open(work, lambda: None)
     session.submit(tasks(5))
     wait_until(lambda: gate.calls == 2)
-    assert pool.statistics() == {"threads": 2, "idle": 0, "queued": 3}
+    assert pool.statistics() == {"threads": 2, "busy": 2, "queued": 3}
     gate.open.set()
     wait_until(lambda: gate.calls == 5)
     wait_until(lambda: pool.statistics()["threads"] == 0)  # idle 50 ms: retired
