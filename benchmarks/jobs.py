@@ -281,10 +281,10 @@ def sections(args: argparse.Namespace) -> None:
     with tempfile.TemporaryDirectory(prefix="otpy-bench-") as name:
         folder = Path(name)
         bench_throughput(folder, 200 if quick else 1_000, 2 if quick else 3)
-        bench_cost(folder, [500, 2_000] if quick else [1_000, 10_000, 100_000], 1 if quick else 3)
+        bench_cost(folder, [300, 1_200] if quick else [1_000, 10_000, 100_000], 1 if quick else 3)
         bench_status(folder, 200 if quick else 1_000)
         bench_checkpoint(folder, GOALS, 200 if quick else 1_000, 2 if quick else 5)
-        bench_paused(folder, [10, 100, 300] if quick else [10, 1_000, 10_000])
+        bench_paused(folder, [10, 50, 200] if quick else [10, 1_000, 10_000])
         bench_renewal(folder, GOALS, [100, 1_000] if quick else [1_000, 10_000])
     summary()
 

@@ -254,10 +254,10 @@ def bench_compile(n: int, rounds: int) -> None:
 
 def sections(args: argparse.Namespace) -> None:
     quick = args.quick
-    n, rounds = (200, 3) if quick else (2_000, 5)
+    n, rounds = (100, 2) if quick else (2_000, 5)
     bench_overhead(n, rounds)
-    bench_concurrent(3 if quick else 9)
-    bench_compile(50 if quick else 200, rounds)
+    bench_concurrent(2 if quick else 9)
+    bench_compile(20 if quick else 200, rounds)
 
 
 def main() -> None:

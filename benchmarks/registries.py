@@ -65,7 +65,7 @@ def bench_steps(rt: otpy.Runtime, n: int, rounds: int) -> None:
         n // 10,
         rounds,
     )
-    ops = 100
+    ops = max(10, min(100, n // 50))
     readers = 4
     row("", "reads/s", "writes/s", title=f"   {readers} busy reader threads while one thread "
         f"registers {ops} (each write waits for GIL turns: actor and caller threads)")  # fmt: skip
@@ -123,7 +123,7 @@ def bench_select(rt: otpy.Runtime, n: int, rounds: int) -> None:
 
 
 def sections(args: argparse.Namespace) -> None:
-    n, rounds = (2_000, 3) if args.quick else (20_000, 5)
+    n, rounds = (500, 2) if args.quick else (20_000, 5)
     config = {
         "name": f"bench-{uuid.uuid4().hex[:6]}",
         "plugins": False,
