@@ -43,7 +43,7 @@ from otpy.pipelines import Plan, ProviderDirectory
 from otpy.steps import StepTable
 from otpy.supervision import KILLED, Down, ServerRef
 
-__all__ = ["Gift", "JobCell", "JobEnv", "JobRecord"]
+__all__ = ["Gift", "JobCell", "JobEnv", "JobRecord", "ended", "release"]
 
 logger = logging.getLogger("otpy.jobs")
 
@@ -239,18 +239,7 @@ class JobRecord:
                 )  # fmt: skip
             self._end_locked(status)
         if lease is not None:
-            self._write_end(lease, status)
-
-    def _write_end(self, lease: Lease, status: JobStatus) -> None:
-        """Record ``status``'s state and release the lease (the store may be why it ended:
-        a failure here is logged)."""
-        batch = CheckpointBatch(
-            state=status.state, elapsed=status.elapsed, error=status.error, release=True
-        )
-        try:
-            self.env.store.write(lease, batch)
-        except (JobError, StateError) as exc:
-            logger.warning("job %s: could not record it %s: %s", self.job_id, status.state, exc)
+            release(self.env.store, lease, status)
 
     # -- steering ---------------------------------------------------------------------------
 
@@ -312,18 +301,27 @@ class JobRecord:
         lease = self.lease
         if lease is not None:
             try:
-                self.env.store.write(
-                    lease, CheckpointBatch(state="cancelled", elapsed=status.elapsed, release=True)
-                )
+                self.env.store.write(lease, ended(status))
             except JobError as exc:  # the lease was lost meanwhile
                 status = _taken_over(self.cell.status, getattr(exc, "owner", None))
         self._end_locked(status)
         return status
 
-    def wait_started(self, timeout: float) -> None:
-        """Block until a runner is attached or the job settled (``timeout`` seconds)."""
-        with self._cond:
-            self._cond.wait_for(lambda: self.phase != "starting", timeout)
+
+def ended(status: JobStatus) -> CheckpointBatch:
+    """The checkpoint of a job ending in ``status`` (its lease released)."""
+    return CheckpointBatch(
+        state=status.state, elapsed=status.elapsed, error=status.error, release=True
+    )
+
+
+def release(store: JobStore, lease: Lease, status: JobStatus) -> None:
+    """Record ``status``'s state and release the lease; the store may be why the job
+    ended, so a failure here is logged, not raised."""
+    try:
+        store.write(lease, ended(status))
+    except (JobError, StateError) as exc:
+        logger.warning("job %s: could not record it %s: %s", lease.job_id, status.state, exc)
 
 
 def _taken_over(status: JobStatus, owner: str | None) -> JobStatus:

@@ -25,7 +25,7 @@ from typing import Any, cast
 import pydantic
 
 from otpy._timers import TimerQueue
-from otpy.actors._job_record import Gift, JobCell, JobEnv, JobRecord
+from otpy.actors._job_record import Gift, JobCell, JobEnv, JobRecord, ended, release
 from otpy.actors._job_snapshot import stored_cell
 from otpy.actors._optimization_runner import OptimizationRunner
 from otpy.clock import Clock
@@ -33,7 +33,6 @@ from otpy.documents import validation_problems
 from otpy.errors import CallTimeoutError, ConfigurationError, JobError, StateError
 from otpy.optimize import (
     EXECUTORS,
-    CheckpointBatch,
     Executor,
     JobOptions,
     JobSpec,
@@ -263,7 +262,7 @@ class JobsHandle:
                 update={"state": "failed", "error": f"{type(exc).__name__}: {exc}"}
             )
             record.settle("ended", failed, None, None)
-            _release(self.store, gift.lease, failed)
+            release(self.store, gift.lease, failed)
             raise JobError(f"job {spec.job_id!r}: its runner could not start: {exc}") from exc
         return handle
 
@@ -349,7 +348,7 @@ class JobsHandle:
                 update={"state": "interrupted", "stop_reason": "stopped"}
             )
             assert record.lease is not None
-            items.append((record.lease, _ended_batch(status)))
+            items.append((record.lease, ended(status)))
             record.settle("ended", status, record.cell.best, None)
         if items:
             try:
@@ -421,19 +420,6 @@ def _make_executor(name: str, settings: Mapping[str, Any]) -> Executor:
             f"unknown executor {name!r} (registered: {', '.join(sorted(EXECUTORS))})"
         )
     return factory(settings)
-
-
-def _ended_batch(status: JobStatus) -> CheckpointBatch:
-    return CheckpointBatch(
-        state=status.state, elapsed=status.elapsed, error=status.error, release=True
-    )
-
-
-def _release(store: JobStore, lease: Any, status: JobStatus) -> None:
-    try:
-        store.write(lease, _ended_batch(status))
-    except (JobError, StateError) as exc:
-        logger.warning("job %s: could not record it %s: %s", status.job_id, status.state, exc)
 
 
 def _program(pipeline: Pipeline) -> dict[str, Any]:

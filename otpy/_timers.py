@@ -15,6 +15,7 @@ import itertools
 import logging
 import threading
 from collections.abc import Callable
+from dataclasses import dataclass, field
 
 from otpy.clock import Clock, TimerHandle
 
@@ -23,17 +24,14 @@ __all__ = ["TimerQueue"]
 logger = logging.getLogger("otpy.timers")
 
 
+@dataclass(order=True, slots=True)
 class _Entry:
-    __slots__ = ("callback", "cancelled", "due", "seq")
+    """One timer: ordered by when it is due, then by when it was set."""
 
-    def __init__(self, due: float, seq: int, callback: Callable[[], None]) -> None:
-        self.due = due
-        self.seq = seq
-        self.callback = callback
-        self.cancelled = False
-
-    def __lt__(self, other: _Entry) -> bool:
-        return (self.due, self.seq) < (other.due, other.seq)
+    due: float
+    seq: int
+    callback: Callable[[], None] = field(compare=False)
+    cancelled: bool = field(default=False, compare=False)
 
     def cancel(self) -> None:
         self.cancelled = True
