@@ -115,3 +115,33 @@ print("ok")
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False
     )
     assert result.returncode == 0 and result.stdout.strip() == "ok", result.stderr
+
+
+# The layers (docs/architecture.md, "Import rules"): who may import whom.
+_SUPERVISION_MAY = ("otpy.supervision", "otpy.errors", "otpy.clock")
+_RESILIENCE_MAY = (
+    "otpy.resilience", "otpy.errors", "otpy.clock", "otpy.telemetry", "otpy.redaction",
+)  # fmt: skip
+_MAY_IMPORT_ACTORS = ("otpy", "otpy.runtime", "otpy.__main__", "otpy.demo", "otpy._demo_runtime")
+
+
+def _allowed(importer: str, target: str) -> bool:
+    """Whether module ``importer`` may import module ``target``."""
+    if importer.startswith("otpy.supervision"):
+        return target.startswith(_SUPERVISION_MAY)
+    if importer.startswith("otpy.resilience"):
+        return target.startswith(_RESILIENCE_MAY)
+    if importer in _MAY_IMPORT_ACTORS or importer.startswith(("otpy.actors", "otpy._cli")):
+        return True
+    return not target.startswith("otpy.actors")
+
+
+def test_the_layers_import_only_what_they_may() -> None:
+    modules = _modules()
+    broken = [
+        f"{name} -> {target}"
+        for name, path in sorted(modules.items())
+        for target in sorted(_imports(name, path, modules))
+        if not _allowed(name, target)
+    ]
+    assert broken == []
