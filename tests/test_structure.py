@@ -145,3 +145,26 @@ def test_the_layers_import_only_what_they_may() -> None:
         if not _allowed(name, target)
     ]
     assert broken == []
+
+
+def test_the_architecture_document_names_real_public_names() -> None:
+    """Every name in docs/architecture.md's "Public API by package" table is exported by
+    the package it is listed under, and every package of otpy appears in the table."""
+    import importlib
+    import re
+
+    text = (ROOT / "docs" / "architecture.md").read_text()
+    table = text[text.index("## Public API by package") :]
+    listed: set[str] = set()
+    for package, names in re.findall(r"^\| `(otpy[\w.]*)` \| (.*) \|$", table, re.M):
+        listed.add(package)
+        module = importlib.import_module(package)
+        for name in re.findall(r"`(\w+)`", names):
+            if name in {"fake_anthropic", "fake_gemini", "compliance"}:
+                importlib.import_module(f"{package}.{name}")
+            else:
+                assert hasattr(module, name), f"{package}.{name} (docs/architecture.md)"
+    packages = {name for name, path in _modules().items() if path.name == "__init__.py"}
+    assert packages - listed <= {"otpy.testing.compliance", "otpy.steps.llm"} | {
+        p for p in packages if p.count(".") > 1
+    }
