@@ -25,7 +25,7 @@ ImportError naming the extra.
 from __future__ import annotations
 
 try:
-    import dspy as _dspy
+    import dspy as _dspy  # type: ignore[import-untyped]
 except ImportError as exc:  # pragma: no cover - the extra is part of dev
     raise ImportError(
         "otpy.dspy needs DSPy 3.4: install the extra, pip install 'otpy[dspy]'"
@@ -41,14 +41,23 @@ if Version(_dspy.__version__) < Version("3.4"):  # pragma: no cover
 
 from otpy.dspy._engine import SCOPE_KEY, AsyncOtpyEngine, CallScope, OtpyEngine, current_scope
 from otpy.dspy._lm import HasProviders, call_scope, lm
+from otpy.dspy._pipeline_module import PipelineModule, PipelineRuntime
+from otpy.dspy._pipeline_steps import PREDICT_TYPE, InputField, TunedStep
+from otpy.dspy._save import save_pipeline
 
 __all__ = [
+    "PREDICT_TYPE",
     "SCOPE_KEY",
     "AsyncOtpyEngine",
     "CallScope",
     "HasProviders",
+    "InputField",
     "OtpyEngine",
+    "PipelineModule",
+    "PipelineRuntime",
+    "TunedStep",
     "call_scope",
     "current_scope",
     "lm",
+    "save_pipeline",
 ]

@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from dspy import lm15
+from dspy import lm15  # type: ignore[import-untyped]
 
 from otpy.errors import (
     AuthenticationError,
@@ -122,8 +122,9 @@ def _message(message: lm15.Message, index: int) -> Message:
         )
     if message.role == "developer":  # as lm15 does for providers without the role
         return Message(role="user", content=f"[developer] {text}")
-    role = "assistant" if message.role == "assistant" else "user"
-    return Message(role=role, content=text)
+    if message.role == "assistant":
+        return Message(role="assistant", content=text)
+    return Message(role="user", content=text)
 
 
 def _finish(stop_reason: str | None) -> str:
@@ -181,9 +182,10 @@ def lm15_error(error: Exception, *, provider: str | None) -> Exception:
     if retry_after is None and isinstance(error, CircuitOpenError):
         retry_after = error.retry_in
     status = getattr(error, "status", None)
-    return target(
+    mapped: Exception = target(
         f"{type(error).__name__}: {error}",
         provider=provider,
         status=status if isinstance(status, int) else None,
         retry_after=retry_after if isinstance(retry_after, int | float) else None,
     )
+    return mapped

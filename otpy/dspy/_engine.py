@@ -20,7 +20,7 @@ from collections.abc import AsyncIterator, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-import dspy
+import dspy  # type: ignore[import-untyped]
 from dspy import lm15
 
 from otpy.calls import CallGate, CallJournal, CallsCancelled, request_digest

@@ -14,7 +14,7 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any, Protocol
 
-import dspy
+import dspy  # type: ignore[import-untyped]
 
 from otpy.calls import CallGate, CallJournal
 from otpy.clock import Clock
