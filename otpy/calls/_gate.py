@@ -168,6 +168,7 @@ class CallGate:
         self._state: GateState = "running"
         self._why: BudgetExhausted | None = None
         self._in_flight = 0
+        self._waiting = 0
         self._elapsed_before = float(elapsed)
         self._started = clock.monotonic()
         self._paused_at: float | None = None
@@ -209,6 +210,11 @@ class CallGate:
         return self._in_flight
 
     @property
+    def waiting(self) -> int:
+        """Calls held in ``enter`` or ``replay`` (by a pause, or by ``max_calls``)."""
+        return self._waiting
+
+    @property
     def exhausted_by(self) -> BudgetExhausted | None:
         """The budget that stopped the calls, if one did."""
         return self._why
@@ -237,7 +243,7 @@ class CallGate:
             while True:
                 self._check_stopped()
                 if self._state == "paused" or self._calls_held():
-                    self._lock.wait()
+                    self._hold()
                     continue
                 why = self._spent_budget()
                 if why is not None:
@@ -273,10 +279,17 @@ class CallGate:
                 self._check_stopped()
                 if self._state != "paused":
                     break
-                self._lock.wait()
+                self._hold()
             self._totals = self._totals + CallTotals(replayed=1)
 
     # -- under the lock -------------------------------------------------------------------
+
+    def _hold(self) -> None:
+        self._waiting += 1
+        try:
+            self._lock.wait()
+        finally:
+            self._waiting -= 1
 
     def _check_stopped(self) -> None:
         if self._state == "cancelled":

@@ -153,7 +153,11 @@ class SQLiteJournalStore:
         return [JournalEntry(bytes(d).hex(), int(n), str(a)) for d, n, a in rows]
 
     def append(self, journal_id: str, entry: JournalEntry) -> None:
-        row = (journal_id, bytes.fromhex(entry.digest), entry.occurrence, entry.answer)
+        try:
+            digest = bytes.fromhex(entry.digest)
+        except ValueError:
+            raise ConfigurationError(f"a digest is hex, got {entry.digest!r}") from None
+        row = (journal_id, digest, entry.occurrence, entry.answer)
         with self._lock:
             try:
                 self._connection().execute("INSERT INTO call_journal VALUES (?, ?, ?, ?)", row)
