@@ -59,19 +59,21 @@ __all__ = ["CallJournal", "answer_json", "completion_of", "request_digest"]
 
 def request_digest(request: CompletionRequest, target: str = "") -> str:
     """The hex key of ``request`` sent to ``target`` (a provider name or capabilities):
-    a 128-bit BLAKE2b of its canonical JSON; ``metadata`` is not part of it."""
-    content = (
-        target,
-        request.system,
-        [(m.role, m.content) for m in request.conversation()],
-        request.model,
-        request.temperature,
-        request.max_tokens,
-        request.stop,
-        request.response_schema,
-    )
-    blob = json.dumps(content, separators=(",", ":"), sort_keys=True, default=repr)
-    return hashlib.blake2b(blob.encode(), digest_size=16).hexdigest()
+    a 128-bit BLAKE2b over its content, each part length-prefixed (the texts, the
+    settings, the response schema as sorted JSON); ``metadata`` is not part of it."""
+    settings = (request.model, request.temperature, request.max_tokens, request.stop)
+    parts = [target, repr(settings), "" if request.system is None else "s" + request.system]
+    if request.response_schema is not None:
+        parts.append(json.dumps(request.response_schema, sort_keys=True, default=repr))
+    for message in request.conversation():
+        parts.append(message.role)
+        parts.append(message.content)
+    digest = hashlib.blake2b(digest_size=16)
+    for part in parts:
+        data = part.encode()
+        digest.update(b"%d:" % len(data))
+        digest.update(data)
+    return digest.hexdigest()
 
 
 def answer_json(completion: Completion) -> str:

@@ -40,7 +40,7 @@ if Version(_dspy.__version__) < Version("3.4"):  # pragma: no cover
     )
 
 from otpy.dspy._engine import SCOPE_KEY, AsyncOtpyEngine, CallScope, OtpyEngine, current_scope
-from otpy.dspy._lm import HasProviders, call_scope, lm
+from otpy.dspy._lm import HasProviders, bind, call_scope, lm
 from otpy.dspy._pipeline_module import PipelineModule, PipelineRuntime
 from otpy.dspy._pipeline_steps import PREDICT_TYPE, InputField, TunedStep
 from otpy.dspy._save import save_pipeline
@@ -56,6 +56,7 @@ __all__ = [
     "PipelineModule",
     "PipelineRuntime",
     "TunedStep",
+    "bind",
     "call_scope",
     "current_scope",
     "lm",

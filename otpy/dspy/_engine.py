@@ -65,6 +65,10 @@ class OtpyEngine:
     failed to another capable one. ``complete`` runs in the caller's thread, safe from any
     number of threads at once, and blocks on the provider call (rate-limit waits, retries),
     on a paused gate and on the journal's write.
+
+    A program saved with DSPy (``save``) keeps the engine as its ``dump_state`` (the
+    target, no runtime, no secret); loaded back (``allow_unsafe_lm_state=True``) it has no
+    providers until ``otpy.dspy.bind(program, rt)`` gives it a runtime's.
     """
 
     supports_function_calling = False
@@ -72,7 +76,7 @@ class OtpyEngine:
 
     def __init__(
         self,
-        providers: ProviderDirectory,
+        providers: ProviderDirectory | None,
         *,
         provider: str | None = None,
         capabilities: Iterable[str] = (),
@@ -91,11 +95,43 @@ class OtpyEngine:
         self._warned: set[str] = set()
         self._lock = threading.Lock()
 
+    def dump_state(self) -> dict[str, Any]:
+        """What DSPy saves of this engine: its target (no runtime, no secret)."""
+        return {
+            "provider": self.provider,
+            "capabilities": list(self.capabilities),
+            "model": self.model,
+            "failover": self.failover,
+        }
+
+    @classmethod
+    def load_state(cls, state: dict[str, Any]) -> OtpyEngine:
+        """An engine of a saved program: unbound until ``bound_to`` a runtime."""
+        return cls(
+            None,
+            provider=state.get("provider"),
+            capabilities=state.get("capabilities") or (),
+            model=state.get("model"),
+            failover=bool(state.get("failover", True)),
+        )
+
+    def bound_to(self, providers: ProviderDirectory, clock: Clock) -> OtpyEngine:
+        """This engine's target on ``providers`` (a new engine)."""
+        state = self.dump_state()
+        return OtpyEngine(
+            providers,
+            provider=state["provider"],
+            capabilities=state["capabilities"],
+            model=state["model"],
+            failover=state["failover"],
+            clock=clock,
+        )
+
     @property
     def supports_response_schema(self) -> bool:
         """Whether DSPy's JSONAdapter may ask for structured output: the named provider
         has ``structured_output``, or a call may select one that has it."""
-        if self.provider is None:
+        if self.provider is None or self.providers is None:
             return True
         return "structured_output" in self.providers.table.require(self.provider).capabilities
 
@@ -148,6 +184,12 @@ class OtpyEngine:
         return completion, False
 
     def _live(self, request: CompletionRequest, needs: tuple[str, ...]) -> Completion:
+        if self.providers is None:
+            unbound = ConfigurationError(
+                f"the otpy engine {self.target!r} of a loaded program has no runtime: "
+                "call otpy.dspy.bind(program, rt) first"
+            )
+            raise lm15_error(unbound, provider=self.provider) from unbound
         capabilities = (*self.capabilities, *needs)
         gateway = StepGateway(
             self.providers,
@@ -213,6 +255,13 @@ class AsyncOtpyEngine:
 
     async def aclose(self) -> None:
         return None
+
+    def dump_state(self) -> dict[str, Any]:
+        return self.engine.dump_state()
+
+    @classmethod
+    def load_state(cls, state: dict[str, Any]) -> AsyncOtpyEngine:
+        return cls(OtpyEngine.load_state(state))
 
     def __repr__(self) -> str:
         return f"<AsyncOtpyEngine {self.engine.target}>"

@@ -23,7 +23,7 @@ from otpy.errors import ConfigurationError
 from otpy.pipelines import ProviderDirectory
 from otpy.providers import as_capabilities
 
-__all__ = ["HasProviders", "call_scope", "lm"]
+__all__ = ["HasProviders", "bind", "call_scope", "lm"]
 
 
 class HasProviders(Protocol):
@@ -92,6 +92,31 @@ def lm(
     return dspy.LM(
         f"otpy/{engine.target}", engine=engine, async_engine=AsyncOtpyEngine(engine), **defaults
     )
+
+
+def bind(program: Any, rt: HasProviders) -> int:
+    """Give the otpy LMs of ``program`` (a ``dspy.Module``, or one ``dspy.LM``) that were
+    loaded from a saved program ``rt``'s providers: each predictor's LM is replaced by a
+    copy on ``rt``. Returns how many LMs were bound; other LMs are left alone."""
+    if isinstance(program, dspy.LM):
+        return 0 if _bound(program, rt) is program else 1
+    count = 0
+    for _, predictor in program.named_predictors():
+        lm = getattr(predictor, "lm", None)
+        if isinstance(lm, dspy.LM):
+            bound = _bound(lm, rt)
+            if bound is not lm:
+                predictor.lm = bound
+                count += 1
+    return count
+
+
+def _bound(lm: Any, rt: HasProviders) -> Any:
+    engine = lm.engine
+    if not isinstance(engine, OtpyEngine) or engine.providers is not None:
+        return lm
+    fresh = engine.bound_to(rt.providers, rt.clock)
+    return lm.copy(engine=fresh, async_engine=AsyncOtpyEngine(fresh))
 
 
 @contextmanager

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from pathlib import Path
 from typing import Any
 
 import dspy
@@ -195,3 +196,21 @@ def test_a_journaled_evaluation_replays_without_a_call() -> None:
         otpy.dspy.call_scope(gate="open"),  # type: ignore[arg-type]
     ):
         pass
+
+
+def test_a_saved_program_keeps_its_lm_target_and_is_bound_to_a_runtime_again(
+    tmp_path: Path,
+) -> None:
+    sim = simulated()
+    with runtime(sim) as rt:
+        saved = dspy.Predict("question -> answer")
+        saved.set_lm(otpy.dspy.lm(rt, "sim", temperature=0.5))
+        saved.save(tmp_path / "program.json")
+        loaded = dspy.Predict("question -> answer")
+        loaded.load(tmp_path / "program.json", allow_unsafe_lm_state=True)
+        with pytest.raises(LMConfigurationError, match=r"otpy.dspy.bind\(program, rt\)"):
+            loaded(question="q2")
+        assert otpy.dspy.bind(loaded, rt) == 1 and otpy.dspy.bind(loaded, rt) == 0
+        assert loaded(question="q2").answer == "A2"
+    assert loaded.lm.kwargs["temperature"] == 0.5 and sim.calls == 1
+    assert "sim" in (tmp_path / "program.json").read_text()  # its target, no runtime
