@@ -102,14 +102,16 @@ def evaluate(lm: Any, n: int, scope: Callable[[], Any] | None = None) -> tuple[f
 
 
 def bench_evaluate(n: int, latency: float, rounds: int, folder: Path) -> None:
-    provider = SimulatedProvider("sim", seed=SEED, latency=latency, keep_requests=0)
-    bare_provider = SimulatedProvider("bare", seed=SEED, latency=latency, keep_requests=0)
+    def simulated(name: str) -> SimulatedProvider:
+        return SimulatedProvider(name, seed=SEED, latency=latency, keep_requests=0)
+
     config = {"name": f"bench-{uuid.uuid4().hex[:6]}", "plugins": False, "providers": {}}
     with otpy.start(config) as rt:
+        rt.providers.register_provider("sim", simulated("sim"), limits={"timeout": None})
         limits = {"timeout": None, "rpm": 1_000_000, "tpm": 1_000_000_000}
-        rt.providers.register_provider("sim", provider, limits=limits)
-        bare = dspy.LM("bare/sim", engine=BareEngine(bare_provider), cache=False, num_retries=0)
-        through = otpy.dspy.lm(rt, "sim")
+        rt.providers.register_provider("limited", simulated("limited"), limits=limits)
+        bare = dspy.LM("bare/sim", engine=BareEngine(simulated("bare")), cache=False, num_retries=0)
+        through, limited = otpy.dspy.lm(rt, "sim"), otpy.dspy.lm(rt, "limited")
         store = SQLiteJournalStore(folder / "bench.sqlite.journal")
 
         def job_scope() -> Any:
@@ -119,7 +121,8 @@ def bench_evaluate(n: int, latency: float, rounds: int, folder: Path) -> None:
         kinds: dict[str, Callable[[], tuple[float, float]]] = {
             "(a) dspy.LM(engine=BareEngine) (baseline)": lambda: evaluate(bare, n),
             "(b) otpy.dspy.lm(rt): the provider layer": lambda: evaluate(through, n),
-            "(c) (b) + a job's gate and SQLite journal": lambda: evaluate(through, n, job_scope),
+            "(c) (b) with rpm + tpm limits (moving window)": lambda: evaluate(limited, n),
+            "(d) (b) + a job's gate and SQLite journal": lambda: evaluate(through, n, job_scope),
         }
         for fn in kinds.values():
             evaluate(bare, THREADS)  # warm-up: threads, imports

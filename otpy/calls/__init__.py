@@ -26,13 +26,8 @@ from otpy.calls._gate import (
     cost_of,
 )
 from otpy.calls._journal import CallJournal, answer_json, completion_of, request_digest
-from otpy.calls._store import (
-    JournalEntry,
-    JournalStore,
-    MemoryJournalStore,
-    SQLiteJournalStore,
-    journal_path,
-)
+from otpy.calls._sqlite_store import SQLiteJournalStore
+from otpy.calls._store import JournalEntry, JournalStore, MemoryJournalStore, journal_path
 
 __all__ = [
     "BudgetExhausted",

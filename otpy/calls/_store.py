@@ -4,27 +4,20 @@ A store holds journals by id (a job id); a journal is a set of entries, each the
 one LLM request: the request's ``digest`` (a hex hash of its content, never the content),
 its ``occurrence`` (the n-th answer to that digest) and the ``answer`` (JSON text). The
 behaviour is small and backend-neutral (load, append, drop, list) so that a Redis or Ray
-store can follow; ``append`` returns only once the entry is durable.
+store can follow; ``append`` returns only once the entry is durable. The SQLite store is
+``otpy.calls._sqlite_store``.
 """
 
 from __future__ import annotations
 
 import os
-import sqlite3
 import threading
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Final, Protocol, runtime_checkable
+from typing import Protocol, runtime_checkable
 
-from otpy.errors import ConfigurationError, StateError
+from otpy.errors import StateError
 
-__all__ = [
-    "JournalEntry",
-    "JournalStore",
-    "MemoryJournalStore",
-    "SQLiteJournalStore",
-    "journal_path",
-]
+__all__ = ["JournalEntry", "JournalStore", "MemoryJournalStore", "journal_path", "taken"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,7 +72,7 @@ class MemoryJournalStore:
         with self._lock:
             entries = self._journals.setdefault(journal_id, {})
             if key in entries:
-                raise StateError(_taken(journal_id, entry))
+                raise StateError(taken(journal_id, entry))
             entries[key] = entry
 
     def drop(self, journal_id: str) -> None:
@@ -97,100 +90,6 @@ class MemoryJournalStore:
         return f"MemoryJournalStore({len(self._journals)} journals)"
 
 
-_SCHEMA: Final = (
-    "CREATE TABLE IF NOT EXISTS call_journal ("
-    " journal_id TEXT NOT NULL, digest BLOB NOT NULL, occurrence INTEGER NOT NULL,"
-    " answer TEXT NOT NULL, PRIMARY KEY (journal_id, digest, occurrence)) WITHOUT ROWID"
-)
-_SYNCHRONOUS: Final = ("NORMAL", "FULL", "EXTRA")
-
-
-class SQLiteJournalStore:
-    """Journals in the ``call_journal`` table of a SQLite file (WAL), which may be the job
-    store's own file or one beside it (``journal_path``); ``":memory:"`` keeps them in
-    this object only.
-
-    Each ``append`` is one committed INSERT: with ``synchronous="NORMAL"`` (the default)
-    an entry survives the process being killed once ``append`` returns; ``"FULL"`` also
-    survives power loss, at the price of an fsync per call. One connection, guarded by a
-    lock; ``timeout`` is how long a write waits for another connection's lock.
-    """
-
-    def __init__(
-        self, path: str | os.PathLike[str], *, synchronous: str = "NORMAL", timeout: float = 30.0
-    ) -> None:
-        self.path = os.fspath(path)
-        mode = str(synchronous).upper()
-        if mode not in _SYNCHRONOUS:
-            raise ConfigurationError(
-                f"synchronous must be one of {', '.join(_SYNCHRONOUS)}, got {synchronous!r}"
-            )
-        if self.path != ":memory:":
-            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-        self._lock = threading.Lock()
-        try:
-            conn = sqlite3.connect(
-                self.path, timeout=timeout, isolation_level=None, check_same_thread=False
-            )
-            conn.execute("PRAGMA journal_mode = WAL")
-            conn.execute(f"PRAGMA synchronous = {mode}")
-            conn.execute(_SCHEMA)
-        except sqlite3.Error as exc:
-            raise StateError(f"cannot open the call journal store {self.path!r}: {exc}") from exc
-        self._conn: sqlite3.Connection | None = conn
-
-    def _connection(self) -> sqlite3.Connection:
-        if self._conn is None:
-            raise StateError(f"the call journal store {self.path!r} is closed")
-        return self._conn
-
-    def load(self, journal_id: str) -> list[JournalEntry]:
-        with self._lock:
-            rows = self._run(
-                "SELECT digest, occurrence, answer FROM call_journal WHERE journal_id = ?",
-                (journal_id,),
-            ).fetchall()
-        return [JournalEntry(bytes(d).hex(), int(n), str(a)) for d, n, a in rows]
-
-    def append(self, journal_id: str, entry: JournalEntry) -> None:
-        try:
-            digest = bytes.fromhex(entry.digest)
-        except ValueError:
-            raise ConfigurationError(f"a digest is hex, got {entry.digest!r}") from None
-        row = (journal_id, digest, entry.occurrence, entry.answer)
-        with self._lock:
-            try:
-                self._connection().execute("INSERT INTO call_journal VALUES (?, ?, ?, ?)", row)
-            except sqlite3.IntegrityError:
-                raise StateError(_taken(journal_id, entry)) from None
-            except sqlite3.Error as exc:
-                raise StateError(f"call journal {self.path!r}: {exc}") from exc
-
-    def drop(self, journal_id: str) -> None:
-        with self._lock:
-            self._run("DELETE FROM call_journal WHERE journal_id = ?", (journal_id,))
-
-    def journal_ids(self) -> list[str]:
-        with self._lock:
-            rows = self._run("SELECT DISTINCT journal_id FROM call_journal", ()).fetchall()
-        return sorted(str(row[0]) for row in rows)
-
-    def close(self) -> None:
-        with self._lock:
-            conn, self._conn = self._conn, None
-        if conn is not None:
-            conn.close()
-
-    def _run(self, sql: str, args: tuple[object, ...]) -> sqlite3.Cursor:
-        try:
-            return self._connection().execute(sql, args)
-        except sqlite3.Error as exc:
-            raise StateError(f"call journal {self.path!r}: {exc}") from exc
-
-    def __repr__(self) -> str:
-        return f"SQLiteJournalStore({self.path!r})"
-
-
 def journal_path(store_path: str | os.PathLike[str]) -> str:
     """Where a job store's call journals go: ``<store>.journal`` beside ``store_path``
     (``":memory:"`` stays so), a file of its own so that journal writes and checkpoint
@@ -199,7 +98,8 @@ def journal_path(store_path: str | os.PathLike[str]) -> str:
     return path if path == ":memory:" else f"{path}.journal"
 
 
-def _taken(journal_id: str, entry: JournalEntry) -> str:
+def taken(journal_id: str, entry: JournalEntry) -> str:
+    """Why ``entry`` cannot be added: its occurrence is there already."""
     return (
         f"call journal {journal_id!r} already holds occurrence {entry.occurrence} of "
         f"request {entry.digest[:12]}"

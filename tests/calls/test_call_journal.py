@@ -9,6 +9,7 @@ import signal
 import sqlite3
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -166,3 +167,33 @@ def test_a_process_killed_mid_run_leaves_its_journal_to_the_next(tmp_path: Path)
     uninterrupted = run(str(tmp_path / "fresh.journal"), 20, None)
     assert report["answers"] == uninterrupted["answers"]
     assert uninterrupted["live"] == 20
+
+
+def test_concurrent_appends_are_committed_together_each_with_its_own_outcome(
+    tmp_path: Path,
+) -> None:
+    store = SQLiteJournalStore(tmp_path / "j.sqlite")
+    store.append("job", JournalEntry("dd", 0, answer_json(completion("first"))))
+    start = threading.Barrier(16)
+    failures: list[str] = []
+
+    def append(index: int) -> None:
+        occurrence = 0 if index == 7 else index + 1  # writer 7 repeats an entry held
+        start.wait()
+        try:
+            store.append("job", JournalEntry("dd", occurrence, answer_json(completion("x"))))
+        except StateError as exc:
+            failures.append(str(exc))
+
+    threads = [threading.Thread(target=append, args=(i,)) for i in range(16)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(10)
+    assert len(failures) == 1 and "already holds occurrence 0" in failures[0]
+    held = sorted(entry.occurrence for entry in store.load("job"))
+    assert held == [0, *[i + 1 for i in range(16) if i != 7]]
+    assert store.commits <= 16  # one per transaction: 1 + 15 at most, fewer when grouped
+    store.close()
+    with pytest.raises(StateError, match="closed"):
+        store.append("job", JournalEntry("ee", 0, answer_json(completion("late"))))

@@ -5,6 +5,8 @@ refused by name; the call scope's gate and journal around the calls of Evaluate.
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
 import threading
 from pathlib import Path
 from typing import Any
@@ -214,3 +216,20 @@ def test_a_saved_program_keeps_its_lm_target_and_is_bound_to_a_runtime_again(
         assert loaded(question="q2").answer == "A2"
     assert loaded.lm.kwargs["temperature"] == 0.5 and sim.calls == 1
     assert "sim" in (tmp_path / "program.json").read_text()  # its target, no runtime
+
+
+def test_otpy_never_needs_dspy_and_otpy_dspy_names_the_extra_without_it() -> None:
+    code = """
+import sys
+import otpy, otpy.calls, otpy.providers
+assert "dspy" not in sys.modules
+sys.modules["dspy"] = None  # as if DSPy were not installed
+try:
+    import otpy.dspy
+except ImportError as error:
+    print(error)
+"""
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert "pip install 'otpy[dspy]'" in result.stdout
