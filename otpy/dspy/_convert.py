@@ -17,22 +17,8 @@ from typing import Any
 
 from dspy import lm15  # type: ignore[import-untyped]
 
-from otpy.errors import (
-    AuthenticationError,
-    CircuitOpenError,
-    ConfigurationError,
-    InvalidRequestError,
-    OperationTimeout,
-    OverloadedError,
-    ProviderConnectionError,
-    ProviderError,
-    ProviderTimeoutError,
-    RateLimitedError,
-    RateLimitTimeout,
-    RegistryError,
-    ServerError,
-    SpendLimitError,
-)
+from otpy import errors
+from otpy.errors import CircuitOpenError, ConfigurationError
 from otpy.providers import Completion, CompletionRequest, Message
 
 __all__ = ["TOOLS_UNSUPPORTED", "lm15_error", "to_completion_request", "to_response"]
@@ -153,20 +139,20 @@ def to_response(completion: Completion, *, replayed: bool) -> lm15.Response:
 
 
 _ERRORS: tuple[tuple[type[BaseException], type[lm15.LM15Error]], ...] = (
-    (RateLimitedError, lm15.RateLimitError),
-    (RateLimitTimeout, lm15.RateLimitError),
-    (OverloadedError, lm15.ServerError),
-    (ServerError, lm15.ServerError),
-    (CircuitOpenError, lm15.ServerError),
-    (ProviderTimeoutError, lm15.TimeoutError),
-    (OperationTimeout, lm15.TimeoutError),
-    (ProviderConnectionError, lm15.TransportError),
-    (AuthenticationError, lm15.AuthError),
-    (SpendLimitError, lm15.BillingError),
-    (InvalidRequestError, lm15.InvalidRequestError),
-    (ConfigurationError, lm15.ConfigurationError),
-    (RegistryError, lm15.ProviderError),
-    (ProviderError, lm15.ProviderError),
+    (errors.RateLimitedError, lm15.RateLimitError),
+    (errors.RateLimitTimeout, lm15.RateLimitError),
+    (errors.OverloadedError, lm15.ServerError),
+    (errors.ServerError, lm15.ServerError),
+    (errors.CircuitOpenError, lm15.ServerError),
+    (errors.ProviderTimeoutError, lm15.TimeoutError),
+    (errors.OperationTimeout, lm15.TimeoutError),
+    (errors.ProviderConnectionError, lm15.TransportError),
+    (errors.AuthenticationError, lm15.AuthError),
+    (errors.SpendLimitError, lm15.BillingError),
+    (errors.InvalidRequestError, lm15.InvalidRequestError),
+    (errors.ConfigurationError, lm15.ConfigurationError),
+    (errors.RegistryError, lm15.ProviderError),
+    (errors.ProviderError, lm15.ProviderError),
 )
 
 
