@@ -11,7 +11,7 @@ from typing import Any, NamedTuple
 from otpy.clock import SYSTEM_CLOCK, Clock
 from otpy.errors import StartChildError
 
-from ._child import Child, ChildCounts, ChildInfo, SupervisorStats, count
+from ._child import Child, ChildCounts, ChildInfo, SupervisorStats, SupervisorView, count
 from ._events import report
 from ._exit import KILLED, SHUTDOWN, is_abnormal
 from ._genserver import GenServer
@@ -117,6 +117,16 @@ class SupervisorBase(GenServer):
 
     strategy = "one_for_one"
 
+    def system_view(self) -> SupervisorView:
+        """Flags and children at one moment (``otpy.observer``; a system request)."""
+        return SupervisorView(
+            self.strategy,
+            self._intensity.max_restarts,
+            self._intensity.max_seconds,
+            self._intensity.restarts_in_window(),
+            tuple(child.row() for child in self._children.values()),
+        )
+
     def statistics(self) -> SupervisorStats:
         counts = self.count_children()
         server = ServerRef.statistics(self.actor_ref)  # not the ref's override: it calls us
@@ -173,6 +183,7 @@ class SupervisorBase(GenServer):
             )
             raise failure
         child.ref = started
+        started._life.slot = (str(self), spec.id, child.starts)  # restarts before this one
         child.starts += 1
         child.state = "running"
         child.started_at = self._clock.monotonic()
