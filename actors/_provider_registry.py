@@ -187,6 +187,10 @@ class ProviderRegistryHandle:
         # stored, so concurrent selects share the rotation without a lock.
         self._turns: dict[frozenset[str], Iterator[int]] = {}
 
+    def __otpy_ref__(self) -> str:
+        """For ``otpy.sys`` and ``otpy.observer``: the registry actor's registered name."""
+        return self.name
+
     # -- writes (through the actor) -------------------------------------------------------
 
     def register_provider(
