@@ -19,7 +19,6 @@ message. A sub-supervisor that exits or stays busy while the tree is read is sho
 from __future__ import annotations
 
 import time
-from collections.abc import Hashable
 from dataclasses import dataclass, fields
 from typing import Any
 
@@ -28,8 +27,8 @@ from otpy.supervision.system import (
     ChildRow,
     ServerStatus,
     server_ref,
+    id_text,
     status_of,
-    summary,
     supervisor_view,
 )
 
@@ -149,7 +148,7 @@ def _supervisor(ref: Any, timeout: float | None) -> SupervisorNode:
 
 
 def _child(row: ChildRow, timeout: float | None) -> ChildNode:
-    base = dict(id=_text(row.id), kind=row.type, restart=row.restart, state=row.state)
+    base = dict(id=id_text(row.id), kind=row.type, restart=row.restart, state=row.state)
     ref = row.ref
     if ref is None:
         return ChildNode(**base, restarts=row.restarts, alive=False)
@@ -180,10 +179,6 @@ def _replace(node: ChildNode, **changes: Any) -> ChildNode:
     values = {f.name: getattr(node, f.name) for f in fields(node)}
     values.update(changes)
     return ChildNode(**values)
-
-
-def _text(child_id: Hashable) -> str:
-    return child_id if isinstance(child_id, str) else summary(child_id, 80)
 
 
 def _label(name: str | None, module: str) -> str:

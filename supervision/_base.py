@@ -16,7 +16,7 @@ from ._events import report
 from ._exit import KILLED, SHUTDOWN, is_abnormal
 from ._genserver import GenServer
 from ._policy import RestartIntensity, should_restart
-from ._ref import Down, ServerRef
+from ._ref import Down, ServerRef, launching
 from ._shutdown import shutdown_all, shutdown_one
 
 __all__ = ["SupervisorBase"]
@@ -157,12 +157,15 @@ class SupervisorBase(GenServer):
         restart = child.starts > 0 or child.state == "restarting"
         failure: StartChildError | None = None
         started: ServerRef[Any] | None = None
+        launching.slot = (str(self), spec.id, child.starts)  # restarts before this one
         try:
             result = spec.start()  # type: ignore[misc]
         except BaseException as exc:
             failure = StartChildError(spec.id, exc)
             failure.__cause__ = exc
-        else:
+        finally:
+            launching.slot = None
+        if failure is None:
             if isinstance(result, ServerRef):
                 started = result
             else:
@@ -183,7 +186,7 @@ class SupervisorBase(GenServer):
             )
             raise failure
         child.ref = started
-        started._life.slot = (str(self), spec.id, child.starts)  # restarts before this one
+        started._life.slot = (str(self), spec.id, child.starts)
         child.starts += 1
         child.state = "running"
         child.started_at = self._clock.monotonic()

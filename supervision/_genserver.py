@@ -18,7 +18,7 @@ from otpy.errors import OtpyError
 from . import _names
 from ._exit import NORMAL, ExitReason
 from ._server_state import format_state, replace_attributes, state_of
-from ._ref import ServerRef, _Exit, _Kill, _Lifecycle, _Ping, _Wake, drain, refuse
+from ._ref import ServerRef, _Exit, _Kill, _Lifecycle, _Ping, _Wake, drain, launching, refuse
 
 __all__ = ["GenServer"]
 
@@ -112,6 +112,7 @@ class GenServer(pykka.ThreadingActor):
         obj = cls(*args, **kwargs)
         ref = obj.actor_ref
         life = ref._life
+        life.slot = getattr(launching, "slot", None)
         if name is not None:
             _names.register(name, ref)
             life.name = name

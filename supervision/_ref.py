@@ -36,6 +36,10 @@ A = TypeVar("A", bound=pykka.Actor)  # a GenServer: _genserver imports this modu
 
 _monitor_ids = itertools.count()
 
+launching = threading.local()
+"""``launching.slot``: set by a supervisor's thread while it runs a child's start, so the
+new server knows its child slot before its name is registered (see ``_Lifecycle.slot``)."""
+
 LOG_SIZE = 100
 """How many system events each server keeps for ``otpy.sys.log``."""
 

@@ -39,6 +39,7 @@ __all__ = [
     "TraceRecord",
     "get_state",
     "get_status",
+    "id_text",
     "log",
     "replace_state",
     "request",
@@ -289,10 +290,15 @@ def status_of(ref: ServerRef[Any]) -> ServerStatus:
         started=life.born,
         uptime=max(0.0, now - life.born),
         supervisor=slot[0] if slot else None,
-        child_id=summary(slot[1], 80) if slot else None,
+        child_id=id_text(slot[1]) if slot else None,
         restarts=slot[2] if slot else None,
         exit_reason=None if reason is None else summary(reason, 200),
     )
+
+
+def id_text(child_id: Any) -> str:
+    """A child id as text: a str as it is, anything else as a short repr."""
+    return child_id if isinstance(child_id, str) else summary(child_id, 80)
 
 
 def get_status(target: Target, *, timeout: float | None = DEFAULT_TIMEOUT) -> ServerStatus:
