@@ -186,6 +186,10 @@ class SupervisorBase(GenServer):
             )
             raise failure
         child.ref = started
+        if self._actor_ref._life.reason == KILLED:
+            # Killed while this start ran: _on_own_exit (in the killer's thread) may have
+            # read the children before this ref was set. One of us sees the other.
+            started.kill()
         started._life.slot = (str(self), spec.id, child.starts)
         child.starts += 1
         child.state = "running"
