@@ -26,8 +26,8 @@ from otpy.errors import CallTimeoutError, NoProcessError
 from otpy.supervision.system import (
     ChildRow,
     ServerStatus,
-    server_ref,
     id_text,
+    server_ref,
     status_of,
     supervisor_view,
 )

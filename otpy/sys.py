@@ -124,7 +124,10 @@ def log(target: Target, n: int = 10, *, timeout: float | None = TIMEOUT) -> list
 
 
 def _emit(record: TraceRecord) -> None:
-    metadata: dict[str, Any] = {"server": record.server, "message": system.summary(record.message, 200)}
+    metadata: dict[str, Any] = {
+        "server": record.server,
+        "message": system.summary(record.message, 200),
+    }
     if record.error is not None:
         metadata["error"] = system.summary(record.error, 200)
     measurements = None if record.duration is None else {"duration": record.duration}

@@ -17,8 +17,8 @@ from otpy.errors import OtpyError
 
 from . import _names
 from ._exit import NORMAL, ExitReason
-from ._server_state import format_state, replace_attributes, state_of
 from ._ref import ServerRef, _Exit, _Kill, _Lifecycle, _Ping, _Wake, drain, launching, refuse
+from ._server_state import format_state, replace_attributes, state_of
 
 __all__ = ["GenServer"]
 

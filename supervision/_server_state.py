@@ -24,7 +24,14 @@ if TYPE_CHECKING:
 __all__ = ["ServerState", "format_state", "replace_attributes", "state_of"]
 
 FRAMEWORK = frozenset(
-    {"actor_urn", "actor_inbox", "actor_stopped", "_actor_ref", "_otpy_expected", "_otpy_stop_reason"}
+    {
+        "actor_urn",
+        "actor_inbox",
+        "actor_stopped",
+        "_actor_ref",
+        "_otpy_expected",
+        "_otpy_stop_reason",
+    }
 )
 """Attributes Pykka and GenServer keep on every server: not the server's state."""
 

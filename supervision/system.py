@@ -176,8 +176,10 @@ def resume(target: Target, *, timeout: float | None = DEFAULT_TIMEOUT) -> None:
 
 def _set_hooks(server: Any, stats: Any, tracer: Any) -> None:
     life = server.actor_ref._life
-    life.hooks = None if stats is None and tracer is None else Hooks(
-        str(server.actor_ref), life.log, stats, tracer
+    life.hooks = (
+        None
+        if stats is None and tracer is None
+        else Hooks(str(server.actor_ref), life.log, stats, tracer)
     )
 
 

@@ -7,15 +7,15 @@ import threading
 from typing import Any
 
 import pytest
-from support import Worker
 
 import otpy
 import otpy.observer
-from otpy.observer import SupervisorNode, Tree
 from otpy.errors import NoProcessError
+from otpy.observer import SupervisorNode, Tree
 from otpy.supervision import ChildSpec, Supervisor
 from otpy.supervision.system import server_ref
 from otpy.testing import wait_until
+from support import Worker
 
 BIG = 10**6
 LEAVES = ["w1", "w2", "w3"]

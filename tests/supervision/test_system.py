@@ -11,8 +11,7 @@ import pykka
 import pytest
 
 from otpy.errors import ConfigurationError, NoProcessError, ServerBusyError
-from otpy.supervision import ChildSpec, GenServer, NamedHandle, Supervisor
-from otpy.supervision import system
+from otpy.supervision import ChildSpec, GenServer, NamedHandle, Supervisor, system
 from otpy.testing import wait_exit, wait_until
 
 
