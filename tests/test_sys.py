@@ -71,7 +71,7 @@ def test_a_finished_pipeline_run_has_no_server_and_says_so(rt: otpy.Runtime) -> 
     )
     run.wait(10)
     wait_exit(run._runner)  # type: ignore[arg-type]
-    with pytest.raises(NoProcessError, match="pipeline run .* no worker"):
+    with pytest.raises(NoProcessError, match=r"pipeline run .* no worker"):
         otpy.sys.get_status(run)
 
 
