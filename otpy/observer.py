@@ -148,12 +148,14 @@ def _supervisor(ref: Any, timeout: float | None) -> SupervisorNode:
 
 
 def _child(row: ChildRow, timeout: float | None) -> ChildNode:
-    base = dict(id=id_text(row.id), kind=row.type, restart=row.restart, state=row.state)
     ref = row.ref
+    node = ChildNode(id_text(row.id), row.type, row.restart, row.state, row.restarts, False)
     if ref is None:
-        return ChildNode(**base, restarts=row.restarts, alive=False)
+        return node
     status: ServerStatus = status_of(ref)
-    process = dict(
+    node = _replace(
+        node,
+        alive=status.alive,
         name=status.name,
         module=status.module,
         mailbox=status.mailbox,
@@ -161,7 +163,6 @@ def _child(row: ChildRow, timeout: float | None) -> ChildNode:
         handling=status.handling,
         handled=status.handled,
     )
-    node = ChildNode(**base, restarts=row.restarts, alive=status.alive, **process)
     if row.type != "supervisor" or not status.alive:
         return node
     try:

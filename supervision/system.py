@@ -205,7 +205,8 @@ def statistics(
             _note(server, "statistics", "on" if enable else "off")
         return figures
 
-    return request(target, "statistics", switch, timeout=timeout)
+    figures: ServerStatistics = request(target, "statistics", switch, timeout=timeout)
+    return figures
 
 
 def set_tracer(
