@@ -12,14 +12,11 @@ from __future__ import annotations
 import copy
 import types
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from otpy.errors import ConfigurationError
 
 from ._sysmsg import summary
-
-if TYPE_CHECKING:
-    from ._genserver import GenServer
 
 __all__ = ["ServerState", "format_state", "replace_attributes", "state_of"]
 
@@ -40,7 +37,7 @@ class ServerState(types.SimpleNamespace):
     """A GenServer's attributes by name (``state.count``); see the module docstring."""
 
 
-def _own(server: GenServer) -> dict[str, Any]:
+def _own(server: Any) -> dict[str, Any]:
     return {k: v for k, v in vars(server).items() if k not in FRAMEWORK}
 
 
@@ -51,12 +48,12 @@ def _copy(value: Any) -> Any:
         return value
 
 
-def state_of(server: GenServer) -> ServerState:
+def state_of(server: Any) -> ServerState:
     """The server's attributes, each deep-copied where it can be."""
     return ServerState(**{k: _copy(v) for k, v in _own(server).items()})
 
 
-def replace_attributes(server: GenServer, fn: Callable[[Any], Any]) -> ServerState:
+def replace_attributes(server: Any, fn: Callable[[Any], Any]) -> ServerState:
     """Run ``fn`` on :func:`state_of` and install the namespace it returns.
 
     An attribute is installed when ``fn`` rebound it or changed its copy in place (the
@@ -99,7 +96,7 @@ def _same(a: Any, b: Any) -> bool:
         return False
 
 
-def format_state(server: GenServer, limit: int = 20) -> dict[str, str]:
+def format_state(server: Any, limit: int = 20) -> dict[str, str]:
     """A short text per attribute (at most ``limit`` attributes), for statuses."""
     own = _own(server)
     shown = {name: summary(value, 80) for name, value in list(own.items())[:limit]}

@@ -12,10 +12,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
-
-if TYPE_CHECKING:
-    from ._genserver import GenServer
+from typing import Any
 
 __all__ = ["Hooks", "LogEntry", "Request", "ServerStatistics", "TraceRecord"]
 
@@ -176,7 +173,7 @@ class Request:
 
     __slots__ = ("done", "error", "fn", "id", "lock", "result", "state", "what")
 
-    def __init__(self, what: str, fn: Callable[[GenServer], Any]) -> None:
+    def __init__(self, what: str, fn: Callable[[Any], Any]) -> None:
         self.id = next(_request_ids)
         self.what = what
         self.fn = fn
@@ -186,7 +183,7 @@ class Request:
         self.result: Any = None
         self.error: BaseException | None = None
 
-    def run(self, server: GenServer) -> None:
+    def run(self, server: Any) -> None:
         """In the server's thread: run ``fn`` unless withdrawn; its exception goes back."""
         with self.lock:
             if self.state != "waiting":
