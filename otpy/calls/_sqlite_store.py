@@ -14,7 +14,7 @@ import os
 import sqlite3
 import threading
 from pathlib import Path
-from typing import Final
+from typing import Any, Final
 
 from otpy.calls._store import JournalEntry, taken
 from otpy.errors import ConfigurationError, StateError
@@ -157,7 +157,7 @@ class SQLiteJournalStore:
         if conn is not None:
             conn.close()
 
-    def _read(self, sql: str, args: tuple[object, ...]) -> list[tuple[object, ...]]:
+    def _read(self, sql: str, args: tuple[object, ...]) -> list[Any]:
         """``sql`` on the connection, between two leaders' batches."""
         with self._turn:
             self._turn.wait_for(lambda: not self._writing)
