@@ -27,6 +27,7 @@ from otpy.calls import (
     MemoryJournalStore,
 )
 from otpy.errors import ConfigurationError, RateLimitedError, ServerError, UnknownProviderError
+from otpy.telemetry import get_telemetry
 from otpy.testing import wait_until
 
 
@@ -41,14 +42,21 @@ def causes(error: BaseException) -> list[BaseException]:
 
 def test_predict_and_chain_of_thought_go_through_the_provider_layer() -> None:
     sim = simulated()
-    with runtime(sim) as rt:
-        lm = otpy.dspy.lm(rt)
-        with dspy.context(lm=lm):
-            assert dspy.Predict("question -> answer")(question="q2").answer == "A2"
-            thought = dspy.ChainOfThought("question -> answer")(question="q3")
-            aio = asyncio.run(dspy.Predict("question -> answer").acall(question="q4"))
-        entry = rt.providers.get_provider("sim")
-        assert entry.stats.statistics().total_calls == 3  # through the entry: guard, stats
+    events: list[Any] = []
+    hub = get_telemetry()
+    subscription = hub.subscribe(events.append, "dspy.lm_call.stop")
+    try:
+        with runtime(sim) as rt:
+            lm = otpy.dspy.lm(rt)
+            with dspy.context(lm=lm):
+                assert dspy.Predict("question -> answer")(question="q2").answer == "A2"
+                thought = dspy.ChainOfThought("question -> answer")(question="q3")
+                aio = asyncio.run(dspy.Predict("question -> answer").acall(question="q4"))
+            entry = rt.providers.get_provider("sim")
+            assert entry.stats.statistics().total_calls == 3  # through the entry: guard, stats
+    finally:
+        hub.unsubscribe(subscription)
+    assert [(e.metadata["provider"], e.metadata["outcome"]) for e in events] == [("sim", "ok")] * 3
     assert (thought.answer, aio.answer) == ("no idea", "A4") and thought.reasoning
     assert sim.calls == 3 and lm.model == "otpy/text" and lm.kwargs.get("temperature") is None
     last = lm.history[-1]

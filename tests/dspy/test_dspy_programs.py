@@ -8,7 +8,6 @@ from collections.abc import Callable
 from typing import Any
 
 import dspy
-import pytest
 from dspy_support import exact, examples, half_right, runtime, simulated
 
 import otpy.dspy
@@ -78,7 +77,6 @@ def test_bootstrap_few_shot_with_random_search_finds_demos_offline() -> None:
     assert score == 50  # the simulated model is right on even questions
 
 
-@pytest.mark.slow
 def test_mipro_v2_light_runs_offline() -> None:
     def optimizer() -> Any:
         return dspy.MIPROv2(metric=exact, auto="light", num_threads=1, seed=0)
