@@ -1,0 +1,227 @@
+"""A session's commits from Redis pub/sub, queued for a store's subscribers in ``seq`` order.
+
+Every commit of a session — by any object, in any process — is published on the
+session's channel with its ``seq`` (1, 2, 3, ... in commit order). A ``ChangeStream``
+holds a subscription to that channel (its *receiver* thread reads it) and queues each
+commit's changes on the store's :class:`Subscriptions`, so subscribers see every
+process's changes in one order:
+
+- a commit of another object is delivered by the stream's *deliverer* thread (or by a
+  thread of this store that is delivering at the time);
+- a writer of this store waits (``delivered``) until its own commit came back through the
+  channel and then delivers in its own thread, as the in-process backends do. If it does
+  not come back within ``timeout`` (the subscription is down, Redis is slow) the writer
+  queues its changes itself and the message is ignored if it arrives later; the order
+  relative to other processes' commits is then not guaranteed, and a warning says so.
+
+Pub/sub is at most once: commits published while the subscription is down (it reconnects
+by itself, backing off up to a second) are missed, and a warning says how many.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import threading
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from otpy.state._subscriptions import Subscriptions
+from otpy.state._variable import VariableChange
+
+if TYPE_CHECKING:
+    import redis
+    from redis.client import PubSub
+
+__all__ = ["ChangeStream"]
+
+logger = logging.getLogger("otpy.state")
+
+_SPANS = 16  # connections remembered: enough for any writer still waiting for its commit
+
+
+class ChangeStream:
+    """The receiver and deliverer threads of one store's subscription to its channel.
+
+    ``start`` subscribes in the calling thread (a Redis error is raised there) and starts
+    both threads; ``stop`` ends them. ``decode`` turns a message's ``changes`` into
+    VariableChange objects; ``baseline()`` reads the session's current ``seq``.
+    """
+
+    def __init__(
+        self,
+        client: redis.Redis,
+        channel: str,
+        baseline: Callable[[], int],
+        decode: Callable[[Any], list[VariableChange]],
+        subscriptions: Subscriptions,
+        *,
+        origin: str,
+        timeout: float,
+        label: str,
+    ) -> None:
+        self._client, self._channel, self._baseline = client, channel, baseline
+        self._decode, self._subscriptions = decode, subscriptions
+        self._origin, self._timeout, self._label = origin, timeout, label
+        self._wake_channel = f"{channel}:wake:{origin}"
+        self._cond = threading.Condition()
+        self._last = 0  # the highest seq seen on the current connection
+        self._spans: list[list[int]] = []  # [after, through] seq seen, per connection
+        self._direct: set[int] = set()  # own commits a writer queued itself
+        self._down = False
+        self._stopped = threading.Event()
+        self._ready = threading.Event()  # set when the receiver has queued remote changes
+        self._pubsub: PubSub | None = None
+        self._threads: list[threading.Thread] = []
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Subscribe now (raises redis errors), then start the receiver and deliverer."""
+        self._connect()
+        for role, target in (("receiver", self._receive), ("deliverer", self._deliver)):
+            thread = threading.Thread(target=target, name=f"{self._label} {role}", daemon=True)
+            self._threads.append(thread)
+            thread.start()
+
+    def stop(self) -> None:
+        """End both threads (waits at most ``timeout`` + 2 s); waiting writers return."""
+        self._stopped.set()
+        self._ready.set()
+        with self._cond:
+            self._cond.notify_all()
+        with contextlib.suppress(Exception):  # else it wakes within a second anyway
+            self._client.publish(self._wake_channel, "stop")  # wakes the receiver at once
+        for thread in self._threads:
+            if thread is not threading.current_thread():
+                thread.join(self._timeout + 2.0)
+
+    # -- writers of this store -------------------------------------------------------------
+
+    def delivered(self, seq: int, changes: list[VariableChange]) -> None:
+        """After this store committed ``seq``: wait until the receiver queued it, or queue
+        ``changes`` here if it does not come within ``timeout``. The caller then
+        dispatches."""
+        with self._cond:
+            self._cond.wait_for(
+                lambda: self._last >= seq or self._down or self._stopped.is_set(),
+                self._timeout,
+            )
+            if any(after < seq <= through for after, through in self._spans):
+                return
+            self._direct.add(seq)
+            if self._subscriptions:
+                self._subscriptions.enqueue(changes)
+            stopped = self._stopped.is_set()
+        if not stopped:
+            logger.warning(
+                "%s: commit %d did not come back through Redis pub/sub within %g s; its "
+                "changes were delivered directly, perhaps out of order with other processes'",
+                self._label,
+                seq,
+                self._timeout,
+            )
+
+    # -- the receiver ----------------------------------------------------------------------
+
+    def _connect(self) -> None:
+        pubsub = self._client.pubsub()  # type: ignore[no-untyped-call]
+        try:
+            pubsub.subscribe(self._channel, self._wake_channel)
+            confirmed = 0
+            while confirmed < 2:  # the server answers each SUBSCRIBE before any message
+                message = pubsub.get_message(timeout=self._timeout)
+                if message is None:
+                    raise TimeoutError(f"no answer to SUBSCRIBE within {self._timeout:g} s")
+                confirmed += message["type"] == "subscribe"
+            baseline = self._baseline()  # every later commit reaches this subscription
+        except BaseException:
+            pubsub.close()
+            raise
+        with self._cond:
+            missed = baseline - self._last if self._spans and baseline >= self._last else 0
+            if baseline < self._last:  # the server lost its data: seq started again
+                self._spans.clear()
+            self._spans = [*self._spans[-_SPANS + 1 :], [baseline, baseline]]
+            self._direct = {seq for seq in self._direct if seq > baseline}
+            self._last, self._down, self._pubsub = baseline, False, pubsub
+            self._cond.notify_all()
+        if missed:
+            logger.warning(
+                "%s: resubscribed to Redis pub/sub; %d commit(s) of other writers were "
+                "published meanwhile and their changes were not delivered",
+                self._label,
+                missed,
+            )
+
+    def _receive(self) -> None:
+        delay = 0.05
+        try:
+            while not self._stopped.is_set():
+                try:
+                    pubsub = self._pubsub
+                    if pubsub is None:
+                        self._connect()
+                        delay = 0.05
+                        continue
+                    message = pubsub.get_message(timeout=1.0)
+                except Exception as exc:
+                    self._lost(exc)
+                    self._stopped.wait(delay)
+                    delay = min(delay * 2, 1.0)
+                    continue
+                if message is not None and message["channel"] == self._channel:
+                    self._handle(message["data"])
+        finally:
+            self._close()
+
+    def _lost(self, exc: BaseException) -> None:
+        with self._cond:
+            was_down, self._down = self._down, True
+            self._cond.notify_all()
+        self._close()
+        if not was_down and not self._stopped.is_set():
+            logger.warning(
+                "%s: Redis pub/sub connection lost (%s); changes of other writers are not "
+                "delivered until it is back (retrying)",
+                self._label,
+                exc,
+            )
+
+    def _close(self) -> None:
+        pubsub, self._pubsub = self._pubsub, None
+        if pubsub is not None:
+            with contextlib.suppress(Exception):
+                pubsub.close()
+
+    def _handle(self, data: str) -> None:
+        try:
+            message = json.loads(data)
+            seq, origin, awaited = int(message["seq"]), message["origin"], message["awaited"]
+            changes = self._decode(message["changes"]) if self._subscriptions else []
+        except Exception as exc:
+            logger.warning("%s: ignored a malformed change message (%s)", self._label, exc)
+            return
+        own = origin == self._origin
+        with self._cond:
+            if seq <= self._last:
+                return
+            self._last = self._spans[-1][1] = seq
+            if seq in self._direct:
+                self._direct.discard(seq)
+            elif changes and (awaited or not own):
+                self._subscriptions.enqueue(changes)
+                if not own:
+                    self._ready.set()
+            self._cond.notify_all()
+
+    # -- the deliverer ---------------------------------------------------------------------
+
+    def _deliver(self) -> None:
+        while True:
+            self._ready.wait()
+            self._ready.clear()
+            if self._stopped.is_set():
+                return
+            self._subscriptions.dispatch()
