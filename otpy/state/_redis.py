@@ -254,29 +254,35 @@ class RedisState(TransactionalState):
     def _write(self, body: WriteBody[T]) -> T:
         """Run ``body`` and commit, again from the start while another writer changed what
         it read (until ``timeout``); then deliver the changes to this store's subscribers."""
-        changes: list[VariableChange] = []
         with self._lock:
             client = self._live()
             deadline = time.monotonic() + self._timeout
             for attempt in itertools.count(1):
                 tx = RedisTransaction(client, self._keys, self._scripts, self._where)
-                changes = []
+                changes: list[VariableChange] = []
                 with self._translated():
                     result = body(tx, changes)
                 if not tx.staged:
                     return result
                 stream = self._stream
-                awaited = stream is not None and bool(self._subscriptions)
-                with self._translated(" (the write may or may not have been applied)"):
-                    seq = tx.commit(changes, self._origin, awaited)
+                write = stream.expect() if stream is not None and self._subscriptions else 0
+                try:
+                    with self._translated(" (the write may or may not have been applied)"):
+                        seq = tx.commit(changes, self._origin, write)
+                except BaseException:
+                    if stream is not None and write:
+                        stream.abandon(write)
+                    raise
                 if seq:
                     break
+                if stream is not None and write:
+                    stream.abandon(write)
                 if time.monotonic() > deadline:
                     raise StateError(
                         f"{self._where}: gave up a write after {attempt} attempts in "
                         f"{self._timeout:g} s: other writers kept changing what it read"
                     )
-        if awaited and stream is not None:
-            stream.delivered(seq, changes)
+        if stream is not None and write:
+            stream.delivered(write, seq, changes)
         self._subscriptions.dispatch()
         return result

@@ -9,7 +9,7 @@ tag) and one channel:
 - ``P:{S}:order`` sorted set of ids, scored in registration order;
 - ``P:{S}:session`` hash: ``created_at``, ``metadata`` (JSON), ``seq`` (commits so far),
   ``order`` (registrations so far);
-- ``P:{S}:changes``: every commit publishes ``{"origin", "awaited", "changes", "seq"}``.
+- ``P:{S}:changes``: every commit publishes ``{"origin", "write", "changes", "seq"}``.
 
 ``P:sessions`` (a sorted set of session ids by creation time) lists the sessions.
 
@@ -230,16 +230,14 @@ class RedisTransaction(Transaction):
         """Whether anything is staged (an empty batch commits nothing)."""
         return bool(self._ops)
 
-    def commit(self, changes: Sequence[VariableChange], origin: str, awaited: bool) -> int:
-        """Run ``COMMIT`` with the staged operations, publishing ``changes``."""
+    def commit(self, changes: Sequence[VariableChange], origin: str, write: int) -> int:
+        """Run ``COMMIT`` with the staged operations, publishing ``changes`` as the write
+        ``write`` (0: none) of the store ``origin``."""
         entries = []
         for change in changes:
             old = "null" if change.kind == "registered" else self._read[change.id]
             new = "null" if change.kind == "deleted" else self._written[change.id]
             entries.append(f'["{change.kind}",{old},{new}]')
-        head = (
-            f'{{"origin":"{origin}","awaited":{"true" if awaited else "false"},'
-            f'"changes":[{",".join(entries)}],"seq":'
-        )
+        head = f'{{"origin":"{origin}","write":{write},"changes":[{",".join(entries)}],"seq":'
         seq = self._scripts["commit"](keys=self._keys.commit, args=[head, self._seq, *self._ops])
         return int(seq)

@@ -6,13 +6,15 @@ holds a subscription to that channel (its *receiver* thread reads it) and queues
 commit's changes on the store's :class:`Subscriptions`, so subscribers see every
 process's changes in one order:
 
-- a commit of another object is delivered by the stream's *deliverer* thread (or by a
-  thread of this store that is delivering at the time);
-- a writer of this store waits (``delivered``) until its own commit came back through the
-  channel and then delivers in its own thread, as the in-process backends do. If it does
-  not come back within ``timeout`` (the subscription is down, Redis is slow) the writer
-  queues its changes itself and the message is ignored if it arrives later; the order
-  relative to other processes' commits is then not guaranteed, and a warning says so.
+- a writer of this store announces its commit (``expect``), then waits (``delivered``)
+  until the commit came back through the channel and delivers in its own thread, as the
+  in-process backends do. If it does not come back within ``timeout`` (the subscription
+  is down, Redis is slow) the writer queues its changes itself and the message is ignored
+  if it arrives later; the order relative to other processes' commits is then not
+  guaranteed, and a warning says so;
+- any other commit (of another object or process, or one whose writer gave up waiting
+  for Redis's answer) is delivered by the stream's *deliverer* thread (or by a thread of
+  this store that is delivering at the time).
 
 Pub/sub is at most once: commits published while the subscription is down (it reconnects
 by itself, backing off up to a second) are missed, and a warning says how many.
@@ -69,6 +71,8 @@ class ChangeStream:
         self._last = 0  # the highest seq seen on the current connection
         self._spans: list[list[int]] = []  # [after, through] seq seen, per connection
         self._direct: set[int] = set()  # own commits a writer queued itself
+        self._writes = 0
+        self._expected: set[int] = set()  # writes whose writer delivers their changes
         self._down = False
         self._stopped = threading.Event()
         self._ready = threading.Event()  # set when the receiver has queued remote changes
@@ -99,7 +103,22 @@ class ChangeStream:
 
     # -- writers of this store -------------------------------------------------------------
 
-    def delivered(self, seq: int, changes: list[VariableChange]) -> None:
+    def expect(self) -> int:
+        """A write id for a commit this store is about to make: the receiver leaves the
+        delivery of its changes to the writer (``delivered`` or ``abandon`` must follow)."""
+        with self._cond:
+            self._writes += 1
+            self._expected.add(self._writes)
+            return self._writes
+
+    def abandon(self, write: int) -> None:
+        """The commit of ``write`` failed or its outcome is unknown: if it was published,
+        the deliverer delivers it."""
+        with self._cond:
+            self._expected.discard(write)
+        self._ready.set()
+
+    def delivered(self, write: int, seq: int, changes: list[VariableChange]) -> None:
         """After this store committed ``seq``: wait until the receiver queued it, or queue
         ``changes`` here if it does not come within ``timeout``. The caller then
         dispatches."""
@@ -108,6 +127,7 @@ class ChangeStream:
                 lambda: self._last >= seq or self._down or self._stopped.is_set(),
                 self._timeout,
             )
+            self._expected.discard(write)
             if any(after < seq <= through for after, through in self._spans):
                 return
             self._direct.add(seq)
@@ -198,21 +218,20 @@ class ChangeStream:
     def _handle(self, data: str) -> None:
         try:
             message = json.loads(data)
-            seq, origin, awaited = int(message["seq"]), message["origin"], message["awaited"]
+            seq, origin, write = int(message["seq"]), message["origin"], int(message["write"])
             changes = self._decode(message["changes"]) if self._subscriptions else []
         except Exception as exc:
             logger.warning("%s: ignored a malformed change message (%s)", self._label, exc)
             return
-        own = origin == self._origin
         with self._cond:
             if seq <= self._last:
                 return
             self._last = self._spans[-1][1] = seq
             if seq in self._direct:
                 self._direct.discard(seq)
-            elif changes and (awaited or not own):
+            elif changes:
                 self._subscriptions.enqueue(changes)
-                if not own:
+                if origin != self._origin or write not in self._expected:
                     self._ready.set()
             self._cond.notify_all()
 
