@@ -157,7 +157,8 @@ def test_public_api_is_re_exported() -> None:
             "ProviderStats", "ProviderTable", "RateLimitReading", "STRATEGIES", "SimulatedProvider",
             "SimulatedStats", "StatsSnapshot", "Usage", "estimate_tokens", "GeminiProvider",
             "AnthropicProvider",
-            "PROVIDER_TYPES", "ProviderType", "register_provider_type",
+            "PROVIDER_TYPES", "ProviderType", "register_provider_type", "ProviderView",
+            "make_entry",
         },
         "otpy.steps": {
             "COMMON_FIELDS", "STEP_PLUGIN_GROUP", "Step", "StepContext", "StepEntry",

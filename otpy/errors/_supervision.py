@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from otpy.errors._base import OtpyError
+from otpy.errors._base import OtpyError, located
 
 __all__ = [
     "AlreadyPresentError",
@@ -27,6 +27,16 @@ class SupervisionError(OtpyError):
     """An error of the supervision layer (child specs, supervisors, names)."""
 
 
+class _ChildError(SupervisionError):
+    """An error about one child: ``child_id``, and a message made from ``template``."""
+
+    template = "child {child_id!r}"
+
+    def __init__(self, child_id: Any) -> None:
+        super().__init__(self.template.format(child_id=child_id))
+        self.child_id = child_id
+
+
 class ChildSpecError(SupervisionError, ValueError):
     """A child spec or supervisor flag is invalid.
 
@@ -35,13 +45,7 @@ class ChildSpecError(SupervisionError, ValueError):
     """
 
     def __init__(self, message: str, *, child_id: Any = None, field: str | None = None) -> None:
-        where = []
-        if child_id is not None:
-            where.append(f"child {child_id!r}")
-        if field is not None:
-            where.append(f"field {field!r}")
-        prefix = f"{', '.join(where)}: " if where else ""
-        super().__init__(prefix + message)
+        super().__init__(located(message, "child", child_id, field))
         self.child_id = child_id
         self.field = field
 
@@ -78,41 +82,31 @@ class AlreadyStartedError(SupervisionError):
         self.ref = ref
 
 
-class AlreadyPresentError(SupervisionError):
+class AlreadyPresentError(_ChildError):
     """``start_child`` with the id of a child that is present but not running."""
 
-    def __init__(self, child_id: Any) -> None:
-        super().__init__(
-            f"child {child_id!r} is already present (not running); "
-            "use restart_child or delete_child first"
-        )
-        self.child_id = child_id
+    template = (
+        "child {child_id!r} is already present (not running); "
+        "use restart_child or delete_child first"
+    )
 
 
-class ChildNotFoundError(SupervisionError, LookupError):
+class ChildNotFoundError(_ChildError, LookupError):
     """No child with that id (or ref) under this supervisor."""
 
-    def __init__(self, child_id: Any) -> None:
-        super().__init__(f"no child {child_id!r} in this supervisor")
-        self.child_id = child_id
+    template = "no child {child_id!r} in this supervisor"
 
 
-class ChildRunningError(SupervisionError):
+class ChildRunningError(_ChildError):
     """``restart_child``/``delete_child`` of a running child; terminate it first."""
 
-    def __init__(self, child_id: Any) -> None:
-        super().__init__(f"child {child_id!r} is running; terminate_child it first")
-        self.child_id = child_id
+    template = "child {child_id!r} is running; terminate_child it first"
 
 
-class ChildRestartingError(SupervisionError):
+class ChildRestartingError(_ChildError):
     """``restart_child``/``delete_child`` of a child whose restart is in progress."""
 
-    def __init__(self, child_id: Any) -> None:
-        super().__init__(
-            f"child {child_id!r} is being restarted; terminate_child it to stop the restarts"
-        )
-        self.child_id = child_id
+    template = "child {child_id!r} is being restarted; terminate_child it to stop the restarts"
 
 
 class MaxChildrenError(SupervisionError):
