@@ -68,8 +68,16 @@ class ChangeStream:
         self._origin, self._timeout, self._label = origin, timeout, label
         self._wake_channel = f"{channel}:wake:{origin}"
         self._cond = threading.Condition()
-        self._last = 0  # the highest seq seen on the current connection
-        self._spans: list[list[int]] = []  # [after, through] seq seen, per connection
+        # Commits up to the seq read before SUBSCRIBE never reach that connection; later
+        # ones do unless they were published before the SUBSCRIBE took effect. What did
+        # arrive is known exactly: a connection receives consecutive seqs, so it is one
+        # span (first - 1, last] per connection.
+        self._last = 0  # the seq read before SUBSCRIBE, then the last one received
+        self._fresh = True  # nothing received on the current connection yet
+        self._high: int | None = None  # the last seq received (or the first baseline)
+        self._pubsub_count = 0  # connections made
+        self._reconnected = False  # the current connection is not the first
+        self._spans: list[list[int]] = []  # [after, through] received, per connection
         self._direct: set[int] = set()  # own commits a writer queued itself
         self._writes = 0
         self._expected: set[int] = set()  # writes whose writer delivers their changes
@@ -136,8 +144,9 @@ class ChangeStream:
             stopped = self._stopped.is_set()
         if not stopped:
             logger.warning(
-                "%s: commit %d did not come back through Redis pub/sub within %g s; its "
-                "changes were delivered directly, perhaps out of order with other processes'",
+                "%s: commit %d did not come back through Redis pub/sub (the connection was "
+                "down, or no answer within %g s); its changes were delivered directly, "
+                "perhaps out of order with other processes'",
                 self._label,
                 seq,
                 self._timeout,
@@ -146,6 +155,7 @@ class ChangeStream:
     # -- the receiver ----------------------------------------------------------------------
 
     def _connect(self) -> None:
+        baseline = self._baseline()  # commits up to here were published before SUBSCRIBE
         pubsub = self._client.pubsub()  # type: ignore[no-untyped-call]
         try:
             pubsub.subscribe(self._channel, self._wake_channel)
@@ -155,25 +165,16 @@ class ChangeStream:
                 if message is None:
                     raise TimeoutError(f"no answer to SUBSCRIBE within {self._timeout:g} s")
                 confirmed += message["type"] == "subscribe"
-            baseline = self._baseline()  # every later commit reaches this subscription
         except BaseException:
             pubsub.close()
             raise
         with self._cond:
-            missed = baseline - self._last if self._spans and baseline >= self._last else 0
-            if baseline < self._last:  # the server lost its data: seq started again
-                self._spans.clear()
-            self._spans = [*self._spans[-_SPANS + 1 :], [baseline, baseline]]
-            self._direct = {seq for seq in self._direct if seq > baseline}
-            self._last, self._down, self._pubsub = baseline, False, pubsub
+            if self._high is None:  # the subscription starts here: it covers what follows
+                self._high = baseline
+            self._reconnected = self._pubsub_count > 0
+            self._pubsub_count += 1
+            self._last, self._fresh, self._down, self._pubsub = baseline, True, False, pubsub
             self._cond.notify_all()
-        if missed:
-            logger.warning(
-                "%s: resubscribed to Redis pub/sub; %d commit(s) of other writers were "
-                "published meanwhile and their changes were not delivered",
-                self._label,
-                missed,
-            )
 
     def _receive(self) -> None:
         delay = 0.05
@@ -219,14 +220,18 @@ class ChangeStream:
         try:
             message = json.loads(data)
             seq, origin, write = int(message["seq"]), message["origin"], int(message["write"])
-            changes = self._decode(message["changes"]) if self._subscriptions else []
         except Exception as exc:
             logger.warning("%s: ignored a malformed change message (%s)", self._label, exc)
             return
+        try:
+            changes = self._decode(message["changes"]) if self._subscriptions else []
+        except Exception as exc:
+            logger.warning("%s: commit %d: undeliverable changes (%s)", self._label, seq, exc)
+            changes = []
         with self._cond:
-            if seq <= self._last:
+            missed = self._track(seq)
+            if missed is None:
                 return
-            self._last = self._spans[-1][1] = seq
             if seq in self._direct:
                 self._direct.discard(seq)
             elif changes:
@@ -234,6 +239,33 @@ class ChangeStream:
                 if origin != self._origin or write not in self._expected:
                     self._ready.set()
             self._cond.notify_all()
+        if missed:
+            logger.warning(
+                "%s: %d commit(s) were published while the Redis pub/sub connection was "
+                "down; their changes were not delivered",
+                self._label,
+                missed,
+            )
+
+    def _track(self, seq: int) -> int | None:
+        """Record ``seq`` as received (under the lock): None for a repeat, else how many
+        commits since the previous connection's last one were missed."""
+        missed = 0
+        if self._fresh:
+            self._fresh = False
+            if self._high is not None and seq <= self._high:
+                self._spans.clear()  # the server lost its data: seq started again
+            elif self._high is not None and self._reconnected:
+                gap = range(self._high + 1, seq)
+                missed = sum(1 for lost in gap if lost not in self._direct)
+            self._direct = {own for own in self._direct if own >= seq}
+            self._spans = [*self._spans[-_SPANS + 1 :], [seq - 1, seq]]
+        elif seq <= self._last:
+            return None
+        else:
+            self._spans[-1][1] = seq
+        self._last = self._high = seq
+        return missed
 
     # -- the deliverer ---------------------------------------------------------------------
 

@@ -368,6 +368,31 @@ def test_a_lost_subscription_delivers_own_changes_once_and_comes_back(
     assert [seen[4] for seen in collector.seen] == [2, 3]
 
 
+def test_commits_missed_while_the_subscription_was_down_are_counted_in_a_warning(
+    own_redis: str, stores: Callable[..., RedisState], caplog: pytest.LogCaptureFixture
+) -> None:
+    state, other = stores(own_redis, "s"), stores(own_redis, "s")
+    state.register_variable("x", "integer", 0)
+    collector = Collector(until=lambda c: c.version == 5)
+    state.subscribe("x", collector)
+    assert other.get_variable("x").version == 1  # each store's pool holds a connection now
+    admin = redis.Redis.from_url(own_redis)
+    with caplog.at_level(logging.WARNING, logger="otpy.state"):
+        admin.config_set("maxclients", len(admin.client_list()) - 1)  # no new connections
+        admin.client_kill_filter(_type="pubsub")  # the store cannot subscribe again
+        other.set_variable("x", 1)
+        other.set_variable("x", 2)  # both published while nobody listened
+        admin.config_set("maxclients", 1000)
+        wait_until(lambda: _subscribers(own_redis, "otpy:state:{s}:changes"),
+                   message="the store resubscribed")  # fmt: skip
+        other.set_variable("x", 3)
+        other.set_variable("x", 4)
+        assert collector.done.wait(10)
+    admin.close()
+    assert [seen[4] for seen in collector.seen] == [4, 5]
+    assert "2 commit(s) were published while the Redis pub/sub connection was down" in (caplog.text)
+
+
 # -- sessions, layout, arguments -------------------------------------------------------------
 
 
