@@ -192,6 +192,10 @@ class Runtime:
             self.stop()
             raise
 
+    def __otpy_ref__(self) -> SupervisorRef:
+        """For ``otpy.sys`` and ``otpy.observer``: the root supervisor."""
+        return self.supervisor
+
     def open_state(self, session_id: str | None = None) -> StateProvider:
         """A new store of the configured state backend (``state`` in the config: memory,
         sqlite or redis) on ``session_id`` (None: a fresh session), on the runtime's clock.
