@@ -28,7 +28,7 @@ from otpy.state._records import (
     next_version,
     plan_batch,
 )
-from otpy.state._subscriptions import ChangeCallback, Subscriptions
+from otpy.state._subscriptions import SubscriptionMethods, Subscriptions
 from otpy.state._variable import Variable, VariableChange
 
 __all__ = ["Transaction", "TransactionalState", "WriteBody"]
@@ -77,7 +77,7 @@ WriteBody = Callable[[Transaction, list[VariableChange]], T]
 """A write: reads and stages through the transaction, appends the changes it makes."""
 
 
-class TransactionalState(StateProvider):
+class TransactionalState(SubscriptionMethods, StateProvider):
     """The StateProvider methods in terms of a backend's transactions.
 
     A subclass sets ``_session_id``, ``_clock`` and ``_subscriptions`` and implements
@@ -227,13 +227,3 @@ class TransactionalState(StateProvider):
         if record is None:
             raise VariableNotFound(name_or_id, self._session_id)
         return record
-
-    # -- subscriptions ---------------------------------------------------------------------
-
-    def subscribe(self, pattern: str, callback: ChangeCallback) -> str:
-        self._check_open()
-        return self._subscriptions.subscribe(pattern, callback)
-
-    def unsubscribe(self, subscription_id: str) -> bool:
-        self._check_open()
-        return self._subscriptions.unsubscribe(subscription_id)
