@@ -158,7 +158,7 @@ def test_public_api_is_re_exported() -> None:
             "SimulatedStats", "StatsSnapshot", "Usage", "estimate_tokens", "GeminiProvider",
             "AnthropicProvider",
             "PROVIDER_TYPES", "ProviderType", "register_provider_type", "ProviderView",
-            "make_entry",
+            "make_entry", "as_capabilities",
         },
         "otpy.steps": {
             "COMMON_FIELDS", "STEP_PLUGIN_GROUP", "Step", "StepContext", "StepEntry",
@@ -180,6 +180,7 @@ def test_public_api_is_re_exported() -> None:
             "StepGateway", "StepOutcome", "StepStatus", "check_providers", "check_references",
             "compile_pipeline",
             "load_pipeline", "references", "render", "render_value", "run_plan", "step_record",
+            "Ref", "parse",
         },
         "otpy.optimize": {
             "BootstrapFewShot", "Choice", "Demos", "ExampleResult", "FloatRange", "GridSearch",
