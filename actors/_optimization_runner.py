@@ -201,9 +201,9 @@ class OptimizationRunner(GenServer):
             self._hibernate()
         if ledger.pending or force_write:
             self._write()
+        self._publish()  # before the new tasks start: a status never lags behind their calls
         if tasks:
             self.session.submit(tasks)
-        self._publish()
 
     def _write(self, *, state: JobState | None = None, release: bool = False) -> None:
         """Checkpoint what the ledger has (fenced by the lease): crash if the store fails,

@@ -24,7 +24,6 @@ import threading
 from collections.abc import Callable, Mapping
 from dataclasses import replace
 from pathlib import Path
-from types import TracebackType
 from typing import Any, Literal
 
 from otpy._snapshot import Snapshot
@@ -61,6 +60,7 @@ from otpy.pipelines import (
 )
 from otpy.providers import Provider, ProviderTable
 from otpy.providers._types import PROVIDER_TYPES, make_provider
+from otpy.state import StateProvider
 from otpy.steps import StepTable
 from otpy.supervision import ChildSpec, Down, DynamicSupervisor, Supervisor, SupervisorRef
 from otpy.telemetry import Telemetry, get_telemetry
@@ -109,6 +109,12 @@ class Runtime:
             f"{prefix}.providers", provider_snapshot, clock=clock, timeout=timeout
         )
         self.compat = CompatibilityHandle(f"{prefix}.compat", self.steps)
+        # claude_session's conversations: in the configured state backend, else the
+        # process-wide in-memory store (opened before anything starts: a Redis that cannot
+        # be reached fails the start with a StateError).
+        self._sessions = (
+            None if config.state.backend == "memory" else self.open_state(f"{prefix}.llm.sessions")
+        )
         health = config.health
         children = [
             StepRegistry.child_spec(f"{prefix}.steps", step_snapshot, clock=clock),
@@ -116,7 +122,9 @@ class Runtime:
                 ProviderRegistry.child_spec(f"{prefix}.providers", provider_snapshot, clock=clock),
                 id="providers",
             ),
-            CompatibilityManager.child_spec(f"{prefix}.compat", self.steps, clock=clock),
+            CompatibilityManager.child_spec(
+                f"{prefix}.compat", self.steps, clock=clock, session_store=self._sessions
+            ),
             replace(
                 HealthMonitor.child_spec(
                     f"{prefix}.health",
@@ -159,6 +167,7 @@ class Runtime:
             )
         except BaseException as exc:
             job_store.close()
+            self._close_sessions()
             if isinstance(exc, NameTakenError):
                 raise ConfigurationError(
                     f"a runtime named {prefix!r} is already running in this process; "
@@ -191,6 +200,21 @@ class Runtime:
         except BaseException:
             self.stop()
             raise
+
+    def __otpy_ref__(self) -> SupervisorRef:
+        """For ``otpy.sys`` and ``otpy.observer``: the root supervisor."""
+        return self.supervisor
+
+    def open_state(self, session_id: str | None = None) -> StateProvider:
+        """A new store of the configured state backend (``state`` in the config: memory,
+        sqlite or redis) on ``session_id`` (None: a fresh session), on the runtime's clock.
+        The caller closes it (``cleanup()`` or a ``with`` block); two stores on one session
+        share its variables when the backend is sqlite or redis."""
+        return self.config.state.open(session_id, clock=self.clock)
+
+    def _close_sessions(self) -> None:
+        if self._sessions is not None:
+            self._sessions.cleanup()
 
     def compile_pipeline(self, source: PipelineSource) -> Plan:
         """Load ``source`` (a path, YAML text, a dict or a Pipeline) and check it against
@@ -303,6 +327,7 @@ class Runtime:
             self.supervisor.shutdown(timeout)
         if jobs is not None:
             jobs.close()
+        self._close_sessions()
         for provider in self._built:
             try:
                 provider.close()
@@ -312,12 +337,7 @@ class Runtime:
     def __enter__(self) -> Runtime:
         return self
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def __exit__(self, *exc_info: object) -> None:
         self.stop()
 
     def __repr__(self) -> str:

@@ -21,7 +21,7 @@ from otpy.providers._health import HealthRule, ProviderHealth, ProviderStats, St
 from otpy.providers._limits import ProviderLimits
 from otpy.providers._select import STRATEGIES
 from otpy.providers._simulated import SimulatedProvider, SimulatedStats
-from otpy.providers._table import ProviderEntry, ProviderTable, make_entry
+from otpy.providers._table import ProviderEntry, ProviderTable, as_capabilities, make_entry
 from otpy.providers._types import PROVIDER_TYPES, ProviderType, register_provider_type
 from otpy.providers._view import ProviderView
 
@@ -49,6 +49,7 @@ __all__ = [
     "SimulatedStats",
     "StatsSnapshot",
     "Usage",
+    "as_capabilities",
     "estimate_tokens",
     "make_entry",
     "register_provider_type",

@@ -23,6 +23,7 @@ from job_support import (
     QA,
     SPACE,
     Answers,
+    candidates,
     job_worker,
     kill_worker,
     start,
@@ -216,7 +217,7 @@ def test_a_job_owned_on_another_host_is_resumed_only_with_force(tmp_path: Path) 
 
 def test_a_restarted_runner_claims_the_job_again_and_stays_its_runtime_s(tmp_path: Path) -> None:
     store = tmp_path / "jobs.sqlite"
-    answers = Answers(hold_from=2)  # candidate 0 finishes, then calls wait
+    answers = Answers(free=candidates(0, 1))  # candidate 0 finishes, the others' calls wait
     rt, _ = start(store, answers)
     with rt:
         job = rt.jobs.start(
