@@ -176,6 +176,13 @@ class JobRecord:
             self.cell.publish(status, best)
             self._cond.notify_all()
 
+    def exited(self, ref: ServerRef[Any]) -> None:
+        """Runner ``ref`` has exited (its name is free): a wake-up need not wait for it,
+        and the record keeps nothing of it."""
+        with self._cond:
+            if self.last_runner is ref:
+                self.last_runner = None
+
     def note_crash(self, reason: object) -> None:
         with self._cond:
             self.crashed = (
@@ -261,6 +268,8 @@ class JobRecord:
                         return status
                     if action == "cancel":
                         return self._cancel_hibernated()
+                    if self.env.closing:
+                        raise JobError(f"job {self.job_id!r}: its runtime is stopping")
                     self.wake_running = True
                     self._launch_locked()
                     continue

@@ -127,6 +127,7 @@ class JobsHandle:
         UnknownStepError, StepValidationError; JobError if ``job_id`` is taken.
         """
         job_id = job_id or uuid.uuid4().hex[:12]
+        self._check_running(job_id)
         if isinstance(strategy, type):
             register_strategy(strategy.name or strategy.__name__, strategy)
             strategy = strategy.name or strategy.__name__
@@ -173,6 +174,7 @@ class JobsHandle:
             record = self._records.get(job_id)
         if record is not None and not record.cell.done.is_set():
             return cast(JobHandle, record.handle)
+        self._check_running(job_id)
         stored = self.store.load(job_id, records=False)  # JobError if there is none
         spec = stored.spec
         if stored.state in ("completed", "cancelled", "failed"):
@@ -184,6 +186,10 @@ class JobsHandle:
         _, metric_fn = resolve_metric(metric if metric is not None else spec.metric, job=job_id)
         lease = self.store.claim(job_id, force=force)
         return self._open(Gift(lease, spec), metric_fn, run=True)
+
+    def _check_running(self, job_id: str) -> None:
+        if self._env.closing:
+            raise JobError(f"job {job_id!r}: the runtime is stopping; no job starts now")
 
     def _open(self, gift: Gift, metric: Metric, *, run: bool = False) -> JobHandle:
         spec = gift.spec

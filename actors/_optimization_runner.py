@@ -117,7 +117,7 @@ class OptimizationRunner(GenServer):
         if ledger.state == "running":
             self._run()
         self._publish()
-        ref.cast(_STEP)
+        ref.cast(("step", run_paused))  # a paused job resumed: its state is written then
 
     def _exited(self, down: Down) -> None:
         """Whatever way this incarnation exits (killed too): nothing comes back to it."""
@@ -129,6 +129,7 @@ class OptimizationRunner(GenServer):
             deadline.cancel()
         if is_abnormal(down.reason):
             self.record.note_crash(down.reason)
+        self.record.exited(down.ref)
 
     # -- messages ---------------------------------------------------------------------------
 
@@ -138,6 +139,8 @@ class OptimizationRunner(GenServer):
         try:
             if message in (_DRAIN, _STEP):
                 self._step()
+            elif isinstance(message, tuple) and message[0] == _STEP:
+                self._step(force_write=message[1])
             elif message in ("pause", "resume", "cancel"):
                 getattr(self, f"_{message}")()
             elif self.deadline.fresh(message):
@@ -199,9 +202,12 @@ class OptimizationRunner(GenServer):
             self._finish("completed")
         if ledger.state == "paused" and ledger.in_flight == 0:
             self._hibernate()
+        if tasks and not ledger.new_rounds:
+            self.session.submit(tasks)  # their candidates are stored: start them at once
+            tasks = []
         if ledger.pending or force_write:
-            self._write()
-        self._publish()  # before the new tasks start: a status never lags behind their calls
+            self._write()  # finished trials (and new rounds: before their candidates start)
+        self._publish()
         if tasks:
             self.session.submit(tasks)
 

@@ -12,6 +12,8 @@ import argparse
 import gc
 import math
 import statistics
+import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -229,19 +231,13 @@ def wait_for(predicate: Callable[[], bool], what: str, timeout: float = 600) -> 
         time.sleep(0.005)
 
 
-def bench_paused(folder: Path, counts: list[int]) -> None:
-    """Start jobs and pause each at once; once all have hibernated (and the evaluation
-    threads have retired): the threads of the whole process, RSS per paused job."""
-    title = (
-        "5. Paused jobs (each started, then paused at once: the evaluations already started "
-        "finish, then its runner checkpoints and exits); once all are paused and the pool's "
-        "idle threads have retired: threads in the process, RSS growth per paused job, and "
-        "the time to start and pause one"
-    )
-    row("", "jobs", "threads", "RSS KiB/job", "ms/job", "goal", title=title, w=24, cell=13)
+def paused_child(count: int) -> None:
+    """In a process of its own (a clean RSS): start ``count`` jobs and pause each at once;
+    once all have hibernated and the idle evaluation threads have retired, print
+    ``PAUSED <threads> <RSS KiB per job> <ms per job>``."""
     endless = {"strategy_options": {"unique": False}, "concurrency": 4}
-    for index, count in enumerate(counts):
-        rt, _ = runtime(str(folder / f"paused{index}.sqlite"), 0.0, idle_seconds=0.2)
+    with tempfile.TemporaryDirectory(prefix="otpy-bench-") as name:
+        rt, _ = runtime(str(Path(name) / "paused.sqlite"), 0.0, idle_seconds=0.2)
         with rt:
             warm = start_job(rt, None, **endless)
             warm.cancel()
@@ -255,19 +251,37 @@ def bench_paused(folder: Path, counts: list[int]) -> None:
             for handle in handles:
                 wait_for(lambda h=handle: h.status().in_flight == 0, "paused")  # type: ignore[misc]
             spent = time.perf_counter() - t
-            retired = partial(lambda n: threading.active_count() <= n, threads + 1)
-            wait_for(retired, "idle threads retired")
+            wait_for(partial(lambda n: threading.active_count() <= n, threads + 1), "retired")
             gc.collect()
             grown, now = (rss_kib() - rss) / count, threading.active_count()
             assert all(h.status().state == "paused" for h in handles)
+            print(f"PAUSED {now} {grown:.2f} {spent / count * 1000:.2f}", flush=True)
+
+
+def bench_paused(counts: list[int]) -> None:
+    """Threads and RSS per paused job, each count in a fresh process."""
+    title = (
+        "5. Paused jobs (each started, then paused at once: the evaluations already started "
+        "finish, then its runner checkpoints and exits); once all are paused and the pool's "
+        "idle threads have retired: threads in the process, RSS growth per paused job (a "
+        "fresh process per row), and the time to start and pause one"
+    )
+    row("", "jobs", "threads", "RSS KiB/job", "ms/job", "goal", title=title, w=24, cell=13)
+    for count in counts:
+        child = subprocess.run(
+            [sys.executable, __file__, "--paused", str(count)],
+            capture_output=True, text=True, timeout=3600, check=False,
+        )  # fmt: skip
+        line = next((x for x in child.stdout.splitlines() if x.startswith("PAUSED ")), "")
+        assert child.returncode == 0 and line, child.stdout + child.stderr
+        now, grown, spent = int(line.split()[1]), float(line.split()[2]), line.split()[3]
         ok = now < 50 and grown <= 1024 * 1024 / 10_000
-        row(f"{count:,} paused", f"{count:,}", f"{now}", f"{grown:.1f}",
-            f"{spent / count * 1000:.1f}", verdict(ok), w=24, cell=13)  # fmt: skip
-        if index == len(counts) - 1:
-            GOALS.append((f"{count:,} paused jobs: threads in the process", f"{now}", "< 50",
-                          now < 50))  # fmt: skip
-            GOALS.append(("RSS per paused job", f"{grown:.1f} KiB", "<= 104.9 KiB (1 GiB/10k)",
-                          grown <= 1024 * 1024 / 10_000))  # fmt: skip
+        row(f"{count:,} paused", f"{count:,}", f"{now}", f"{grown:.1f}", spent, verdict(ok),
+            w=24, cell=13)  # fmt: skip
+    GOALS.append((f"{counts[-1]:,} paused jobs: threads in the process", f"{now}", "< 50",
+                  now < 50))  # fmt: skip
+    GOALS.append(("RSS per paused job", f"{grown:.1f} KiB", "<= 104.9 KiB (1 GiB/10k)",
+                  grown <= 1024 * 1024 / 10_000))  # fmt: skip
 
 
 def summary() -> None:
@@ -277,6 +291,9 @@ def summary() -> None:
 
 
 def sections(args: argparse.Namespace) -> None:
+    if args.paused is not None:
+        paused_child(args.paused)
+        return
     quick = args.quick
     with tempfile.TemporaryDirectory(prefix="otpy-bench-") as name:
         folder = Path(name)
@@ -284,13 +301,16 @@ def sections(args: argparse.Namespace) -> None:
         bench_cost(folder, [300, 1_200] if quick else [1_000, 10_000, 100_000], 1 if quick else 3)
         bench_status(folder, 200 if quick else 1_000)
         bench_checkpoint(folder, GOALS, 200 if quick else 1_000, 2 if quick else 5)
-        bench_paused(folder, [10, 50, 200] if quick else [10, 1_000, 10_000])
+        bench_paused([10, 50, 200] if quick else [10, 1_000, 10_000])
         bench_renewal(folder, GOALS, [100, 1_000] if quick else [1_000, 10_000])
     summary()
 
 
 def main() -> None:
-    run("jobs", __doc__, sections)
+    def options(parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("--paused", type=int, metavar="N", help=argparse.SUPPRESS)
+
+    run("jobs", __doc__, sections, options=options)
 
 
 if __name__ == "__main__":

@@ -48,7 +48,8 @@ class Candidate:
 
 
 class _History(Sequence[Trial]):
-    """The finished trials by index, built the first time a strategy reads them."""
+    """The finished trials by index, built the first time a strategy reads them (an
+    adaptive strategy's with their examples; the others' without)."""
 
     def __init__(self, trials: dict[int, Trial]) -> None:
         self._trials = trials
@@ -253,7 +254,10 @@ class JobLedger:
         return trial
 
     def _count(self, trial: Trial, *, restored: bool) -> None:
-        self.trials[trial.index] = trial
+        # a strategy that does not read the history (not adaptive) is given the trials
+        # without their examples: a long job keeps a few hundred bytes per candidate
+        kept = trial if self.strategy.adaptive else trial.model_copy(update={"examples": ()})
+        self.trials[trial.index] = kept
         candidate = self.candidates.pop(trial.index, None)  # the trial holds it all now
         if candidate is not None:
             self._round_done[candidate.round] = self._round_done.get(candidate.round, 0) + 1
@@ -336,6 +340,11 @@ class JobLedger:
     def pending(self) -> bool:
         """Rounds or trials not yet handed out by :meth:`batch`."""
         return bool(self._rounds_out or self._trials_out)
+
+    @property
+    def new_rounds(self) -> bool:
+        """Rounds proposed and not yet handed out: their tasks wait for the write."""
+        return bool(self._rounds_out)
 
     def batch(
         self, elapsed: float, *, state: JobState | None = None, release: bool = False

@@ -524,7 +524,7 @@ def test_bad_input_is_refused_with_a_clear_error_and_nothing_starts(store: Path)
 
         first = rt.jobs.start(QA, SPACE, trainset(2), "exact_match", max_evaluations=1, job_id="j")
         first.wait(10)
-        wait_until(lambda: job_children(rt) == 0)  # its runner's supervisor exits after it
+        wait_until(lambda: job_children(rt) == 0, 20)  # its runner's supervisor exits after it
         calls = provider.calls
         with pytest.raises(JobError, match="'j' already exists"):
             rt.jobs.start(QA, SPACE, trainset(2), "exact_match", job_id="j")
@@ -533,7 +533,7 @@ def test_bad_input_is_refused_with_a_clear_error_and_nothing_starts(store: Path)
             QA, SPACE, trainset(2), lambda example, result: 1.0, max_evaluations=1, job_id="f"
         )
         lambda_job.wait(10)
-        wait_until(lambda: job_children(rt) == 0)
+        wait_until(lambda: job_children(rt) == 0, 20)
         calls = provider.calls
         with pytest.raises(JobError, match="'f' is completed; nothing to resume"):
             rt.jobs.resume("f")  # (tests/test_jobs_owner.py: the metric of an interrupted job)

@@ -165,8 +165,8 @@ def test_a_paused_job_holds_no_thread_and_resumes_from_its_checkpoint(tmp_path: 
         finally:
             answers.release()
         # the two in flight finish, then the runner checkpoints and exits: no thread left
-        wait_until(lambda: whereis(f"{rt.name}.job.p") is None)
-        wait_until(lambda: not supervisor_of(rt).which_children())
+        wait_until(lambda: whereis(f"{rt.name}.job.p") is None, 20)
+        wait_until(lambda: not supervisor_of(rt).which_children(), 20)
         status = job.status()
         assert (status.state, status.in_flight, status.evaluations_done) == ("paused", 0, 2)
         stored = rt.jobs.store.load("p")
@@ -197,7 +197,7 @@ def test_a_paused_job_is_cancelled_without_a_runner_and_a_stop_releases_the_rest
             handles.append(handle)
         for handle in handles:
             wait_status(handle, lambda s: s.state == "paused" and s.in_flight == 0)
-        wait_until(lambda: not supervisor_of(rt).which_children())
+        wait_until(lambda: not supervisor_of(rt).which_children(), 20)
         a, b = handles
         cancelled = a.cancel()
         assert (cancelled.state, cancelled.stop_reason) == ("cancelled", "cancelled")

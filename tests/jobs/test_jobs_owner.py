@@ -236,7 +236,7 @@ def test_a_restarted_runner_claims_the_job_again_and_stays_its_runtime_s(tmp_pat
             # the restarted runner claims the job again (a new epoch fences the old one
             # out), finds it paused with nothing in flight, and hibernates
             wait_status(job, lambda s: s.restarts == 1 and s.in_flight == 0)
-            wait_until(lambda: whereis(name) is None)
+            wait_until(lambda: whereis(name) is None, 20)
             stored = rt.jobs.store.load("r")
             assert (stored.state, stored.holder.owner) == ("paused", rt.jobs.store.owner)
             assert stored.holder.epoch == 2
