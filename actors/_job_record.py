@@ -129,6 +129,7 @@ class JobRecord:
         self.restarts = 0
         self.crashed: str | None = None
         self.handle: Any = None  # its JobHandle (one per record)
+        self.started: JobStatus = cell.status  # the last runner's first status
         self._cond = threading.Condition()
 
     # -- the runner's side ------------------------------------------------------------------
@@ -140,13 +141,19 @@ class JobRecord:
             running, self.wake_running = self.wake_running, False
             return gift, running
 
-    def attach(self, ref: ServerRef[Any], lease: Lease) -> None:
+    def attach(
+        self, ref: ServerRef[Any], lease: Lease, status: JobStatus, best: Trial | None
+    ) -> None:
+        """Runner ``ref`` has started (its first ``status``; ``started`` keeps it)."""
         with self._cond:
             if self.crashed is not None:
                 self.restarts += 1
                 self.crashed = None
+                status = status.model_copy(update={"restarts": self.restarts})
             self.runner, self.last_runner, self.lease = ref, ref, lease
             self.phase = "running"
+            self.started = status
+            self.cell.publish(status, best)
             self._cond.notify_all()
 
     def publish(self, status: JobStatus, best: Trial | None, *, by: ServerRef[Any]) -> None:
@@ -272,7 +279,9 @@ class JobRecord:
                         raise JobError(f"job {self.job_id!r}: its runtime is stopping")
                     self.wake_running = True
                     self._launch_locked()
-                    continue
+                    if self.phase == "ended":
+                        return self.cell.status  # it could not start
+                    return self.started  # as its new runner started, from the checkpoint
                 if runner is None or not runner.is_alive():
                     left = deadline - time.monotonic()
                     if left <= 0:

@@ -113,10 +113,9 @@ class OptimizationRunner(GenServer):
         self.session: ExecutorSession = env.executor(spec.options.executor).open(
             work, lambda: ref.cast(_DRAIN)
         )
-        record.attach(ref, lease)
         if ledger.state == "running":
             self._run()
-        self._publish()
+        record.attach(ref, lease, self._status(), ledger.best)
         ref.cast(("step", run_paused))  # a paused job resumed: its state is written then
 
     def _exited(self, down: Down) -> None:

@@ -185,7 +185,8 @@ def test_a_paused_job_is_cancelled_without_a_runner_and_a_stop_releases_the_rest
     tmp_path: Path,
 ) -> None:
     store = tmp_path / "jobs.sqlite"
-    rt, _ = start(store)
+    answers = Answers(hold_from=0)  # nothing finishes before the pause
+    rt, _ = start(store, answers)
     with rt:
         handles = []
         for job_id in ("a", "b"):
@@ -195,6 +196,7 @@ def test_a_paused_job_is_cancelled_without_a_runner_and_a_stop_releases_the_rest
             )  # fmt: skip
             handle.pause()
             handles.append(handle)
+        answers.release()
         for handle in handles:
             wait_status(handle, lambda s: s.state == "paused" and s.in_flight == 0)
         wait_until(lambda: not supervisor_of(rt).which_children(), 20)
