@@ -58,10 +58,11 @@ def _copy(db: sqlite3.Connection, job_id: str, variables: dict[str, Any], now: f
     state = json.loads(variables.get("state") or "{}")
     trials = [Trial.model_validate_json(v) for k, v in variables.items() if k.startswith("trial/")]
     db.execute(
-        "INSERT INTO otpy_jobs VALUES (?, ?, ?, ?, ?, ?, NULL, NULL, NULL, 0)",
-        (job_id, spec.model_dump_json(), str(state.get("state", "running")),
-         float(state.get("elapsed", 0.0)), state.get("error"), now),
+        "INSERT INTO otpy_jobs VALUES (?, ?, ?, ?, ?, NULL, NULL, NULL, 0)",
+        (job_id, str(state.get("state", "running")), float(state.get("elapsed", 0.0)),
+         state.get("error"), now),
     )  # fmt: skip
+    db.execute("INSERT INTO otpy_job_specs VALUES (?, ?)", (job_id, spec.model_dump_json()))
     rounds = [(int(k.partition("/")[2]), v) for k, v in variables.items() if k.startswith("round/")]
     db.executemany(
         "INSERT INTO otpy_job_rounds VALUES (?, ?, ?)", [(job_id, n, v) for n, v in rounds]

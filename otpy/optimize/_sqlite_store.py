@@ -2,8 +2,9 @@
 
 Tables (schema version 1, ``otpy_jobs_meta``)::
 
-    otpy_jobs         job_id PK, spec (JSON), state, elapsed, error, updated_at,
+    otpy_jobs         job_id PK, state, elapsed, error, updated_at,
                       lease_id, lease_owner (JSON), lease_expires, epoch
+    otpy_job_specs    job_id PK, spec (JSON; apart: the row every write updates stays small)
     otpy_job_rounds   (job_id, round) PK, candidates (JSON)
     otpy_job_trials   (job_id, idx) PK, trial (JSON)
 
@@ -47,7 +48,6 @@ _SCHEMA: Final = (
     "CREATE TABLE IF NOT EXISTS otpy_jobs_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
     """CREATE TABLE IF NOT EXISTS otpy_jobs (
         job_id TEXT PRIMARY KEY,
-        spec TEXT NOT NULL,
         state TEXT NOT NULL,
         elapsed REAL NOT NULL,
         error TEXT,
@@ -58,6 +58,8 @@ _SCHEMA: Final = (
         epoch INTEGER NOT NULL
     )""",
     "CREATE INDEX IF NOT EXISTS otpy_jobs_by_lease ON otpy_jobs (lease_id)",
+    """CREATE TABLE IF NOT EXISTS otpy_job_specs (
+        job_id TEXT PRIMARY KEY, spec TEXT NOT NULL) WITHOUT ROWID""",
     """CREATE TABLE IF NOT EXISTS otpy_job_rounds (
         job_id TEXT NOT NULL, round INTEGER NOT NULL, candidates TEXT NOT NULL,
         PRIMARY KEY (job_id, round)) WITHOUT ROWID""",
@@ -65,11 +67,13 @@ _SCHEMA: Final = (
         job_id TEXT NOT NULL, idx INTEGER NOT NULL, trial TEXT NOT NULL,
         PRIMARY KEY (job_id, idx)) WITHOUT ROWID""",
 )
-_FENCE: Final = (
+_SAVE: Final = (
     "UPDATE otpy_jobs SET state = ?, elapsed = ?, error = ?, updated_at = ?, "
-    "lease_id = ?, lease_owner = ?, lease_expires = ? "
-    "WHERE job_id = ? AND epoch = ? AND lease_id = ?"
+    "lease_id = ?, lease_owner = ?, lease_expires = ? WHERE job_id = ?"
 )
+ELAPSED_STEP: Final = 1.0
+"""Seconds of running after which a checkpoint also records the elapsed time: a job that
+crashes loses at most this much of its ``max_seconds`` accounting."""
 _dumps = json.JSONEncoder(allow_nan=False, ensure_ascii=False, separators=(",", ":")).encode
 
 
@@ -100,6 +104,7 @@ class SQLiteJobStore(JobStore):
         except sqlite3.Error as exc:
             raise StateError(f"cannot open the job store {self._path!r}: {exc}") from exc
         self._conn: sqlite3.Connection | None = conn
+        self._owner_json = _dumps(self.owner.to_dict())
         with self._transaction("open") as db:
             for statement in _SCHEMA:
                 db.execute(statement)
@@ -152,7 +157,7 @@ class SQLiteJobStore(JobStore):
     def _lease(self, job_id: str, epoch: int) -> tuple[Lease, tuple[str, str, float]]:
         expires = self.clock.time() + self.lease_seconds
         owner = self.owner
-        return Lease(job_id, owner, epoch, expires), (owner.id, _dumps(owner.to_dict()), expires)
+        return Lease(job_id, owner, epoch, expires), (owner.id, self._owner_json, expires)
 
     def create(self, spec: JobSpec) -> Lease:
         lease, held = self._lease(spec.job_id, 1)
@@ -160,9 +165,10 @@ class SQLiteJobStore(JobStore):
         with self._transaction(f"create job {spec.job_id!r}") as db:
             try:
                 db.execute(
-                    "INSERT INTO otpy_jobs VALUES (?, ?, 'running', 0.0, NULL, ?, ?, ?, ?, 1)",
-                    (spec.job_id, text, self.clock.time(), *held),
+                    "INSERT INTO otpy_jobs VALUES (?, 'running', 0.0, NULL, ?, ?, ?, ?, 1)",
+                    (spec.job_id, self.clock.time(), *held),
                 )
+                db.execute("INSERT INTO otpy_job_specs VALUES (?, ?)", (spec.job_id, text))
             except sqlite3.IntegrityError:
                 raise JobError(
                     f"job {spec.job_id!r} already exists in {self._path}; resume it with "
@@ -193,17 +199,30 @@ class SQLiteJobStore(JobStore):
     # -- writes ----------------------------------------------------------------------------
 
     def _apply(self, db: sqlite3.Connection, lease: Lease, batch: CheckpointBatch) -> Lease | None:
-        """Apply one fenced batch inside a transaction; None if the lease is lost."""
-        renewed, held = self._lease(lease.job_id, lease.epoch)
-        if batch.release:
-            held = (None, None, None)  # type: ignore[assignment]
-        changed = db.execute(
-            _FENCE,
-            (batch.state, batch.elapsed, batch.error, self.clock.time(), *held,
-             lease.job_id, lease.epoch, lease.owner.id),
-        ).rowcount  # fmt: skip
-        if changed == 0:
+        """Apply one fenced batch inside a transaction; None if the lease is lost. The
+        job's row is rewritten (and the lease renewed) only when its state or error
+        changes, the lease is released, or ``ELAPSED_STEP`` more seconds have run: a batch
+        of trials alone is a read of the fence and inserts."""
+        row = db.execute(
+            "SELECT state, elapsed, error FROM otpy_jobs "
+            "WHERE job_id = ? AND epoch = ? AND lease_id = ?",
+            (lease.job_id, lease.epoch, lease.owner.id),
+        ).fetchone()
+        if row is None:
             return None
+        renewed = lease
+        if (
+            batch.release
+            or (row[0], row[2]) != (batch.state, batch.error)
+            or batch.elapsed - row[1] >= ELAPSED_STEP
+        ):
+            renewed, held = self._lease(lease.job_id, lease.epoch)
+            if batch.release:
+                held = (None, None, None)  # type: ignore[assignment]
+            db.execute(
+                _SAVE, (batch.state, batch.elapsed, batch.error, self.clock.time(), *held,
+                        lease.job_id),
+            )  # fmt: skip
         if batch.rounds:
             db.executemany(
                 "INSERT INTO otpy_job_rounds VALUES (?, ?, ?)",
@@ -266,7 +285,7 @@ class SQLiteJobStore(JobStore):
         with self._transaction(f"load job {job_id!r}", write=False) as db:
             row = db.execute(
                 "SELECT spec, state, elapsed, error, lease_owner, lease_expires, epoch "
-                "FROM otpy_jobs WHERE job_id = ?",
+                "FROM otpy_jobs JOIN otpy_job_specs USING (job_id) WHERE job_id = ?",
                 (job_id,),
             ).fetchone()
             if row is None:

@@ -164,9 +164,10 @@ class JobStore(ABC):
 
     @abstractmethod
     def write(self, lease: Lease, batch: CheckpointBatch) -> Lease:
-        """Apply ``batch`` if ``lease`` still holds (same epoch), renewing it: one
-        transaction. Returns the renewed lease (or the released one). LeaseLostError if
-        another claim came since: nothing is written."""
+        """Apply ``batch`` if ``lease`` still holds (same epoch): one transaction. Returns
+        the lease (renewed if the write renewed it). The elapsed time may be recorded
+        only every so often (a backend says how often). LeaseLostError if another claim
+        came since: nothing is written."""
 
     @abstractmethod
     def write_many(self, items: Sequence[tuple[Lease, CheckpointBatch]]) -> list[str]:
