@@ -58,14 +58,15 @@ _SCHEMA: Final = (
         epoch INTEGER NOT NULL
     )""",
     "CREATE INDEX IF NOT EXISTS otpy_jobs_by_lease ON otpy_jobs (lease_id)",
+    # rows of JSON that may be long: rowid tables, their keys in an index of their own
     """CREATE TABLE IF NOT EXISTS otpy_job_specs (
-        job_id TEXT PRIMARY KEY, spec TEXT NOT NULL) WITHOUT ROWID""",
+        job_id TEXT PRIMARY KEY, spec TEXT NOT NULL)""",
     """CREATE TABLE IF NOT EXISTS otpy_job_rounds (
         job_id TEXT NOT NULL, round INTEGER NOT NULL, candidates TEXT NOT NULL,
-        PRIMARY KEY (job_id, round)) WITHOUT ROWID""",
+        PRIMARY KEY (job_id, round))""",
     """CREATE TABLE IF NOT EXISTS otpy_job_trials (
         job_id TEXT NOT NULL, idx INTEGER NOT NULL, trial TEXT NOT NULL,
-        PRIMARY KEY (job_id, idx)) WITHOUT ROWID""",
+        PRIMARY KEY (job_id, idx))""",
 )
 _SAVE: Final = (
     "UPDATE otpy_jobs SET state = ?, elapsed = ?, error = ?, updated_at = ?, "
@@ -214,7 +215,7 @@ class SQLiteJobStore(JobStore):
         if (
             batch.release
             or (row[0], row[2]) != (batch.state, batch.error)
-            or batch.elapsed - row[1] >= ELAPSED_STEP
+            or batch.elapsed - float(row[1]) >= ELAPSED_STEP
         ):
             renewed, held = self._lease(lease.job_id, lease.epoch)
             if batch.release:
