@@ -6,7 +6,7 @@ from typing import Any
 
 from otpy.errors._base import OtpyError
 
-__all__ = ["JobError", "PipelineError"]
+__all__ = ["JobError", "PipelineError", "WorkspaceError"]
 
 
 class PipelineError(OtpyError):
@@ -22,3 +22,14 @@ class PipelineError(OtpyError):
 class JobError(OtpyError):
     """An optimization job cannot do what was asked: no such job, a job id already in the
     store, pausing a job that has ended, resuming without its metric."""
+
+
+class WorkspaceError(OtpyError, ValueError):
+    """A path that would leave its workspace: absolute outside the root, with a ``..``
+    part, or through a symbolic link leading out. ``path`` is the path as given, ``root``
+    the workspace root."""
+
+    def __init__(self, message: str, *, path: str, root: str) -> None:
+        super().__init__(message)
+        self.path = path
+        self.root = root

@@ -13,11 +13,14 @@ supervised worker re-raises it, so its supervisor sees the crash).
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
+from otpy.agent import ToolRegistry
 from otpy.clock import SYSTEM_CLOCK, Clock
 from otpy.errors import OtpyError, PipelineError
 from otpy.pipelines._gateway import ProviderDirectory, StepGateway
@@ -99,6 +102,8 @@ class _Run:
         telemetry: Telemetry,
         progress: RunProgress,
         depth: int,
+        tools: ToolRegistry | None = None,
+        workspace: Path | None = None,
     ) -> None:
         self.plan = plan
         self.inputs = inputs
@@ -114,6 +119,8 @@ class _Run:
             clock=clock,
             run_id=progress.run_id,
             run_pipeline=self.subrun,
+            tools=tools,
+            workspace=workspace,
         )
         self.started = clock.monotonic()
         self.spent: StepGateway | None = None
@@ -144,6 +151,8 @@ class _Run:
             telemetry=self.telemetry,
             progress=progress,
             depth=self.depth + 1,
+            tools=self.context.tools,
+            workspace=self.context.workspace,
         )
         if progress.crash is not None:
             raise progress.crash  # a crash inside stays a crash of this run
@@ -296,11 +305,15 @@ def run_plan(
     telemetry: Telemetry | None = None,
     progress: RunProgress | None = None,
     depth: int = 0,
+    tools: ToolRegistry | None = None,
+    workspace: str | os.PathLike[str] | None = None,
 ) -> PipelineResult:
     """Run ``plan`` in this thread and return its :class:`PipelineResult` (also when a
     step failed or crashed: see ``status``, ``error`` and ``progress.crash``).
 
     ``variables`` are the run's starting ``vars`` (an optimization job's configuration).
+    ``tools`` are the tools agent steps may use (None: the built-in ones, Bash off);
+    ``workspace`` is the folder their file tools work in (None: ``./workspace``).
     Raises before any step runs: ConfigurationError for inputs that do not fit the
     declared ones, StepValidationError for a step config that the inputs make invalid.
     The run is one trace: correlation id = ``run_id`` (a nested run joins its parent's).
@@ -310,7 +323,10 @@ def run_plan(
     resolved = plan.pipeline.resolve_inputs(inputs or {})
     start_vars = dict(variables or {})
     plan.check({"inputs": resolved, "vars": start_vars})
-    run = _Run(plan, resolved, providers, start_vars, clock, telemetry, progress, depth)
+    folder = Path(workspace).absolute() if workspace is not None else None
+    run = _Run(
+        plan, resolved, providers, start_vars, clock, telemetry, progress, depth, tools, folder
+    )
     parent = current_context().correlation_id
     if depth:
         return _traced(run, parent)

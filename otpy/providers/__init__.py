@@ -1,7 +1,9 @@
 """Providers: the LLMs steps call, behind one behaviour (``complete(request)``).
 
 ``simulated`` (offline, deterministic) is the embedded default; ``anthropic`` and
-``gemini`` wrap the official SDKs.
+``gemini`` wrap the official SDKs. Requests may offer tools (:class:`ToolSpec`) and
+conversations carry tool calls and results (:class:`ToolCall`, :class:`ToolResult`) for
+providers with the ``tools`` capability.
 """
 
 from otpy.providers._anthropic import AnthropicProvider
@@ -21,6 +23,7 @@ from otpy.providers._health import HealthRule, ProviderHealth, ProviderStats, St
 from otpy.providers._limits import ProviderLimits
 from otpy.providers._simulated import SimulatedProvider, SimulatedStats
 from otpy.providers._table import STRATEGIES, ProviderEntry, ProviderTable
+from otpy.providers._tooling import TOOL_NAME_PATTERN, ToolCall, ToolResult, ToolSpec
 from otpy.providers._types import PROVIDER_TYPES, ProviderType, register_provider_type
 
 __all__ = [
@@ -28,6 +31,7 @@ __all__ = [
     "AnthropicProvider",
     "PROVIDER_TYPES",
     "STRATEGIES",
+    "TOOL_NAME_PATTERN",
     "Completion",
     "CompletionRequest",
     "GeminiProvider",
@@ -45,6 +49,9 @@ __all__ = [
     "SimulatedProvider",
     "SimulatedStats",
     "StatsSnapshot",
+    "ToolCall",
+    "ToolResult",
+    "ToolSpec",
     "Usage",
     "estimate_tokens",
     "register_provider_type",
