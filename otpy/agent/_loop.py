@@ -127,15 +127,7 @@ class _Run:
                 "tool_choice": choice if self.specs else "auto",
             }
         )
-        with self.telemetry.span("agent.turn", {"agent": self.label, "turn": index}) as span:
-            completion = complete(asked)
-            span.set(
-                provider=completion.provider,
-                tokens=completion.usage.total_tokens,
-                tool_calls=len(completion.tool_calls),
-                stop_reason=completion.stop_reason,
-            )
-        return completion
+        return complete(asked)
 
     def call(self, call: ToolCall, index: int) -> ToolCallRecord:
         meta = {"agent": self.label, "turn": index, "tool": call.name, "call_id": call.id}
@@ -154,7 +146,19 @@ class _Run:
         return ToolCallRecord(call.id, call.name, call.arguments, output, is_error, duration)
 
     def turn(self, complete: Complete, request: CompletionRequest, index: int) -> Completion:
-        completion = self.ask(complete, request, index)
+        """One turn in its span: the model's answer, then its tool calls (child spans)."""
+        with self.telemetry.span("agent.turn", {"agent": self.label, "turn": index}) as span:
+            completion = self.ask(complete, request, index)
+            span.set(
+                provider=completion.provider,
+                tokens=completion.usage.total_tokens,
+                tool_calls=len(completion.tool_calls),
+                stop_reason=completion.stop_reason,
+            )
+            self.record(completion, index)
+        return completion
+
+    def record(self, completion: Completion, index: int) -> None:
         self.usage = self.usage + completion.usage
         cost = self.options.cost(completion)
         if cost is not None:
@@ -180,7 +184,6 @@ class _Run:
                 cost=cost,
             )
         )
-        return completion
 
 
 def run_agent(

@@ -175,9 +175,7 @@ def python_tool(
         default = ... if param.default is param.empty else param.default
         fields[param.name] = (hint, default)
     try:
-        model = create_model(
-            f"{label}_arguments", __config__=ConfigDict(extra="forbid"), **fields
-        )
+        model = create_model(f"{label}_arguments", __config__=ConfigDict(extra="forbid"), **fields)
         _schema(model)
     except Exception as exc:
         raise ConfigurationError(
