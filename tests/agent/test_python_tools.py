@@ -127,9 +127,8 @@ def test_the_registry_and_the_decorator() -> None:
 
     assert echo("x") == "x" and loud("x") == "X"  # the functions stay as they were
     assert {"echo", "shout", "Read", "Write"} <= set(registry.names())
-    assert (
-        registry.get("shout") is not None and registry.get("shout").description == "Upper-case it."
-    )  # type: ignore[union-attr]
+    shout = registry.get("shout")
+    assert shout is not None and shout.description == "Upper-case it."
     with pytest.raises(ConfigurationError, match="'echo' is registered already"):
         registry.register(echo)
     registry.register(loud, name="echo", replace=True)

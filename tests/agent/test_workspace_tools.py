@@ -13,6 +13,7 @@ import pytest
 
 from otpy.agent import (
     BUILTIN_TOOLS,
+    KEPT_VARIABLES,
     ToolContext,
     ToolLimits,
     ToolRegistry,
@@ -188,8 +189,8 @@ def test_bash_runs_in_the_workspace_with_no_keys(
     assert lines[0] == str(root)
     assert "should-not-leak" not in out and f"HOME={root}" in lines
     assert context.changes.paths == ("made.txt",)
-    assert set(command_environment(root)) <= {"HOME", "PATH", "LANG", "LC_ALL", "LC_CTYPE",
-                                              "TZ", "TERM", "TMPDIR", "USER", "LOGNAME", "SHELL"}  # fmt: skip
+    kept = {"HOME", *KEPT_VARIABLES}
+    assert set(command_environment(root)) <= kept and "ANTHROPIC_API_KEY" not in kept
     with pytest.raises(ToolError, match="exit code 3\nboom"):
         BUILTIN_TOOLS["Bash"].run({"command": "echo boom >&2; exit 3"}, context)
 

@@ -41,9 +41,7 @@ def test_turn_k_answers_a_conversation_with_k_assistant_turns() -> None:
         role="user", tool_results=(ToolResult(call_id="toolu_sim_0_0", name="LS", content="a"),)
     )
     second = sim.complete(ask(Message(role="user", content="go"), first.message(), result))
-    assert (
-        second.text == "All done." and second.tool_calls == () and second.stop_reason == "end_turn"
-    )
+    assert (second.text, second.tool_calls, second.stop_reason) == ("All done.", (), "end_turn")
     past = ask(Message(role="user", content="go"), first.message(), result, second.message(),
                Message(role="user", content="and now?"))  # fmt: skip
     assert sim.complete(past).text.startswith("Simulated answer (sim-1) to: and now?")
@@ -58,9 +56,8 @@ def test_keyed_by_the_first_user_turn_and_as_a_callable() -> None:
     })  # fmt: skip
     asked = sim.complete(ask(Message(role="user", content="Write the GREETING file")))
     assert asked.tool_calls[0].name == "Write"
-    assert (
-        sim.complete(ask(Message(role="user", content="do a listing"))).tool_calls[0].name == "LS"
-    )
+    listing = sim.complete(ask(Message(role="user", content="do a listing")))
+    assert listing.tool_calls[0].name == "LS"
     assert sim.complete(ask(Message(role="user", content="other"))).tool_calls == ()
     by_call = SimulatedProvider(tool_script=lambda request: {"calls": [{"name": "LS"}]}
                                 if len(request.messages) < 3 else None)  # fmt: skip

@@ -207,7 +207,7 @@ def test_tools_are_checked_before_a_run(rt: Runtime, tmp_path: Path) -> None:
         rt.compile_pipeline({"name": "p", "steps": [{
             "name": "a", "type": "claude", "prompt": "hi", "provider": "texty",
             "claude_options": {"allowed_tools": ["Read"]}}]})  # fmt: skip
-    with pytest.raises(StepValidationError, match="claude_options.max_turns"):
+    with pytest.raises(StepValidationError, match=r"claude_options\.max_turns"):
         rt.compile_pipeline({"name": "p", "steps": [{
             "name": "a", "type": "claude", "prompt": "hi",
             "claude_options": {"max_turns": 0}}]})  # fmt: skip
