@@ -27,7 +27,6 @@ import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
-from types import TracebackType
 from typing import Any, Literal
 
 from otpy._snapshot import Snapshot
@@ -187,6 +186,10 @@ class Runtime:
             self.stop()
             raise
 
+    def __otpy_ref__(self) -> SupervisorRef:
+        """For ``otpy.sys`` and ``otpy.observer``: the root supervisor."""
+        return self.supervisor
+
     def compile_pipeline(self, source: PipelineSource) -> Plan:
         """Load ``source`` (a path, YAML text, a dict or a Pipeline) and check it against
         the registered step types, providers and tools, before anything runs:
@@ -339,12 +342,7 @@ class Runtime:
     def __enter__(self) -> Runtime:
         return self
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def __exit__(self, *exc_info: object) -> None:
         self.stop()
 
     def __repr__(self) -> str:

@@ -157,8 +157,8 @@ def test_public_api_is_re_exported() -> None:
             "ProviderStats", "ProviderTable", "RateLimitReading", "STRATEGIES", "SimulatedProvider",
             "SimulatedStats", "StatsSnapshot", "Usage", "estimate_tokens", "GeminiProvider",
             "AnthropicProvider",
-            "PROVIDER_TYPES", "ProviderType", "register_provider_type",
-            "TOOL_NAME_PATTERN", "ToolCall", "ToolResult", "ToolSpec",
+            "PROVIDER_TYPES", "ProviderType", "register_provider_type", "ProviderView",
+            "make_entry", "TOOL_NAME_PATTERN", "ToolCall", "ToolResult", "ToolSpec",
         },
         "otpy.agent": {
             "BUILTIN_TOOLS", "DEFAULT_MAX_TURNS", "KEPT_VARIABLES", "AgentOptions", "AgentResult",

@@ -115,3 +115,56 @@ print("ok")
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False
     )
     assert result.returncode == 0 and result.stdout.strip() == "ok", result.stderr
+
+
+# The layers (docs/architecture.md, "Import rules"): who may import whom.
+_SUPERVISION_MAY = ("otpy.supervision", "otpy.errors", "otpy.clock")
+_RESILIENCE_MAY = (
+    "otpy.resilience", "otpy.errors", "otpy.clock", "otpy.telemetry", "otpy.redaction",
+)  # fmt: skip
+_MAY_IMPORT_ACTORS = ("otpy", "otpy.runtime", "otpy.__main__", "otpy.demo", "otpy._demo_runtime")
+
+
+def _allowed(importer: str, target: str) -> bool:
+    """Whether module ``importer`` may import module ``target``."""
+    if importer.startswith("otpy.supervision"):
+        return target.startswith(_SUPERVISION_MAY)
+    if importer.startswith("otpy.resilience"):
+        return target.startswith(_RESILIENCE_MAY)
+    if importer in _MAY_IMPORT_ACTORS or importer.startswith(("otpy.actors", "otpy._cli")):
+        return True
+    return not target.startswith("otpy.actors")
+
+
+def test_the_layers_import_only_what_they_may() -> None:
+    modules = _modules()
+    broken = [
+        f"{name} -> {target}"
+        for name, path in sorted(modules.items())
+        for target in sorted(_imports(name, path, modules))
+        if not _allowed(name, target)
+    ]
+    assert broken == []
+
+
+def test_the_architecture_document_names_real_public_names() -> None:
+    """Every name in docs/architecture.md's "Public API by package" table is exported by
+    the package it is listed under, and every package of otpy appears in the table."""
+    import importlib
+    import re
+
+    text = (ROOT / "docs" / "architecture.md").read_text()
+    table = text[text.index("## Public API by package") :]
+    listed: set[str] = set()
+    for package, names in re.findall(r"^\| `(otpy[\w.]*)` \| (.*) \|$", table, re.M):
+        listed.add(package)
+        module = importlib.import_module(package)
+        for name in re.findall(r"`(\w+)`", names):
+            if name in {"fake_anthropic", "fake_gemini", "compliance"}:
+                importlib.import_module(f"{package}.{name}")
+            else:
+                assert hasattr(module, name), f"{package}.{name} (docs/architecture.md)"
+    packages = {name for name, path in _modules().items() if path.name == "__init__.py"}
+    assert packages - listed <= {"otpy.testing.compliance", "otpy.steps.llm"} | {
+        p for p in packages if p.count(".") > 1
+    }

@@ -21,10 +21,12 @@ from otpy.providers._base import (
 from otpy.providers._gemini import GeminiProvider
 from otpy.providers._health import HealthRule, ProviderHealth, ProviderStats, StatsSnapshot
 from otpy.providers._limits import ProviderLimits
+from otpy.providers._select import STRATEGIES
 from otpy.providers._simulated import SimulatedProvider, SimulatedStats
-from otpy.providers._table import STRATEGIES, ProviderEntry, ProviderTable
+from otpy.providers._table import ProviderEntry, ProviderTable, make_entry
 from otpy.providers._tooling import TOOL_NAME_PATTERN, ToolCall, ToolResult, ToolSpec
 from otpy.providers._types import PROVIDER_TYPES, ProviderType, register_provider_type
+from otpy.providers._view import ProviderView
 
 __all__ = [
     "CAPABILITIES",
@@ -46,6 +48,7 @@ __all__ = [
     "ProviderStats",
     "ProviderTable",
     "ProviderType",
+    "ProviderView",
     "SimulatedProvider",
     "SimulatedStats",
     "StatsSnapshot",
@@ -54,5 +57,6 @@ __all__ = [
     "ToolSpec",
     "Usage",
     "estimate_tokens",
+    "make_entry",
     "register_provider_type",
 ]
