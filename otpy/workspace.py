@@ -19,7 +19,7 @@ not against another process swapping directories for links at the same moment.
 from __future__ import annotations
 
 import os
-from pathlib import Path, PurePath
+from pathlib import Path
 
 from otpy.errors import WorkspaceError
 
@@ -39,11 +39,12 @@ class Workspace:
     symbolic links.
     """
 
-    __slots__ = ("given", "root")
+    __slots__ = ("_prefixes", "given", "root")
 
     def __init__(self, root: str | os.PathLike[str]) -> None:
         self.given = Path(root).absolute()
         self.root = Path(os.path.realpath(root))
+        self._prefixes = (str(self.root), str(self.given))
 
     def resolve(self, path: str | os.PathLike[str]) -> Path:
         """The real path of ``path`` inside the root; WorkspaceError if it would leave it
@@ -51,28 +52,26 @@ class Workspace:
         text = os.fspath(path)
         if not isinstance(text, str) or not text or "\x00" in text:
             raise self._refuse(str(text), "is not a usable path")
-        pure = PurePath(text)
-        if ".." in pure.parts:
+        if ".." in text.split(os.sep):
             raise self._refuse(text, "has a '..' part: paths stay inside the workspace")
-        if pure.is_absolute():
-            relative = self._inside(Path(os.path.normpath(text)))
+        root = self._prefixes[0]
+        if os.path.isabs(text):
+            relative = self._inside(os.path.normpath(text))
             if relative is None:
                 raise self._refuse(text, "is an absolute path outside the workspace")
         else:
-            relative = Path(pure)
-        real = Path(os.path.realpath(self.root / relative))
-        if real != self.root and self.root not in real.parents:
+            relative = text
+        real = os.path.realpath(os.path.join(root, relative))
+        if real != root and not real.startswith(root.rstrip(os.sep) + os.sep):
             raise self._refuse(text, "leads outside the workspace through a symbolic link")
-        return real
+        return Path(real)
 
     def relative(self, path: str | os.PathLike[str]) -> str:
         """``path`` (resolved by :meth:`resolve`) as a POSIX path relative to the root
         (``"."`` for the root itself)."""
-        real = Path(path)
-        try:
-            return real.relative_to(self.root).as_posix() or "."
-        except ValueError:
-            return real.as_posix()
+        text = os.fspath(path)
+        inside = self._inside(text) if os.path.isabs(text) else None
+        return (inside if inside is not None else text).replace(os.sep, "/")
 
     def contains(self, path: str | os.PathLike[str]) -> bool:
         """Whether ``path`` resolves inside the root (a resolve that does not raise)."""
@@ -82,12 +81,13 @@ class Workspace:
             return False
         return True
 
-    def _inside(self, absolute: Path) -> Path | None:
-        for base in (self.root, self.given):
-            try:
-                return absolute.relative_to(base)
-            except ValueError:
-                continue
+    def _inside(self, absolute: str) -> str | None:
+        """``absolute`` relative to the root (as given or as resolved), or None."""
+        for base in self._prefixes:
+            if absolute == base:
+                return "."
+            if absolute.startswith(base.rstrip(os.sep) + os.sep):
+                return absolute[len(base.rstrip(os.sep)) + 1 :]
         return None
 
     def _refuse(self, path: str, why: str) -> WorkspaceError:

@@ -162,7 +162,7 @@ def test_public_api_is_re_exported() -> None:
         },
         "otpy.agent": {
             "BUILTIN_TOOLS", "DEFAULT_MAX_TURNS", "KEPT_VARIABLES", "AgentOptions", "AgentResult",
-            "AgentTurn", "ChangeLog", "Gateway", "Tool", "ToolCallRecord", "ToolContext",
+            "AgentTurn", "ChangeLog", "Tool", "ToolCallRecord", "ToolContext",
             "ToolLimits", "ToolRegistry", "ToolSelection", "as_tool", "ask_agent",
             "command_environment", "glob_regex", "python_tool", "run_agent", "tool",
         },

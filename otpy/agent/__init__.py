@@ -27,7 +27,7 @@ The provider-level types a loop exchanges with a model (``ToolSpec``, ``ToolCall
 ``ToolResult``) are in :mod:`otpy.providers`.
 """
 
-from otpy.agent._ask import Gateway, ask_agent
+from otpy.agent._ask import ask_agent
 from otpy.agent._bash import KEPT_VARIABLES, command_environment
 from otpy.agent._limits import ToolLimits
 from otpy.agent._loop import DEFAULT_MAX_TURNS, AgentOptions, run_agent
@@ -44,7 +44,6 @@ __all__ = [
     "AgentResult",
     "AgentTurn",
     "ChangeLog",
-    "Gateway",
     "Tool",
     "ToolCallRecord",
     "ToolContext",

@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Literal, Protocol
+from typing import Literal
 
 from otpy.agent._limits import ToolLimits
 from otpy.agent._loop import DEFAULT_MAX_TURNS, AgentOptions, run_agent
@@ -14,29 +14,17 @@ from otpy.agent._registry import ToolSelection
 from otpy.agent._result import AgentResult
 from otpy.agent._tool import Tool, ToolContext
 from otpy.clock import SYSTEM_CLOCK, Clock
-from otpy.providers import Completion, CompletionRequest, Message
+from otpy.providers import CompletionRequest, Message, ProviderGateway
 from otpy.telemetry import Telemetry
 from otpy.workspace import Workspace
 
-__all__ = ["Gateway", "ask_agent"]
+__all__ = ["ask_agent"]
 
 logger = logging.getLogger("otpy.agent")
 
 
-class Gateway(Protocol):
-    """What :func:`ask_agent` completes through (``rt.providers`` is one)."""
-
-    def complete(
-        self,
-        request: CompletionRequest,
-        *,
-        provider: str | None = None,
-        capabilities: Sequence[str] = (),
-    ) -> Completion: ...
-
-
 def ask_agent(
-    gateway: Gateway,
+    gateway: ProviderGateway,
     prompt: str,
     tools: ToolSelection | Sequence[Tool],
     *,

@@ -140,7 +140,8 @@ def completion_of(
         )
     parts = (candidate.content.parts if candidate.content else None) or []
     text = "".join(p.text for p in parts if isinstance(p.text, str) and not p.thought)
-    calls = tool_calls_of(parts) if request.tools else ()
+    turn = sum(1 for message in request.conversation() if message.role == "assistant")
+    calls = tool_calls_of(parts, turn) if request.tools else ()
     if calls:
         reason = "TOOL_USE"
     return Completion(

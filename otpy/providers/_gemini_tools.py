@@ -80,9 +80,10 @@ def tool_config_of(request: CompletionRequest) -> dict[str, Any]:
     }
 
 
-def tool_calls_of(parts: list[types.Part]) -> tuple[ToolCall, ...]:
-    """The function calls among an answer's parts, in order (an id is made up for a call
-    that has none: :data:`GENERATED_ID_PREFIX` and its position)."""
+def tool_calls_of(parts: list[types.Part], turn: int = 0) -> tuple[ToolCall, ...]:
+    """The function calls among an answer's parts, in order. A call without an id gets
+    one made up, unique in the conversation: :data:`GENERATED_ID_PREFIX`, the answer's
+    ``turn`` (assistant turns before it) and the part's position (``otpy-call-2-0``)."""
     calls = []
     for index, part in enumerate(parts):
         call = part.function_call
@@ -91,7 +92,7 @@ def tool_calls_of(parts: list[types.Part]) -> tuple[ToolCall, ...]:
         signature = part.thought_signature
         calls.append(
             ToolCall(
-                id=call.id or f"{GENERATED_ID_PREFIX}{index}",
+                id=call.id or f"{GENERATED_ID_PREFIX}{turn}-{index}",
                 name=call.name or "",
                 arguments=dict(call.args or {}),
                 signature=base64.b64encode(signature).decode("ascii") if signature else None,

@@ -129,7 +129,7 @@ def test_parallel_calls_without_ids_and_an_error_result(
         [python_tool(area), BUILTIN_TOOLS["Read"]],
         context=ToolContext(workspace=Workspace(tmp_path)),
     )
-    assert [c.id for c in result.tool_calls] == ["otpy-call-0", "otpy-call-1"]
+    assert [c.id for c in result.tool_calls] == ["otpy-call-0-0", "otpy-call-0-1"]
     calls, answers = parts(fake.requests[1].body, 1), parts(fake.requests[1].body, 2)
     assert all("id" not in c["functionCall"] for c in calls)  # made-up ids stay home
     assert answers[0]["functionResponse"] == {"name": "area", "response": {"output": "6.0"}}
