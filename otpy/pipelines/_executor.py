@@ -14,9 +14,7 @@ from __future__ import annotations
 
 import logging
 import os
-import threading
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +23,7 @@ from otpy.clock import SYSTEM_CLOCK, Clock
 from otpy.errors import OtpyError, PipelineError
 from otpy.pipelines._gateway import ProviderDirectory, StepGateway
 from otpy.pipelines._plan import Plan, PlannedStep
+from otpy.pipelines._progress import RunProgress, StepEvent
 from otpy.pipelines._result import PipelineResult, StepError, StepOutcome, StepStatus
 from otpy.pipelines._templates import render, step_record
 from otpy.providers import Usage
@@ -34,7 +33,6 @@ from otpy.telemetry import (
     correlation,
     current_context,
     get_telemetry,
-    new_correlation_id,
     redact_value,
 )
 
@@ -44,41 +42,6 @@ logger = logging.getLogger("otpy.pipelines")
 
 MAX_DEPTH = 8
 """How deep pipelines may nest (a ``pipeline`` step runs another pipeline)."""
-
-
-@dataclass(frozen=True, slots=True)
-class StepEvent:
-    """Progress of a run: step ``index`` of ``total`` is starting (``outcome`` None) or
-    has finished with ``outcome``."""
-
-    run_id: str
-    pipeline: str
-    step: str
-    index: int
-    total: int
-    outcome: StepOutcome | None = None
-
-
-@dataclass
-class RunProgress:
-    """A run in progress, shared between the thread running it and the code watching it:
-    ``outcomes`` so far, ``cancel`` (set it to stop before the next step), ``crash`` (the
-    exception that crashed a step), ``on_step`` (called with each :class:`StepEvent` in
-    the running thread; an exception from it is logged and ignored)."""
-
-    run_id: str = field(default_factory=new_correlation_id)
-    cancel: threading.Event = field(default_factory=threading.Event)
-    on_step: Callable[[StepEvent], None] | None = None
-    outcomes: list[StepOutcome] = field(default_factory=list)
-    crash: BaseException | None = None
-
-    def notify(self, event: StepEvent) -> None:
-        if self.on_step is None:
-            return
-        try:
-            self.on_step(event)
-        except Exception:
-            logger.exception("pipeline run %s: the on_step callback raised", self.run_id)
 
 
 def _error(exc: BaseException, *, crash: bool = False) -> StepError:

@@ -15,8 +15,16 @@ import pytest
 from otpy._snapshot import Snapshot
 from otpy.actors import ProviderRegistry, ProviderRegistryHandle
 from otpy.agent import BUILTIN_TOOLS, AgentOptions, ToolContext, python_tool, run_agent
-from otpy.errors import AgentLimitError
-from otpy.providers import AnthropicProvider, CompletionRequest, ProviderTable
+from otpy.errors import AgentLimitError, InvalidRequestError
+from otpy.providers import (
+    AnthropicProvider,
+    CompletionRequest,
+    Message,
+    ProviderTable,
+    ToolCall,
+    ToolResult,
+    ToolSpec,
+)
 from otpy.telemetry import Telemetry, set_telemetry
 from otpy.testing import FakeClock
 from otpy.testing.fake_anthropic import FakeAnthropic, error, message, tool_calls
@@ -232,3 +240,32 @@ def test_spans_for_the_run_each_turn_and_each_tool_call(
     assert turn.parent_id == run.event_id and tool.parent_id == turn.event_id
     assert hub.store.query(name="agent.turn.stop")[0].metadata["tool_calls"] == 2
     assert hub.store.query(name="agent.run.stop")[0].metadata["turns"] == 2
+
+
+def test_tool_choice_any_holds_for_the_first_turn_only(
+    registry: ProviderRegistryHandle, fake: FakeAnthropic, tmp_path: Path
+) -> None:
+    fake.queue(tool_calls(("LS", {})), message("ok"))
+    agent(registry, tmp_path, "Look", "LS", tool_choice="any")
+    first, second = (r.body for r in fake.requests)
+    assert first["tool_choice"] == {"type": "any"} and "tool_choice" not in second
+
+
+def test_the_fake_refuses_tool_use_that_does_not_pair_up(
+    registry: ProviderRegistryHandle, fake: FakeAnthropic
+) -> None:
+    call = Message(role="assistant", tool_calls=(ToolCall(id="t1", name="LS"),))
+    unanswered = CompletionRequest(
+        messages=(Message(role="user", content="go"), call, Message(role="user", content="?")),
+        tools=(ToolSpec(name="LS"),),
+    )
+    with pytest.raises(InvalidRequestError, match="without `tool_result` blocks"):
+        registry.complete(unanswered, provider="claude")
+    answers = (ToolResult(call_id="t1", name="LS"), ToolResult(call_id="t9", name="LS"))
+    stray = Message(role="user", tool_results=answers)
+    with pytest.raises(InvalidRequestError, match="unexpected `tool_use_id`"):
+        registry.complete(
+            unanswered.model_copy(update={"messages": (*unanswered.messages[:2], stray)}),
+            provider="claude",
+        )
+    assert len(fake.requests) == 2  # a 400 is not retried
