@@ -9,6 +9,7 @@ passes the context of the call (workspace, limits, the change log).
 
 from __future__ import annotations
 
+import functools
 import inspect
 import json
 import re
@@ -88,7 +89,11 @@ class Tool:
             )
 
     def spec(self) -> ToolSpec:
-        """What a request offers the model."""
+        """What a request offers the model (made once per tool)."""
+        return self._spec
+
+    @functools.cached_property
+    def _spec(self) -> ToolSpec:
         return ToolSpec(name=self.name, description=self.description, parameters=self.schema())
 
     def schema(self) -> dict[str, Any]:

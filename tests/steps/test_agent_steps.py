@@ -241,3 +241,32 @@ def test_the_example_runs_offline_and_validate_lists_the_tools(tmp_path: Path) -
     assert checked.returncode == 0, checked.stderr
     lines = checked.stdout.splitlines()
     assert lines[1:] == ["  tools of build: Write, Edit, Read, LS", "  tools of check: Read, Grep"]
+
+
+def test_escape_attempts_from_a_step_are_refused_and_reported(rt: Runtime, tmp_path: Path) -> None:
+    workspace, secret = tmp_path / "ws", tmp_path / "secret"
+    secret.mkdir()
+    (secret / "key.txt").write_text("s3cr3t")
+    workspace.mkdir()
+    (workspace / "planted").symlink_to(secret)
+    outside = tmp_path / "outside.txt"
+    attempts = [
+        {"name": "Read", "arguments": {"file_path": "../../etc/passwd"}},
+        {"name": "Read", "arguments": {"file_path": "/etc/passwd"}},
+        {"name": "Write", "arguments": {"file_path": str(outside), "content": "x"}},
+        {"name": "Read", "arguments": {"file_path": "planted/key.txt"}},
+        {"name": "Write", "arguments": {"file_path": "planted/new.txt", "content": "x"}},
+        {"name": "Grep", "arguments": {"pattern": "s3cr3t"}},
+    ]
+    add(rt, tool_script=script({"calls": attempts}, "I could not get out."))
+    result = run(rt, [{"name": "escape", "type": "claude", "prompt": "get out",
+                       "claude_options": {"allowed_tools": ["Read", "Write", "Grep"]}}],
+                 workspace)  # fmt: skip
+    calls = result.step("escape").metadata["agent_turns"][0]["tool_calls"]
+    assert [c["is_error"] for c in calls] == [True] * 5 + [False]
+    assert "'..' part" in calls[0]["output"] and "outside the workspace" in calls[1]["output"]
+    assert all("symbolic link" in c["output"] for c in calls[3:5])
+    assert calls[5]["output"] == "no matches"  # the walk does not follow the link out
+    assert not any("s3cr3t" in c["output"] for c in calls)
+    assert not outside.exists() and sorted(p.name for p in secret.iterdir()) == ["key.txt"]
+    assert result.step("escape").metadata["files_changed"] == []
