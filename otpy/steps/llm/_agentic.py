@@ -183,8 +183,11 @@ def with_system(step: Mapping[str, Any], request: CompletionRequest) -> Completi
     return request.model_copy(update={"system": system})
 
 
-def _root(step: Mapping[str, Any], context: StepContext, registry: ToolRegistry) -> Path:
-    """The agent's workspace root: the run's workspace, or ``cwd`` inside it (made)."""
+def _root(
+    step: Mapping[str, Any], context: StepContext, registry: ToolRegistry, make: bool
+) -> Path:
+    """The agent's workspace root: the run's workspace, or ``cwd`` inside it (made when
+    ``make``: a file tool will work there)."""
     base = context.workspace or Path(registry.limits.workspace)
     base = base.absolute()
     settings, _ = _settings(step)
@@ -197,7 +200,8 @@ def _root(step: Mapping[str, Any], context: StepContext, registry: ToolRegistry)
             raise StepValidationError(
                 str(exc), step=step_label(step), field="claude_options.cwd"
             ) from None
-    root.mkdir(parents=True, exist_ok=True)
+    if make:
+        root.mkdir(parents=True, exist_ok=True)
     return root
 
 
@@ -232,8 +236,9 @@ def ask(
         max_turns=settings.get("max_turns") or DEFAULT_MAX_TURNS,
         token_budget=settings.get("max_total_tokens"),
     )
+    files = any(tool.kind != "python" for tool in selection.tools)
     tool_context = ToolContext(
-        workspace=Workspace(_root(step, context, registry)), limits=registry.limits
+        workspace=Workspace(_root(step, context, registry, files)), limits=registry.limits
     )
     result = run_agent(
         send,
