@@ -12,7 +12,6 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Mapping
-from pathlib import Path
 from typing import Any, cast
 
 from otpy.agent import ToolRegistry
@@ -36,6 +35,7 @@ from otpy.supervision import (
     whereis,
 )
 from otpy.telemetry import TraceContext, current_context, use_context
+from otpy.workspace import Workspace
 
 __all__ = ["PipelineRun", "PipelineRunner", "start_run"]
 
@@ -137,7 +137,7 @@ class PipelineRunner(GenServer):
         clock: Clock,
         trace: TraceContext,
         tools: ToolRegistry | None = None,
-        workspace: Path | None = None,
+        workspace: Workspace | None = None,
     ) -> None:
         super().__init__()
         self.tools = tools
@@ -187,7 +187,7 @@ def start_run(
     clock: Clock,
     on_step: Callable[[StepEvent], None] | None = None,
     tools: ToolRegistry | None = None,
-    workspace: Path | None = None,
+    workspace: Workspace | None = None,
 ) -> PipelineRun:
     """Start a runner for ``plan`` under the DynamicSupervisor named ``supervisor`` and
     return its handle. The run joins the caller's trace context as its parent; its agent

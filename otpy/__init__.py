@@ -254,7 +254,7 @@ _SOURCES: dict[str, str] = {
     "OtpyError": "otpy.errors",
     "AgentLimitError": "otpy.errors",
     "ToolError": "otpy.errors",
-    "WorkspaceError": "otpy.errors",
+    "OutsideWorkspaceError": "otpy.errors",
     "OverloadedError": "otpy.errors",
     "PermitError": "otpy.errors",
     "PipelineError": "otpy.errors",

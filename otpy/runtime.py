@@ -65,6 +65,7 @@ from otpy.state import StateProvider
 from otpy.steps import StepTable
 from otpy.supervision import ChildSpec, Down, DynamicSupervisor, Supervisor, SupervisorRef
 from otpy.telemetry import Telemetry, get_telemetry
+from otpy.workspace import Workspace
 
 __all__ = ["Runtime", "start"]
 
@@ -289,13 +290,13 @@ class Runtime:
             prompt,
             self.tools.select(tools),
             limits=self.tools.limits,
-            workspace=self._workspace(workspace),
+            workspace=self._workspace(workspace).root,
             clock=self.clock,
             **options,
         )
 
-    def _workspace(self, workspace: str | os.PathLike[str] | None) -> Path:
-        return Path(workspace if workspace is not None else self.config.tools.workspace).absolute()
+    def _workspace(self, workspace: str | os.PathLike[str] | None) -> Workspace:
+        return Workspace(workspace if workspace is not None else self.config.tools.workspace)
 
     def _register_provider(self, name: str, config: ProviderConfig) -> None:
         """Register the provider ``name`` and one more per configured model."""

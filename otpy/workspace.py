@@ -1,19 +1,20 @@
-"""Keeping paths inside a workspace directory: the one confinement rule of otpy.
+"""Paths confined to a directory: the workspace an agent's tools (or a pipeline) work in.
 
-A path given by a user or a model is *relative to the workspace root*; it is refused with
-:class:`~otpy.errors.WorkspaceError` when it has a ``..`` part, when it is absolute and
-outside the root, or when it resolves (through symbolic links) to a place outside the
-root. An accepted path is returned resolved, so the caller works on the real file and
-never follows a link out::
+A path given by a user or a model is relative to the root unless absolute; it is refused
+with :class:`~otpy.errors.OutsideWorkspaceError` when it leads out of the root — an
+absolute path outside it, ``..`` climbing out of it, or a symbolic link (anywhere along
+the path) pointing out of it. An accepted path is returned resolved (every link followed
+inside the root), so the caller works on the real file and never follows a link out::
 
     ws = Workspace("/srv/run-42")
-    ws.resolve("src/app.py")        # /srv/run-42/src/app.py
-    ws.resolve("/srv/run-42/a.txt") # absolute inside the root: accepted
-    ws.resolve("../../etc/passwd")  # WorkspaceError
-    ws.relative(ws.resolve("src"))  # "src"
+    ws.path("src/app.py")           # /srv/run-42/src/app.py
+    ws.path("/srv/run-42/a.txt")    # absolute inside the root: accepted
+    ws.path("../../etc/passwd")     # OutsideWorkspaceError: '..' leads out of it
+    ws.relative(ws.path("src"))     # "src"
 
 The check is made when the path is resolved: it guards against the paths a model asks for,
-not against another process swapping directories for links at the same moment.
+not against another process swapping directories for links at the same moment. Plain
+functions and a small immutable class: thread-safe.
 """
 
 from __future__ import annotations
@@ -21,77 +22,92 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from otpy.errors import WorkspaceError
+from otpy.errors import ConfigurationError, OutsideWorkspaceError
 
-__all__ = ["Workspace", "resolve_inside"]
+__all__ = ["Workspace", "confine"]
 
 
-def resolve_inside(root: str | os.PathLike[str], path: str | os.PathLike[str]) -> Path:
-    """``path`` resolved inside ``root`` (see the module docstring); raises WorkspaceError
-    saying why it is refused. ``root`` need not exist; ``path`` need not exist."""
-    return Workspace(root).resolve(path)
+def confine(
+    root: str | os.PathLike[str], path: str | os.PathLike[str], *, what: str = "path"
+) -> Path:
+    """``path`` resolved inside ``root`` (see :meth:`Workspace.path`)."""
+    return Workspace(root).path(path, what=what)
 
 
 class Workspace:
-    """A workspace root (resolved once, at construction) and the paths inside it.
+    """A root directory (resolved once, relative to ``base`` — default: the current
+    directory — unless absolute; nothing is created until :meth:`ensure`) and the paths
+    inside it. Immutable and thread-safe; :meth:`path` touches the file system only to
+    resolve symbolic links."""
 
-    Immutable and thread-safe; :meth:`resolve` touches the file system only to resolve
-    symbolic links.
-    """
+    __slots__ = ("_root", "root")
 
-    __slots__ = ("_prefixes", "given", "root")
+    def __init__(
+        self, root: str | os.PathLike[str], *, base: str | os.PathLike[str] | None = None
+    ) -> None:
+        given = os.fspath(root)
+        if not os.path.isabs(given):
+            given = os.path.join(os.fspath(base) if base is not None else os.getcwd(), given)
+        self._root = os.path.realpath(given)
+        self.root = Path(self._root)
 
-    def __init__(self, root: str | os.PathLike[str]) -> None:
-        self.given = Path(root).absolute()
-        self.root = Path(os.path.realpath(root))
-        self._prefixes = (str(self.root), str(self.given))
-
-    def resolve(self, path: str | os.PathLike[str]) -> Path:
-        """The real path of ``path`` inside the root; WorkspaceError if it would leave it
-        (or is empty, or holds a NUL byte)."""
+    def path(self, path: str | os.PathLike[str], *, what: str = "path") -> Path:
+        """The real path of ``path`` inside the root. Raises OutsideWorkspaceError (naming
+        ``what``, the path, the root and why) when it leads out, ConfigurationError for an
+        empty path or one holding a NUL byte."""
         text = os.fspath(path)
-        if not isinstance(text, str) or not text or "\x00" in text:
-            raise self._refuse(str(text), "is not a usable path")
-        if ".." in text.split(os.sep):
-            raise self._refuse(text, "has a '..' part: paths stay inside the workspace")
-        root = self._prefixes[0]
-        if os.path.isabs(text):
-            relative = self._inside(os.path.normpath(text))
-            if relative is None:
-                raise self._refuse(text, "is an absolute path outside the workspace")
+        if not isinstance(text, str) or not text.strip():
+            raise ConfigurationError(f"{what}: the path is empty")
+        if "\x00" in text:
+            raise ConfigurationError(f"{what} {text!r}: a path cannot hold a NUL byte")
+        candidate = text if os.path.isabs(text) else os.path.join(self._root, text)
+        real = os.path.realpath(candidate)
+        if self._inside(real):
+            return Path(real)
+        if os.path.isabs(text) and not self._inside(os.path.normpath(text)):
+            why = "an absolute path outside it"
+        elif not self._inside(os.path.normpath(candidate)):
+            why = "'..' leads out of it"
         else:
-            relative = text
-        real = os.path.realpath(os.path.join(root, relative))
-        if real != root and not real.startswith(root.rstrip(os.sep) + os.sep):
-            raise self._refuse(text, "leads outside the workspace through a symbolic link")
-        return Path(real)
+            why = f"a symlink leads out of it to {real}"
+        raise OutsideWorkspaceError(
+            f"{what} {text!r} is outside {self._root} ({why}); paths are confined to that "
+            "directory",
+            path=text,
+            root=self._root,
+            what=what,
+        )
 
     def relative(self, path: str | os.PathLike[str]) -> str:
-        """``path`` (resolved by :meth:`resolve`) as a POSIX path relative to the root
-        (``"."`` for the root itself)."""
+        """``path`` (inside the root) as a POSIX path relative to it (``"."`` for the root)."""
         text = os.fspath(path)
-        inside = self._inside(text) if os.path.isabs(text) else None
-        return (inside if inside is not None else text).replace(os.sep, "/")
+        if text == self._root:
+            return "."
+        prefix = self._root.rstrip(os.sep) + os.sep
+        inside = text[len(prefix) :] if text.startswith(prefix) else text
+        return inside.replace(os.sep, "/")
 
     def contains(self, path: str | os.PathLike[str]) -> bool:
-        """Whether ``path`` resolves inside the root (a resolve that does not raise)."""
+        """Whether ``path`` resolves inside the root."""
         try:
-            self.resolve(path)
-        except WorkspaceError:
+            self.path(path)
+        except ConfigurationError:
             return False
         return True
 
-    def _inside(self, absolute: str) -> str | None:
-        """``absolute`` relative to the root (as given or as resolved), or None."""
-        for base in self._prefixes:
-            if absolute == base:
-                return "."
-            if absolute.startswith(base.rstrip(os.sep) + os.sep):
-                return absolute[len(base.rstrip(os.sep)) + 1 :]
-        return None
+    def ensure(self) -> Path:
+        """Create the root (and its parents) if missing; returns it."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        return self.root
 
-    def _refuse(self, path: str, why: str) -> WorkspaceError:
-        return WorkspaceError(f"{path!r} {why} ({self.root})", path=path, root=str(self.root))
+    def _inside(self, real: str) -> bool:
+        return real == self._root or real.startswith(self._root.rstrip(os.sep) + os.sep)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Workspace) and other.root == self.root
+
+    def __hash__(self) -> int:
+        return hash(self.root)
 
     def __repr__(self) -> str:
-        return f"Workspace({str(self.root)!r})"
+        return f"Workspace({self._root!r})"

@@ -1,8 +1,8 @@
 """The file tools, with Claude Code's names and arguments: Read, Write, Edit, MultiEdit.
 
 Every path is resolved inside the agent's workspace (:class:`~otpy.workspace.Workspace`:
-``..``, absolute paths outside and symbolic links leading out are refused, and the model
-is told why). Reads stop at ``max_read_bytes``, writes refuse more than
+an absolute path outside it, ``..`` climbing out and symbolic links leading out are
+refused, and the model is told why). Reads stop at ``max_read_bytes``, writes refuse more than
 ``max_write_bytes``. Text is UTF-8; bytes that are not survive an edit unchanged.
 """
 
@@ -13,7 +13,7 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict, Field
 
 from otpy.agent._tool import Tool, ToolContext
-from otpy.errors import ToolError, WorkspaceError
+from otpy.errors import ConfigurationError, ToolError
 
 __all__ = ["EDIT", "MULTI_EDIT", "READ", "WRITE", "read_text", "write_text"]
 
@@ -67,8 +67,8 @@ def _target(tool: str, path: str, context: ToolContext) -> tuple[Path, str]:
     """The real path inside the workspace and its name relative to the root."""
     workspace = context.require_workspace(tool)
     try:
-        real = workspace.resolve(path)
-    except WorkspaceError as exc:
+        real = workspace.path(path)
+    except ConfigurationError as exc:  # outside the workspace, empty, a NUL byte
         raise ToolError(str(exc), tool=tool) from None
     return real, workspace.relative(real)
 

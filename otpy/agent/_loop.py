@@ -139,7 +139,7 @@ class _Run:
                     offered = ", ".join(self.by_name) or "none"
                     raise ToolError(f"no tool named {call.name!r} here (tools: {offered})")
                 output, is_error = tool.run(call.arguments, self.context), False
-            except OtpyError as exc:  # ToolError, WorkspaceError, ...: the model is told
+            except OtpyError as exc:  # ToolError, OutsideWorkspaceError: the model is told
                 output, is_error = str(exc), True
             span.set(is_error=is_error)
         duration = max(0.0, self.clock.monotonic() - started)

@@ -9,6 +9,7 @@ supervisor applies its restart strategy.
 
     OtpyError
     ├── ConfigurationError                  bad settings or arguments
+    │   └── OutsideWorkspaceError           a path leads out of its workspace (.path, .root)
     ├── SupervisionError                    supervision tree and actor lifecycle
     │   ├── ChildSpecError (ValueError)     an invalid ChildSpec field or supervisor flag
     │   │   └── DuplicateChildError         two children with the same id
@@ -39,7 +40,6 @@ supervisor applies its restart strategy.
     │   └── NoProviderAvailable             no healthy provider has the capabilities
     ├── PipelineError                       a pipeline run failed (.result, .step)
     ├── JobError                            an optimization job cannot do what was asked
-    ├── WorkspaceError (ValueError)         a path leaving its workspace (.path, .root)
     ├── ToolError                           a tool call failed; the model is told (.tool)
     ├── AgentLimitError                     an agent loop hit max_turns or its token
     │                                       budget (.limit, .result so far)
@@ -120,7 +120,7 @@ from otpy.errors._supervision import (
     StartChildError,
     SupervisionError,
 )
-from otpy.errors._work import JobError, PipelineError, WorkspaceError
+from otpy.errors._work import JobError, OutsideWorkspaceError, PipelineError
 
 __all__ = [
     "AgentLimitError",
@@ -149,6 +149,7 @@ __all__ = [
     "NoProviderAvailable",
     "OperationTimeout",
     "OtpyError",
+    "OutsideWorkspaceError",
     "OverloadedError",
     "PermitError",
     "PipelineError",
@@ -171,5 +172,4 @@ __all__ = [
     "UnknownStepError",
     "VariableExistsError",
     "VariableNotFound",
-    "WorkspaceError",
 ]

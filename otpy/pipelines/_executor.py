@@ -13,9 +13,7 @@ supervised worker re-raises it, so its supervisor sees the crash).
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Callable, Mapping
-from pathlib import Path
 from typing import Any
 
 from otpy.agent import ToolRegistry
@@ -35,6 +33,7 @@ from otpy.telemetry import (
     get_telemetry,
     redact_value,
 )
+from otpy.workspace import Workspace
 
 __all__ = ["MAX_DEPTH", "RunProgress", "StepEvent", "run_plan"]
 
@@ -66,7 +65,7 @@ class _Run:
         progress: RunProgress,
         depth: int,
         tools: ToolRegistry | None = None,
-        workspace: Path | None = None,
+        workspace: Workspace | None = None,
     ) -> None:
         self.plan = plan
         self.inputs = inputs
@@ -269,14 +268,14 @@ def run_plan(
     progress: RunProgress | None = None,
     depth: int = 0,
     tools: ToolRegistry | None = None,
-    workspace: str | os.PathLike[str] | None = None,
+    workspace: Workspace | None = None,
 ) -> PipelineResult:
     """Run ``plan`` in this thread and return its :class:`PipelineResult` (also when a
     step failed or crashed: see ``status``, ``error`` and ``progress.crash``).
 
     ``variables`` are the run's starting ``vars`` (an optimization job's configuration).
     ``tools`` are the tools agent steps may use (None: the built-in ones, Bash off);
-    ``workspace`` is the folder their file tools work in (None: ``./workspace``).
+    ``workspace`` is where their file tools work (None: ``./workspace``).
     Raises before any step runs: ConfigurationError for inputs that do not fit the
     declared ones, StepValidationError for a step config that the inputs make invalid.
     The run is one trace: correlation id = ``run_id`` (a nested run joins its parent's).
@@ -286,9 +285,8 @@ def run_plan(
     resolved = plan.pipeline.resolve_inputs(inputs or {})
     start_vars = dict(variables or {})
     plan.check({"inputs": resolved, "vars": start_vars})
-    folder = Path(workspace).absolute() if workspace is not None else None
     run = _Run(
-        plan, resolved, providers, start_vars, clock, telemetry, progress, depth, tools, folder
+        plan, resolved, providers, start_vars, clock, telemetry, progress, depth, tools, workspace
     )
     parent = current_context().correlation_id
     if depth:

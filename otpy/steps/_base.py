@@ -5,7 +5,6 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -14,6 +13,7 @@ from otpy.agent import ToolRegistry
 from otpy.clock import SYSTEM_CLOCK, Clock
 from otpy.errors import ConfigurationError, StepValidationError
 from otpy.providers import Completion, CompletionRequest, ProviderGateway, Usage
+from otpy.workspace import Workspace
 
 __all__ = ["COMMON_FIELDS", "Step", "StepContext", "StepMetadata", "StepResult"]
 
@@ -88,7 +88,7 @@ class StepContext:
     """Runs another pipeline (a path, YAML text or a dict) with inputs inside this run and
     returns its PipelineResult (the ``pipeline`` step type uses it); None outside a run."""
     tools: ToolRegistry | None = None
-    workspace: Path | None = None
+    workspace: Workspace | None = None
 
     def complete(
         self,

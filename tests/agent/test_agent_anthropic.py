@@ -168,7 +168,7 @@ def test_a_tool_error_goes_back_as_an_error_result_and_the_loop_goes_on(
     errors = [blocks(request.body, -1)[0] for request in fake.requests[1:]]
     assert all(e["is_error"] is True for e in errors)
     assert errors[0]["content"] == "missing.txt: no such file"
-    assert "'..' part" in errors[1]["content"]
+    assert "'..' leads out of it" in errors[1]["content"]
     assert errors[2]["content"].startswith("invalid arguments for Write: file_path: Field required")
     assert [c.is_error for c in result.tool_calls] == [True, True, True]
     assert result.files_changed == ()

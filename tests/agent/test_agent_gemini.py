@@ -134,7 +134,9 @@ def test_parallel_calls_without_ids_and_an_error_result(
     assert all("id" not in c["functionCall"] for c in calls)  # made-up ids stay home
     assert answers[0]["functionResponse"] == {"name": "area", "response": {"output": "6.0"}}
     error_answer = answers[1]["functionResponse"]["response"]
-    assert list(error_answer) == ["error"] and "outside the workspace" in error_answer["error"]
+    assert (
+        list(error_answer) == ["error"] and "an absolute path outside it" in error_answer["error"]
+    )
 
 
 def test_max_turns_and_a_429_in_the_middle(

@@ -124,7 +124,7 @@ def test_glob_patterns() -> None:
     ],
 )
 def test_escape_attempts_are_tool_errors(root: Path, tool: str, arguments: Any) -> None:
-    with pytest.raises(ToolError, match="workspace"):
+    with pytest.raises(ToolError, match=r"is outside .* paths are confined"):
         run(root, tool, **arguments)
     assert not Path("/tmp/otpy-escape.txt").exists()
 
@@ -143,7 +143,7 @@ def test_a_planted_symlink_is_never_followed_out(root: Path, tmp_path: Path) -> 
         ("LS", {"path": "planted"}),
         ("Grep", {"pattern": "s3cr3t", "path": "planted"}),
     ]:
-        with pytest.raises(ToolError, match="symbolic link"):
+        with pytest.raises(ToolError, match="a symlink leads out of it"):
             run(root, tool, **arguments)
     assert "s3cr3t" not in run(root, "Grep", pattern="s3cr3t")  # the walk skips links out
     assert "key" not in run(root, "Glob", pattern="**/*")

@@ -34,7 +34,7 @@ from otpy.agent import (
     ToolRegistry,
     run_agent,
 )
-from otpy.errors import ConfigurationError, StepValidationError, WorkspaceError
+from otpy.errors import ConfigurationError, StepValidationError
 from otpy.providers import Completion, CompletionRequest
 from otpy.steps._base import StepContext
 from otpy.steps.llm._common import check_int, check_str, check_str_list, step_label
@@ -188,15 +188,14 @@ def _root(
 ) -> Path:
     """The agent's workspace root: the run's workspace, or ``cwd`` inside it (made when
     ``make``: a file tool will work there)."""
-    base = context.workspace or Path(registry.limits.workspace)
-    base = base.absolute()
+    base = context.workspace or Workspace(registry.limits.workspace)
     settings, _ = _settings(step)
     cwd = settings.get("cwd")
-    root = base
+    root = base.root
     if cwd:
         try:
-            root = Workspace(base).resolve(cwd)
-        except WorkspaceError as exc:
+            root = base.path(cwd, what="claude_options.cwd")
+        except ConfigurationError as exc:
             raise StepValidationError(
                 str(exc), step=step_label(step), field="claude_options.cwd"
             ) from None
