@@ -4,9 +4,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from otpy.errors._base import OtpyError
+from otpy.errors._base import ConfigurationError, OtpyError
 
-__all__ = ["JobClaimedError", "JobError", "LeaseLostError", "PipelineError"]
+__all__ = [
+    "JobClaimedError",
+    "JobError",
+    "LeaseLostError",
+    "OutsideWorkspaceError",
+    "PipelineError",
+]
 
 
 class PipelineError(OtpyError):
@@ -48,3 +54,16 @@ class LeaseLostError(JobError):
         super().__init__(message)
         self.job_id = job_id
         self.owner = owner
+
+
+class OutsideWorkspaceError(ConfigurationError):
+    """A path leads outside the directory it is confined to (an agent's workspace, a
+    pipeline's files): an absolute path outside it, ``..`` climbing out, or a symbolic
+    link leading out. ``path`` is the path as given, ``root`` the directory, ``what``
+    names the use (``"path"``, ``"claude_options.cwd"``, ...)."""
+
+    def __init__(self, message: str, *, path: str, root: str, what: str) -> None:
+        super().__init__(message)
+        self.path = path
+        self.root = root
+        self.what = what

@@ -39,6 +39,7 @@ from otpy.pipelines._templates import (
     render_value,
     step_record,
 )
+from otpy.pipelines._tools import StepTools, check_tools
 
 __all__ = [
     "FAILOVER_ERRORS",
@@ -67,8 +68,10 @@ __all__ = [
     "StepGateway",
     "StepOutcome",
     "StepStatus",
+    "StepTools",
     "check_providers",
     "check_references",
+    "check_tools",
     "compile_pipeline",
     "load_pipeline",
     "parse",
