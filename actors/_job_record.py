@@ -278,8 +278,7 @@ class JobRecord:
                     if self.env.closing:
                         raise JobError(f"job {self.job_id!r}: its runtime is stopping")
                     self.wake_running = True
-                    self._launch_locked()
-                    if self.phase == "ended":
+                    if not self._launch_locked():
                         return self.cell.status  # it could not start
                     return self.started  # as its new runner started, from the checkpoint
                 if runner is None or not runner.is_alive():
@@ -293,8 +292,9 @@ class JobRecord:
             except NoProcessError:
                 continue  # it exited meanwhile (hibernated, ended, crashed): look again
 
-    def _launch_locked(self) -> None:
-        """Start a runner incarnation (lock held while the phase says ``starting``)."""
+    def _launch_locked(self) -> bool:
+        """Start a runner incarnation (lock held while the phase says ``starting``);
+        False if it could not start (the job has failed)."""
         self.phase = "starting"
         self.generation += 1
         previous = self.last_runner
@@ -309,8 +309,9 @@ class JobRecord:
                 update={"state": "failed", "error": f"{type(exc).__name__}: {exc}"}
             )
             self._end_locked(status)
-            return
+            return False
         self._cond.acquire()
+        return True
 
     def _cancel_hibernated(self) -> JobStatus:
         status = self.cell.status.model_copy(
