@@ -6,15 +6,22 @@ import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from otpy.errors import ConfigurationError, PermitError
-
-if TYPE_CHECKING:
-    from otpy.resilience._bucket import Bucket
-    from otpy.resilience._limiter import RateLimiter
+from otpy.resilience._bucket import Bucket
 
 __all__ = ["BucketStats", "LimiterStats", "Permit"]
+
+
+class Issuer(Protocol):
+    """What a permit needs of the limiter that issued it (a :class:`RateLimiter`)."""
+
+    name: str
+
+    def _adjust(
+        self, taken: list[tuple[Bucket, Any, int]], actual: Mapping[str, int]
+    ) -> dict[str, int]: ...
 
 
 @dataclass(frozen=True)
@@ -65,7 +72,7 @@ class Permit:
 
     def __init__(
         self,
-        limiter: RateLimiter,
+        limiter: Issuer,
         cost: Mapping[str, int],
         taken: list[tuple[Bucket, Any, int]],
         waited: float,
