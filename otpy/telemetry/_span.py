@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from contextvars import Token
 from types import TracebackType
 from typing import Any, Protocol
@@ -17,7 +17,8 @@ __all__ = ["Span", "SpanHub"]
 
 
 class SpanHub(Protocol):
-    """What a span needs of its hub (:class:`~otpy.telemetry.Telemetry` is one)."""
+    """What a span needs of its hub (:class:`~otpy.telemetry.Telemetry` is one):
+    ``_emit(name, measurements, metadata, correlation_id, parent_id, event_id)``."""
 
     @property
     def clock(self) -> Clock: ...
@@ -25,15 +26,8 @@ class SpanHub(Protocol):
     @property
     def metrics(self) -> Metrics: ...
 
-    def _emit(
-        self,
-        name: str,
-        measurements: Mapping[str, float] | None,
-        metadata: Mapping[str, Any] | None,
-        correlation_id: str | None,
-        parent_id: str | None,
-        event_id: str,
-    ) -> Event: ...
+    @property
+    def _emit(self) -> Callable[..., Event]: ...
 
 
 class Span:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import random
 from collections import Counter
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -42,19 +41,11 @@ from otpy.providers._select import (
     select,
 )
 from otpy.providers._table import make_entry
-from otpy.telemetry import Telemetry, set_telemetry
+from otpy.telemetry import Telemetry
 from otpy.testing import FakeClock
 
 NO_TIMEOUT = {"timeout": None, "max_attempts": 1}
 TEXT = frozenset({"text"})
-
-
-@pytest.fixture
-def hub(clock: FakeClock) -> Iterator[Telemetry]:
-    fresh = Telemetry(clock)
-    previous = set_telemetry(fresh)
-    yield fresh
-    set_telemetry(previous)
 
 
 def entry(
