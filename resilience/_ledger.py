@@ -3,10 +3,11 @@ and however full the bucket. Pure: no I/O, no clock; time is passed in as intege
 microseconds, and the callers hold a lock. ``_redis_ledger.lua`` is the same on Redis.
 
 - :class:`RollingLog` (``rolling-window``): the units admitted per time slot (a slot is a
-  thousandth of the period), oldest first, with their running total. A unit counts until
-  its slot is wholly older than one period, so the total is never less than what the exact
-  window ``(now - period, now]`` holds (and at most one slot's worth more): admitting only
-  when ``total + cost <= limit`` never lets any rolling window of the period hold more.
+  thousandth of the period), oldest first, with their running total. A slot's units count
+  until its newest ones are a period old, so the total is never less than what the exact
+  window ``(now - period, now]`` holds (and at most one slot's worth of time more):
+  admitting only when ``total + cost <= limit`` never lets any rolling window of the
+  period hold more.
 - :class:`TokenBucket` (``token-bucket``, GCRA): a level of units in use that drains at
   ``limit / period``; admitted when ``level + cost <= limit``, as a provider that enforces
   a token bucket of that capacity and rate would admit.
@@ -30,22 +31,25 @@ _COMPACT = 64  # a rolling log drops its expired head once it is this long and h
 
 
 class RollingLog:
-    """A rolling window of ``period_us``: ``[slot, units]`` runs, oldest first."""
+    """A rolling window of ``period_us``: ``[slot, units, last]`` runs, oldest first, where
+    ``last`` is when the slot's newest units came (so its oldest may be held up to a slot
+    longer than exact; units admitted at one instant leave at exactly ``last + period``)."""
 
-    __slots__ = ("head", "runs", "span", "total", "width")
+    __slots__ = ("head", "period", "runs", "total", "width")
 
     def __init__(self, period_us: int) -> None:
+        self.period = period_us
         self.width = max(1, period_us // SLOTS)  # µs per slot
-        self.span = -(-period_us // self.width)  # slots per period, rounded up: safe
         self.runs: list[list[int]] = []
         self.head = 0  # runs[:head] have expired
         self.total = 0
 
     def level(self, now: int) -> int:
-        """Units counted at ``now`` (those of the slots still in the window)."""
-        floor = now // self.width - self.span
+        """Units counted at ``now``: those of the runs whose newest units are still in
+        the window ``(now - period, now]``."""
+        floor = now - self.period
         runs, head = self.runs, self.head
-        while head < len(runs) and runs[head][0] < floor:
+        while head < len(runs) and runs[head][2] <= floor:
             self.total -= runs[head][1]
             head += 1
         if head >= _COMPACT and 2 * head > len(runs):
@@ -59,10 +63,10 @@ class RollingLog:
         excess = self.level(now) + cost - limit
         if excess <= 0:
             return 0
-        for slot, units in self.runs[self.head :]:
+        for _, units, last in self.runs[self.head :]:
             excess -= units
-            if excess <= 0:  # counted until the window's floor passes this slot
-                return (slot + self.span + 1) * self.width - now
+            if excess <= 0:  # counted until its newest units leave the window
+                return last + self.period - now
         return 0  # unreachable while cost <= limit
 
     def add(self, now: int, units: int) -> int:
@@ -70,10 +74,12 @@ class RollingLog:
         slot = now // self.width
         runs = self.runs
         if len(runs) > self.head and runs[-1][0] >= slot:  # same slot, or time went back
-            runs[-1][1] += units
-            slot = runs[-1][0]
+            run = runs[-1]
+            run[1] += units
+            run[2] = max(run[2], now)
+            slot = run[0]
         else:
-            runs.append([slot, units])
+            runs.append([slot, units, now])
         self.total += units
         return slot
 

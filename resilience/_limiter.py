@@ -291,6 +291,8 @@ class RateLimiter:
                 if not bucket.native:  # a native bucket keeps only what still counts
                     self._count(self._dropped, bucket.dimension, -delta - given)
                 delta = -given
+            if bucket.dimension in applied:  # several buckets: report the smallest refund
+                delta = max(delta, applied[bucket.dimension])
             applied[bucket.dimension] = delta
         if any(delta < 0 for delta in applied.values()):
             with self._lock:

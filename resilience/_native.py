@@ -8,6 +8,7 @@ first and how long until every bucket would have room, so a waiter needs no seco
 
 from __future__ import annotations
 
+import math
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from typing import Any, NamedTuple
@@ -72,7 +73,14 @@ class MemoryLedger(Ledger):
         self.clock = clock
 
     def _now(self) -> int:
-        return round(self.clock.monotonic() * 1_000_000)
+        """The clock in whole µs, rounded down: what has left a window has left it."""
+        return math.floor(self.clock.monotonic() * 1_000_000)
+
+    def _stamp(self) -> tuple[int, int]:
+        """The clock rounded down and up (units are recorded at the later: time never
+        rounds in favour of admitting)."""
+        t = self.clock.monotonic() * 1_000_000
+        return math.floor(t), math.ceil(t)
 
     def _wait(self, costs: Costs, now: int, start: int) -> int:
         """The longest wait (µs) of the buckets from ``start`` on; under the lock."""
@@ -87,7 +95,7 @@ class MemoryLedger(Ledger):
         return most
 
     def take(self, costs: Costs) -> Took:
-        now = self._now()
+        now, stamp = self._stamp()
         b = self.buckets
         with b.lock:
             states: list[Any] = []
@@ -103,7 +111,7 @@ class MemoryLedger(Ledger):
                     return Took(None, i, wait / 1e6, now / 1e6)
                 states.append(state)
             wheres = [
-                state.add(now, units) if bucket.rolling else state.add(units)
+                state.add(stamp, units) if bucket.rolling else state.add(units)
                 for state, (bucket, units) in zip(states, costs, strict=True)
             ]
         return Took(wheres, -1, 0.0, now / 1e6)
@@ -122,10 +130,10 @@ class MemoryLedger(Ledger):
             return state.refund(now, bucket.amount, bucket.period_us, where, reserved, units)
 
     def charge(self, bucket: Bucket, units: int) -> None:
-        now, b = self._now(), self.buckets
+        (now, stamp), b = self._stamp(), self.buckets
         with b.lock:
             if bucket.rolling:
-                b.log(bucket.native_key, bucket.period_us).add(now, units)
+                b.log(bucket.native_key, bucket.period_us).add(stamp, units)
             else:
                 state = b.bucket(bucket.native_key, now)
                 state.drain(now, bucket.amount, bucket.period_us)

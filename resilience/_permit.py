@@ -93,9 +93,10 @@ class Permit:
     def settle(self, actual: Mapping[str, int]) -> dict[str, int]:
         """Correct the reservation to ``actual`` usage per dimension: the difference is
         refunded (less used) or charged (more used, even past the limit). Dimensions not
-        named keep their reservation. Returns the change applied per dimension (a refund
-        is never more than the reservation still holds: a window's expired part, or a
-        token bucket's drained part, is not given back)."""
+        named keep their reservation. Returns the change applied per dimension: a refund
+        is never more than the reservation still holds (a window's expired part, or a
+        token bucket's drained part, is not given back), and where several buckets count a
+        dimension, the smallest of their refunds."""
         for dimension, used in actual.items():
             if not isinstance(used, int) or isinstance(used, bool) or used < 0:
                 raise ConfigurationError(

@@ -26,46 +26,51 @@ local now = (tonumber(t[1]) - EPOCH) * 1000000 + tonumber(t[2])
 local op = ARGV[1]
 local function int(x) return string.format('%%.0f', x) end
 
-local function geometry(period)
-  local width = math.max(1, math.floor(period / SLOTS))
-  return width, math.ceil(period / width)
-end
+local function width_of(period) return math.max(1, math.floor(period / SLOTS)) end
 
 local function log_level(list, hash, period)
-  local width, span = geometry(period)
-  local floor = math.floor(now / width) - span
+  local floor = now - period
   local total = tonumber(redis.call('HGET', hash, 'total') or '0')
   local before = total
   while true do
     local first = redis.call('LINDEX', list, 0)
-    if not first or tonumber(first) >= floor then break end
+    if not first or tonumber(redis.call('HGET', hash, 't' .. first) or '0') > floor then
+      break
+    end
     redis.call('LPOP', list)
     total = total - tonumber(redis.call('HGET', hash, first) or '0')
-    redis.call('HDEL', hash, first)
+    redis.call('HDEL', hash, first, 't' .. first)
   end
   if total ~= before then redis.call('HSET', hash, 'total', int(total)) end
-  return total, width, span
+  return total
 end
 
 local function log_wait(list, hash, limit, period, units)
-  local total, width, span = log_level(list, hash, period)
-  local excess = total + units - limit
+  local excess = log_level(list, hash, period) + units - limit
   if excess <= 0 then return 0 end
   for _, slot in ipairs(redis.call('LRANGE', list, 0, -1)) do
     excess = excess - tonumber(redis.call('HGET', hash, slot) or '0')
-    if excess <= 0 then return (tonumber(slot) + span + 1) * width - now end
+    if excess <= 0 then
+      return tonumber(redis.call('HGET', hash, 't' .. slot) or '0') + period - now
+    end
   end
   return 1
 end
 
 local function log_add(list, hash, period, units)
-  local width = geometry(period)
+  local width = width_of(period)
   local slot = int(math.floor(now / width))
   local last = redis.call('LINDEX', list, -1)
-  if last and tonumber(last) >= tonumber(slot) then slot = last
-  else redis.call('RPUSH', list, slot) end
+  local stamp = now
+  if last and tonumber(last) >= tonumber(slot) then
+    slot = last
+    stamp = math.max(stamp, tonumber(redis.call('HGET', hash, 't' .. slot) or '0'))
+  else
+    redis.call('RPUSH', list, slot)
+  end
   redis.call('HINCRBY', hash, slot, int(units))
   redis.call('HINCRBY', hash, 'total', int(units))
+  redis.call('HSET', hash, 't' .. slot, int(stamp))
   local ttl = int(math.ceil((period + width) / 1000) + 1000)
   redis.call('PEXPIRE', list, ttl)
   redis.call('PEXPIRE', hash, ttl)

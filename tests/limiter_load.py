@@ -20,19 +20,24 @@ Timeline = list[tuple[float, dict[str, int]]]
 TOLERANCE = 1e-6  # float noise allowed in a token bucket's replay
 
 
+def _us(t: float) -> int:
+    """A time in whole µs, the resolution limiters count in (a float of epoch seconds has
+    no exact sub-µs digits to compare)."""
+    return round(t * 1_000_000)
+
+
 def window_peak(timeline: Timeline, limit: Limit) -> int:
-    """The most units of ``limit``'s dimension held by any rolling window (t - period, t]
-    (the peak is at an admission: checking windows that end there covers every window of
-    any length up to the period)."""
-    events = sorted((t, units.get(limit.dimension, 0)) for t, units in timeline)
-    per_time: dict[float, int] = defaultdict(int)
-    for t, n in events:
-        per_time[t] += n
-    times = sorted(per_time)
+    """The most units of ``limit``'s dimension held by any rolling window (t - period, t],
+    in µs (the peak is at an admission: checking windows that end there covers every
+    window of any length up to the period)."""
+    per_time: dict[int, int] = defaultdict(int)
+    for t, units in timeline:
+        per_time[_us(t)] += units.get(limit.dimension, 0)
+    times, period = sorted(per_time), limit.period * 1_000_000
     peak = held = lo = 0
     for t in times:
         held += per_time[t]
-        while times[lo] <= t - limit.period:
+        while times[lo] <= t - period:
             held -= per_time[times[lo]]
             lo += 1
         peak = max(peak, held)
@@ -43,13 +48,13 @@ def bucket_peak(timeline: Timeline, limit: Limit) -> float:
     """The highest level a token bucket of ``limit`` (capacity = its amount, refilled at
     amount per period) reaches when it replays the timeline (admissions at one instant
     counted together)."""
-    per_time: dict[float, int] = defaultdict(int)
+    per_time: dict[int, int] = defaultdict(int)
     for t, units in timeline:
-        per_time[t] += units.get(limit.dimension, 0)
+        per_time[_us(t)] += units.get(limit.dimension, 0)
     level, last, peak = 0.0, None, 0.0
     for t in sorted(per_time):
         if last is not None:
-            level = max(0.0, level - (t - last) * limit.amount / limit.period)
+            level = max(0.0, level - (t - last) * limit.amount / (limit.period * 1_000_000))
         level += per_time[t]
         last = t
         peak = max(peak, level)

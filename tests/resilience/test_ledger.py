@@ -8,14 +8,17 @@ S = 1_000_000  # µs in a second
 MINUTE = 60 * S
 
 
-def test_a_rolling_log_counts_a_slot_until_it_is_wholly_out_of_the_window() -> None:
+def test_a_rolling_log_counts_a_slot_until_its_newest_units_leave_the_window() -> None:
     log = RollingLog(MINUTE)
-    assert (log.width, log.span) == (MINUTE // SLOTS, SLOTS)
-    slot = log.add(12 * S + 5, 7)  # in the slot [12.0, 12.06) s
-    assert log.level(72 * S) == 7  # 60 s later the unit may still be in (12, 72]
-    assert log.wait(72 * S, 10, 4) == 60_000  # until 72.06 s
-    assert log.level(72 * S + 60_000) == 0
-    assert log.refund(72 * S + 60_000, slot, 7) == 0  # expired: nothing to give back
+    assert log.width == MINUTE // SLOTS
+    slot = log.add(12 * S, 7)  # the slot [12.0, 12.06) s
+    log.add(12 * S + 30_000, 1)  # the same slot, 30 ms later: its newest units
+    assert log.level(72 * S) == 8  # the newest came at 12.03: still in (12, 72]
+    assert log.wait(72 * S, 10, 4) == 30_000  # until 72.03 s
+    assert log.level(72 * S + 30_000) == 0
+    assert log.refund(72 * S + 30_000, slot, 7) == 0  # expired: nothing to give back
+    log.add(80 * S, 5)  # alone in its slot: leaves exactly a period later
+    assert log.level(140 * S - 1) == 5 and log.level(140 * S) == 0
 
 
 def test_a_rolling_log_adds_to_its_newest_slot_and_never_goes_back() -> None:
@@ -23,7 +26,7 @@ def test_a_rolling_log_adds_to_its_newest_slot_and_never_goes_back() -> None:
     first = log.add(5_000, 1)
     assert log.add(5_999, 2) == first  # the same slot
     assert log.add(4_000, 3) == first  # time went back: the newest slot takes it
-    assert log.runs == [[5, 6]]
+    assert log.runs == [[5, 6, 5_999]]
     assert log.refund(5_999, first, 10) == 6 and log.total == 0
 
 
@@ -31,9 +34,9 @@ def test_a_rolling_log_drops_its_expired_head_in_amortised_constant_time() -> No
     log = RollingLog(S)
     for ms in range(5_000):
         log.add(ms * 1_000, 1)
-        assert log.level(ms * 1_000) <= 1_001
-    assert len(log.runs) <= 2 * (log.span + 1) + 64  # compacted, not 5,000 long
-    assert log.level(4_999_000) == 1_001
+        assert log.level(ms * 1_000) <= 1_000
+    assert len(log.runs) <= 2 * (SLOTS + 1) + 64  # compacted, not 5,000 long
+    assert log.level(4_999_000) == 1_000
 
 
 def test_a_rolling_log_waits_for_as_many_slots_as_the_cost_needs() -> None:
@@ -41,8 +44,8 @@ def test_a_rolling_log_waits_for_as_many_slots_as_the_cost_needs() -> None:
     log.add(0, 4)
     log.add(2 * S, 3)
     log.add(4 * S, 3)
-    assert log.wait(5 * S, 10, 1) == 10 * S + 10_000 - 5 * S  # the first run leaves
-    assert log.wait(5 * S, 10, 6) == 12 * S + 10_000 - 5 * S  # the first two leave
+    assert log.wait(5 * S, 10, 1) == 10 * S - 5 * S  # the first run leaves
+    assert log.wait(5 * S, 10, 6) == 12 * S - 5 * S  # the first two leave
     assert log.wait(5 * S, 10, 0) == 0
 
 

@@ -172,11 +172,13 @@ def test_invalid_timeout(timeout: Any, clock: FakeClock) -> None:
 def test_an_operation_timeout_is_retried(clock: FakeClock) -> None:
     """A hung first attempt times out; the retry policy tries again and the second serves."""
     release = threading.Event()
+    first = threading.Event()
     attempts: list[float] = []
 
     def call_llm() -> str:
         attempts.append(clock.monotonic())
         if len(attempts) == 1:
+            first.set()
             release.wait(10)
             return "late"
         return "fresh"
@@ -197,7 +199,8 @@ def test_an_operation_timeout_is_retried(clock: FakeClock) -> None:
         )
     )
     caller.start()
-    clock.wait_for_sleepers(1)  # waiting on attempt 1
+    assert first.wait(5)  # attempt 1 runs on its runner
+    clock.wait_for_sleepers(1)  # the caller waits for it
     clock.advance(5.0)  # attempt 1 times out
     assert retried.wait(5)  # emitted just before the backoff sleep begins
     clock.wait_for_sleepers(1)
