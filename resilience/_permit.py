@@ -5,7 +5,6 @@ from __future__ import annotations
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from types import TracebackType
 from typing import Any, Protocol
 
 from otpy.errors import ConfigurationError, PermitError
@@ -115,13 +114,8 @@ class Permit:
     def __enter__(self) -> Permit:
         return self
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        return None
+    def __exit__(self, *exc_info: object) -> None:
+        """Leaving the block changes nothing: the reservation stands as made."""
 
     def __repr__(self) -> str:
         return f"<Permit {self.limiter.name} {dict(self.cost)} waited={self.waited:.3f}s>"
