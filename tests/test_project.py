@@ -158,7 +158,14 @@ def test_public_api_is_re_exported() -> None:
             "SimulatedStats", "StatsSnapshot", "Usage", "estimate_tokens", "GeminiProvider",
             "AnthropicProvider",
             "PROVIDER_TYPES", "ProviderType", "register_provider_type", "ProviderView",
-            "make_entry",
+            "make_entry", "as_capabilities", "TOOL_NAME_PATTERN", "ToolCall", "ToolResult",
+            "ToolSpec",
+        },
+        "otpy.agent": {
+            "BUILTIN_TOOLS", "DEFAULT_MAX_TURNS", "KEPT_VARIABLES", "AgentOptions", "AgentResult",
+            "AgentTurn", "ChangeLog", "Tool", "ToolCallRecord", "ToolContext",
+            "ToolLimits", "ToolRegistry", "ToolSelection", "as_tool", "ask_agent",
+            "command_environment", "glob_regex", "python_tool", "run_agent", "tool",
         },
         "otpy.steps": {
             "COMMON_FIELDS", "STEP_PLUGIN_GROUP", "Step", "StepContext", "StepEntry",
@@ -177,9 +184,10 @@ def test_public_api_is_re_exported() -> None:
             "NAME_PATTERN", "OnError", "Pipeline", "PipelineResult", "PipelineSource",
             "PipelineStep", "PipelineStepType", "Plan", "PlannedStep", "ProviderDirectory",
             "RESULT_FIELDS", "ROOTS", "RunProgress", "RunStatus", "StepError", "StepEvent",
-            "StepGateway", "StepOutcome", "StepStatus", "check_providers", "check_references",
-            "compile_pipeline",
+            "StepGateway", "StepOutcome", "StepStatus", "StepTools", "check_providers",
+            "check_references", "check_tools", "compile_pipeline",
             "load_pipeline", "references", "render", "render_value", "run_plan", "step_record",
+            "Ref", "parse",
         },
         "otpy.optimize": {
             "BootstrapFewShot", "Choice", "Demos", "ExampleResult", "FloatRange", "GridSearch",
