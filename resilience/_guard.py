@@ -121,8 +121,9 @@ class Guard:
         ``retries`` / ``waited``, when given, collect the failed attempts and the seconds
         waited for the limiter. Blocks the calling thread throughout."""
         units = cost(*args, **kwargs) if callable(cost) else cost
+        attempt: Callable[..., T] = self._attempt
         return self.retry.call(
-            self._attempt, fn, args, kwargs, units, usage, waited,
+            attempt, fn, args, kwargs, units, usage, waited,
             clock=self.clock, on_event=self.on_event, source=self.name, record=retries,
         )  # fmt: skip
 
@@ -177,9 +178,8 @@ class Guard:
             return fn(*args, **kwargs) if breaker is None else breaker.call(fn, *args, **kwargs)
         if breaker is None:
             return call_with_timeout(fn, *args, timeout=timeout, clock=clock, name=name, **kwargs)
-        return breaker.call(
-            call_with_timeout, fn, *args, timeout=timeout, clock=clock, name=name, **kwargs
-        )
+        timed: Callable[..., T] = call_with_timeout
+        return breaker.call(timed, fn, *args, timeout=timeout, clock=clock, name=name, **kwargs)
 
 
 class _BreakerReporter(pybreaker.CircuitBreakerListener):
