@@ -172,11 +172,16 @@ class RuntimeConfig(_Config):
         description="What agent steps' tools may do: the workspace folder, size caps, and "
         "whether Bash exists (bash: true; off by default).",
     )
+    state_dir: str | None = Field(
+        default=None,
+        description="The folder otpy keeps its state in: the jobs store's default "
+        "jobs.sqlite (None: $XDG_STATE_HOME/otpy, else ~/.local/state/otpy; from the "
+        "environment: OTPY_STATE_DIR).",
+    )
     jobs_store: str | None = Field(
         default=None,
         description="The SQLite file optimization jobs checkpoint to (None: "
-        "$OTPY_STATE_DIR/jobs.sqlite, else ~/.local/state/otpy/jobs.sqlite; ':memory:' "
-        "keeps them in this process only).",
+        "<state_dir>/jobs.sqlite; ':memory:' keeps them in this process only).",
     )
 
     @classmethod
@@ -207,7 +212,8 @@ class RuntimeConfig(_Config):
     ) -> RuntimeConfig:
         """The defaults, then the YAML file ``OTPY_CONFIG`` names (if set), then every other
         ``OTPY_*`` variable: ``OTPY_NAME=x``, ``OTPY_HEALTH__INTERVAL=5`` (``__`` goes one
-        level down; values are read as YAML scalars: ``5``, ``true``, ``[a, b]``)."""
+        level down; values are read as YAML scalars or flow collections: ``5``, ``true``,
+        ``[a, b]``, ``{rpm: 5}``; anything else is text, e.g. ``:memory:``)."""
         env = os.environ if environ is None else environ
         data: dict[str, Any] = {}
         config_file = env.get(prefix + "CONFIG")
@@ -219,10 +225,7 @@ class RuntimeConfig(_Config):
             path = [part.lower() for part in key[len(prefix) :].split("__")]
             if not all(path):
                 raise ConfigurationError(f"environment variable {key}: empty name part")
-            try:
-                value = yaml.safe_load(raw) if raw else raw
-            except yaml.YAMLError as exc:
-                raise ConfigurationError(f"environment variable {key}: not a value: {exc}") from exc
+            value = _env_value(key, raw)
             target = data
             for part in path[:-1]:
                 nested = target.setdefault(part, {})
@@ -235,6 +238,23 @@ class RuntimeConfig(_Config):
         return _validated(
             cls, data, "the environment" + (f" and {config_file}" if config_file else "")
         )
+
+
+def _env_value(key: str, raw: str) -> Any:
+    """An environment variable's value as YAML: a scalar (``5``, ``true``, ``:memory:``) or
+    a flow collection (``[a, b]``, ``{rpm: 5}``); text YAML would read as a block mapping
+    or list (``:memory:``, ``- a``) stays the text it is."""
+    if not raw:
+        return raw
+    try:
+        value = yaml.safe_load(raw)
+    except yaml.YAMLError as exc:
+        if raw.lstrip()[:1] in ("[", "{"):
+            raise ConfigurationError(f"environment variable {key}: not a value: {exc}") from exc
+        return raw
+    if isinstance(value, dict | list) and raw.lstrip()[:1] not in ("[", "{"):
+        return raw
+    return value
 
 
 def _read_yaml(path: Path) -> dict[str, Any]:

@@ -179,7 +179,8 @@ class Runtime:
             prefix,
             self.jobs_supervisor,
             JobStore(
-                store if store is not None else default_store_path(), owner=Owner.current(prefix)
+                store if store is not None else default_store_path(config.state_dir),
+                owner=Owner.current(prefix),
             ),
             lambda: self.steps.table,
             self.providers,
