@@ -1,6 +1,7 @@
-"""The stateful processes of the runtime: the registries, the health monitor, pipeline runs
-and the optimization runners of jobs."""
+"""The stateful processes of the runtime: the registries, the health monitor, pipeline runs,
+the optimization runners of jobs and the agent."""
 
+from otpy.actors._agent import Agent, AgentCell, AgentHandle
 from otpy.actors._compat import (
     CompatibilityHandle,
     CompatibilityManager,
@@ -16,6 +17,9 @@ from otpy.actors._provider_registry import ProviderRegistry, ProviderRegistryHan
 from otpy.actors._step_registry import StepRegistry, StepRegistryHandle
 
 __all__ = [
+    "Agent",
+    "AgentCell",
+    "AgentHandle",
     "CompatibilityHandle",
     "CompatibilityManager",
     "CompatibilityStats",

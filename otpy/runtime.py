@@ -7,11 +7,15 @@
         rt.providers.select(["text"])        # the simulated provider
         rt.compat.migrate_pipeline(old)
         rt.run_pipeline("examples/analysis.yaml", {"text": "..."})   # a PipelineResult
+        rt.agent.chat("Summarize: ...")      # routed to a pipeline, run asynchronously
+        rt.serve()                           # the HTTP API and dashboard (otpy[web])
 
 The tree: a root supervisor (one_for_one) over the StepRegistry, ProviderRegistry,
-CompatibilityManager, HealthMonitor, the JobSupervisor and the runs supervisor (one
-temporary worker per pipeline run), each registered as ``<name>.<role>``. The handles
-(``rt.steps``, ``rt.providers``, ``rt.compat``) resolve the
+CompatibilityManager, HealthMonitor, the JobSupervisor, the runs supervisor (one
+temporary worker per pipeline run) and the Agent (routes requests to pipelines it runs
+under the runs supervisor; the config's ``agent:`` section), each registered as
+``<name>.<role>``. The handles
+(``rt.steps``, ``rt.providers``, ``rt.compat``, ``rt.agent``) resolve the
 names on every write and read the registries' snapshots without a message, so they keep
 working while a registry restarts. A fatal escalation at the root (restart intensity
 exceeded) is logged and handed to ``on_fatal``; it never kills the host process.
@@ -28,6 +32,9 @@ from typing import Any, Literal
 
 from otpy._snapshot import Snapshot
 from otpy.actors import (
+    Agent,
+    AgentCell,
+    AgentHandle,
     CompatibilityHandle,
     CompatibilityManager,
     HealthMonitor,
@@ -39,6 +46,7 @@ from otpy.actors import (
     StepRegistryHandle,
     start_run,
 )
+from otpy.agent import check_routes
 from otpy.clock import SYSTEM_CLOCK, Clock
 from otpy.config import ProviderConfig, RuntimeConfig
 from otpy.errors import ConfigurationError, NameTakenError
@@ -104,6 +112,8 @@ class Runtime:
             f"{prefix}.providers", provider_snapshot, clock=clock, timeout=timeout
         )
         self.compat = CompatibilityHandle(f"{prefix}.compat", self.steps)
+        agent_cell = AgentCell(config.agent.keep)
+        self.agent = AgentHandle(f"{prefix}.agent", agent_cell, timeout)
         health = config.health
         children = [
             StepRegistry.child_spec(f"{prefix}.steps", step_snapshot, clock=clock),
@@ -135,6 +145,9 @@ class Runtime:
                 id="runs",
                 start=lambda: DynamicSupervisor.start(name=f"{prefix}.runs", clock=clock),
                 type="supervisor",
+            ),
+            Agent.child_spec(
+                f"{prefix}.agent", config.agent, agent_cell, self._start_agent_run, clock
             ),
         ]
         try:
@@ -175,6 +188,7 @@ class Runtime:
                 self.providers.load_plugins()
                 load_strategy_plugins()
                 load_metric_plugins()
+            check_routes(config.agent, self.compile_pipeline)
         except BaseException:
             self.stop()
             raise
@@ -209,6 +223,9 @@ class Runtime:
             clock=self.clock,
             on_step=on_step,
         )
+
+    def _start_agent_run(self, source: Any, inputs: Mapping[str, Any]) -> PipelineRun:
+        return self.start_pipeline(source, inputs)
 
     def run_pipeline(
         self,

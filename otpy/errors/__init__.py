@@ -38,6 +38,7 @@ supervisor applies its restart strategy.
     │   └── NoProviderAvailable             no healthy provider has the capabilities
     ├── PipelineError                       a pipeline run failed (.result, .step)
     ├── JobError                            an optimization job cannot do what was asked
+    ├── AgentError                          the agent cannot take a request (no route, ...)
     ├── StateError                          a state store failed or was misused
     │   ├── VariableNotFound (LookupError)  no variable with that name or id
     │   ├── VariableExistsError             register_variable: the name is taken
@@ -113,9 +114,10 @@ from otpy.errors._supervision import (
     StartChildError,
     SupervisionError,
 )
-from otpy.errors._work import JobError, PipelineError
+from otpy.errors._work import AgentError, JobError, PipelineError
 
 __all__ = [
+    "AgentError",
     "AllOptionsFailed",
     "AlreadyPresentError",
     "AlreadyStartedError",

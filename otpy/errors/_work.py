@@ -6,7 +6,7 @@ from typing import Any
 
 from otpy.errors._base import OtpyError
 
-__all__ = ["JobError", "PipelineError"]
+__all__ = ["AgentError", "JobError", "PipelineError"]
 
 
 class PipelineError(OtpyError):
@@ -22,3 +22,8 @@ class PipelineError(OtpyError):
 class JobError(OtpyError):
     """An optimization job cannot do what was asked: no such job, a job id already in the
     store, pausing a job that has ended, resuming without its metric."""
+
+
+class AgentError(OtpyError):
+    """The agent cannot do what was asked: an empty or oversized message, bad inputs, no
+    route matching and no default, an unknown request id."""
