@@ -170,6 +170,10 @@ class ProviderRegistryHandle(ProviderView):
         self.name = name
         self._actor = NamedHandle(name, timeout=timeout)
 
+    def __otpy_ref__(self) -> str:
+        """For ``otpy.sys`` and ``otpy.observer``: the registry actor's registered name."""
+        return self.name
+
     # -- writes (through the actor) -------------------------------------------------------
 
     def register_provider(

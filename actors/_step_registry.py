@@ -134,6 +134,10 @@ class StepRegistryHandle:
     def __repr__(self) -> str:
         return f"StepRegistryHandle({self.name!r}, {len(self._snapshot.value)} step types)"
 
+    def __otpy_ref__(self) -> str:
+        """For ``otpy.sys`` and ``otpy.observer``: the actor's registered name."""
+        return self.name
+
     @property
     def ref(self) -> ServerRef[Any] | None:
         """The registry actor's current incarnation, or None while it is down."""

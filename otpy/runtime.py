@@ -193,6 +193,10 @@ class Runtime:
             self.stop()
             raise
 
+    def __otpy_ref__(self) -> SupervisorRef:
+        """For ``otpy.sys`` and ``otpy.observer``: the root supervisor."""
+        return self.supervisor
+
     def compile_pipeline(self, source: PipelineSource) -> Plan:
         """Load ``source`` (a path, YAML text, a dict or a Pipeline) and check it against
         the registered step types and providers, before anything runs: UnknownStepError

@@ -22,6 +22,7 @@ supervisor applies its restart strategy.
     │   ├── NameTakenError                  a registered name is in use (.ref)
     │   ├── NoProcessError                  no live actor by that name / ref
     │   └── CallTimeoutError (TimeoutError) no reply within the timeout
+    │       └── ServerBusyError             a system request timed out: busy with a message
     ├── ResilienceError                     rate limits, breakers, timeouts, fallbacks
     │   ├── CostExceedsLimitError (ValueError) a cost no bucket could ever admit
     │   ├── RateLimitTimeout (TimeoutError) not admitted within the timeout
@@ -111,6 +112,7 @@ from otpy.errors._supervision import (
     MaxChildrenError,
     NameTakenError,
     NoProcessError,
+    ServerBusyError,
     StartChildError,
     SupervisionError,
 )
@@ -153,6 +155,7 @@ __all__ = [
     "RateLimitedError",
     "RegistryError",
     "ResilienceError",
+    "ServerBusyError",
     "ServerError",
     "SpendLimitError",
     "StartChildError",

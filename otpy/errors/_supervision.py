@@ -18,6 +18,7 @@ __all__ = [
     "MaxChildrenError",
     "NameTakenError",
     "NoProcessError",
+    "ServerBusyError",
     "StartChildError",
     "SupervisionError",
 ]
@@ -127,11 +128,13 @@ class NameTakenError(SupervisionError):
 
 
 class NoProcessError(SupervisionError, LookupError):
-    """No live actor is registered under that name, or the actor is dead."""
+    """No live actor is registered under that name, or the actor is dead; ``reason``
+    (optional) says why there is none (a paused job, a finished run)."""
 
-    def __init__(self, target: Any) -> None:
-        super().__init__(f"no live actor {target!r}")
+    def __init__(self, target: Any, reason: str = "") -> None:
+        super().__init__(f"no live actor {target!r}" + (f": {reason}" if reason else ""))
         self.target = target
+        self.reason = reason
 
 
 class CallTimeoutError(SupervisionError, TimeoutError):
@@ -141,3 +144,23 @@ class CallTimeoutError(SupervisionError, TimeoutError):
         super().__init__(f"no reply from {target} within {timeout} s")
         self.target = target
         self.timeout = timeout
+
+
+class ServerBusyError(CallTimeoutError):
+    """A system request (``otpy.sys``) got no answer in time because the server was busy
+    with one message all along: ``handling`` is that message (a short text) and
+    ``busy_for`` how long it had been at it, in seconds. The request is withdrawn: it
+    will not run later."""
+
+    def __init__(
+        self, target: Any, timeout: float | None, request: str, handling: str, busy_for: float
+    ) -> None:
+        super().__init__(target, timeout)
+        self.args = (
+            f"{target} is busy: it has been handling {handling} for {busy_for:.3g} s, and "
+            f"{request} got no answer within {timeout} s (system requests are answered "
+            "between messages; it was withdrawn)",
+        )
+        self.request = request
+        self.handling = handling
+        self.busy_for = busy_for

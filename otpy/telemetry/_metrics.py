@@ -302,6 +302,12 @@ class Metrics:
             )
         return metric
 
+    def collect(self) -> list[Counter | Gauge | Histogram]:
+        """Every metric object, sorted by key (for exporters: OTel, Prometheus)."""
+        with self._lock:
+            metrics = list(self._metrics.values())
+        return sorted(metrics, key=lambda m: m.key)  # type: ignore[arg-type]
+
     def snapshot(self) -> dict[str, dict[str, Any]]:
         """Every metric's numbers, keyed ``name`` or ``name{k=v,...}`` (tags sorted), each
         with a ``"type"`` (``counter`` / ``gauge`` / ``histogram``)."""
