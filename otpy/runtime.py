@@ -28,7 +28,7 @@ import threading
 from collections.abc import Callable, Mapping
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from otpy._snapshot import Snapshot
 from otpy.actors import (
@@ -68,6 +68,9 @@ from otpy.steps import StepTable
 from otpy.supervision import ChildSpec, Down, DynamicSupervisor, Supervisor, SupervisorRef
 from otpy.telemetry import Telemetry, get_telemetry
 
+if TYPE_CHECKING:
+    from otpy.web import Server
+
 __all__ = ["Runtime", "start"]
 
 logger = logging.getLogger("otpy.runtime")
@@ -102,6 +105,7 @@ class Runtime:
         self._stopping = False
         self.state: RuntimeState = "running"
         self._built: list[Provider] = []  # the providers made from config: ours to close
+        self._servers: list[Server] = []  # web servers started by serve(): stopped by stop()
         self.failure: object = None
         prefix = config.name
         step_snapshot: Snapshot[StepTable] = Snapshot(StepTable())
@@ -228,6 +232,33 @@ class Runtime:
             on_step=on_step,
         )
 
+    def serve(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        token: str | None = None,
+        **options: Any,
+    ) -> Server:
+        """Serve the HTTP API, the event stream and the dashboard from a background
+        thread of this process (needs ``otpy[web]``); returns the
+        :class:`otpy.web.Server` (``url``, ``token``, ``dashboard_url``, ``stop()``).
+
+        ``port`` 0 takes a free port. ``token`` is the bearer token every mutating request
+        needs (None: a new random one, ``server.token``); on an address other than loopback
+        every request needs it, and serving there without one is a ConfigurationError.
+        ``options``: ``max_body`` (bytes), ``base_dir`` (where request paths resolve).
+        ``stop()`` stops the servers it started."""
+        try:
+            from otpy.web import Server
+        except ImportError as exc:
+            raise ConfigurationError(
+                f"rt.serve needs the web extra: pip install 'otpy[web]' ({exc})"
+            ) from None
+        server = Server(self, host=host, port=port, token=token, **options)
+        with self._lock:
+            self._servers.append(server)
+        return server
+
     def _start_agent_run(self, source: Any, inputs: Mapping[str, Any]) -> PipelineRun:
         return self.start_pipeline(source, inputs)
 
@@ -304,6 +335,9 @@ class Runtime:
             self._stopping = True
             if self.state == "running":
                 self.state = "stopped"
+            servers, self._servers = self._servers, []
+        for server in servers:
+            server.stop()
         if self.supervisor.is_alive():
             self.supervisor.shutdown(timeout)
         self.jobs.store.close()

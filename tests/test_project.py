@@ -186,7 +186,8 @@ def test_public_api_is_re_exported() -> None:
             "IntRange", "JobFile", "JobOptions", "JobSpec", "JobState", "JobStatus", "METRICS",
             "METRIC_PLUGIN_GROUP", "Metric", "RandomSearch", "STRATEGY_PLUGIN_GROUP",
             "SearchSpace", "Strategy", "TPEStrategy", "Trial", "Variable", "load_job_file",
-            "load_metric_plugins", "load_strategy_plugins", "make_strategy", "register_metric",
+            "load_metric_plugins", "load_strategy_plugins", "make_strategy", "parse_job_file",
+            "register_metric",
             "register_strategy", "resolve_metric", "strategy_names",
         },
         "otpy.compat": {

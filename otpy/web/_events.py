@@ -98,8 +98,11 @@ class EventHub:
             self._close(queue)
 
     def touch(self, job_id: str) -> None:
-        """Send job ``job_id``'s status at the next flush (in the loop's thread)."""
-        self._dirty.add(job_id)
+        """Send job ``job_id``'s status at the next flush (from any thread)."""
+        loop = self._loop
+        if loop is not None and not loop.is_closed():
+            with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
+                loop.call_soon_threadsafe(self._dirty.add, job_id)
 
     # -- the telemetry side -------------------------------------------------------------
 

@@ -10,6 +10,8 @@ loopback server, the bearer token, and the request-size cap.
   another site cannot reach it through DNS rebinding).
 - A body over ``max_body`` bytes is refused with 413, by its Content-Length or as it
   streams in.
+- Every response says: no sniffing, no framing, no referrer, scripts and styles from
+  this server only (no inline script), no caching.
 
 Refusals are JSON (``{"error": ..., "status": ...}``), never a traceback.
 """
@@ -33,6 +35,13 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 LOOPBACK_NAMES: Final = frozenset({"localhost", "127.0.0.1", "::1"})
 _READS: Final = frozenset({"GET", "HEAD", "OPTIONS"})
 _PUBLIC_SHELL: Final = ("/static/",)
+_SAFETY_HEADERS: Final = (
+    (b"x-content-type-options", b"nosniff"),
+    (b"x-frame-options", b"DENY"),
+    (b"referrer-policy", b"no-referrer"),
+    (b"content-security-policy", b"default-src 'self'; frame-ancestors 'none'"),
+    (b"cache-control", b"no-store"),
+)
 
 
 def is_loopback(host: str) -> bool:
@@ -94,7 +103,9 @@ class RequestGate:
 
         async def watched_send(message: Message) -> None:
             nonlocal started
-            started = started or message["type"] == "http.response.start"
+            if message["type"] == "http.response.start":
+                started = True
+                message["headers"] = [*message.get("headers", ()), *_SAFETY_HEADERS]
             await send(message)
 
         try:
