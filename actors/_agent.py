@@ -123,9 +123,7 @@ class Agent(GenServer):
         cls, name: str, config: AgentConfig, cell: AgentCell, start_run: StartRun, clock: Clock
     ) -> ChildSpec:
         """A permanent child registered as ``name``, with the id ``agent``."""
-        return ChildSpec.actor(
-            cls, config, cell, start_run, clock, id="agent", register_as=name
-        )
+        return ChildSpec.actor(cls, config, cell, start_run, clock, id="agent", register_as=name)
 
     def on_start(self) -> None:
         for reply in self.cell.unfinished():  # in flight when the previous incarnation crashed

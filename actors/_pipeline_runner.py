@@ -113,7 +113,9 @@ class PipelineRun:
         try:
             callback(self)
         except Exception:
-            logger.exception("pipeline %r run %s: a done callback failed", self.pipeline, self.run_id)
+            logger.exception(
+                "pipeline %r run %s: a done callback failed", self.pipeline, self.run_id
+            )
 
     def _finish(self, result: PipelineResult | None, error: BaseException | None) -> bool:
         with self._lock:

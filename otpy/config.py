@@ -35,6 +35,7 @@ __all__ = [
     "ProviderConfig",
     "RuntimeConfig",
     "SupervisionConfig",
+    "WebConfig",
 ]
 
 ENV_PREFIX = "OTPY_"
@@ -164,6 +165,18 @@ class AgentConfig(_Config):
         return self
 
 
+class WebConfig(_Config):
+    """``otpy serve``: the address (``host``, ``port``), the bearer ``token`` mutating
+    requests need (kept secret; None: ``rt.serve`` makes a random one; required on an
+    address other than loopback) and ``max_body``, the cap on a request body in bytes.
+    ``rt.serve()`` takes the token from here when it is given none."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=8765, ge=0, le=65535)
+    token: SecretStr | None = None
+    max_body: int = Field(default=1 << 20, ge=1)
+
+
 def _default_providers() -> dict[str, ProviderConfig]:
     return {"simulated": ProviderConfig()}
 
@@ -185,6 +198,7 @@ class RuntimeConfig(_Config):
         "keeps them in this process only).",
     )
     agent: AgentConfig = Field(default_factory=AgentConfig)
+    web: WebConfig = Field(default_factory=WebConfig)
 
     @classmethod
     def load(cls, source: RuntimeConfig | Mapping[str, Any] | str | Path | None) -> RuntimeConfig:

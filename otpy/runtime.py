@@ -244,9 +244,10 @@ class Runtime:
         :class:`otpy.web.Server` (``url``, ``token``, ``dashboard_url``, ``stop()``).
 
         ``port`` 0 takes a free port. ``token`` is the bearer token every mutating request
-        needs (None: a new random one, ``server.token``); on an address other than loopback
-        every request needs it, and serving there without one is a ConfigurationError.
-        ``options``: ``max_body`` (bytes), ``base_dir`` (where request paths resolve).
+        needs (None: the config's ``web.token``, else a new random one: ``server.token``);
+        on an address other than loopback every request needs it, and serving there
+        without one is a ConfigurationError. ``options``: ``max_body`` (bytes; default the
+        config's ``web.max_body``), ``base_dir`` (where request paths resolve).
         ``stop()`` stops the servers it started."""
         try:
             from otpy.web import Server
@@ -254,6 +255,9 @@ class Runtime:
             raise ConfigurationError(
                 f"rt.serve needs the web extra: pip install 'otpy[web]' ({exc})"
             ) from None
+        if token is None and self.config.web.token is not None:
+            token = self.config.web.token.get_secret_value()
+        options.setdefault("max_body", self.config.web.max_body)
         server = Server(self, host=host, port=port, token=token, **options)
         with self._lock:
             self._servers.append(server)

@@ -166,6 +166,7 @@ def test_public_api_is_re_exported() -> None:
             "validate_step",
         },
         "otpy.actors": {
+            "Agent", "AgentCell", "AgentHandle",
             "CompatibilityHandle", "CompatibilityManager", "CompatibilityStats", "HealthChange",
             "HealthMonitor", "JobCell", "JobHandle", "JobsHandle", "OptimizationRunner",
             "PipelineRun", "PipelineRunner", "ProviderRegistry",

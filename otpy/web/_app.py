@@ -42,8 +42,9 @@ def create_app(
 ) -> tuple[Any, WebContext]:
     """The app serving ``rt`` and its :class:`WebContext`, for a server bound to ``host``.
     ``token`` guards mutating requests, and every request if ``host`` is not a loopback
-    address (a loopback server answers only loopback Host names); ``base_dir`` (default: the working folder) is where request paths resolve;
-    ``ready`` is set once the app has started (its event hub listening)."""
+    address (a loopback server answers only loopback Host names); ``base_dir`` (default:
+    the working folder) is where request paths resolve; ``ready`` is set once the app has
+    started (its event hub listening)."""
     hub = EventHub(rt)
     ctx = WebContext(rt, hub, Path(base_dir) if base_dir is not None else Path.cwd())
 

@@ -7,15 +7,16 @@ import threading
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Annotated
 
-from fastapi import Request
+from fastapi import Depends, Request
 
 from otpy.actors import PipelineRun
 from otpy.web._errors import ApiError
 from otpy.web._events import EventHub
 from otpy.web._protocol import WebRuntime
 
-__all__ = ["RunBook", "WebContext", "context"]
+__all__ = ["Ctx", "RunBook", "WebContext", "context"]
 
 
 class RunBook:
@@ -63,3 +64,7 @@ def context(request: Request) -> WebContext:
     """The WebContext of the app serving ``request`` (a FastAPI dependency)."""
     ctx: WebContext = request.app.state.otpy
     return ctx
+
+
+Ctx = Annotated[WebContext, Depends(context)]
+"""A handler's parameter for the WebContext."""

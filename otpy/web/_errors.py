@@ -100,9 +100,7 @@ def install_error_handlers(app: FastAPI) -> None:
         return error_response(413, str(exc) or "the request body is too large")
 
     async def crash(request: Request, exc: Exception) -> JSONResponse:
-        logger.error(
-            "otpy web: %s %s failed", request.method, request.url.path, exc_info=exc
-        )
+        logger.error("otpy web: %s %s failed", request.method, request.url.path, exc_info=exc)
         return error_response(
             500, f"internal error ({type(exc).__name__}); the server's log has the details"
         )

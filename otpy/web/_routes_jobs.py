@@ -6,14 +6,14 @@ from __future__ import annotations
 import json
 from typing import Any, Final
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
 
 from otpy.actors import JobHandle
 from otpy.documents import parse_yaml
 from otpy.errors import JobError
 from otpy.optimize import parse_job_file
-from otpy.web._context import WebContext, context
+from otpy.web._context import Ctx, WebContext
 from otpy.web._errors import ApiError
 from otpy.web._views import job_view, trial_view
 
@@ -53,13 +53,15 @@ def _handle(ctx: WebContext, job_id: str) -> JobHandle:
 
 
 @router.get("", summary="Every job")
-def list_jobs(ctx: WebContext = Depends(context)) -> dict[str, Any]:
+def list_jobs(ctx: Ctx) -> dict[str, Any]:
     """Every job started here and every job in the store, by id."""
     return {"jobs": [job_view(status) for status in ctx.rt.jobs.list()]}
 
 
-@router.post("", status_code=201, summary="Start a job from a job file", openapi_extra=_JOB_FILE_BODY)
-async def start_job(request: Request, ctx: WebContext = Depends(context)) -> dict[str, Any]:
+@router.post(
+    "", status_code=201, summary="Start a job from a job file", openapi_extra=_JOB_FILE_BODY
+)
+async def start_job(request: Request, ctx: Ctx) -> dict[str, Any]:
     """Start a job from a job file's content: the YAML itself as the body, or JSON
     ``{"content": ..., "job_id": ...}``. Relative ``program`` and ``trainset`` paths resolve
     in the server's folder and may not leave it; ``store`` is refused (jobs started here
@@ -104,16 +106,14 @@ def _start(ctx: WebContext, content: str, job_id: str | None) -> dict[str, Any]:
 
 
 @router.get("/{job_id}", summary="A job's status")
-def get_job(job_id: str, ctx: WebContext = Depends(context)) -> dict[str, Any]:
+def get_job(job_id: str, ctx: Ctx) -> dict[str, Any]:
     """The job's status now (state, evaluations done of the total, in flight, best score,
     tokens, cost, elapsed, ETA) and ``progress`` (0..1)."""
     return job_view(_handle(ctx, job_id).status())
 
 
 @router.get("/{job_id}/trials", summary="A job's finished candidates")
-def get_trials(
-    job_id: str, examples: bool = False, ctx: WebContext = Depends(context)
-) -> dict[str, Any]:
+def get_trials(ctx: Ctx, job_id: str, examples: bool = False) -> dict[str, Any]:
     """Every finished candidate, by index (with per-example results if ``examples``)."""
     try:
         trials = ctx.rt.jobs.trials(job_id)
@@ -123,7 +123,7 @@ def get_trials(
 
 
 @router.get("/{job_id}/best", summary="A job's best candidate")
-def get_best(job_id: str, ctx: WebContext = Depends(context)) -> dict[str, Any]:
+def get_best(job_id: str, ctx: Ctx) -> dict[str, Any]:
     """The best candidate so far with its per-example results; 404 before the first."""
     handle = _handle(ctx, job_id)
     best = handle.best()
@@ -140,18 +140,18 @@ def _steer(ctx: WebContext, job_id: str, action: str) -> dict[str, Any]:
 
 
 @router.post("/{job_id}/pause", summary="Pause a job")
-def pause_job(job_id: str, ctx: WebContext = Depends(context)) -> dict[str, Any]:
+def pause_job(job_id: str, ctx: Ctx) -> dict[str, Any]:
     """Start no new evaluation; those running finish and are kept. 409 if it has ended."""
     return _steer(ctx, job_id, "pause")
 
 
 @router.post("/{job_id}/resume", summary="Resume a paused job")
-def resume_job(job_id: str, ctx: WebContext = Depends(context)) -> dict[str, Any]:
+def resume_job(job_id: str, ctx: Ctx) -> dict[str, Any]:
     """Go on after a pause. 409 if it has ended."""
     return _steer(ctx, job_id, "resume")
 
 
 @router.post("/{job_id}/cancel", summary="Cancel a job")
-def cancel_job(job_id: str, ctx: WebContext = Depends(context)) -> dict[str, Any]:
+def cancel_job(job_id: str, ctx: Ctx) -> dict[str, Any]:
     """End the job now, keeping the best so far."""
     return _steer(ctx, job_id, "cancel")

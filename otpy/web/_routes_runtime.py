@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter
 from fastapi.responses import Response
 
 import otpy.observer
@@ -17,7 +17,7 @@ import otpy.sys
 from otpy.redaction import redact_value
 from otpy.supervision import whereis
 from otpy.telemetry.prometheus import exposition
-from otpy.web._context import WebContext, context
+from otpy.web._context import Ctx, WebContext
 from otpy.web._errors import ApiError
 from otpy.web._views import provider_view, trace_view
 
@@ -27,7 +27,7 @@ router = APIRouter()
 
 
 @router.get("/api/tree", tags=["runtime"], summary="The supervision tree")
-def get_tree(ctx: WebContext = Depends(context)) -> dict[str, Any]:
+def get_tree(ctx: Ctx) -> dict[str, Any]:
     """A snapshot of the runtime's supervision tree (``otpy.observer.tree``): every
     supervisor's strategy and restart intensity, every child's state, restarts, mailbox
     and whether it is suspended."""
@@ -51,7 +51,7 @@ def _status(ref: Any) -> dict[str, Any]:
 
 
 @router.get("/api/actors/{name}", tags=["runtime"], summary="One actor's status")
-def get_actor(name: str, ctx: WebContext = Depends(context)) -> dict[str, Any]:
+def get_actor(name: str, ctx: Ctx) -> dict[str, Any]:
     """``otpy.sys.get_status`` of the actor registered as ``name`` (``<runtime>.steps``,
     ``<runtime>.job.<id>``, ...): its module, mailbox, the message it is handling,
     uptime, restarts and a state summary (keys masked)."""
@@ -59,7 +59,7 @@ def get_actor(name: str, ctx: WebContext = Depends(context)) -> dict[str, Any]:
 
 
 @router.post("/api/actors/{name}/suspend", tags=["runtime"], summary="Suspend an actor")
-def suspend_actor(name: str, ctx: WebContext = Depends(context)) -> dict[str, Any]:
+def suspend_actor(name: str, ctx: Ctx) -> dict[str, Any]:
     """Suspend the actor: its calls and casts wait in its mailbox until it is resumed."""
     ref = _actor(ctx, name)
     otpy.sys.suspend(ref)
@@ -67,7 +67,7 @@ def suspend_actor(name: str, ctx: WebContext = Depends(context)) -> dict[str, An
 
 
 @router.post("/api/actors/{name}/resume", tags=["runtime"], summary="Resume an actor")
-def resume_actor(name: str, ctx: WebContext = Depends(context)) -> dict[str, Any]:
+def resume_actor(name: str, ctx: Ctx) -> dict[str, Any]:
     """Resume a suspended actor; the messages it held are handled first, in order."""
     ref = _actor(ctx, name)
     otpy.sys.resume(ref)
@@ -75,7 +75,7 @@ def resume_actor(name: str, ctx: WebContext = Depends(context)) -> dict[str, Any
 
 
 @router.get("/api/providers", tags=["providers"], summary="Providers and their health")
-def get_providers(ctx: WebContext = Depends(context)) -> dict[str, Any]:
+def get_providers(ctx: Ctx) -> dict[str, Any]:
     """Every provider: health, breaker state, and its rate limiter's use per bucket
     (requests and tokens per minute: ``level`` of ``limit``, ``used`` as a share)."""
     configs = ctx.rt.config.providers
@@ -88,7 +88,7 @@ def get_providers(ctx: WebContext = Depends(context)) -> dict[str, Any]:
 
 
 @router.get("/api/metrics", tags=["telemetry"], summary="Metrics as JSON")
-def get_metrics(ctx: WebContext = Depends(context)) -> dict[str, Any]:
+def get_metrics(ctx: Ctx) -> dict[str, Any]:
     """Every counter, gauge and histogram (count, mean, p50 / p90 / p99) of the runtime's
     telemetry hub, keyed ``name`` or ``name{tag=value,...}``."""
     return {"metrics": redact_value(ctx.rt.telemetry.metrics.snapshot())}
@@ -101,7 +101,7 @@ def get_metrics(ctx: WebContext = Depends(context)) -> dict[str, Any]:
     response_class=Response,
     responses={200: {"content": {"text/plain": {}}}},
 )
-def get_prometheus(ctx: WebContext = Depends(context)) -> Response:
+def get_prometheus(ctx: Ctx) -> Response:
     """The Prometheus text exposition (format 0.0.4) of the runtime's metrics."""
     return Response(
         exposition(ctx.rt.telemetry.metrics), media_type="text/plain; version=0.0.4; charset=utf-8"
@@ -109,7 +109,7 @@ def get_prometheus(ctx: WebContext = Depends(context)) -> Response:
 
 
 @router.get("/api/traces/{trace_id}", tags=["telemetry"], summary="A trace by id")
-def get_trace(trace_id: str, ctx: WebContext = Depends(context)) -> dict[str, Any]:
+def get_trace(trace_id: str, ctx: Ctx) -> dict[str, Any]:
     """The events of trace ``trace_id`` (a pipeline run's ``run_id``, a job's id) still
     in the event store, as trees of spans and events."""
     roots = ctx.rt.telemetry.store.trace_tree(trace_id)

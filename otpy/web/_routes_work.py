@@ -5,13 +5,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict, Field
 from sse_starlette import EventSourceResponse
 
 from otpy.documents import parse_yaml
 from otpy.errors import AgentError
-from otpy.web._context import WebContext, context
+from otpy.web._context import Ctx
 from otpy.web._errors import ApiError
 from otpy.web._views import reply_view, run_view
 
@@ -42,7 +42,7 @@ class ChatRequest(BaseModel):
 
 
 @router.post("/api/pipelines/runs", status_code=202, tags=["pipelines"], summary="Start a run")
-def start_run(body: RunRequest, ctx: WebContext = Depends(context)) -> dict[str, Any]:
+def start_run(body: RunRequest, ctx: Ctx) -> dict[str, Any]:
     """Check the pipeline and start it in a supervised worker; the run (its ``run_id``,
     ``status`` running) at once. A pipeline that does not compile is a 422 naming the
     step and field."""
@@ -63,7 +63,7 @@ def start_run(body: RunRequest, ctx: WebContext = Depends(context)) -> dict[str,
 
 
 @router.get("/api/pipelines/runs/{run_id}", tags=["pipelines"], summary="A run's status")
-def get_run(run_id: str, ctx: WebContext = Depends(context)) -> dict[str, Any]:
+def get_run(run_id: str, ctx: Ctx) -> dict[str, Any]:
     """A run started through the API: running (with the steps done so far) or its
     result (status, outputs, every step's output, tokens, timing and error)."""
     run = ctx.runs.get(run_id)
@@ -73,7 +73,7 @@ def get_run(run_id: str, ctx: WebContext = Depends(context)) -> dict[str, Any]:
 
 
 @router.post("/api/agent/chat", status_code=202, tags=["agent"], summary="Ask the agent")
-def chat(body: ChatRequest, ctx: WebContext = Depends(context)) -> dict[str, Any]:
+def chat(body: ChatRequest, ctx: Ctx) -> dict[str, Any]:
     """Route the message to a pipeline (rules, classifier, default) and start it; the
     request (its ``id``, ``state`` running, the ``pipeline`` chosen) at once. Follow it
     at ``/api/agent/runs/{id}`` or on the event stream."""
@@ -81,7 +81,7 @@ def chat(body: ChatRequest, ctx: WebContext = Depends(context)) -> dict[str, Any
 
 
 @router.get("/api/agent/runs/{request_id}", tags=["agent"], summary="An agent request")
-def get_agent_run(request_id: str, ctx: WebContext = Depends(context)) -> dict[str, Any]:
+def get_agent_run(request_id: str, ctx: Ctx) -> dict[str, Any]:
     """The request: its state, the pipeline used and why, the response, duration,
     whether a fallback was used, and each attempt."""
     try:
@@ -91,7 +91,7 @@ def get_agent_run(request_id: str, ctx: WebContext = Depends(context)) -> dict[s
 
 
 @router.get("/api/agent/runs", tags=["agent"], summary="Recent agent requests")
-def list_agent_runs(ctx: WebContext = Depends(context)) -> dict[str, Any]:
+def list_agent_runs(ctx: Ctx) -> dict[str, Any]:
     """The last 50 requests, oldest first."""
     return {"runs": [reply_view(reply) for reply in ctx.rt.agent.recent(50)]}
 
@@ -103,7 +103,7 @@ def list_agent_runs(ctx: WebContext = Depends(context)) -> dict[str, Any]:
     response_class=EventSourceResponse,
     responses={200: {"content": {"text/event-stream": {}}}},
 )
-async def events(request: Request, ctx: WebContext = Depends(context)) -> EventSourceResponse:
+async def events(request: Request, ctx: Ctx) -> EventSourceResponse:
     """Server-sent events: ``hello`` first, then ``job`` (a job's status, at most every
     0.1 s per job), ``restart`` (a supervisor restarted a child or gave up), ``provider``
     (a breaker transition, a provider taken out or back) and ``agent`` (a request routed

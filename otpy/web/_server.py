@@ -88,9 +88,7 @@ class Server:
         self._server = uvicorn.Server(config)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._failure: BaseException | None = None
-        self._thread = threading.Thread(
-            target=self._run, name=f"otpy-web-{self.port}", daemon=True
-        )
+        self._thread = threading.Thread(target=self._run, name=f"otpy-web-{self.port}", daemon=True)
         self._thread.start()
         if not ready.wait(START_TIMEOUT) or self._failure is not None:
             self.stop()
