@@ -3,7 +3,8 @@
 One telemetry subscription feeds every client. Its callback runs in the emitting thread
 and only hands the event to the server's event loop; there:
 
-- ``job.*`` events mark the job dirty; every ``flush`` seconds each dirty job's status is
+- ``job.*`` events (and the job supervisor starting a job's runner) mark the job dirty;
+  every ``flush`` seconds each dirty job's status is
   read once (from its handle's cell: no message) and sent as one ``job`` event, however
   many evaluations finished meanwhile. Jobs running or paused are also read every
   ``poll`` seconds, so a change no event reports (pause from code, examples in flight
@@ -109,7 +110,7 @@ class EventHub:
     def _heard(self, event: Event) -> None:
         """The subscriber: runs in the emitting thread; hands over what matters."""
         name = event.name
-        if not (name.startswith("job.") or name in _KINDS):
+        if not (name.startswith("job.") or name in _KINDS or self._job_started(event)):
             return
         loop = self._loop
         if loop is None or loop.is_closed():
@@ -117,11 +118,22 @@ class EventHub:
         with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
             loop.call_soon_threadsafe(self._take, event)
 
+    def _job_started(self, event: Event) -> bool:
+        """Whether ``event`` is this runtime's job supervisor starting a job's runner."""
+        return (
+            event.name == "supervisor.child_started"
+            and str(event.metadata.get("child_id", "")).startswith("job:")
+            and f"{self.rt.name}.jobs" in str(event.metadata.get("supervisor", ""))
+        )
+
     def _take(self, event: Event) -> None:
         if event.name.startswith("job."):
             job_id = event.metadata.get("job_id")
             if isinstance(job_id, str):
                 self._dirty.add(job_id)
+            return
+        if event.name == "supervisor.child_started":
+            self._dirty.add(str(event.metadata["child_id"])[len("job:") :])
             return
         self.broadcast(_KINDS[event.name], event_view(event))
 

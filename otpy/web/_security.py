@@ -100,19 +100,27 @@ class RequestGate:
             await _refuse(send, *refusal)
             return
         started = False
+        capped = _Capped(receive, self.max_body)
 
         async def watched_send(message: Message) -> None:
             nonlocal started
+            if capped.exceeded:  # whatever the app made of it, the answer is 413
+                if not started:
+                    started = True
+                    await _refuse(send, 413, self._too_large())
+                return
             if message["type"] == "http.response.start":
                 started = True
                 message["headers"] = [*message.get("headers", ()), *_SAFETY_HEADERS]
             await send(message)
 
         try:
-            await self.app(scope, self._capped(receive), watched_send)
-        except BodyTooLarge:
+            await self.app(scope, capped, watched_send)
+        except Exception:  # answered (and logged) by the app's handler, re-raised by Starlette
             if not started:
-                await _refuse(send, 413, self._too_large())
+                status = 413 if capped.exceeded else 500
+                message = "internal error; the server's log has the details"
+                await _refuse(send, status, self._too_large() if capped.exceeded else message)
 
     def _refusal(self, scope: Scope, headers: dict[bytes, bytes]) -> tuple[int, str] | None:
         if self.hosts is not None:
@@ -150,19 +158,25 @@ class RequestGate:
     def _too_large(self) -> str:
         return f"the request body is over the server's limit of {self.max_body} bytes"
 
-    def _capped(self, receive: Receive) -> Receive:
-        seen = 0
 
-        async def capped() -> Message:
-            nonlocal seen
-            message = await receive()
-            if message["type"] == "http.request":
-                seen += len(message.get("body", b""))
-                if seen > self.max_body:
-                    raise BodyTooLarge(self._too_large())
-            return message
+class _Capped:
+    """A ``receive`` that raises BodyTooLarge (and says so: ``exceeded``) once the body
+    has grown past ``limit`` bytes."""
 
-        return capped
+    def __init__(self, receive: Receive, limit: int) -> None:
+        self.receive = receive
+        self.limit = limit
+        self.seen = 0
+        self.exceeded = False
+
+    async def __call__(self) -> Message:
+        message = await self.receive()
+        if message["type"] == "http.request":
+            self.seen += len(message.get("body", b""))
+            if self.seen > self.limit:
+                self.exceeded = True
+                raise BodyTooLarge(f"the request body is over {self.limit} bytes")
+        return message
 
 
 def _headers(scope: Scope) -> dict[bytes, bytes]:
