@@ -192,7 +192,7 @@ class Runtime:
                 self.providers.load_plugins()
                 load_strategy_plugins()
                 load_metric_plugins()
-            check_routes(config.agent, self.compile_pipeline)
+            check_routes(config.agent, lambda source: compile_pipeline(source, self.steps.table))
         except BaseException:
             self.stop()
             raise

@@ -76,9 +76,10 @@ def response_of(outputs: dict[str, Any], text: str) -> Any:
 
 
 def check_routes(config: AgentConfig, compile_source: Callable[[Any], Any]) -> None:
-    """Compile every route's pipeline (and the classifier's) with ``compile_source`` (the
-    runtime's ``compile_pipeline``) and check that each takes the request's input:
-    ConfigurationError naming the route, the file and the problem otherwise."""
+    """Compile every route's pipeline (and the classifier's) with ``compile_source``
+    (against the registered step types; providers are checked when a request runs, so
+    they may be registered after the runtime starts) and check that each takes the
+    request's input: ConfigurationError naming the route, the file and the problem."""
     field = config.input
     sources: list[tuple[str, Any]] = [(route.name, route.pipeline) for route in config.routes]
     if Router(config).classifies:
