@@ -14,6 +14,7 @@ from fastapi import Depends, Request
 from otpy.actors import PipelineRun
 from otpy.web._errors import ApiError
 from otpy.web._events import EventHub
+from otpy.web._lookup import JobLookup
 from otpy.web._protocol import WebRuntime
 
 __all__ = ["Ctx", "RunBook", "WebContext", "context"]
@@ -50,6 +51,11 @@ class WebContext:
     base_dir: Path
     runs: RunBook = field(default_factory=RunBook)
 
+    @property
+    def jobs(self) -> JobLookup:
+        """The job handles, shared with the event hub."""
+        return self.hub.jobs
+
     def confined(self, relative: str, what: str) -> Path:
         """``relative`` resolved under ``base_dir``; ApiError 403 if it points outside
         (an absolute path, ``..``, a link leading out)."""
@@ -60,8 +66,9 @@ class WebContext:
         return path
 
 
-def context(request: Request) -> WebContext:
-    """The WebContext of the app serving ``request`` (a FastAPI dependency)."""
+async def context(request: Request) -> WebContext:
+    """The WebContext of the app serving ``request`` (a FastAPI dependency; async, so it
+    costs no trip to the thread pool)."""
     ctx: WebContext = request.app.state.otpy
     return ctx
 

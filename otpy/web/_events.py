@@ -28,6 +28,7 @@ from typing import Any, Final
 
 from otpy.errors import OtpyError
 from otpy.telemetry import Event
+from otpy.web._lookup import JobLookup
 from otpy.web._protocol import WebRuntime
 from otpy.web._views import event_view, job_view
 
@@ -61,6 +62,7 @@ class EventHub:
         poll: float = 1.0,
     ) -> None:
         self.rt = rt
+        self.jobs = JobLookup(rt.jobs)
         self.queue_size = queue_size
         self.flush = flush
         self.poll = poll
@@ -97,6 +99,14 @@ class EventHub:
                 await self._task
         for queue in list(self._clients):
             self._close(queue)
+
+    def publish(self, kind: str, data: dict[str, Any]) -> None:
+        """Send an event of ``kind`` with ``data`` (JSON-ready) to every client, from any
+        thread (e.g. the user's own progress events for the page)."""
+        loop = self._loop
+        if loop is not None and not loop.is_closed():
+            with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
+                loop.call_soon_threadsafe(self.broadcast, kind, data)
 
     def touch(self, job_id: str) -> None:
         """Send job ``job_id``'s status at the next flush (from any thread)."""
@@ -149,7 +159,7 @@ class EventHub:
 
     def _send_job(self, job_id: str) -> None:
         try:
-            status = self.rt.jobs.get(job_id).status()
+            status = self.jobs.get(job_id).status()  # live jobs: from their cell
         except OtpyError:
             self._jobs.pop(job_id, None)
             return

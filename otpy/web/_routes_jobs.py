@@ -47,7 +47,7 @@ _JOB_FILE_BODY: Final = {
 
 def _handle(ctx: WebContext, job_id: str) -> JobHandle:
     try:
-        return ctx.rt.jobs.get(job_id)
+        return ctx.jobs.get(job_id)
     except JobError as exc:
         raise ApiError(404, str(exc)) from None
 
@@ -106,10 +106,13 @@ def _start(ctx: WebContext, content: str, job_id: str | None) -> dict[str, Any]:
 
 
 @router.get("/{job_id}", summary="A job's status")
-def get_job(job_id: str, ctx: Ctx) -> dict[str, Any]:
+async def get_job(job_id: str, ctx: Ctx) -> dict[str, Any]:
     """The job's status now (state, evaluations done of the total, in flight, best score,
     tokens, cost, elapsed, ETA) and ``progress`` (0..1)."""
-    return job_view(_handle(ctx, job_id).status())
+    handle = ctx.jobs.cached(job_id)  # a live or finished job: its status without I/O
+    if handle is None:
+        handle = await run_in_threadpool(_handle, ctx, job_id)
+    return job_view(handle.status())
 
 
 @router.get("/{job_id}/trials", summary="A job's finished candidates")

@@ -8,7 +8,8 @@
     server.stop()                             # also done by rt.stop()
 
 uvicorn serves the app on a socket bound here, in the caller's thread (so a taken port
-raises at once), from a thread of its own running an asyncio loop.
+raises at once), from a thread of its own running an asyncio loop (uvloop, and the
+httptools parser, when installed: ``otpy[web]`` installs both where they exist).
 """
 
 from __future__ import annotations
@@ -107,8 +108,10 @@ class Server:
         return f"{self.url}/#token={self.token}"
 
     def _run(self) -> None:
-        try:
-            asyncio.run(self._serve())
+        factory = getattr(self._server.config, "get_loop_factory", lambda: None)()
+        try:  # uvloop when it is installed (otpy[web] installs it where it exists)
+            with asyncio.Runner(loop_factory=factory) as runner:
+                runner.run(self._serve())
         except BaseException as exc:  # reported to the starting thread, or logged
             self._failure = exc
             logger.exception("otpy web server on port %s stopped with an error", self.port)

@@ -81,6 +81,7 @@ class _Runtime:
 
     name = "stub"
     state = "running"
+    jobs = None
 
 
 def test_a_client_that_falls_behind_is_dropped() -> None:
