@@ -1,7 +1,7 @@
 """The stateful processes of the runtime: the registries, the health monitor, pipeline runs,
 the optimization runners of jobs and the agent."""
 
-from otpy.actors._agent import Agent, AgentCell, AgentHandle
+from otpy.actors._chat import ChatAgent, ChatCell, ChatHandle, chat_child
 from otpy.actors._compat import (
     CompatibilityHandle,
     CompatibilityManager,
@@ -17,9 +17,9 @@ from otpy.actors._provider_registry import ProviderRegistry, ProviderRegistryHan
 from otpy.actors._step_registry import StepRegistry, StepRegistryHandle
 
 __all__ = [
-    "Agent",
-    "AgentCell",
-    "AgentHandle",
+    "ChatAgent",
+    "ChatCell",
+    "ChatHandle",
     "CompatibilityHandle",
     "CompatibilityManager",
     "CompatibilityStats",
@@ -36,5 +36,6 @@ __all__ = [
     "StepRegistry",
     "StepRegistryHandle",
     "StepsHandle",
+    "chat_child",
     "start_run",
 ]

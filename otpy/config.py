@@ -11,19 +11,24 @@ The defaults are the embedded runtime: one ``simulated`` provider, no server, no
 
 from __future__ import annotations
 
+import logging
 import os
-import re
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal, Self
 
 import pydantic
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 
+from otpy.agent import AgentClassifier, AgentConfig, AgentRoute, ToolLimits
+from otpy.clock import SYSTEM_CLOCK, Clock
 from otpy.documents import validation_problems
 from otpy.errors import ConfigurationError
-from otpy.providers import ProviderLimits
+from otpy.providers import PROVIDER_TYPES, ProviderLimits
+
+if TYPE_CHECKING:
+    from otpy.state import StateProvider
 
 __all__ = [
     "ENV_PREFIX",
@@ -34,11 +39,14 @@ __all__ = [
     "ModelConfig",
     "ProviderConfig",
     "RuntimeConfig",
+    "StateConfig",
     "SupervisionConfig",
     "WebConfig",
 ]
 
 ENV_PREFIX = "OTPY_"
+
+logger = logging.getLogger("otpy.config")
 
 
 class _Config(BaseModel):
@@ -73,6 +81,24 @@ class ProviderConfig(_Config):
     options: dict[str, Any] = Field(default_factory=dict)
     models: dict[str, ModelConfig] = Field(default_factory=dict)
 
+    def variants(self, name: str) -> list[tuple[str, dict[str, Any], ProviderLimits | None, int]]:
+        """The providers this entry makes, as ``(name, options, limits, priority)``: one
+        for ``name`` and one per model (``<name>/<model>``); the key goes into the options,
+        the limits default to the type's."""
+        kind = PROVIDER_TYPES.get(self.type)
+        limits = self.limits or (kind.default_limits if kind is not None else None)
+        options = dict(self.options)
+        if self.api_key is not None:
+            options["api_key"] = self.api_key.get_secret_value()
+        variants = [(name, options, limits, self.priority)]
+        for model, model_config in self.models.items():
+            priority = self.priority if model_config.priority is None else model_config.priority
+            model_limits = model_config.limits or limits
+            variants.append(
+                (f"{name}/{model}", {**options, "model": model}, model_limits, priority)
+            )
+        return variants
+
 
 class HealthConfig(_Config):
     """How the HealthMonitor judges providers: every ``interval`` seconds; unhealthy at an
@@ -97,72 +123,55 @@ class SupervisionConfig(_Config):
     max_seconds: float = Field(default=5.0, gt=0)
 
 
-class AgentRoute(_Config):
-    """One route of the agent: a request whose text holds one of ``keywords`` (whole
-    words, case-insensitive) or matches ``pattern`` (a regular expression, searched) runs
-    the pipeline file ``pipeline`` (relative to the config file when loaded from one);
-    ``name`` is what replies call it, ``description`` what the classifier is told, and
-    ``fallback`` the name of the route whose pipeline runs if this one fails or times out."""
-
-    name: str = Field(pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.\-]*$")
-    pipeline: str = Field(min_length=1)
-    keywords: tuple[str, ...] = ()
-    pattern: str | None = None
-    description: str = ""
-    fallback: str | None = None
+_STATE_FIELDS = {"memory": (), "sqlite": ("path", "timeout"), "redis": ("url", "prefix", "timeout")}
 
 
-class AgentClassifier(_Config):
-    """The LLM classifier the agent asks when no route's rule matches: one step of type
-    ``step`` (an LLM step such as ``claude``), on ``provider`` if set, told each route's
-    name and description and asked to answer with a name; an answer naming no route
-    sends the request to the default route."""
+class StateConfig(_Config):
+    """Where the runtime keeps state (``rt.open_state``, and the ``claude_session`` steps'
+    conversations): ``backend`` ``memory`` (the default: this process only), ``sqlite``
+    (the file ``path``) or ``redis`` (``url``, kept secret: every process on that Redis
+    shares the sessions; ``prefix`` starts its keys). ``timeout``: seconds a Redis command
+    may take, or a SQLite write waits for another connection's lock. A field the backend
+    does not use is named in a warning on the ``otpy.config`` logger."""
 
-    step: str = "claude"
-    provider: str | None = None
-    max_tokens: int = Field(default=20, ge=1)
-
-
-class AgentConfig(_Config):
-    """The agent (``rt.agent``, ``POST /api/agent/chat``): ``routes`` tried in order (the
-    first whose rule matches wins), then the ``classifier`` if configured, then the route
-    named ``default``. A request's text goes to each pipeline as the input named
-    ``input``. A run (each attempt: the classifier, the pipeline, a fallback) gets
-    ``timeout`` seconds; ``max_message`` caps a request's text (characters) and ``keep``
-    how many finished requests are remembered. With no routes, every request runs a
-    built-in one-step chat pipeline on the default provider."""
-
-    routes: tuple[AgentRoute, ...] = ()
-    default: str | None = None
-    classifier: AgentClassifier | None = None
-    input: str = Field(default="message", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
-    timeout: float = Field(default=120.0, gt=0)
-    max_message: int = Field(default=20_000, ge=1)
-    keep: int = Field(default=1000, ge=1)
+    backend: Literal["memory", "sqlite", "redis"] = "memory"
+    path: str | None = None
+    url: SecretStr | None = None
+    prefix: str = "otpy:state"
+    timeout: float = Field(default=5.0, gt=0)
 
     @model_validator(mode="after")
-    def _references(self) -> AgentConfig:
-        names = [route.name for route in self.routes]
-        for index, route in enumerate(self.routes):
-            if names.index(route.name) != index:
-                raise ValueError(f"routes[{index}]: a second route named {route.name!r}")
-            if route.pattern is not None:
-                try:
-                    re.compile(route.pattern)
-                except re.error as exc:
-                    raise ValueError(
-                        f"routes[{index}] ({route.name}): pattern {route.pattern!r} is not a "
-                        f"regular expression: {exc}"
-                    ) from None
-            if route.fallback is not None and route.fallback not in names:
-                raise ValueError(
-                    f"routes[{index}] ({route.name}): fallback {route.fallback!r} names no "
-                    f"route (routes: {', '.join(names)})"
-                )
-        if self.default is not None and self.default not in names:
-            known = ", ".join(names) or "none"
-            raise ValueError(f"default {self.default!r} names no route (routes: {known})")
+    def _fields_of_the_backend(self) -> Self:
+        needed = {"sqlite": "path", "redis": "url"}.get(self.backend)
+        if needed is not None and getattr(self, needed) is None:
+            raise ValueError(f"backend {self.backend!r} needs the field {needed!r}")
+        unused = sorted(
+            name
+            for name in self.model_fields_set - {"backend"}
+            if name not in _STATE_FIELDS[self.backend]
+        )
+        if unused:
+            logger.warning(
+                "state config: field(s) %s not used by backend %r; ignored",
+                ", ".join(map(repr, unused)),
+                self.backend,
+            )
         return self
+
+    def open(self, session_id: str | None = None, *, clock: Clock = SYSTEM_CLOCK) -> StateProvider:
+        """A new, open store of this backend on ``session_id`` (None: a fresh session); the
+        caller closes it (``cleanup()`` or a ``with`` block). StateError if the store cannot
+        be opened (a Redis that cannot be reached, a file that is not a state store)."""
+        from otpy.state import LocalState, RedisState, SQLiteState
+
+        if self.backend == "sqlite":
+            assert self.path is not None
+            return SQLiteState(self.path, session_id, clock=clock, timeout=self.timeout)
+        if self.backend == "redis":
+            assert self.url is not None
+            url, prefix, timeout = self.url.get_secret_value(), self.prefix, self.timeout
+            return RedisState(url, session_id, clock=clock, prefix=prefix, timeout=timeout)
+        return LocalState(session_id, clock=clock)
 
 
 class WebConfig(_Config):
@@ -189,15 +198,25 @@ class RuntimeConfig(_Config):
     providers: dict[str, ProviderConfig] = Field(default_factory=_default_providers)
     health: HealthConfig = Field(default_factory=HealthConfig)
     supervision: SupervisionConfig = Field(default_factory=SupervisionConfig)
+    state: StateConfig = Field(default_factory=StateConfig)
     plugins: bool = True
     call_timeout: float = Field(default=5.0, gt=0)
+    tools: ToolLimits = Field(
+        default_factory=ToolLimits,
+        description="What agent steps' tools may do: the workspace folder, size caps, and "
+        "whether Bash exists (bash: true; off by default).",
+    )
     jobs_store: str | None = Field(
         default=None,
         description="The SQLite file optimization jobs checkpoint to (None: "
         "$OTPY_STATE_DIR/jobs.sqlite, else ~/.local/state/otpy/jobs.sqlite; ':memory:' "
         "keeps them in this process only).",
     )
-    agent: AgentConfig = Field(default_factory=AgentConfig)
+    agent: AgentConfig = Field(
+        default_factory=AgentConfig,
+        description="The routing agent (rt.chat): routes by keyword or pattern to pipeline "
+        "files, an optional LLM classifier, a default route, fallbacks, a timeout.",
+    )
     web: WebConfig = Field(default_factory=WebConfig)
 
     @classmethod

@@ -41,6 +41,9 @@ _KEY_PATTERNS = (
     ),
 )
 
+# The password of a URL's user part: redis://user:secret@host, postgres://:secret@host.
+_URL_PASSWORD = re.compile(r"\b([A-Za-z][A-Za-z0-9+.\-]*://[^\s/:@]*:)[^\s/@]+@")
+
 
 def secret_literals(extra: Iterable[str] = ()) -> list[str]:
     """The values to mask literally: the provider key environment variables' values (read
@@ -50,15 +53,16 @@ def secret_literals(extra: Iterable[str] = ()) -> list[str]:
 
 
 def mask(text: str, literals: Sequence[str] = ()) -> str:
-    """``text`` with every known key shape, ``key=value`` secret pair and each of
-    ``literals`` replaced by ``[REDACTED]``."""
+    """``text`` with every known key shape, ``key=value`` secret pair, URL password
+    (``redis://user:secret@host``) and each of ``literals`` replaced by ``[REDACTED]``."""
     for secret in literals:
         text = text.replace(secret, REDACTED)
     text = _KEY_PATTERNS[0].sub(REDACTED, text)
     text = _KEY_PATTERNS[1].sub(REDACTED, text)
-    return _KEY_PATTERNS[2].sub(
+    text = _KEY_PATTERNS[2].sub(
         lambda m: f"{m.group(1)}{m.group(2)}{m.group(3) or ''}{REDACTED}", text
     )
+    return _URL_PASSWORD.sub(rf"\1{REDACTED}@", text)
 
 
 # Keys are compared lowercased with "-" read as "_": "X-Api-Key" is "x_api_key".

@@ -7,34 +7,32 @@
         rt.providers.select(["text"])        # the simulated provider
         rt.compat.migrate_pipeline(old)
         rt.run_pipeline("examples/analysis.yaml", {"text": "..."})   # a PipelineResult
-        rt.agent.chat("Summarize: ...")      # routed to a pipeline, run asynchronously
+        rt.tools.register(my_function)       # a Python tool agent steps may call by name
+        rt.agent("Fix the typo in README.md", tools=["Read", "Edit"], workspace="repo")
+        rt.chat.ask("Summarize: ...")        # routed (agent: rules) to a pipeline run
         rt.serve()                           # the HTTP API and dashboard (otpy[web])
 
 The tree: a root supervisor (one_for_one) over the StepRegistry, ProviderRegistry,
 CompatibilityManager, HealthMonitor, the JobSupervisor, the runs supervisor (one
-temporary worker per pipeline run) and the Agent (routes requests to pipelines it runs
-under the runs supervisor; the config's ``agent:`` section), each registered as
-``<name>.<role>``. The handles
-(``rt.steps``, ``rt.providers``, ``rt.compat``, ``rt.agent``) resolve the
-names on every write and read the registries' snapshots without a message, so they keep
-working while a registry restarts. A fatal escalation at the root (restart intensity
+temporary worker per pipeline run) and the routing agent, each registered as
+``<name>.<role>``. The handles (``rt.steps``, ``rt.providers``, ``rt.compat``, ``rt.chat``)
+resolve the names on every write and read the registries' snapshots without a message, so
+they keep working while a registry restarts. A fatal escalation at the root (restart intensity
 exceeded) is logged and handed to ``on_fatal``; it never kills the host process.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from otpy._snapshot import Snapshot
 from otpy.actors import (
-    Agent,
-    AgentCell,
-    AgentHandle,
     CompatibilityHandle,
     CompatibilityManager,
     HealthMonitor,
@@ -44,9 +42,10 @@ from otpy.actors import (
     ProviderRegistryHandle,
     StepRegistry,
     StepRegistryHandle,
+    chat_child,
     start_run,
 )
-from otpy.agent import check_routes
+from otpy.agent import AgentResult, Tool, ToolRegistry, ask_agent, check_routes
 from otpy.clock import SYSTEM_CLOCK, Clock
 from otpy.config import ProviderConfig, RuntimeConfig
 from otpy.errors import ConfigurationError, NameTakenError
@@ -60,13 +59,16 @@ from otpy.pipelines import (
     Plan,
     StepEvent,
     check_providers,
+    check_tools,
     compile_pipeline,
 )
 from otpy.providers import Provider, ProviderTable
-from otpy.providers._types import PROVIDER_TYPES, make_provider
+from otpy.providers._types import make_provider
+from otpy.state import StateProvider
 from otpy.steps import StepTable
 from otpy.supervision import ChildSpec, Down, DynamicSupervisor, Supervisor, SupervisorRef
 from otpy.telemetry import Telemetry, get_telemetry
+from otpy.workspace import Workspace
 
 if TYPE_CHECKING:
     from otpy.web import Server
@@ -83,7 +85,8 @@ class Runtime:
     """A running otpy runtime; make one with :func:`start`.
 
     ``steps``, ``providers`` and ``compat`` are the registry handles, ``jobs`` starts and
-    steers optimization jobs (:class:`JobsHandle`); ``supervisor`` is the
+    steers optimization jobs (:class:`JobsHandle`), ``tools`` holds the tools agent steps
+    and :meth:`agent` may call (:class:`~otpy.agent.ToolRegistry`); ``supervisor`` is the
     root supervisor's ref; ``jobs_supervisor`` the DynamicSupervisor jobs run under.
     ``state`` is ``running``, ``stopped`` (after ``stop``) or ``failed`` (the root gave up;
     ``failure`` says why).
@@ -105,7 +108,7 @@ class Runtime:
         self._stopping = False
         self.state: RuntimeState = "running"
         self._built: list[Provider] = []  # the providers made from config: ours to close
-        self._servers: list[Server] = []  # web servers started by serve(): stopped by stop()
+        self._servers: list[Server] = []  # started by serve(), stopped by stop()
         self.failure: object = None
         prefix = config.name
         step_snapshot: Snapshot[StepTable] = Snapshot(StepTable())
@@ -116,8 +119,15 @@ class Runtime:
             f"{prefix}.providers", provider_snapshot, clock=clock, timeout=timeout
         )
         self.compat = CompatibilityHandle(f"{prefix}.compat", self.steps)
-        agent_cell = AgentCell(config.agent.keep)
-        self.agent = AgentHandle(f"{prefix}.agent", agent_cell, timeout)
+        self.tools = ToolRegistry(config.tools)
+        agent, self.chat = chat_child(f"{prefix}.agent", config.agent, self.start_pipeline, clock,
+                                      timeout)  # fmt: skip
+        # claude_session's conversations: in the configured state backend, else the
+        # process-wide in-memory store (opened before anything starts: a Redis that cannot
+        # be reached fails the start with a StateError).
+        self._sessions = (
+            None if config.state.backend == "memory" else self.open_state(f"{prefix}.llm.sessions")
+        )
         health = config.health
         children = [
             StepRegistry.child_spec(f"{prefix}.steps", step_snapshot, clock=clock),
@@ -125,7 +135,9 @@ class Runtime:
                 ProviderRegistry.child_spec(f"{prefix}.providers", provider_snapshot, clock=clock),
                 id="providers",
             ),
-            CompatibilityManager.child_spec(f"{prefix}.compat", self.steps, clock=clock),
+            CompatibilityManager.child_spec(
+                f"{prefix}.compat", self.steps, clock=clock, session_store=self._sessions
+            ),
             replace(
                 HealthMonitor.child_spec(
                     f"{prefix}.health",
@@ -150,9 +162,7 @@ class Runtime:
                 start=lambda: DynamicSupervisor.start(name=f"{prefix}.runs", clock=clock),
                 type="supervisor",
             ),
-            Agent.child_spec(
-                f"{prefix}.agent", config.agent, agent_cell, self._start_agent_run, clock
-            ),
+            agent,
         ]
         try:
             self.supervisor: SupervisorRef = Supervisor.start(
@@ -164,10 +174,14 @@ class Runtime:
                 clock=clock,
             )
         except NameTakenError as exc:
+            self._close_sessions()
             raise ConfigurationError(
                 f"a runtime named {prefix!r} is already running in this process; "
                 "stop it or start this one with another name"
             ) from exc
+        except BaseException:
+            self._close_sessions()
+            raise
         self.jobs_supervisor = f"{prefix}.jobs"
         self.runs_supervisor = f"{prefix}.runs"
         store = config.jobs_store
@@ -201,13 +215,25 @@ class Runtime:
         """For ``otpy.sys`` and ``otpy.observer``: the root supervisor."""
         return self.supervisor
 
+    def open_state(self, session_id: str | None = None) -> StateProvider:
+        """A new store of the configured state backend (``state`` in the config: memory,
+        sqlite or redis) on ``session_id`` (None: a fresh session), on the runtime's clock.
+        The caller closes it (``cleanup()`` or a ``with`` block); two stores on one session
+        share its variables when the backend is sqlite or redis."""
+        return self.config.state.open(session_id, clock=self.clock)
+
+    def _close_sessions(self) -> None:
+        if self._sessions is not None:
+            self._sessions.cleanup()
+
     def compile_pipeline(self, source: PipelineSource) -> Plan:
         """Load ``source`` (a path, YAML text, a dict or a Pipeline) and check it against
-        the registered step types and providers, before anything runs: UnknownStepError
-        (closest match), StepValidationError (step, field, position in the file; a
-        provider that is not registered), ConfigurationError."""
+        the registered step types, providers and tools, before anything runs:
+        UnknownStepError (closest match), StepValidationError (step, field, position in the
+        file; a provider or a tool that is not registered), ConfigurationError."""
         plan = compile_pipeline(source, self.steps.table)
         check_providers(plan, self.providers.table)
+        check_tools(plan, self.tools, self.providers.table)
         return plan
 
     def start_pipeline(
@@ -217,10 +243,13 @@ class Runtime:
         *,
         variables: Mapping[str, Any] | None = None,
         on_step: Callable[[StepEvent], None] | None = None,
+        workspace: str | os.PathLike[str] | None = None,
     ) -> PipelineRun:
         """Check the pipeline, then run it in a supervised worker of its own and return
         the :class:`PipelineRun` handle at once (``wait()`` gives the result). ``on_step``
-        hears each step start and finish (in the worker's thread)."""
+        hears each step start and finish (in the worker's thread). Agent steps' file tools
+        work in ``workspace`` (default: the config's ``tools.workspace``, ``./workspace``,
+        relative to the current directory when the run starts)."""
         plan = source if isinstance(source, Plan) else self.compile_pipeline(source)
         return start_run(
             self.runs_supervisor,
@@ -230,41 +259,9 @@ class Runtime:
             providers=self.providers,
             clock=self.clock,
             on_step=on_step,
+            tools=self.tools,
+            workspace=self._workspace(workspace),
         )
-
-    def serve(
-        self,
-        host: str = "127.0.0.1",
-        port: int = 0,
-        token: str | None = None,
-        **options: Any,
-    ) -> Server:
-        """Serve the HTTP API, the event stream and the dashboard from a background
-        thread of this process (needs ``otpy[web]``); returns the
-        :class:`otpy.web.Server` (``url``, ``token``, ``dashboard_url``, ``stop()``).
-
-        ``port`` 0 takes a free port. ``token`` is the bearer token every mutating request
-        needs (None: the config's ``web.token``, else a new random one: ``server.token``);
-        on an address other than loopback every request needs it, and serving there
-        without one is a ConfigurationError. ``options``: ``max_body`` (bytes; default the
-        config's ``web.max_body``), ``base_dir`` (where request paths resolve).
-        ``stop()`` stops the servers it started."""
-        try:
-            from otpy.web import Server
-        except ImportError as exc:
-            raise ConfigurationError(
-                f"rt.serve needs the web extra: pip install 'otpy[web]' ({exc})"
-            ) from None
-        if token is None and self.config.web.token is not None:
-            token = self.config.web.token.get_secret_value()
-        options.setdefault("max_body", self.config.web.max_body)
-        server = Server(self, host=host, port=port, token=token, **options)
-        with self._lock:
-            self._servers.append(server)
-        return server
-
-    def _start_agent_run(self, source: Any, inputs: Mapping[str, Any]) -> PipelineRun:
-        return self.start_pipeline(source, inputs)
 
     def run_pipeline(
         self,
@@ -274,40 +271,53 @@ class Runtime:
         variables: Mapping[str, Any] | None = None,
         on_step: Callable[[StepEvent], None] | None = None,
         timeout: float | None = None,
+        workspace: str | os.PathLike[str] | None = None,
     ) -> PipelineResult:
         """Run a pipeline (see :meth:`start_pipeline`) and wait for its result: every
         step's output, timing, tokens, provider, retries and errors. A failed run is a
         result with ``status="failed"`` (``result.raise_for_status()`` raises it); bad
         input raises before any step runs."""
-        run = self.start_pipeline(source, inputs, variables=variables, on_step=on_step)
+        run = self.start_pipeline(
+            source, inputs, variables=variables, on_step=on_step, workspace=workspace
+        )
         return run.wait(timeout)
+
+    def agent(
+        self,
+        prompt: str,
+        *,
+        tools: Sequence[str | Tool | Callable[..., Any]] = (),
+        workspace: str | os.PathLike[str] | None = None,
+        **options: Any,
+    ) -> AgentResult:
+        """Run an agent on this runtime's providers, in the calling thread: ``prompt`` with
+        ``tools`` (names in :attr:`tools`, :class:`~otpy.agent.Tool` objects, or typed
+        functions), its file tools confined to ``workspace`` (default as for pipelines).
+        ``options``: see :func:`otpy.agent.ask_agent` (system, provider, model,
+        max_turns, token_budget, ...). Every turn goes through the provider's guard.
+        Raises AgentLimitError, ConfigurationError (an unknown tool), ProviderError."""
+        return ask_agent(
+            self.providers,
+            prompt,
+            self.tools.select(tools),
+            limits=self.tools.limits,
+            workspace=self._workspace(workspace).root,
+            clock=self.clock,
+            **options,
+        )
+
+    def _workspace(self, workspace: str | os.PathLike[str] | None) -> Workspace:
+        return Workspace(workspace if workspace is not None else self.config.tools.workspace)
 
     def _register_provider(self, name: str, config: ProviderConfig) -> None:
         """Register the provider ``name`` and one more per configured model."""
-        kind = PROVIDER_TYPES.get(config.type)
-        limits = config.limits or (kind.default_limits if kind is not None else None)
-        options = dict(config.options)
-        if config.api_key is not None:
-            options["api_key"] = config.api_key.get_secret_value()
-        variants = [(name, options, limits, config.priority)]
-        for model, model_config in config.models.items():
-            priority = config.priority if model_config.priority is None else model_config.priority
-            variants.append(
-                (f"{name}/{model}", {**options, "model": model}, model_config.limits or limits,
-                 priority)
-            )  # fmt: skip
-        for entry_name, entry_options, entry_limits, priority in variants:
-            provider = make_provider(config.type, entry_name, entry_options, self.clock)
+        for entry_name, options, limits, priority in config.variants(name):
+            provider = make_provider(config.type, entry_name, options, self.clock)
             self._built.append(provider)
             self.providers.register_provider(
-                entry_name,
-                provider,
-                capabilities=config.capabilities,
-                priority=priority,
-                limits=entry_limits,
-                weight=config.weight,
-                replace=True,
-            )
+                entry_name, provider, capabilities=config.capabilities, priority=priority,
+                limits=limits, weight=config.weight, replace=True,
+            )  # fmt: skip
 
     def _root_down(self, down: Down) -> None:
         with self._lock:
@@ -330,6 +340,19 @@ class Runtime:
             except Exception:
                 logger.exception("otpy runtime %r: the on_fatal callback raised", self.name)
 
+    def serve(
+        self, host: str = "127.0.0.1", port: int = 0, token: str | None = None, **options: Any
+    ) -> Server:
+        """Serve the JSON API, the event stream and the dashboard from a thread of this
+        process (``otpy[web]``): see :class:`otpy.web.Server` (``url``, ``token``,
+        ``dashboard_url``, ``stop()``, ``options``); ``stop()`` stops it too."""
+        from otpy.web import serve
+
+        server = serve(self, host=host, port=port, token=token, **options)
+        with self._lock:
+            self._servers.append(server)
+        return server
+
     def stop(self, timeout: float | None = 30.0) -> None:
         """Stop the tree (children in reverse start order) and wait, then close the
         providers made from the config; idempotent."""
@@ -345,6 +368,7 @@ class Runtime:
         if self.supervisor.is_alive():
             self.supervisor.shutdown(timeout)
         self.jobs.store.close()
+        self._close_sessions()
         for provider in self._built:
             try:
                 provider.close()

@@ -8,8 +8,8 @@ from typing import Any, Literal, TypeAlias
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from otpy.agent._routes import AgentConfig
 from otpy.agent._routing import Router, classifier_pipeline
-from otpy.config import AgentConfig
 from otpy.errors import ConfigurationError, OtpyError
 
 __all__ = [

@@ -10,7 +10,7 @@ import re
 from dataclasses import dataclass
 from typing import Any, Final
 
-from otpy.config import AgentConfig, AgentRoute
+from otpy.agent._routes import AgentConfig, AgentRoute
 
 __all__ = [
     "CHAT_ROUTE",

@@ -7,15 +7,18 @@ What it rewrites (every rewrite is a :class:`Change` in the result):
   ``workspace_dir``, ``output_dir``, ``environment``) and ``defaults`` entries otpy has no
   use for (``gemini_model``, ``claude_output_format``, ...) are removed with a warning;
 - per step: ``claude_options`` flattened (``system_prompt`` -> ``system``,
-  ``append_system_prompt`` appended to it, ``max_turns``, ``model``, ``session_id``, ...;
-  agent-only options such as tools and ``cwd`` removed with a warning);
+  ``append_system_prompt`` appended to it, ``model``, ``session_id``, ...); its agent
+  settings (``allowed_tools``, ``disallowed_tools``, ``max_turns``, ``cwd``,
+  ``max_total_tokens``) stay in ``claude_options`` for the step types that run tools
+  (a ``cwd`` under ``./workspace`` made relative to the run's workspace), and are
+  removed with a warning for the others;
   ``token_budget: {max_output_tokens, temperature}`` -> ``max_tokens``, ``temperature``;
   ``condition`` -> ``when``; a ``prompt`` given as a list of parts -> one template string
   (see :mod:`otpy.compat._prompts`; ``file`` parts are never read: error-level change);
   ``output_to_file`` removed; per type: ``session_config`` (claude_session),
   ``extraction_config`` (claude_extract), ``tasks``/``batch_config`` (claude_batch),
   ``parallel_tasks`` (parallel_claude), ``retry_config`` (claude_robust);
-- left as they are, with a note: ``functions``/``tools`` of ``gemini`` steps, fields a
+- left as they are, with a note: ``tools`` of ``gemini`` steps (``functions`` is theirs), fields a
   legacy step type does not know, pipeline_ex step types otpy lacks.
 
 Pure and idempotent: the input is never changed, and migrating the result again gives the

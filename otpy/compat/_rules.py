@@ -14,7 +14,7 @@ from typing import Any, Final
 from otpy.compat._prompts import prompt_template
 from otpy.compat._report import Recorder
 from otpy.steps import COMMON_FIELDS
-from otpy.steps.llm import BUILTIN_STEPS
+from otpy.steps.llm import BUILTIN_STEPS, CLAUDE_OPTIONS
 
 __all__ = ["migrate_step"]
 
@@ -26,7 +26,7 @@ CLAUDE_OPTION_TARGETS: Final = {
     "max_tokens": "max_tokens",
     "session_id": "session_id",
 }
-_TOOLS = "otpy steps make plain model calls and run no tools"
+_TOOLS = "this step type runs no tools (claude, claude_smart, claude_session, ... do)"
 _LOGS = "otpy's telemetry and logging cover it"
 NO_COUNTERPART: Final = {
     "output_format": "answers are text; claude_extract or gemini_instructor give structure",
@@ -50,6 +50,11 @@ NO_COUNTERPART: Final = {
     "scope": "set_variable writes the run's variables",
     "preset": "only claude_smart has presets",
 }
+AGENT_OPTIONS: Final = tuple(
+    key for key in CLAUDE_OPTIONS if key not in ("system_prompt", "append_system_prompt")
+)
+"""``claude_options`` keys a step type that takes ``claude_options`` keeps there (its agent
+settings); the others are flattened into step fields or dropped as for any step."""
 TOKEN_BUDGET_TARGETS: Final = {"max_output_tokens": "max_tokens", "temperature": "temperature"}
 PIPELINE_EX_ONLY_TYPES: Final = frozenset(
     {"pipeline", "for_loop", "while_loop", "switch", "data_transform", "file_ops",
@@ -116,6 +121,25 @@ class StepMigration:
         self.step["system"] = combined
         self.record.change(self.label, source, append, combined, "appended to system")
 
+    def workspace_cwd(self, kept: dict[str, Any]) -> None:
+        """pipeline_ex's ``cwd`` is relative to where the pipeline runs, its workspace being
+        ``./workspace``; otpy's is relative to the run's workspace: drop that prefix."""
+        cwd = kept["cwd"]
+        if not isinstance(cwd, str):
+            return
+        parts = [part for part in cwd.split("/") if part not in ("", ".")]
+        if parts[:1] != ["workspace"]:
+            return
+        source = "claude_options.cwd"
+        if len(parts) == 1:
+            del kept["cwd"]
+            self.record.change(self.label, source, cwd, None, "removed: the run's workspace "
+                               "is where the agent works already")  # fmt: skip
+        else:
+            kept["cwd"] = "/".join(parts[1:])
+            self.record.change(self.label, source, cwd, kept["cwd"], "made relative to the "
+                               "run's workspace")  # fmt: skip
+
     def template(self, value: Any, field: str) -> Any:
         if isinstance(value, str) or value is None:
             return value
@@ -143,10 +167,17 @@ class StepMigration:
             else:
                 self.drop("condition", condition, "the step's own when wins")
         options = self.mapping("claude_options")
+        kept: dict[str, Any] = {}
+        if self.accepted is not None and "claude_options" in self.accepted:
+            kept = {key: options.pop(key) for key in AGENT_OPTIONS if key in options}
         append = options.pop("append_system_prompt", None)
         self.options("claude_options", options, CLAUDE_OPTION_TARGETS)
         if append is not None:
             self.append_system(append)
+        if "cwd" in kept:
+            self.workspace_cwd(kept)
+        if kept:
+            self.step["claude_options"] = kept
         self.options("token_budget", self.mapping("token_budget"), TOKEN_BUDGET_TARGETS)
         if "prompt" in self.step:
             self.step["prompt"] = self.template(self.step["prompt"], "prompt")
@@ -175,11 +206,11 @@ class StepMigration:
                 continue
             if field in NO_COUNTERPART:
                 self.drop(field, self.step.pop(field), NO_COUNTERPART[field])
-            elif self.kind == "gemini" and field in ("functions", "tools"):
+            elif self.kind == "gemini" and field == "tools":
                 self.record.note(
                     self.label, field, self.step[field],
-                    "left as it is: otpy's gemini step does not call functions yet, so "
-                    "validation rejects the step until this field is removed",
+                    "left as it is: a gemini step names its tools in functions (tool "
+                    "names), so validation rejects the step until this field is renamed",
                     "warning",
                 )  # fmt: skip
             else:
@@ -249,12 +280,15 @@ def _parallel(m: StepMigration) -> None:
         if task.get("prompt") is not None:
             instance["prompt"] = m.template(task["prompt"], f"{where}.prompt")
         options = dict(task.get("claude_options") or {})
+        kept = {key: options.pop(key) for key in AGENT_OPTIONS if key in options}
+        if kept:
+            instance["claude_options"] = kept
         for key, target in (("system_prompt", "system"), ("temperature", "temperature")):
             if key in options:
                 instance[target] = options.pop(key)
         for key, value in options.items():
             m.drop(f"{where}.claude_options.{key}", value, "instances take prompt, system, "
-                   "temperature and provider only")  # fmt: skip
+                   "temperature, provider and claude_options' agent settings only")  # fmt: skip
         for key, value in task.items():
             if key not in ("prompt", "claude_options", "id"):
                 m.drop(f"{where}.{key}", value, "no per-instance counterpart")

@@ -9,6 +9,7 @@ supervisor applies its restart strategy.
 
     OtpyError
     ├── ConfigurationError                  bad settings or arguments
+    │   └── OutsideWorkspaceError           a path leads out of its workspace (.path, .root)
     ├── SupervisionError                    supervision tree and actor lifecycle
     │   ├── ChildSpecError (ValueError)     an invalid ChildSpec field or supervisor flag
     │   │   └── DuplicateChildError         two children with the same id
@@ -39,7 +40,10 @@ supervisor applies its restart strategy.
     │   └── NoProviderAvailable             no healthy provider has the capabilities
     ├── PipelineError                       a pipeline run failed (.result, .step)
     ├── JobError                            an optimization job cannot do what was asked
-    ├── AgentError                          the agent cannot take a request (no route, ...)
+    ├── ToolError                           a tool call failed; the model is told (.tool)
+    ├── AgentLimitError                     an agent loop hit max_turns or its token
+    │                                       budget (.limit, .result so far)
+    ├── AgentError                          the routing agent cannot take a request
     ├── StateError                          a state store failed or was misused
     │   ├── VariableNotFound (LookupError)  no variable with that name or id
     │   ├── VariableExistsError             register_variable: the name is taken
@@ -63,6 +67,7 @@ values in attributes for code that handles it.
 
 from __future__ import annotations
 
+from otpy.errors._agent import AgentError, AgentLimitError, ToolError
 from otpy.errors._base import ConfigurationError, OtpyError
 from otpy.errors._provider import (
     AuthenticationError,
@@ -116,10 +121,11 @@ from otpy.errors._supervision import (
     StartChildError,
     SupervisionError,
 )
-from otpy.errors._work import AgentError, JobError, PipelineError
+from otpy.errors._work import JobError, OutsideWorkspaceError, PipelineError
 
 __all__ = [
     "AgentError",
+    "AgentLimitError",
     "AllOptionsFailed",
     "AlreadyPresentError",
     "AlreadyStartedError",
@@ -145,6 +151,7 @@ __all__ = [
     "NoProviderAvailable",
     "OperationTimeout",
     "OtpyError",
+    "OutsideWorkspaceError",
     "OverloadedError",
     "PermitError",
     "PipelineError",
@@ -162,6 +169,7 @@ __all__ = [
     "StateError",
     "StepValidationError",
     "SupervisionError",
+    "ToolError",
     "UnknownProviderError",
     "UnknownStepError",
     "VariableExistsError",

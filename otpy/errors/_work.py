@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from otpy.errors._base import OtpyError
+from otpy.errors._base import ConfigurationError, OtpyError
 
-__all__ = ["AgentError", "JobError", "PipelineError"]
+__all__ = ["JobError", "OutsideWorkspaceError", "PipelineError"]
 
 
 class PipelineError(OtpyError):
@@ -24,6 +24,14 @@ class JobError(OtpyError):
     store, pausing a job that has ended, resuming without its metric."""
 
 
-class AgentError(OtpyError):
-    """The agent cannot do what was asked: an empty or oversized message, bad inputs, no
-    route matching and no default, an unknown request id."""
+class OutsideWorkspaceError(ConfigurationError):
+    """A path leads outside the directory it is confined to (an agent's workspace, a
+    pipeline's files): an absolute path outside it, ``..`` climbing out, or a symbolic
+    link leading out. ``path`` is the path as given, ``root`` the directory, ``what``
+    names the use (``"path"``, ``"claude_options.cwd"``, ...)."""
+
+    def __init__(self, message: str, *, path: str, root: str, what: str) -> None:
+        super().__init__(message)
+        self.path = path
+        self.root = root
+        self.what = what

@@ -32,11 +32,14 @@ from otpy.pipelines._substep import PipelineStepType
 from otpy.pipelines._templates import (
     RESULT_FIELDS,
     ROOTS,
+    Ref,
+    parse,
     references,
     render,
     render_value,
     step_record,
 )
+from otpy.pipelines._tools import StepTools, check_tools
 
 __all__ = [
     "FAILOVER_ERRORS",
@@ -56,6 +59,7 @@ __all__ = [
     "PipelineStepType",
     "Plan",
     "PlannedStep",
+    "Ref",
     "ProviderDirectory",
     "RunProgress",
     "RunStatus",
@@ -64,10 +68,13 @@ __all__ = [
     "StepGateway",
     "StepOutcome",
     "StepStatus",
+    "StepTools",
     "check_providers",
     "check_references",
+    "check_tools",
     "compile_pipeline",
     "load_pipeline",
+    "parse",
     "references",
     "render",
     "render_value",

@@ -13,15 +13,15 @@ supervised worker re-raises it, so its supervisor sees the crash).
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
 from typing import Any
 
+from otpy.agent import ToolRegistry
 from otpy.clock import SYSTEM_CLOCK, Clock
 from otpy.errors import OtpyError, PipelineError
 from otpy.pipelines._gateway import ProviderDirectory, StepGateway
 from otpy.pipelines._plan import Plan, PlannedStep
+from otpy.pipelines._progress import RunProgress, StepEvent
 from otpy.pipelines._result import PipelineResult, StepError, StepOutcome, StepStatus
 from otpy.pipelines._templates import render, step_record
 from otpy.providers import Usage
@@ -31,9 +31,9 @@ from otpy.telemetry import (
     correlation,
     current_context,
     get_telemetry,
-    new_correlation_id,
     redact_value,
 )
+from otpy.workspace import Workspace
 
 __all__ = ["MAX_DEPTH", "RunProgress", "StepEvent", "run_plan"]
 
@@ -41,41 +41,6 @@ logger = logging.getLogger("otpy.pipelines")
 
 MAX_DEPTH = 8
 """How deep pipelines may nest (a ``pipeline`` step runs another pipeline)."""
-
-
-@dataclass(frozen=True, slots=True)
-class StepEvent:
-    """Progress of a run: step ``index`` of ``total`` is starting (``outcome`` None) or
-    has finished with ``outcome``."""
-
-    run_id: str
-    pipeline: str
-    step: str
-    index: int
-    total: int
-    outcome: StepOutcome | None = None
-
-
-@dataclass
-class RunProgress:
-    """A run in progress, shared between the thread running it and the code watching it:
-    ``outcomes`` so far, ``cancel`` (set it to stop before the next step), ``crash`` (the
-    exception that crashed a step), ``on_step`` (called with each :class:`StepEvent` in
-    the running thread; an exception from it is logged and ignored)."""
-
-    run_id: str = field(default_factory=new_correlation_id)
-    cancel: threading.Event = field(default_factory=threading.Event)
-    on_step: Callable[[StepEvent], None] | None = None
-    outcomes: list[StepOutcome] = field(default_factory=list)
-    crash: BaseException | None = None
-
-    def notify(self, event: StepEvent) -> None:
-        if self.on_step is None:
-            return
-        try:
-            self.on_step(event)
-        except Exception:
-            logger.exception("pipeline run %s: the on_step callback raised", self.run_id)
 
 
 def _error(exc: BaseException, *, crash: bool = False) -> StepError:
@@ -99,6 +64,8 @@ class _Run:
         telemetry: Telemetry,
         progress: RunProgress,
         depth: int,
+        tools: ToolRegistry | None = None,
+        workspace: Workspace | None = None,
     ) -> None:
         self.plan = plan
         self.inputs = inputs
@@ -114,6 +81,8 @@ class _Run:
             clock=clock,
             run_id=progress.run_id,
             run_pipeline=self.subrun,
+            tools=tools,
+            workspace=workspace,
         )
         self.started = clock.monotonic()
         self.spent: StepGateway | None = None
@@ -144,6 +113,8 @@ class _Run:
             telemetry=self.telemetry,
             progress=progress,
             depth=self.depth + 1,
+            tools=self.context.tools,
+            workspace=self.context.workspace,
         )
         if progress.crash is not None:
             raise progress.crash  # a crash inside stays a crash of this run
@@ -296,11 +267,15 @@ def run_plan(
     telemetry: Telemetry | None = None,
     progress: RunProgress | None = None,
     depth: int = 0,
+    tools: ToolRegistry | None = None,
+    workspace: Workspace | None = None,
 ) -> PipelineResult:
     """Run ``plan`` in this thread and return its :class:`PipelineResult` (also when a
     step failed or crashed: see ``status``, ``error`` and ``progress.crash``).
 
     ``variables`` are the run's starting ``vars`` (an optimization job's configuration).
+    ``tools`` are the tools agent steps may use (None: the built-in ones, Bash off);
+    ``workspace`` is where their file tools work (None: ``./workspace``).
     Raises before any step runs: ConfigurationError for inputs that do not fit the
     declared ones, StepValidationError for a step config that the inputs make invalid.
     The run is one trace: correlation id = ``run_id`` (a nested run joins its parent's).
@@ -310,7 +285,9 @@ def run_plan(
     resolved = plan.pipeline.resolve_inputs(inputs or {})
     start_vars = dict(variables or {})
     plan.check({"inputs": resolved, "vars": start_vars})
-    run = _Run(plan, resolved, providers, start_vars, clock, telemetry, progress, depth)
+    run = _Run(
+        plan, resolved, providers, start_vars, clock, telemetry, progress, depth, tools, workspace
+    )
     parent = current_context().correlation_id
     if depth:
         return _traced(run, parent)

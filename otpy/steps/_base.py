@@ -9,9 +9,11 @@ from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from otpy.agent import ToolRegistry
 from otpy.clock import SYSTEM_CLOCK, Clock
 from otpy.errors import ConfigurationError, StepValidationError
 from otpy.providers import Completion, CompletionRequest, ProviderGateway, Usage
+from otpy.workspace import Workspace
 
 __all__ = ["COMMON_FIELDS", "Step", "StepContext", "StepMetadata", "StepResult"]
 
@@ -71,7 +73,9 @@ class StepContext:
     """What a running step can see and use: the run's ``inputs``, the ``outputs`` of the
     steps before it (by step name), the run's ``variables`` (steps such as
     ``set_variable`` write them), the ``providers`` gateway, the run's ``clock`` and id,
-    and ``run_pipeline`` for nested pipelines.
+    ``run_pipeline`` for nested pipelines, the ``tools`` agent steps may call (the
+    runtime's registry; None: the built-in ones under default limits) and the run's
+    ``workspace`` directory (None: the ``tools.workspace`` of the limits, ``./workspace``).
     One context belongs to one run; steps of one run get the same object."""
 
     providers: ProviderGateway | None = None
@@ -83,6 +87,8 @@ class StepContext:
     run_pipeline: Callable[[Any, Mapping[str, Any]], Any] | None = None
     """Runs another pipeline (a path, YAML text or a dict) with inputs inside this run and
     returns its PipelineResult (the ``pipeline`` step type uses it); None outside a run."""
+    tools: ToolRegistry | None = None
+    workspace: Workspace | None = None
 
     def complete(
         self,

@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
-from otpy.actors import AgentHandle, JobsHandle, PipelineRun, ProviderRegistryHandle
+from otpy.actors import ChatHandle, JobsHandle, PipelineRun, ProviderRegistryHandle
 from otpy.config import RuntimeConfig
 from otpy.pipelines import StepEvent
 from otpy.supervision import SupervisorRef
@@ -35,7 +35,7 @@ class WebRuntime(Protocol):
     def providers(self) -> ProviderRegistryHandle: ...
 
     @property
-    def agent(self) -> AgentHandle: ...
+    def chat(self) -> ChatHandle: ...
 
     @property
     def telemetry(self) -> Telemetry: ...

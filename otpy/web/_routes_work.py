@@ -77,7 +77,7 @@ def chat(body: ChatRequest, ctx: Ctx) -> dict[str, Any]:
     """Route the message to a pipeline (rules, classifier, default) and start it; the
     request (its ``id``, ``state`` running, the ``pipeline`` chosen) at once. Follow it
     at ``/api/agent/runs/{id}`` or on the event stream."""
-    return reply_view(ctx.rt.agent.chat(body.message, body.inputs))
+    return reply_view(ctx.rt.chat.ask(body.message, body.inputs))
 
 
 @router.get("/api/agent/runs/{request_id}", tags=["agent"], summary="An agent request")
@@ -85,7 +85,7 @@ def get_agent_run(request_id: str, ctx: Ctx) -> dict[str, Any]:
     """The request: its state, the pipeline used and why, the response, duration,
     whether a fallback was used, and each attempt."""
     try:
-        return reply_view(ctx.rt.agent.get(request_id))
+        return reply_view(ctx.rt.chat.get(request_id))
     except AgentError as exc:
         raise ApiError(404, str(exc)) from None
 
@@ -93,7 +93,7 @@ def get_agent_run(request_id: str, ctx: Ctx) -> dict[str, Any]:
 @router.get("/api/agent/runs", tags=["agent"], summary="Recent agent requests")
 def list_agent_runs(ctx: Ctx) -> dict[str, Any]:
     """The last 50 requests, oldest first."""
-    return {"runs": [reply_view(reply) for reply in ctx.rt.agent.recent(50)]}
+    return {"runs": [reply_view(reply) for reply in ctx.rt.chat.recent(50)]}
 
 
 @router.get(

@@ -167,6 +167,19 @@ def _bind(host: str, port: int) -> socket.socket:
     return sock
 
 
-def serve(rt: WebRuntime, **options: Any) -> Server:
-    """Start a :class:`Server` for ``rt`` (keywords: see :class:`Server`)."""
-    return Server(rt, **options)
+def serve(
+    rt: WebRuntime,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    token: str | None = None,
+    **options: Any,
+) -> Server:
+    """Start a :class:`Server` for ``rt`` (``rt.serve()``): ``token`` None takes the
+    config's ``web.token``, else a random one; ``max_body`` defaults to the config's
+    ``web.max_body``; the other keywords are :class:`Server`'s."""
+    web = rt.config.web
+    if token is None and web.token is not None:
+        token = web.token.get_secret_value()
+    options.setdefault("max_body", web.max_body)
+    return Server(rt, host=host, port=port, token=token, **options)

@@ -258,7 +258,7 @@ workflow:
       type: claude
       claude_options:
         system_prompt: You review code.
-        max_turns: 3
+        verbose: true
       prompt:
         - type: static
           content: "Review using:"
@@ -282,8 +282,8 @@ def test_a_legacy_config_is_migrated_and_carries_the_report(tmp_path: Path) -> N
     report = migration.report()
     assert "flattened the workflow wrapper" in report
     assert (
-        "[warning] step 'review', claude_options.max_turns: removed: a claude step has no max_turns"
-        in report
+        "[warning] step 'review', claude_options.verbose: removed: otpy's telemetry and logging "
+        "cover it" in report
     )
     assert load_pipeline(GOOD).migration is None
 

@@ -212,7 +212,7 @@ def test_the_agent_answers_through_the_api() -> None:
         assert accepted.status_code == 202
         reply = accepted.json()
         assert reply["state"] == "running" and reply["pipeline"] == "chat"
-        s.rt.agent.wait(reply["id"], 10)
+        s.rt.chat.wait(reply["id"], 10)
         done = s.client.get(f"/api/agent/runs/{reply['id']}").json()
         assert done["state"] == "completed" and "What is OTP?" in done["response"]
         assert done["pipeline"] == "chat" and done["fallback_used"] is False

@@ -132,7 +132,7 @@ def test_no_secret_in_any_response_or_page(monkeypatch: pytest.MonkeyPatch) -> N
     with served(config) as s:
         for message in (SECRET, f"my api_key={OPTION_SECRET} leaked"):
             reply = s.client.post("/api/agent/chat", json={"message": message}).json()
-            s.rt.agent.wait(reply["id"], 10)
+            s.rt.chat.wait(reply["id"], 10)
         pages = ["/", "/static/app.js", "/static/style.css", "/openapi.json", "/metrics"]
         schema = s.client.get("/openapi.json").json()
         pages += [
@@ -142,7 +142,7 @@ def test_no_secret_in_any_response_or_page(monkeypatch: pytest.MonkeyPatch) -> N
         ]
         pages += [
             f"/api/actors/{s.rt.name}.providers",
-            f"/api/agent/runs/{s.rt.agent.recent(1)[0].id}",
+            f"/api/agent/runs/{s.rt.chat.recent(1)[0].id}",
         ]
         seen = 0
         for path in pages:

@@ -25,6 +25,7 @@ __all__ = [
     "check_str_list",
     "is_number",
     "step_label",
+    "with_tools",
 ]
 
 LLM_FIELDS = ("system", "temperature", "max_tokens", "stop")
@@ -164,6 +165,14 @@ def call_provider(
     provider: str | None = None,
 ) -> Completion:
     """Complete ``request`` on ``provider`` (default: the step's ``provider`` field; None
-    lets the registry select one with ``capabilities``), through the context's gateway."""
+    lets the registry select one with ``capabilities``), through the context's gateway.
+    A request offering tools also asks for the ``tools`` capability."""
     name = provider if provider is not None else step.get("provider")
-    return context.complete(request, provider=name, capabilities=tuple(capabilities))
+    return context.complete(request, provider=name, capabilities=with_tools(request, capabilities))
+
+
+def with_tools(request: CompletionRequest, capabilities: Sequence[str]) -> tuple[str, ...]:
+    """``capabilities``, plus ``tools`` when ``request`` offers tools."""
+    if request.tools and "tools" not in capabilities:
+        return (*capabilities, "tools")
+    return tuple(capabilities)

@@ -1,6 +1,8 @@
 """The one-prompt steps: ``claude``, ``gemini`` and ``claude_smart`` (with presets).
 
-Each sends one request and returns the text. None of them names a provider by default:
+Each sends one request and returns the text; one whose ``claude_options`` (or, for
+``gemini``, ``functions``) allows tools runs the agent loop instead (see
+:mod:`otpy.steps.llm._agentic`). None of them names a provider by default:
 the step's ``provider`` field picks one, otherwise the registry selects any provider with
 the ``text`` capability (the embedded runtime has ``simulated``).
 """
@@ -12,9 +14,11 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any, ClassVar
 
+from otpy.agent import AgentResult
 from otpy.errors import StepValidationError
-from otpy.providers import CompletionRequest
+from otpy.providers import Completion, CompletionRequest
 from otpy.steps._base import Step, StepContext, StepMetadata, StepResult
+from otpy.steps.llm._agentic import TOOL_FIELDS, agent_metadata, ask, check_tool_fields
 from otpy.steps.llm._common import (
     LLM_FIELDS,
     build_request,
@@ -48,6 +52,7 @@ class PromptStep(Step):
         checked = super().validate(config)
         check_str(checked, "prompt", required=True)
         check_llm_fields(checked)
+        check_tool_fields(checked)
         return checked
 
     def request(self, step: Mapping[str, Any]) -> CompletionRequest:
@@ -55,8 +60,22 @@ class PromptStep(Step):
         return build_request(step, prompt=step["prompt"])
 
     def execute(self, step: Mapping[str, Any], context: StepContext) -> StepResult:
-        completion = call_provider(context, step, self.request(step), self.metadata.capabilities)
-        return StepResult.of_completion(completion, output=completion.text)
+        completion, agent = self.answer(step, context)
+        return StepResult.of_completion(
+            completion, output=completion.text, metadata=agent_metadata(agent)
+        )
+
+    def answer(
+        self, step: Mapping[str, Any], context: StepContext
+    ) -> tuple[Completion, AgentResult | None]:
+        """The answer to this step's request: one completion, or the agent run's."""
+        capabilities = self.metadata.capabilities
+        return ask(
+            step,
+            context,
+            self.request(step),
+            lambda request: call_provider(context, step, request, capabilities),
+        )
 
 
 class ClaudeStep(PromptStep):
@@ -64,9 +83,10 @@ class ClaudeStep(PromptStep):
 
     metadata: ClassVar[StepMetadata] = StepMetadata(
         description="Claude-style prompt: one prompt (with optional system prompt, "
-        "temperature, max_tokens, stop sequences) and its text answer.",
+        "temperature, max_tokens, stop sequences) and its text answer; with "
+        "claude_options.allowed_tools an agent that calls tools in its workspace.",
         required_fields=("prompt",),
-        optional_fields=LLM_FIELDS,
+        optional_fields=(*LLM_FIELDS, "claude_options"),
         capabilities=("text",),
     )
 
@@ -77,9 +97,10 @@ class GeminiStep(PromptStep):
     metadata: ClassVar[StepMetadata] = StepMetadata(
         description="Gemini-style prompt: one prompt (with optional system instruction, "
         "temperature, max_tokens, stop sequences) and its text answer; any provider with "
-        "the text capability serves it unless provider names one.",
+        "the text capability serves it unless provider names one; with functions, an agent "
+        "calling those tools.",
         required_fields=("prompt",),
-        optional_fields=LLM_FIELDS,
+        optional_fields=(*LLM_FIELDS, *TOOL_FIELDS["gemini"]),
         capabilities=("text",),
     )
 
@@ -159,9 +180,9 @@ class ClaudeSmartStep(PromptStep):
     metadata: ClassVar[StepMetadata] = StepMetadata(
         description="Prompt with a preset (analysis, code_review, development, chat, "
         "production, test) supplying system prompt, temperature and max_tokens; explicit "
-        "fields override the preset.",
+        "fields override the preset; claude_options as for claude.",
         required_fields=("prompt", "preset"),
-        optional_fields=LLM_FIELDS,
+        optional_fields=(*LLM_FIELDS, "claude_options"),
         capabilities=("text",),
     )
 
@@ -188,7 +209,9 @@ class ClaudeSmartStep(PromptStep):
         )
 
     def execute(self, step: Mapping[str, Any], context: StepContext) -> StepResult:
-        completion = call_provider(context, step, self.request(step), self.metadata.capabilities)
+        completion, agent = self.answer(step, context)
         return StepResult.of_completion(
-            completion, output=completion.text, metadata={"preset": step["preset"]}
+            completion,
+            output=completion.text,
+            metadata={"preset": step["preset"], **agent_metadata(agent)},
         )

@@ -5,9 +5,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, ClassVar, Final
 
+from otpy.agent import AgentResult
 from otpy.errors import AllOptionsFailed, OtpyError, ProviderError, StepValidationError
-from otpy.providers import Completion
+from otpy.providers import Completion, CompletionRequest
 from otpy.steps._base import Step, StepContext, StepMetadata, StepResult
+from otpy.steps.llm._agentic import agent_metadata, ask, check_tool_fields
 from otpy.steps.llm._common import (
     LLM_FIELDS,
     build_request,
@@ -17,6 +19,7 @@ from otpy.steps.llm._common import (
     check_str,
     check_str_list,
     step_label,
+    with_tools,
 )
 
 __all__ = ["ClaudeRobustStep"]
@@ -47,7 +50,8 @@ class ClaudeRobustStep(Step):
     straight to the fallback. If the fallback fails too, ``AllOptionsFailed`` names both
     failures (its ``__cause__`` is the fallback's). Result metadata: ``served_by``
     (``"primary"`` or ``"fallback"``), ``primary_attempts``, ``primary_error`` (why the
-    primary failed, or None).
+    primary failed, or None). With ``claude_options`` allowing tools, each attempt (and
+    the fallback) is a whole agent run: tool calls of a failed attempt are made again.
     """
 
     metadata: ClassVar[StepMetadata] = StepMetadata(
@@ -60,6 +64,7 @@ class ClaudeRobustStep(Step):
             "fallback_provider",
             "fallback_capabilities",
             "fallback_model",
+            "claude_options",
         ),
         capabilities=("text",),
     )
@@ -80,6 +85,7 @@ class ClaudeRobustStep(Step):
             )
         check_str(checked, "fallback_model")
         check_llm_fields(checked)
+        check_tool_fields(checked)
         return checked
 
     def execute(self, step: Mapping[str, Any], context: StepContext) -> StepResult:
@@ -91,26 +97,36 @@ class ClaudeRobustStep(Step):
         while attempts < max_attempts:
             attempts += 1
             try:
-                completion = call_provider(context, step, request, capabilities)
+                completion, agent = ask(
+                    step,
+                    context,
+                    request,
+                    lambda asked: call_provider(context, step, asked, capabilities),
+                )
             except ProviderError as exc:
                 primary_error = exc
                 if not exc.retryable:
                     break
                 if exc.retry_after and attempts < max_attempts:
                     context.clock.sleep(exc.retry_after)
+            except StepValidationError:
+                raise  # the step's own config (a tool name, a cwd): no provider fixes it
             except OtpyError as exc:
                 primary_error = exc
                 break
             else:
-                return self._result(completion, "primary", attempts, primary_error)
+                return self._result(completion, agent, "primary", attempts, primary_error)
         assert primary_error is not None
         fallback_name: str | None = step.get("fallback_provider")
         fallback_capabilities = tuple(step.get("fallback_capabilities") or capabilities)
         fallback_request = request.model_copy(update={"model": step.get("fallback_model")})
+
+        def on_fallback(asked: CompletionRequest) -> Completion:
+            wanted = with_tools(asked, fallback_capabilities)
+            return context.complete(asked, provider=fallback_name, capabilities=wanted)
+
         try:
-            completion = context.complete(
-                fallback_request, provider=fallback_name, capabilities=fallback_capabilities
-            )
+            completion, agent = ask(step, context, fallback_request, on_fallback)
         except OtpyError as exc:
             primary = step.get("provider") or "any provider"
             fallback = fallback_name or f"any provider with {', '.join(fallback_capabilities)}"
@@ -121,11 +137,15 @@ class ClaudeRobustStep(Step):
                     (f"fallback {fallback}", exc),
                 ],
             ) from exc
-        return self._result(completion, "fallback", attempts, primary_error)
+        return self._result(completion, agent, "fallback", attempts, primary_error)
 
     @staticmethod
     def _result(
-        completion: Completion, served_by: str, attempts: int, primary_error: OtpyError | None
+        completion: Completion,
+        agent: AgentResult | None,
+        served_by: str,
+        attempts: int,
+        primary_error: OtpyError | None,
     ) -> StepResult:
         return StepResult.of_completion(
             completion,
@@ -135,5 +155,6 @@ class ClaudeRobustStep(Step):
                 "served_by": served_by,
                 "primary_attempts": attempts,
                 "primary_error": None if primary_error is None else _describe(primary_error),
+                **agent_metadata(agent),
             },
         )

@@ -1,6 +1,7 @@
-"""The ``Agent`` GenServer (``<runtime>.agent``) and its handle (``rt.agent``).
+"""The routing agent: the ``ChatAgent`` GenServer (``<runtime>.agent``) and its handle
+(``rt.chat``).
 
-A request (``rt.agent.chat(text)``) is routed by :class:`otpy.agent.Router` — the
+A request (``rt.chat.ask(text)``) is routed by :class:`otpy.agent.Router` — the
 configured rules, else the LLM classifier (a one-step pipeline run like any other), else
 the default route — and its pipeline runs as a supervised run under the runtime's runs
 supervisor; the call returns the :class:`~otpy.agent.AgentReply` at once, ``running``.
@@ -9,7 +10,7 @@ cancelled or times out degrades to its route's fallback (once per route: a chain
 fallbacks stops where it would loop). The mailbox only ever holds short messages: runs
 report back by a cast when they finish, timers by a cast when they fire.
 
-Replies live in an :class:`AgentCell` shared with the handle and with every incarnation:
+Replies live in an :class:`ChatCell` shared with the handle and with every incarnation:
 ``get`` and ``wait`` read it without a message; requests in flight when the agent crashed
 are marked failed by the next incarnation.
 """
@@ -27,6 +28,7 @@ from otpy.actors._pipeline_runner import PipelineRun
 from otpy.agent import (
     CLASSIFIER,
     AgentAttempt,
+    AgentConfig,
     AgentReply,
     AgentState,
     AttemptStatus,
@@ -36,19 +38,18 @@ from otpy.agent import (
     response_of,
 )
 from otpy.clock import Clock, TimerHandle
-from otpy.config import AgentConfig
 from otpy.errors import AgentError, CallTimeoutError, OtpyError
 from otpy.supervision import ChildSpec, GenServer, NamedHandle
 from otpy.telemetry import emit_safely
 
-__all__ = ["Agent", "AgentCell", "AgentHandle"]
+__all__ = ["ChatAgent", "ChatCell", "ChatHandle", "chat_child"]
 
 StartRun = Callable[[Any, Mapping[str, Any]], PipelineRun]
 """How the agent starts a run: ``(pipeline source, inputs) -> PipelineRun`` (the
 runtime's ``start_pipeline``)."""
 
 
-class AgentCell:
+class ChatCell:
     """The replies the agent and its handle share, newest last, at most ``keep`` of them
     finished (the oldest finished ones are forgotten first). Thread-safe."""
 
@@ -103,12 +104,12 @@ class _Request:
     timer: TimerHandle | None = None
 
 
-class Agent(GenServer):
+class ChatAgent(GenServer):
     """Routes requests to pipelines and runs them (see the module docstring). Calls:
-    ``chat(message, inputs)``; casts from its runs and timers."""
+    ``ask(message, inputs)``; casts from its runs and timers."""
 
     def __init__(
-        self, config: AgentConfig, cell: AgentCell, start_run: StartRun, clock: Clock
+        self, config: AgentConfig, cell: ChatCell, start_run: StartRun, clock: Clock
     ) -> None:
         super().__init__()
         self.config = config
@@ -120,7 +121,7 @@ class Agent(GenServer):
 
     @classmethod
     def child_spec(
-        cls, name: str, config: AgentConfig, cell: AgentCell, start_run: StartRun, clock: Clock
+        cls, name: str, config: AgentConfig, cell: ChatCell, start_run: StartRun, clock: Clock
     ) -> ChildSpec:
         """A permanent child registered as ``name``, with the id ``agent``."""
         return ChildSpec.actor(cls, config, cell, start_run, clock, id="agent", register_as=name)
@@ -138,7 +139,7 @@ class Agent(GenServer):
 
     # -- calls ---------------------------------------------------------------------------
 
-    def chat(self, message: str, inputs: Mapping[str, Any] | None = None) -> AgentReply:
+    def ask(self, message: str, inputs: Mapping[str, Any] | None = None) -> AgentReply:
         """Route ``message`` and start its pipeline; the reply, ``running``. AgentError
         for an empty or oversized message, bad inputs, or no route and no default."""
         if not isinstance(message, str) or not message.strip():
@@ -309,19 +310,19 @@ class Agent(GenServer):
         )  # fmt: skip
 
 
-class AgentHandle:
-    """What ``rt.agent`` is: :meth:`chat` starts a request, :meth:`get` and :meth:`wait`
+class ChatHandle:
+    """What ``rt.chat`` is: :meth:`ask` starts a request, :meth:`get` and :meth:`wait`
     read its reply (no message to the agent), :meth:`recent` lists the last ones."""
 
-    def __init__(self, name: str, cell: AgentCell, timeout: float | None) -> None:
+    def __init__(self, name: str, cell: ChatCell, timeout: float | None) -> None:
         self.name = name
         self.cell = cell
         self._actor = NamedHandle(name, timeout=timeout)
 
-    def chat(self, message: str, inputs: Mapping[str, Any] | None = None) -> AgentReply:
+    def ask(self, message: str, inputs: Mapping[str, Any] | None = None) -> AgentReply:
         """Route ``message`` to a pipeline and start it; returns the reply at once
         (``running``). Blocks on the agent's call only. AgentError for a bad request."""
-        reply: AgentReply = self._actor.chat(message, inputs)
+        reply: AgentReply = self._actor.ask(message, inputs)
         return reply
 
     def get(self, reply_id: str) -> AgentReply:
@@ -346,4 +347,15 @@ class AgentHandle:
         return self.cell.recent(n)
 
     def __repr__(self) -> str:
-        return f"AgentHandle({self.name!r})"
+        return f"ChatHandle({self.name!r})"
+
+
+def chat_child(
+    name: str, config: AgentConfig, start_run: StartRun, clock: Clock, timeout: float | None
+) -> tuple[ChildSpec, ChatHandle]:
+    """The routing agent of a runtime: its child spec (registered as ``name``, id
+    ``agent``) and the handle that follows it across restarts."""
+    cell = ChatCell(config.keep)
+    return ChatAgent.child_spec(name, config, cell, start_run, clock), ChatHandle(
+        name, cell, timeout
+    )

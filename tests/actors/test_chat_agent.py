@@ -1,6 +1,7 @@
-"""The Agent in a runtime: routes by rule, by classifier and by default; a failed or
-timed-out pipeline degrades to its fallback; bad requests are refused and the agent lives
-on; a crash mid-request fails that request, and the restarted agent takes the next."""
+"""The routing agent (``rt.chat``) in a runtime: routes by rule, by classifier and by
+default; a failed or timed-out pipeline degrades to its fallback; bad requests are
+refused and the agent lives on; a crash mid-request fails that request, and the restarted
+agent takes the next."""
 
 from __future__ import annotations
 
@@ -97,22 +98,22 @@ def _routes(folder: Path) -> dict[str, Any]:
 
 def test_a_rule_routes_the_request_and_the_reply_says_how(tmp_path: Path) -> None:
     with agent_runtime(tmp_path, _routes(tmp_path)) as (rt, _):
-        reply = rt.agent.chat("Summarize the meeting notes", {})
+        reply = rt.chat.ask("Summarize the meeting notes", {})
         assert reply.state == "running" and reply.pipeline == "summarize"
         assert reply.reason == "keyword 'summarize'"
-        done = rt.agent.wait(reply.id, 10)
+        done = rt.chat.wait(reply.id, 10)
         assert done.state == "completed" and done.fallback_used is False
         assert done.response.startswith("Simulated answer (sim-1) to: summarize: Summarize")
         assert done.duration is not None and done.duration > 0
         assert [(a.route, a.status) for a in done.attempts] == [("summarize", "completed")]
-        assert rt.agent.get(reply.id) == done and rt.agent.recent(1) == [done]
-        other = rt.agent.wait(rt.agent.chat("hello").id, 10)
+        assert rt.chat.get(reply.id) == done and rt.chat.recent(1) == [done]
+        other = rt.chat.wait(rt.chat.ask("hello").id, 10)
         assert (other.pipeline, other.reason) == ("brief", "default")
 
 
 def test_a_failed_pipeline_degrades_to_its_fallback(tmp_path: Path) -> None:
     with agent_runtime(tmp_path, _routes(tmp_path)) as (rt, _):
-        done = rt.agent.wait(rt.agent.chat("break it please").id, 10)
+        done = rt.chat.wait(rt.chat.ask("break it please").id, 10)
         assert done.state == "completed" and done.fallback_used is True
         assert done.pipeline == "brief" and done.reason == "fallback of 'broken'"
         first, second = done.attempts
@@ -126,12 +127,12 @@ def test_a_pipeline_that_times_out_degrades_to_its_fallback(tmp_path: Path) -> N
     clock = FakeClock()
     agent = {**_routes(tmp_path), "timeout": 30}
     with agent_runtime(tmp_path, agent, clock=clock) as (rt, held):
-        reply = rt.agent.chat("do it slowly")
+        reply = rt.chat.ask("do it slowly")
         assert held.entered.wait(10) and reply.pipeline == "slow"
         clock.advance(29)
-        assert rt.agent.get(reply.id).state == "running"
+        assert rt.chat.get(reply.id).state == "running"
         clock.advance(1)  # the timer fires: the run is cancelled, the fallback runs
-        done = rt.agent.wait(reply.id, 10)
+        done = rt.chat.wait(reply.id, 10)
         assert done.state == "completed" and done.fallback_used and done.pipeline == "brief"
         assert [(a.route, a.status) for a in done.attempts] == [
             ("slow", "timed_out"),
@@ -142,24 +143,24 @@ def test_a_pipeline_that_times_out_degrades_to_its_fallback(tmp_path: Path) -> N
         runs = whereis(f"{rt.name}.runs")
         assert runs is not None
         wait_until(lambda: runs.count_children().active == 0)  # type: ignore[attr-defined]
-        rt.agent.chat("summarize this")  # a call: handled after the late run's cast
-        assert rt.agent.get(reply.id) == done
+        rt.chat.ask("summarize this")  # a call: handled after the late run's cast
+        assert rt.chat.get(reply.id) == done
 
 
 def test_the_classifier_routes_what_no_rule_matches(tmp_path: Path) -> None:
     agent = {**_routes(tmp_path), "classifier": {"provider": "judge"}}
     with agent_runtime(tmp_path, agent) as (rt, _):
-        done = rt.agent.wait(rt.agent.chat("condense these notes for me").id, 10)
+        done = rt.chat.wait(rt.chat.ask("condense these notes for me").id, 10)
         assert (done.pipeline, done.reason) == ("summarize", "classifier")
         assert [a.route for a in done.attempts] == ["classifier", "summarize"]
-        ruled = rt.agent.wait(rt.agent.chat("summarize now").id, 10)
+        ruled = rt.chat.wait(rt.chat.ask("summarize now").id, 10)
         assert [a.route for a in ruled.attempts] == ["summarize"]  # a rule needs no classifier
 
 
 def test_a_classifier_answer_naming_no_route_goes_to_the_default(tmp_path: Path) -> None:
     agent = {**_routes(tmp_path), "classifier": {"provider": "vague"}}
     with agent_runtime(tmp_path, agent) as (rt, _):
-        done = rt.agent.wait(rt.agent.chat("what is this?").id, 10)
+        done = rt.chat.wait(rt.chat.ask("what is this?").id, 10)
         assert (done.pipeline, done.reason) == ("brief", "default")
 
 
@@ -176,25 +177,25 @@ def test_bad_requests_are_refused_and_the_agent_lives_on(tmp_path: Path) -> None
             ),
         ):
             with pytest.raises(AgentError, match=problem):
-                rt.agent.chat(message)
+                rt.chat.ask(message)
         with pytest.raises(AgentError, match="inputs must be a mapping"):
-            rt.agent.chat("x", ["not", "a", "mapping"])  # type: ignore[arg-type]
+            rt.chat.ask("x", ["not", "a", "mapping"])  # type: ignore[arg-type]
         with pytest.raises(AgentError, match="no agent request 'nope'"):
-            rt.agent.get("nope")
+            rt.chat.get("nope")
         assert whereis(f"{rt.name}.agent") is ref
-        assert rt.agent.wait(rt.agent.chat("x marks it").id, 10).state == "completed"
+        assert rt.chat.wait(rt.chat.ask("x marks it").id, 10).state == "completed"
 
 
 def test_a_crash_mid_request_fails_it_and_the_restarted_agent_goes_on(tmp_path: Path) -> None:
     with agent_runtime(tmp_path, _routes(tmp_path)) as (rt, held):
-        reply = rt.agent.chat("go slowly")
+        reply = rt.chat.ask("go slowly")
         assert held.entered.wait(10)
         ref = whereis(f"{rt.name}.agent")
         assert ref is not None
         ref.kill()
-        failed = rt.agent.wait(reply.id, 10)
+        failed = rt.chat.wait(reply.id, 10)
         assert failed.state == "failed" and failed.error == "the agent restarted mid-request"
-        assert rt.agent.wait(rt.agent.chat("summarize again").id, 10).state == "completed"
+        assert rt.chat.wait(rt.chat.ask("summarize again").id, 10).state == "completed"
 
 
 def test_a_route_whose_pipeline_lacks_the_message_input_stops_the_start(tmp_path: Path) -> None:
