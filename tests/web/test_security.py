@@ -125,7 +125,7 @@ def test_no_secret_in_any_response_or_page(monkeypatch: pytest.MonkeyPatch) -> N
             "claude": {
                 "type": "anthropic",
                 "api_key": SECRET,
-                "options": {"base_url": "http://127.0.0.1:9/"},
+                "options": {"base_url": f"http://user:{OPTION_SECRET}@127.0.0.1:9/"},
             },
         }
     }
