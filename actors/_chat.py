@@ -186,7 +186,7 @@ class ChatAgent(GenServer):
                 fallback_used=request.reply.fallback_used or fallback,
             )
             emit_safely(
-                "agent.routed",
+                "chat.routed",
                 metadata={"request": request.reply.id, "pipeline": choice.name,
                           "reason": choice.reason},
             )  # fmt: skip
@@ -303,7 +303,7 @@ class ChatAgent(GenServer):
         self._update(request, state=state, duration=duration, **changes)
         reply = request.reply
         emit_safely(
-            "agent.finished",
+            "chat.finished",
             {"duration": duration},
             {"request": reply.id, "state": state, "pipeline": reply.pipeline or "",
              "fallback_used": reply.fallback_used},

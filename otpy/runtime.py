@@ -13,12 +13,12 @@
         rt.serve()                           # the HTTP API and dashboard (otpy[web])
 
 The tree: a root supervisor (one_for_one) over the StepRegistry, ProviderRegistry,
-CompatibilityManager, HealthMonitor, the JobSupervisor, the runs supervisor (one
-temporary worker per pipeline run) and the routing agent, each registered as
-``<name>.<role>``. The handles (``rt.steps``, ``rt.providers``, ``rt.compat``, ``rt.chat``)
-resolve the names on every write and read the registries' snapshots without a message, so
-they keep working while a registry restarts. A fatal escalation at the root (restart intensity
-exceeded) is logged and handed to ``on_fatal``; it never kills the host process.
+CompatibilityManager, HealthMonitor, the routing agent, the JobSupervisor and the runs
+supervisor (one temporary worker per pipeline run), each registered as ``<name>.<role>``.
+The handles (``rt.steps``, ``rt.providers``, ``rt.compat``, ``rt.chat``) resolve the names
+on every write and read the registries' snapshots without a message, so they keep working
+while a registry restarts. A fatal escalation at the root (restart intensity exceeded) is
+logged and handed to ``on_fatal``; it never kills the host process.
 """
 
 from __future__ import annotations
@@ -152,6 +152,7 @@ class Runtime:
                 ),
                 id="health",
             ),
+            agent,  # stopped after the runs it started (a stop kills runs first)
             ChildSpec(
                 id="jobs",
                 start=lambda: DynamicSupervisor.start(name=f"{prefix}.jobs", clock=clock),
@@ -162,7 +163,6 @@ class Runtime:
                 start=lambda: DynamicSupervisor.start(name=f"{prefix}.runs", clock=clock),
                 type="supervisor",
             ),
-            agent,
         ]
         try:
             self.supervisor: SupervisorRef = Supervisor.start(

@@ -43,8 +43,8 @@ _KINDS: Final = {
     "breaker.state_changed": "provider",
     "provider.unhealthy": "provider",
     "provider.recovered": "provider",
-    "agent.routed": "agent",
-    "agent.finished": "agent",
+    "chat.routed": "agent",
+    "chat.finished": "agent",
     "runtime.failed": "runtime",
 }
 _CLOSE: Final = None

@@ -47,7 +47,7 @@ def test_serve_the_demo_config_with_a_live_job_until_ctrl_c() -> None:
                 next_event(events, "hello")
                 ask = client.post("/api/agent/chat", json={"message": "tl;dr: OTP in a line"})
                 assert ask.json()["pipeline"] == "summarize"
-                next_event(events, "agent", lambda e: e["name"] == "agent.finished")
+                next_event(events, "agent", lambda e: e["name"] == "chat.finished")
             reply = client.get(f"/api/agent/runs/{ask.json()['id']}").json()
             assert reply["state"] == "completed" and reply["reason"] == "keyword 'tl;dr'"
             assert "tl;dr: OTP in a line" in reply["response"]  # the simulated answer echoes it

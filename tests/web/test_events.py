@@ -46,9 +46,9 @@ def test_restarts_and_agent_requests_are_streamed() -> None:
         assert f"{s.rt.name}.root" in restart["metadata"]["supervisor"]
         reply = s.client.post("/api/agent/chat", json={"message": "hello"}).json()
         routed = next_event(events, "agent")
-        assert routed["name"] == "agent.routed" and routed["metadata"]["request"] == reply["id"]
+        assert routed["name"] == "chat.routed" and routed["metadata"]["request"] == reply["id"]
         finished = next_event(events, "agent")
-        assert finished["name"] == "agent.finished"
+        assert finished["name"] == "chat.finished"
         assert finished["metadata"]["state"] == "completed"
 
 

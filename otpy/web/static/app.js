@@ -9,6 +9,7 @@ const state = {
   jobs: new Map(),        // job id -> last status
   selected: null,         // the job whose plot is shown
   plotAt: 0,              // when the plot was last fetched
+  plotTimer: null,        // a fetch due at the end of the current second
   chats: new Map(),       // agent request id -> its <li>
 };
 
@@ -149,7 +150,14 @@ function select(id) {
 
 async function refreshPlot(now) {
   const id = state.selected;
-  if (id === null || (!now && Date.now() - state.plotAt < 1000)) return;
+  if (id === null) return;
+  const wait = 1000 - (Date.now() - state.plotAt);
+  if (!now && wait > 0) {  // at most one fetch a second, and the last change always drawn
+    if (!state.plotTimer) {
+      state.plotTimer = setTimeout(() => { state.plotTimer = null; refreshPlot(true); }, wait);
+    }
+    return;
+  }
   state.plotAt = Date.now();
   try {
     const data = await api("GET", `/api/jobs/${encodeURIComponent(id)}/trials`);
@@ -350,7 +358,7 @@ function dispatch(kind, data) {
     treeTimer = setTimeout(loadTree, 200);
   } else if (kind === "provider") {
     loadProviders();
-  } else if (kind === "agent" && data.name === "agent.finished") {
+  } else if (kind === "agent" && data.name === "chat.finished") {
     followReply(data.metadata.request);
   }
 }
