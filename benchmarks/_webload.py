@@ -5,8 +5,9 @@ client library in the way), one JSON document of results on stdout.
     python benchmarks/_webload.py status URL PATH --clients 50 --seconds 5
     python benchmarks/_webload.py sse URL --clients 100 --events 200 --token T
 
-``status``: each client sends GET PATH back to back for the given seconds; prints every
-latency (ms) and the count of each response status. ``sse``: each client opens
+``status``: each client sends GET PATH back to back for the given seconds (or, with
+``--interval S``, one every S seconds); prints every latency (ms) and the count of each
+response status. ``sse``: each client opens
 /api/events and reads ``bench`` events (their
 data carries the server's ``time.monotonic()`` at broadcast; CLOCK_MONOTONIC is the same
 clock in every process of the machine) until it has ``events`` of them; prints every
@@ -41,7 +42,9 @@ async def _response(reader: asyncio.StreamReader) -> int:
     return status
 
 
-async def status_load(url: str, path: str, clients: int, seconds: float) -> dict[str, object]:
+async def status_load(
+    url: str, path: str, clients: int, seconds: float, interval: float
+) -> dict[str, object]:
     latencies: list[float] = []
     statuses: dict[int, int] = {}
     deadline = time.monotonic() + seconds
@@ -49,12 +52,16 @@ async def status_load(url: str, path: str, clients: int, seconds: float) -> dict
     async def client() -> None:
         reader, writer, host = await _connect(url)
         request = f"GET {path} HTTP/1.1\r\nHost: {host}\r\n\r\n".encode()
+        tick = time.monotonic()
         while time.monotonic() < deadline:
             started = time.perf_counter()
             writer.write(request)
             status = await _response(reader)
             latencies.append((time.perf_counter() - started) * 1000)
             statuses[status] = statuses.get(status, 0) + 1
+            if interval:  # open loop: the next request at the next tick, however long this took
+                tick += interval
+                await asyncio.sleep(max(0.0, tick - time.monotonic()))
         writer.close()
 
     started = time.monotonic()
@@ -98,11 +105,14 @@ def main() -> None:
     parser.add_argument("path", nargs="?", default="/")
     parser.add_argument("--clients", type=int, default=50)
     parser.add_argument("--seconds", type=float, default=5.0)
+    parser.add_argument("--interval", type=float, default=0.0)
     parser.add_argument("--events", type=int, default=100)
     parser.add_argument("--token", default="")
     args = parser.parse_args()
     if args.mode == "status":
-        result = asyncio.run(status_load(args.url, args.path, args.clients, args.seconds))
+        result = asyncio.run(
+            status_load(args.url, args.path, args.clients, args.seconds, args.interval)
+        )
     else:
         result = asyncio.run(sse_load(args.url, args.clients, args.events, args.token))
     json.dump(result, sys.stdout)
