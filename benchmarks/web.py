@@ -84,7 +84,7 @@ def start_job(rt: otpy.Runtime) -> JobHandle:
 
 
 def status_section(rt: otpy.Runtime, server: Server, seconds: float, rounds: int) -> None:
-    """The rows (b) to (d) run in ``rounds`` interleaved rounds of ``seconds`` each (the
+    """The rows (b) to (e) run in ``rounds`` interleaved rounds of ``seconds`` each (the
     order flipped every round); each cell is the median over the rounds."""
     title = f"1. GET /api/jobs/ID, {CLIENTS} keep-alive clients, {rounds} x {seconds:g} s each"
     row("", "p50 ms", "p99 ms", "max ms", "req/s", "p99<50ms", title=title)

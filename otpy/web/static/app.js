@@ -185,7 +185,8 @@ function drawPlot(id, trials) {
   if (scored.length) {
     const lo = Math.min(0, ...scored.map((t) => t.score));
     const hi = Math.max(1, ...scored.map((t) => t.score));
-    const n = Math.max(1, trials.length);
+    const total = (state.jobs.get(id) || {}).evaluations_total || 0;
+    const n = Math.max(1, trials.length, total);  // the x axis spans the whole job
     const x = (i) => pad + ((W - pad - 8) * i) / n;
     const y = (v) => H - pad - ((H - pad - 8) * (v - lo)) / (hi - lo || 1);
     let best = null;
