@@ -264,3 +264,36 @@ def test_100_concurrent_status_requests_while_a_job_runs() -> None:
         assert all(r.json()["evaluations_done"] >= 3 for r in responses)
         s.gate.open()
         assert job.wait(10).state == "completed"
+
+
+def test_concurrent_chats_and_steering_leave_everything_consistent() -> None:
+    """40 chat requests and 40 pause / resume requests at once: every request answered,
+    every reply completed, and the job, resumed last, finishes with all its evaluations."""
+    with served() as s:
+        job = s.start_job("stormy", concurrency=4)
+        s.gate.open()
+
+        async def storm() -> tuple[list[httpx.Response], list[httpx.Response]]:
+            auth = {"Authorization": f"Bearer {s.server.token}"}
+            limits = httpx.Limits(max_connections=80)
+            async with httpx.AsyncClient(
+                base_url=s.server.url, headers=auth, limits=limits, timeout=20
+            ) as c:
+                chats = [c.post("/api/agent/chat", json={"message": f"question {i}?"})
+                         for i in range(40)]  # fmt: skip
+                steers = [c.post(f"/api/jobs/stormy/{('pause', 'resume')[i % 2]}")
+                          for i in range(40)]  # fmt: skip
+                answered = await asyncio.gather(*chats, *steers)
+                return list(answered[:40]), list(answered[40:])
+
+        chats, steers = asyncio.run(storm())
+        assert all(r.status_code == 202 for r in chats)
+        assert all(r.status_code in (200, 409) for r in steers)  # 409: it had already ended
+        ids = {r.json()["id"] for r in chats}
+        assert len(ids) == 40
+        for reply_id in ids:
+            assert s.rt.chat.wait(reply_id, 10).state == "completed"
+        if job.status().state == "paused":
+            s.client.post("/api/jobs/stormy/resume")
+        final = job.wait(10)
+        assert final.state == "completed" and final.evaluations_done == 12
