@@ -175,10 +175,11 @@ class StateConfig(_Config):
 
 
 class WebConfig(_Config):
-    """``otpy serve``: the address (``host``, ``port``), the bearer ``token`` mutating
-    requests need (kept secret; None: ``rt.serve`` makes a random one; required on an
-    address other than loopback) and ``max_body``, the cap on a request body in bytes.
-    ``rt.serve()`` takes the token from here when it is given none."""
+    """The web server: ``otpy serve`` binds ``host``:``port``; the bearer ``token``
+    mutating requests need (kept secret; None: a random one is made; required on an
+    address other than loopback) and ``max_body``, the cap on a request body in bytes,
+    apply to ``rt.serve()`` too (its own host and port default to 127.0.0.1 and a free
+    port)."""
 
     host: str = "127.0.0.1"
     port: int = Field(default=8765, ge=0, le=65535)
