@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import random
 import sys
 import time
 from urllib.parse import urlsplit
@@ -49,9 +50,10 @@ async def status_load(
     statuses: dict[int, int] = {}
     deadline = time.monotonic() + seconds
 
-    async def client() -> None:
+    async def client(offset: float) -> None:
         reader, writer, host = await _connect(url)
         request = f"GET {path} HTTP/1.1\r\nHost: {host}\r\n\r\n".encode()
+        await asyncio.sleep(offset)  # pollers are not in step with one another
         tick = time.monotonic()
         while time.monotonic() < deadline:
             started = time.perf_counter()
@@ -65,7 +67,8 @@ async def status_load(
         writer.close()
 
     started = time.monotonic()
-    await asyncio.gather(*(client() for _ in range(clients)))
+    spread = random.Random(7)
+    await asyncio.gather(*(client(spread.uniform(0, interval)) for _ in range(clients)))
     return {"latencies": latencies, "statuses": statuses, "seconds": time.monotonic() - started}
 
 
