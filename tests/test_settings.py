@@ -47,7 +47,10 @@ def _documented(path: str) -> bool:
         pattern = _pattern(key)
         if pattern.fullmatch(path):
             return True
-        holds = isinstance(yaml.safe_load(example), dict)
+        loaded = yaml.safe_load(example)
+        holds = isinstance(loaded, dict) or (  # a list of sections: each holds the fields
+            isinstance(loaded, list) and bool(loaded) and isinstance(loaded[0], dict)
+        )
         if holds and any(pattern.fullmatch(path[:i]) for i in range(len(path)) if path[i] == "."):
             return True
     return False
@@ -125,6 +128,8 @@ def _base(path: list[str]) -> dict[str, Any]:
     base: dict[str, Any] = {"name": f"s-{uuid.uuid4().hex[:6]}", "plugins": False}
     if path[0] not in ("state_dir", "jobs_store"):
         base["jobs_store"] = ":memory:"
+    if path == ["agent", "default"]:  # a default names one of the routes
+        base["agent"] = {"routes": yaml.safe_load(ROWS["agent.routes"])}
     return base
 
 
@@ -134,9 +139,14 @@ def _lookup(config: RuntimeConfig, path: list[str]) -> Any:
         found = found[part] if isinstance(found, dict) else getattr(found, part)
     if isinstance(found, pydantic.SecretStr):
         return found.get_secret_value()
+    return _plain(found)
+
+
+def _plain(found: Any) -> Any:
+    """A config value as the YAML that set it: a model as the fields that were set."""
     if isinstance(found, pydantic.BaseModel):
-        return {k: v for k, v in found.model_dump().items() if k in found.model_fields_set}
-    return list(found) if isinstance(found, tuple) else found
+        return {k: _plain(getattr(found, k)) for k in found.model_fields_set}
+    return [_plain(item) for item in found] if isinstance(found, tuple) else found
 
 
 def _check(rt: otpy.Runtime, path: list[str], value: Any, tmp_path: Path) -> None:
@@ -145,6 +155,12 @@ def _check(rt: otpy.Runtime, path: list[str], value: Any, tmp_path: Path) -> Non
         assert Path(rt.jobs.store.path) == tmp_path / "var/lib/otpy/jobs.sqlite"
     if path == ["jobs_store"]:
         assert rt.jobs.store.path == value
+
+
+@pytest.fixture(autouse=True)
+def _at_the_root(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Relative paths in the examples (an agent route's pipeline) are the repository's."""
+    monkeypatch.chdir(Path(__file__).parent.parent)
 
 
 @pytest.mark.parametrize("key", KEYS)
@@ -174,6 +190,11 @@ def environ(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
 
 def _set_base(environ: pytest.MonkeyPatch, path: list[str]) -> str:
     for key, value in _base(path).items():
+        if isinstance(value, dict):  # a section: each of its keys in a variable of its own
+            for sub, item in value.items():
+                text = yaml.safe_dump(item, default_flow_style=True).strip()
+                environ.setenv(f"OTPY_{key.upper()}__{sub.upper()}", text)
+            continue
         environ.setenv(f"OTPY_{key.upper()}", str(value).lower() if value is False else value)
     return "OTPY_" + "__".join(part.upper() for part in path)
 

@@ -21,7 +21,7 @@ from otpy.optimize._job import (
     register_metric,
     resolve_metric,
 )
-from otpy.optimize._jobfile import JobFile, load_job_file
+from otpy.optimize._jobfile import JobFile, load_job_file, parse_job_file
 from otpy.optimize._space import Choice, Demos, FloatRange, IntRange, SearchSpace, Variable
 from otpy.optimize._strategies import GridSearch, RandomSearch
 from otpy.optimize._strategy import (
@@ -62,6 +62,7 @@ __all__ = [
     "load_metric_plugins",
     "load_strategy_plugins",
     "make_strategy",
+    "parse_job_file",
     "register_metric",
     "register_strategy",
     "resolve_metric",
