@@ -1,6 +1,7 @@
-"""The stateful processes of the runtime: the registries, the health monitor, pipeline runs
-and the optimization runners of jobs."""
+"""The stateful processes of the runtime: the registries, the health monitor, pipeline runs,
+the optimization runners of jobs and the agent."""
 
+from otpy.actors._chat import ChatAgent, ChatCell, ChatHandle, chat_child
 from otpy.actors._compat import (
     CompatibilityHandle,
     CompatibilityManager,
@@ -18,6 +19,9 @@ from otpy.actors._provider_registry import ProviderRegistry, ProviderRegistryHan
 from otpy.actors._step_registry import StepRegistry, StepRegistryHandle
 
 __all__ = [
+    "ChatAgent",
+    "ChatCell",
+    "ChatHandle",
     "CompatibilityHandle",
     "CompatibilityManager",
     "CompatibilityStats",
@@ -36,5 +40,6 @@ __all__ = [
     "StepRegistry",
     "StepRegistryHandle",
     "StepsHandle",
+    "chat_child",
     "start_run",
 ]

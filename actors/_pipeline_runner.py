@@ -55,6 +55,7 @@ class PipelineRun:
         self._lock = threading.Lock()
         self._result: PipelineResult | None = None
         self._error: BaseException | None = None
+        self._callbacks: list[Callable[[PipelineRun], None]] = []
         self._runner: ServerRef[Any] | None = None
 
     def __otpy_ref__(self) -> ServerRef[Any]:
@@ -100,13 +101,34 @@ class PipelineRun:
         assert self._result is not None
         return self._result
 
+    def add_done_callback(self, callback: Callable[[PipelineRun], None]) -> None:
+        """Call ``callback(run)`` once the run is done: at once (in this thread) if it is,
+        else in the thread that finishes it (the run's worker): keep it short, e.g. send a
+        message. A callback that raises is logged and the others still run."""
+        with self._lock:
+            if not self._done.is_set():
+                self._callbacks.append(callback)
+                return
+        self._call(callback)
+
+    def _call(self, callback: Callable[[PipelineRun], None]) -> None:
+        try:
+            callback(self)
+        except Exception:
+            logger.exception(
+                "pipeline %r run %s: a done callback failed", self.pipeline, self.run_id
+            )
+
     def _finish(self, result: PipelineResult | None, error: BaseException | None) -> bool:
         with self._lock:
             if self._done.is_set():
                 return False
             self._result, self._error = result, error
             self._done.set()
-            return True
+            callbacks, self._callbacks = self._callbacks, []
+        for callback in callbacks:
+            self._call(callback)
+        return True
 
     def _lost(self, down: Down) -> None:
         """The runner exited before it delivered (killed, or shut down mid-run): no

@@ -37,6 +37,7 @@ if TYPE_CHECKING:
         SupervisionConfig,
     )
     from otpy.errors import (
+        AgentError,
         AllOptionsFailed,
         AlreadyPresentError,
         AlreadyStartedError,
@@ -227,6 +228,7 @@ _SOURCES: dict[str, str] = {
     "ProviderConfig": "otpy.config",
     "RuntimeConfig": "otpy.config",
     "SupervisionConfig": "otpy.config",
+    "AgentError": "otpy.errors",
     "AllOptionsFailed": "otpy.errors",
     "AlreadyPresentError": "otpy.errors",
     "AlreadyStartedError": "otpy.errors",

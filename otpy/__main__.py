@@ -10,6 +10,7 @@
     otpy optimize JOB.yaml [--store PATH] [--job-id ID] [--json] [--top N]
     otpy jobs list|status ID|resume ID [--store PATH]
     otpy observe [--interval S] [--count N] [--json]
+    otpy serve [CONFIG] [--host H] [--port P] [--job JOB.yaml]
     otpy demo
 
 Every command but ``schema`` and ``demo`` starts the runtime (``otpy.start``) from
@@ -30,6 +31,7 @@ from otpy._cli_jobs import add_jobs_parser
 from otpy._cli_observe import add_observe_parser
 from otpy._cli_optimize import add_optimize_parser
 from otpy._cli_run import add_run_parser, add_validate_parser
+from otpy._cli_serve import add_serve_parser
 from otpy._cli_show import add_show_parsers
 from otpy.errors import OtpyError, PipelineError
 
@@ -48,6 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_optimize_parser(commands)
     add_jobs_parser(commands)
     add_observe_parser(commands)
+    add_serve_parser(commands)
     demo = commands.add_parser("demo", help="a supervision tree that crashes and recovers")
     demo.add_argument("--quiet", action="store_true", help="print only the summary")
     return parser

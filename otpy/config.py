@@ -21,17 +21,20 @@ import pydantic
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 
-from otpy.agent import ToolLimits
+from otpy.agent import AgentClassifier, AgentConfig, AgentRoute, ToolLimits
 from otpy.clock import SYSTEM_CLOCK, Clock
 from otpy.documents import validation_problems
 from otpy.errors import ConfigurationError
-from otpy.providers import ProviderLimits
+from otpy.providers import PROVIDER_TYPES, ProviderLimits
 
 if TYPE_CHECKING:
     from otpy.state import StateProvider
 
 __all__ = [
     "ENV_PREFIX",
+    "AgentClassifier",
+    "AgentConfig",
+    "AgentRoute",
     "HealthConfig",
     "JobsConfig",
     "ModelConfig",
@@ -39,6 +42,7 @@ __all__ = [
     "RuntimeConfig",
     "StateConfig",
     "SupervisionConfig",
+    "WebConfig",
 ]
 
 ENV_PREFIX = "OTPY_"
@@ -77,6 +81,24 @@ class ProviderConfig(_Config):
     api_key: SecretStr | None = None
     options: dict[str, Any] = Field(default_factory=dict)
     models: dict[str, ModelConfig] = Field(default_factory=dict)
+
+    def variants(self, name: str) -> list[tuple[str, dict[str, Any], ProviderLimits | None, int]]:
+        """The providers this entry makes, as ``(name, options, limits, priority)``: one
+        for ``name`` and one per model (``<name>/<model>``); the key goes into the options,
+        the limits default to the type's."""
+        kind = PROVIDER_TYPES.get(self.type)
+        limits = self.limits or (kind.default_limits if kind is not None else None)
+        options = dict(self.options)
+        if self.api_key is not None:
+            options["api_key"] = self.api_key.get_secret_value()
+        variants = [(name, options, limits, self.priority)]
+        for model, model_config in self.models.items():
+            priority = self.priority if model_config.priority is None else model_config.priority
+            model_limits = model_config.limits or limits
+            variants.append(
+                (f"{name}/{model}", {**options, "model": model}, model_limits, priority)
+            )
+        return variants
 
 
 class HealthConfig(_Config):
@@ -166,6 +188,19 @@ class StateConfig(_Config):
         return LocalState(session_id, clock=clock)
 
 
+class WebConfig(_Config):
+    """The web server: ``otpy serve`` binds ``host``:``port``; the bearer ``token``
+    mutating requests need (kept secret; None: a random one is made; required on an
+    address other than loopback) and ``max_body``, the cap on a request body in bytes,
+    apply to ``rt.serve()`` too (its own host and port default to 127.0.0.1 and a free
+    port)."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=8765, ge=0, le=65535)
+    token: SecretStr | None = None
+    max_body: int = Field(default=1 << 20, ge=1)
+
+
 def _default_providers() -> dict[str, ProviderConfig]:
     return {"simulated": ProviderConfig()}
 
@@ -187,12 +222,23 @@ class RuntimeConfig(_Config):
         description="What agent steps' tools may do: the workspace folder, size caps, and "
         "whether Bash exists (bash: true; off by default).",
     )
+    state_dir: str | None = Field(
+        default=None,
+        description="The folder otpy keeps its state in: the jobs store's default "
+        "jobs.sqlite (None: $XDG_STATE_HOME/otpy, else ~/.local/state/otpy; from the "
+        "environment: OTPY_STATE_DIR).",
+    )
     jobs_store: str | None = Field(
         default=None,
         description="The SQLite file optimization jobs checkpoint to (None: "
-        "$OTPY_STATE_DIR/jobs.sqlite, else ~/.local/state/otpy/jobs.sqlite; ':memory:' "
-        "keeps them in this process only).",
+        "<state_dir>/jobs.sqlite; ':memory:' keeps them in this process only).",
     )
+    agent: AgentConfig = Field(
+        default_factory=AgentConfig,
+        description="The routing agent (rt.chat): routes by keyword or pattern to pipeline "
+        "files, an optional LLM classifier, a default route, fallbacks, a timeout.",
+    )
+    web: WebConfig = Field(default_factory=WebConfig)
 
     @classmethod
     def load(cls, source: RuntimeConfig | Mapping[str, Any] | str | Path | None) -> RuntimeConfig:
@@ -222,7 +268,8 @@ class RuntimeConfig(_Config):
     ) -> RuntimeConfig:
         """The defaults, then the YAML file ``OTPY_CONFIG`` names (if set), then every other
         ``OTPY_*`` variable: ``OTPY_NAME=x``, ``OTPY_HEALTH__INTERVAL=5`` (``__`` goes one
-        level down; values are read as YAML scalars: ``5``, ``true``, ``[a, b]``)."""
+        level down; values are read as YAML scalars or flow collections: ``5``, ``true``,
+        ``[a, b]``, ``{rpm: 5}``; anything else is text, e.g. ``:memory:``)."""
         env = os.environ if environ is None else environ
         data: dict[str, Any] = {}
         config_file = env.get(prefix + "CONFIG")
@@ -234,10 +281,7 @@ class RuntimeConfig(_Config):
             path = [part.lower() for part in key[len(prefix) :].split("__")]
             if not all(path):
                 raise ConfigurationError(f"environment variable {key}: empty name part")
-            try:
-                value = yaml.safe_load(raw) if raw else raw
-            except yaml.YAMLError as exc:
-                raise ConfigurationError(f"environment variable {key}: not a value: {exc}") from exc
+            value = _env_value(key, raw)
             target = data
             for part in path[:-1]:
                 nested = target.setdefault(part, {})
@@ -250,6 +294,23 @@ class RuntimeConfig(_Config):
         return _validated(
             cls, data, "the environment" + (f" and {config_file}" if config_file else "")
         )
+
+
+def _env_value(key: str, raw: str) -> Any:
+    """An environment variable's value as YAML: a scalar (``5``, ``true``, ``:memory:``) or
+    a flow collection (``[a, b]``, ``{rpm: 5}``); text YAML would read as a block mapping
+    or list (``:memory:``, ``- a``) stays the text it is."""
+    if not raw:
+        return raw
+    try:
+        value = yaml.safe_load(raw)
+    except yaml.YAMLError as exc:
+        if raw.lstrip()[:1] in ("[", "{"):
+            raise ConfigurationError(f"environment variable {key}: not a value: {exc}") from exc
+        return raw
+    if isinstance(value, dict | list) and raw.lstrip()[:1] not in ("[", "{"):
+        return raw
+    return value
 
 
 def _read_yaml(path: Path) -> dict[str, Any]:
@@ -270,7 +331,19 @@ def _read_yaml(path: Path) -> dict[str, Any]:
         raise ConfigurationError(
             f"config file {str(path)!r}: the top level must be a mapping, got {type(data).__name__}"
         )
+    _anchor_pipelines(data, path.parent)
     return data
+
+
+def _anchor_pipelines(data: dict[str, Any], base: Path) -> None:
+    """Make the agent routes' relative pipeline paths relative to the config file's folder
+    (``base``); anything malformed is left for validation to report."""
+    agent = data.get("agent")
+    routes = agent.get("routes") if isinstance(agent, dict) else None
+    for route in routes if isinstance(routes, list) else ():
+        pipeline = route.get("pipeline") if isinstance(route, dict) else None
+        if isinstance(pipeline, str) and pipeline and not Path(pipeline).is_absolute():
+            route["pipeline"] = str(base / pipeline)
 
 
 def _validated(cls: type[RuntimeConfig], data: Mapping[str, Any], source: str) -> RuntimeConfig:

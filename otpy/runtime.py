@@ -9,14 +9,16 @@
         rt.run_pipeline("examples/analysis.yaml", {"text": "..."})   # a PipelineResult
         rt.tools.register(my_function)       # a Python tool agent steps may call by name
         rt.agent("Fix the typo in README.md", tools=["Read", "Edit"], workspace="repo")
+        rt.chat.ask("Summarize: ...")        # routed (agent: rules) to a pipeline run
+        rt.serve()                           # the HTTP API and dashboard (otpy[web])
 
 The tree: a root supervisor (one_for_one) over the StepRegistry, ProviderRegistry,
-CompatibilityManager, HealthMonitor, the JobSupervisor and the runs supervisor (one
-temporary worker per pipeline run), each registered as ``<name>.<role>``. The handles
-(``rt.steps``, ``rt.providers``, ``rt.compat``) resolve the
-names on every write and read the registries' snapshots without a message, so they keep
-working while a registry restarts. A fatal escalation at the root (restart intensity
-exceeded) is logged and handed to ``on_fatal``; it never kills the host process.
+CompatibilityManager, HealthMonitor, the routing agent, the JobSupervisor and the runs
+supervisor (one temporary worker per pipeline run), each registered as ``<name>.<role>``.
+The handles (``rt.steps``, ``rt.providers``, ``rt.compat``, ``rt.chat``) resolve the names
+on every write and read the registries' snapshots without a message, so they keep working
+while a registry restarts. A fatal escalation at the root (restart intensity exceeded) is
+logged and handed to ``on_fatal``; it never kills the host process.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from otpy._snapshot import Snapshot
 from otpy.actors import (
@@ -40,9 +42,10 @@ from otpy.actors import (
     ProviderRegistryHandle,
     StepRegistry,
     StepRegistryHandle,
+    chat_child,
     start_run,
 )
-from otpy.agent import AgentResult, Tool, ToolRegistry, ask_agent
+from otpy.agent import AgentResult, Tool, ToolRegistry, ask_agent, check_routes
 from otpy.clock import SYSTEM_CLOCK, Clock
 from otpy.config import ProviderConfig, RuntimeConfig
 from otpy.errors import ConfigurationError, NameTakenError
@@ -64,12 +67,15 @@ from otpy.pipelines import (
     compile_pipeline,
 )
 from otpy.providers import Provider, ProviderTable
-from otpy.providers._types import PROVIDER_TYPES, make_provider
+from otpy.providers._types import make_provider
 from otpy.state import StateProvider
 from otpy.steps import StepTable
 from otpy.supervision import ChildSpec, Down, DynamicSupervisor, Supervisor, SupervisorRef
 from otpy.telemetry import Telemetry, get_telemetry
 from otpy.workspace import Workspace
+
+if TYPE_CHECKING:
+    from otpy.web import Server
 
 __all__ = ["Runtime", "start"]
 
@@ -106,6 +112,7 @@ class Runtime:
         self._stopping = False
         self.state: RuntimeState = "running"
         self._built: list[Provider] = []  # the providers made from config: ours to close
+        self._servers: list[Server] = []  # started by serve(), stopped by stop()
         self.failure: object = None
         prefix = config.name
         step_snapshot: Snapshot[StepTable] = Snapshot(StepTable())
@@ -117,6 +124,8 @@ class Runtime:
         )
         self.compat = CompatibilityHandle(f"{prefix}.compat", self.steps)
         self.tools = ToolRegistry(config.tools)
+        agent, self.chat = chat_child(f"{prefix}.agent", config.agent, self.start_pipeline, clock,
+                                      timeout)  # fmt: skip
         # claude_session's conversations: in the configured state backend, else the
         # process-wide in-memory store (opened before anything starts: a Redis that cannot
         # be reached fails the start with a StateError).
@@ -147,6 +156,7 @@ class Runtime:
                 ),
                 id="health",
             ),
+            agent,  # stopped after the runs it started (a stop kills runs first)
             ChildSpec(
                 id="jobs",
                 start=lambda: DynamicSupervisor.start(name=f"{prefix}.jobs", clock=clock),
@@ -159,7 +169,9 @@ class Runtime:
             ),
         ]
         job_store = SQLiteJobStore(  # opened first: a store that cannot be read starts nothing
-            config.jobs_store if config.jobs_store is not None else default_store_path(),
+            config.jobs_store
+            if config.jobs_store is not None
+            else default_store_path(config.state_dir),
             owner=Owner.current(prefix),
             clock=clock,
             lease_seconds=config.jobs.lease_seconds,
@@ -205,6 +217,7 @@ class Runtime:
                 self.providers.load_plugins()
                 load_strategy_plugins()
                 load_metric_plugins()
+            check_routes(config.agent, lambda source: compile_pipeline(source, self.steps.table))
         except BaseException:
             self.stop()
             raise
@@ -309,30 +322,13 @@ class Runtime:
 
     def _register_provider(self, name: str, config: ProviderConfig) -> None:
         """Register the provider ``name`` and one more per configured model."""
-        kind = PROVIDER_TYPES.get(config.type)
-        limits = config.limits or (kind.default_limits if kind is not None else None)
-        options = dict(config.options)
-        if config.api_key is not None:
-            options["api_key"] = config.api_key.get_secret_value()
-        variants = [(name, options, limits, config.priority)]
-        for model, model_config in config.models.items():
-            priority = config.priority if model_config.priority is None else model_config.priority
-            variants.append(
-                (f"{name}/{model}", {**options, "model": model}, model_config.limits or limits,
-                 priority)
-            )  # fmt: skip
-        for entry_name, entry_options, entry_limits, priority in variants:
-            provider = make_provider(config.type, entry_name, entry_options, self.clock)
+        for entry_name, options, limits, priority in config.variants(name):
+            provider = make_provider(config.type, entry_name, options, self.clock)
             self._built.append(provider)
             self.providers.register_provider(
-                entry_name,
-                provider,
-                capabilities=config.capabilities,
-                priority=priority,
-                limits=entry_limits,
-                weight=config.weight,
-                replace=True,
-            )
+                entry_name, provider, capabilities=config.capabilities, priority=priority,
+                limits=limits, weight=config.weight, replace=True,
+            )  # fmt: skip
 
     def _root_down(self, down: Down) -> None:
         with self._lock:
@@ -355,6 +351,19 @@ class Runtime:
             except Exception:
                 logger.exception("otpy runtime %r: the on_fatal callback raised", self.name)
 
+    def serve(
+        self, host: str = "127.0.0.1", port: int = 0, token: str | None = None, **options: Any
+    ) -> Server:
+        """Serve the JSON API, the event stream and the dashboard from a thread of this
+        process (``otpy[web]``): see :class:`otpy.web.Server` (``url``, ``token``,
+        ``dashboard_url``, ``stop()``, ``options``); ``stop()`` stops it too."""
+        from otpy.web import serve
+
+        server = serve(self, host=host, port=port, token=token, **options)
+        with self._lock:
+            self._servers.append(server)
+        return server
+
     def stop(self, timeout: float | None = 30.0) -> None:
         """Stop the tree (children in reverse start order) and wait, then close the
         providers made from the config; idempotent."""
@@ -364,6 +373,9 @@ class Runtime:
             self._stopping = True
             if self.state == "running":
                 self.state = "stopped"
+            servers, self._servers = self._servers, []
+        for server in servers:
+            server.stop()
         jobs = getattr(self, "jobs", None)
         if jobs is not None:
             jobs.stopping()  # a runner that goes now leaves its job interrupted

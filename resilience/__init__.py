@@ -1,8 +1,10 @@
 """Resilience for provider calls: multi-bucket rate limits, circuit breakers, retries,
 timeouts and fallbacks, composed by :func:`guard`.
 
-Built on ``limits`` (windows and shared storage), ``pybreaker`` (breaker state) and
-``tenacity`` (retrying); every wait reads an injectable :class:`~otpy.clock.Clock`.
+Rate limits are counted exactly by otpy's own buckets (an exact rolling window, or a token
+bucket; in memory or in Redis), or by the ``limits`` library's strategies; breaker state is
+``pybreaker``'s and retrying ``tenacity``'s. Every wait reads an injectable
+:class:`~otpy.clock.Clock`.
 """
 
 from otpy.resilience._breaker import PROBE_IN_FLIGHT, BreakerStats, CircuitBreaker
@@ -10,8 +12,9 @@ from otpy.resilience._bucket import Limit
 from otpy.resilience._events import EventSink, ResilienceEvent
 from otpy.resilience._fallback import Fallback, FallbackResult, OptionFailure
 from otpy.resilience._guard import NOT_FAULTS, Guard, Guarded, GuardResult, guard
-from otpy.resilience._limiter import BucketStats, LimiterStats, Permit, RateLimiter
+from otpy.resilience._limiter import RateLimiter
 from otpy.resilience._memory import ClockedMemoryStorage
+from otpy.resilience._permit import BucketStats, LimiterStats, Permit
 from otpy.resilience._retry import (
     RetryAttempt,
     RetryPolicy,

@@ -13,89 +13,53 @@ import contextlib
 import inspect
 import math
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, Literal, ParamSpec, TypeVar, cast
+from typing import Any, ParamSpec, TypeVar, cast
 
 import pybreaker
 
 from otpy.clock import SYSTEM_CLOCK, Clock
 from otpy.errors import CircuitOpenError, ConfigurationError
+from otpy.resilience._breaker_parts import (
+    BreakerStats,
+    ClockedBreaker,
+    Exclusion,
+    State,
+    count,
+    exclusion,
+    is_async,
+)
 from otpy.resilience._events import EventSink, emit
 
 __all__ = ["BreakerStats", "CircuitBreaker"]
 
 P = ParamSpec("P")
 T = TypeVar("T")
-State = Literal["closed", "open", "half-open"]
-Exclusion = type[BaseException] | Callable[[BaseException], bool]
 _Events = list[tuple[str, Mapping[str, float], Mapping[str, Any]]]
 PROBE_IN_FLIGHT = "half-open, probe in flight"
-
-
-@dataclass(frozen=True)
-class BreakerStats:
-    """A snapshot of a :class:`CircuitBreaker` (see ``CircuitBreaker.statistics``)."""
-
-    name: str
-    state: State
-    fail_counter: int  # consecutive faults counted toward fail_max
-    success_counter: int  # successful probes in this half-open period
-    fail_max: int
-    reset_timeout: float
-    opened_at: float | None  # clock time (epoch s) it last opened; None while closed
-    retry_in: float  # seconds until a probe would be admitted
-    in_flight: int  # calls admitted and not finished
-    probe_in_flight: bool
-    calls: int  # calls admitted (the function was called)
-    successes: int
-    failures: int  # faults: errors not excluded
-    excluded: int  # errors excluded as non-faults
-    rejected: int  # calls refused with CircuitOpenError
-    trips: int  # times it opened
-    stale: int  # outcomes ignored: the state changed while the call ran
-
-
-class _ClockedBreaker(pybreaker.CircuitBreaker):
-    """pybreaker's breaker with ``opened_at`` read from an otpy :class:`Clock`."""
-
-    def __init__(self, clock: Clock, **kwargs: Any) -> None:
-        self.otpy_clock = clock
-        super().__init__(**kwargs)
-
-    def open(self) -> bool:
-        with self._lock:
-            self._state_storage.opened_at = datetime.fromtimestamp(self.otpy_clock.time(), UTC)
-            self.state = self._state_storage.state = pybreaker.STATE_OPEN
-            return self._throw_new_error_on_trip
+_PLAIN = frozenset({type(None), bool, int, float, str, bytes, dict, list, tuple})  # never awaitable
 
 
 def _with_block() -> None:
     """Stands for the body of a ``calling()`` block in listeners' ``before_call``."""
 
 
-def _instance_of(cls: type[BaseException]) -> Callable[[BaseException], bool]:
-    return lambda exc: isinstance(exc, cls)
+class _Collected:
+    """Events gathered under the breaker's lock, delivered once it is released (a class,
+    not a generator context manager: it is on every call's path)."""
 
+    __slots__ = ("breaker", "events")
 
-def _exclusion(name: str, item: object) -> Exclusion:
-    if isinstance(item, type):
-        if not issubclass(item, BaseException):
-            raise ConfigurationError(f"breaker {name!r}: exclude: {item!r} is not an exception")
-        # pybreaker tests `type(x) is type`: it would call a class with a metaclass as a
-        # predicate, which builds a (truthy) exception and so excludes every error.
-        return item if type(item) is type else _instance_of(item)
-    if callable(item):
-        return cast(Callable[[BaseException], bool], item)
-    raise ConfigurationError(
-        f"breaker {name!r}: exclude takes exception types or predicates, got {item!r}"
-    )
+    def __init__(self, breaker: CircuitBreaker) -> None:
+        self.breaker = breaker
+        self.events: _Events = []
 
+    def __enter__(self) -> _Events:
+        return self.events
 
-def _count(name: str, arg: str, value: object) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ConfigurationError(f"breaker {name!r}: {arg} must be an int >= 1, got {value!r}")
-    return value
+    def __exit__(self, *exc_info: object) -> None:
+        for name, measurements, metadata in self.events:
+            emit(self.breaker._on_event, name, self.breaker.name, measurements, **metadata)
 
 
 class CircuitBreaker:
@@ -131,19 +95,26 @@ class CircuitBreaker:
         self._on_event = on_event
         self._reset_timeout = float(reset_timeout)
         self._clock = clock if clock is not None else SYSTEM_CLOCK
-        self._cb = _ClockedBreaker(
+        self._cb = ClockedBreaker(
             self._clock,
-            fail_max=_count(name, "fail_max", fail_max),
+            fail_max=count(name, "fail_max", fail_max),
             reset_timeout=self._reset_timeout,
-            success_threshold=_count(name, "success_threshold", success_threshold),
-            exclude=[_exclusion(name, item) for item in exclude],
+            success_threshold=count(name, "success_threshold", success_threshold),
+            exclude=[exclusion(name, item) for item in exclude],
             listeners=list(listeners),
             state_storage=state_storage,
             name=name,
             throw_new_error_on_trip=False,
         )
         self._lock = self._cb._lock  # one lock: pybreaker's transitions take it too
+        # A storage given to it may be shared (Redis, or one memory storage for several
+        # breakers): the state is re-read from it. The one it makes for itself only changes
+        # here, so the state object pybreaker holds is the state.
+        self._shared = state_storage is not None
         self._seen = self._cb.state  # the state object of the current generation
+        self._closed = self._seen.name == pybreaker.STATE_CLOSED
+        self._quick = False  # calls may take the closed-state short cut (see _hooks)
+        self._hooks()
         self._gen = 0
         self._probe_gen: int | None = None  # generation whose probe is in flight
         self._in_flight = self._calls = self._successes = self._failures = 0
@@ -159,15 +130,17 @@ class CircuitBreaker:
 
     def call(self, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
         """Call ``fn`` if the breaker admits it, record the outcome, return or re-raise."""
-        if inspect.iscoroutinefunction(fn) or inspect.isasyncgenfunction(fn):
+        if is_async(fn):
             raise TypeError(f"breaker {self.name!r}: {fn!r} is async; call takes sync functions")
-        ticket = self._admit(fn, args, kwargs)
+        ticket = self._admit_closed() if self._quick else None
+        if ticket is None:
+            ticket = self._admit(fn, args, kwargs)
         try:
             result = fn(*args, **kwargs)
         except BaseException as exc:
             self._settle(ticket, exc)
             raise
-        if inspect.isawaitable(result):
+        if type(result) not in _PLAIN and inspect.isawaitable(result):
             if inspect.iscoroutine(result):
                 result.close()  # never awaited: no RuntimeWarning
             self._settle(ticket, None, aborted=True)
@@ -190,6 +163,8 @@ class CircuitBreaker:
 
     def retry_in(self) -> float:
         """Seconds until a probe would be admitted (0 when closed or half-open)."""
+        if not self._shared and self._seen.name == pybreaker.STATE_CLOSED:
+            return 0.0  # in memory, nothing to look up: closed is closed
         with self._events() as events, self._lock:
             return self._remaining() if self._sync(events) == "open" else 0.0
 
@@ -207,7 +182,21 @@ class CircuitBreaker:
 
     def add_listener(self, listener: pybreaker.CircuitBreakerListener) -> None:
         """Add a pybreaker listener (called with the underlying pybreaker breaker)."""
-        self._cb.add_listener(listener)
+        with self._lock:
+            self._cb.add_listener(listener)
+            self._hooks()
+
+    def _hooks(self) -> None:
+        """Under the lock: may a call skip the general admission and settlement? Only with
+        the state in memory (nobody else changes it) and no listener that hears calls
+        (``before_call``, ``success``): then a closed breaker admits with a count, and a
+        success only resets the fault count."""
+        base = pybreaker.CircuitBreakerListener
+        hears = any(
+            type(x).before_call is not base.before_call or type(x).success is not base.success
+            for x in self._cb.listeners
+        )
+        self._quick = not self._shared and not hears
 
     def statistics(self) -> BreakerStats:
         """A consistent snapshot of the state and the counts so far."""
@@ -239,21 +228,16 @@ class CircuitBreaker:
 
     # -- internals (the _sync, _remaining, _release helpers run under the lock) -------------
 
-    @contextlib.contextmanager
-    def _events(self) -> Iterator[_Events]:
+    def _events(self) -> _Collected:
         """Collect events under the lock; deliver them once it is released."""
-        events: _Events = []
-        try:
-            yield events
-        finally:
-            for name, measurements, metadata in events:
-                emit(self._on_event, name, self.name, measurements, **metadata)
+        return _Collected(self)
 
     def _sync(self, events: _Events) -> State:
         """Notice a state change (ours or, via shared storage, another process's)."""
-        state = self._cb.state  # pybreaker re-reads the storage here
+        state = self._cb.state if self._shared else self._cb._state  # shared: re-read it
         if state is not self._seen:
             old, self._seen = self._seen.name, state
+            self._closed = state.name == pybreaker.STATE_CLOSED
             self._gen += 1
             if old != state.name:
                 events.append(("breaker.state_changed", {}, {"old": old, "new": state.name}))
@@ -296,6 +280,16 @@ class CircuitBreaker:
             self._calls += 1
             return ticket
 
+    def _admit_closed(self) -> tuple[int, bool] | None:
+        """The short cut of :meth:`_admit` for a closed breaker (see ``_hooks``); None
+        when it is not closed."""
+        with self._lock:
+            if not self._closed:
+                return None
+            self._in_flight += 1
+            self._calls += 1
+            return (self._gen, False)
+
     def _reject(self, reason: str, retry_in: float, events: _Events) -> CircuitOpenError:
         self._rejected += 1
         events.append(("breaker.rejected", {"retry_in": retry_in}, {"reason": reason}))
@@ -314,6 +308,13 @@ class CircuitBreaker:
         Not a fault: a BaseException that is not an Exception (KeyboardInterrupt, ...) and
         an excluded error, except that an excluded error of a probe shows the service works.
         """
+        if exc is None and not aborted and self._quick:
+            with self._lock:  # the short cut: a success of this generation while closed
+                if ticket[0] == self._gen and self._closed:
+                    self._in_flight -= 1
+                    self._successes += 1
+                    self._seen._handle_success()  # closed: resets the fault count
+                    return
         tb = exc.__traceback__ if exc is not None else None
         try:
             with self._events() as events, self._lock:

@@ -1,4 +1,4 @@
-"""A bucket of a rate limiter: one rate of one cost dimension, on a limits strategy."""
+"""A bucket of a rate limiter: one rate of one cost dimension, and the rule that counts it."""
 
 from __future__ import annotations
 
@@ -11,10 +11,16 @@ from limits import RateLimitItem
 
 from otpy.errors import ConfigurationError
 
-__all__ = ["STRATEGIES", "Bucket", "Limit", "Strategy"]
+__all__ = ["NATIVE", "STRATEGIES", "Bucket", "Limit", "Strategy"]
 
-Strategy = Literal["sliding-window-counter", "moving-window", "fixed-window"]
-STRATEGIES: tuple[Strategy, ...] = ("sliding-window-counter", "moving-window", "fixed-window")
+Strategy = Literal[
+    "rolling-window", "token-bucket", "sliding-window-counter", "moving-window", "fixed-window"
+]
+STRATEGIES: tuple[Strategy, ...] = (
+    "rolling-window", "token-bucket", "sliding-window-counter", "moving-window", "fixed-window"
+)  # fmt: skip
+NATIVE: frozenset[str] = frozenset({"rolling-window", "token-bucket"})
+"""The strategies otpy counts itself (memory and Redis); the others are limits' own."""
 _DIMENSION = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]*$")
 
 
@@ -23,21 +29,29 @@ class Limit:
     """One bucket of a :class:`RateLimiter`: at most ``rate`` units of ``dimension``.
 
     ``rate`` is a limits string ("60/minute", "100000 per minute", "10/second") or a
-    ``limits.RateLimitItem``. ``strategy`` is the limits window strategy:
+    ``limits.RateLimitItem``. ``strategy`` is the rule that counts it:
 
-    - ``"sliding-window-counter"`` (default): O(1) per hit in any storage; the count of
-      the previous window weighs linearly less as the current one goes on. It keeps
-      within a token bucket of the same rate (how providers count), but a strict rolling
-      window of one period can see a few percent more than the limit.
-    - ``"moving-window"``: exact over any interval of one period; limits stores one entry
-      per unit of cost in shared storage, so keep it for request counts there.
-    - ``"fixed-window"``: calendar windows; cheap, but allows up to twice the rate across
-      a window boundary.
+    - ``"rolling-window"`` (default): no rolling window of one period ever holds more than
+      ``rate`` (plus what was admitted before a limit was lowered): a log of time slots
+      (a thousandth of the period each, so it errs on the safe side by at most that much)
+      with a running total; O(1) per acquire whatever the limit and the window's fill.
+      Under saturation it admits each period's budget as soon as the window allows.
+    - ``"token-bucket"``: a bucket of ``rate`` units that refills continuously at
+      ``rate`` per period (GCRA), as Anthropic enforces its limits; O(1). It admits a
+      full bucket at once, then the refill, so a rolling period can see up to twice the
+      rate: choose it only for a provider that counts this way.
+
+    Memory and Redis storages run both (Redis: one Lua script per acquire, all buckets at
+    once). The ``limits`` library's own strategies remain for those who select them:
+    ``"sliding-window-counter"`` (approximate: a rolling period can see up to twice the
+    rate), ``"moving-window"`` (exact, but its cost grows with the entries in the window;
+    on Redis one entry per unit of cost) and ``"fixed-window"`` (calendar windows: up to
+    twice the rate across a boundary).
     """
 
     dimension: str
     rate: str | RateLimitItem
-    strategy: Strategy = "sliding-window-counter"
+    strategy: Strategy = "rolling-window"
     item: RateLimitItem = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -93,6 +107,23 @@ class Bucket:
 
     limit: Limit
     ids: tuple[str, ...]
+    native: bool = field(init=False, repr=False, compare=False)
+    rolling: bool = field(init=False, repr=False, compare=False)
+    native_key: str = field(init=False, repr=False, compare=False)
+    period_us: int = field(init=False, repr=False, compare=False)
+    amount: int = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        # Read on every acquire: computed once. A native key leaves the amount out, so a
+        # limit changed in place (another process, a new config) keeps its history.
+        limit, set_ = self.limit, object.__setattr__
+        set_(self, "native", limit.strategy in NATIVE)
+        set_(self, "rolling", limit.strategy == "rolling-window")
+        set_(self, "period_us", limit.period * 1_000_000)
+        set_(self, "amount", limit.amount)
+        name = self.ids[1] if len(self.ids) > 1 else ":".join(self.ids)  # ("otpy", name, dim)
+        key = f"otpy:{{{name}}}:{limit.dimension}:{limit.period}s:{limit.strategy}"
+        set_(self, "native_key", key)  # {name}: one Redis Cluster slot per limiter
 
     @property
     def item(self) -> RateLimitItem:
@@ -101,10 +132,6 @@ class Bucket:
     @property
     def key(self) -> str:
         return self.item.key_for(*self.ids)
-
-    @property
-    def amount(self) -> int:
-        return self.limit.amount
 
     @property
     def expiry(self) -> int:

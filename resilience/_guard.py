@@ -121,10 +121,11 @@ class Guard:
         ``retries`` / ``waited``, when given, collect the failed attempts and the seconds
         waited for the limiter. Blocks the calling thread throughout."""
         units = cost(*args, **kwargs) if callable(cost) else cost
-        attempt = partial(self._attempt, fn, args, kwargs, units, usage, waited)
+        attempt: Callable[..., T] = self._attempt
         return self.retry.call(
-            attempt, clock=self.clock, on_event=self.on_event, source=self.name, record=retries
-        )
+            attempt, fn, args, kwargs, units, usage, waited,
+            clock=self.clock, on_event=self.on_event, source=self.name, record=retries,
+        )  # fmt: skip
 
     def _attempt(
         self,
@@ -148,10 +149,8 @@ class Guard:
                      limiter=self.limiter.name, cost=dict(permit.cost))  # fmt: skip
             if waited is not None:
                 waited.append(permit.waited)
-        run = partial(call_with_timeout, fn, *args, timeout=self.timeout, clock=self.clock,
-                      name=self.name, **kwargs)  # fmt: skip
         try:
-            result = breaker.call(run) if breaker is not None else run()
+            result = self._run(fn, args, kwargs)
         except CircuitOpenError as exc:  # half-open: another call is the probe
             emit(self.on_event, "breaker.rejected", self.name, {"retry_in": exc.retry_in},
                  reason=exc.reason)  # fmt: skip
@@ -171,6 +170,16 @@ class Guard:
         if permit is not None and usage is not None:
             permit.settle(usage(result))
         return result
+
+    def _run(self, fn: Callable[..., T], args: tuple[Any, ...], kwargs: dict[str, Any]) -> T:
+        """``fn`` through the breaker (if any), under the timeout (if any)."""
+        breaker, timeout, clock, name = self.breaker, self.timeout, self.clock, self.name
+        if timeout is None:
+            return fn(*args, **kwargs) if breaker is None else breaker.call(fn, *args, **kwargs)
+        if breaker is None:
+            return call_with_timeout(fn, *args, timeout=timeout, clock=clock, name=name, **kwargs)
+        timed: Callable[..., T] = call_with_timeout
+        return breaker.call(timed, fn, *args, timeout=timeout, clock=clock, name=name, **kwargs)
 
 
 class _BreakerReporter(pybreaker.CircuitBreakerListener):
@@ -238,7 +247,9 @@ class Guarded(Generic[T]):
         )
 
     def __call__(self, *args: Any, **kwargs: Any) -> T:
-        return self.run(*args, **kwargs).value
+        if self.fallbacks:
+            return self.run(*args, **kwargs).value
+        return self.guard.call(self.fn, *args, cost=self.cost, usage=self.usage, **kwargs)
 
     def __repr__(self) -> str:
         names = [f.name if isinstance(f, Guarded) else f[0] for f in self.fallbacks]

@@ -5,130 +5,41 @@ from __future__ import annotations
 import math
 import threading
 from collections import deque
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
-from types import TracebackType
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from limits.storage import Storage
 
 from otpy.clock import SYSTEM_CLOCK, Clock
-from otpy.errors import (
-    ConfigurationError,
-    CostExceedsLimitError,
-    PermitError,
-    RateLimitTimeout,
-)
-from otpy.resilience._bucket import Bucket, Limit
-from otpy.resilience._stores import REJECTED, Store, store_for
+from otpy.errors import ConfigurationError, CostExceedsLimitError, RateLimitTimeout
+from otpy.resilience._bucket import NATIVE, Bucket, Limit
+from otpy.resilience._native import Ledger
+from otpy.resilience._permit import BucketStats, LimiterStats, Permit
+from otpy.resilience._stores import REJECTED, stores_for
 
 __all__ = ["BucketStats", "LimiterStats", "Permit", "RateLimiter"]
 
 _MIN_WAIT = 1e-3  # a head that was refused looks again after at least this long
+_ONE_REQUEST = {"requests": 1}
 
-
-@dataclass(frozen=True)
-class BucketStats:
-    """One bucket as it is now."""
-
-    dimension: str
-    limit: int
-    period: int
-    strategy: str
-    level: float  # units the window counts now (weighted for a sliding counter)
-
-    @property
-    def remaining(self) -> int:
-        return max(0, self.limit - int(self.level))
-
-
-@dataclass(frozen=True)
-class LimiterStats:
-    """A snapshot of a :class:`RateLimiter` (see ``RateLimiter.statistics``)."""
-
-    name: str
-    buckets: tuple[BucketStats, ...]
-    waiting: int  # callers queued in acquire
-    paused_for: float  # seconds left of a pause_for
-    acquired: int  # permits granted
-    waited: int  # permits that had to wait
-    wait_seconds: float  # total time permits waited
-    refused: int  # try_acquire refusals
-    timeouts: int  # acquire calls that timed out
-    refunded: Mapping[str, int] = field(default_factory=dict)  # per dimension
-    charged: Mapping[str, int] = field(default_factory=dict)  # per dimension
-    refunds_dropped: Mapping[str, int] = field(default_factory=dict)  # storage could not
-    aligned: Mapping[str, int] = field(default_factory=dict)  # charged by align()
-
-
-class Permit:
-    """A reservation in every bucket of a limiter. ``settle(actual)`` corrects it to the
-    usage the provider reported; ``release()`` gives it all back (the call never ran).
-
-    Usable as a context manager; leaving the block changes nothing (a reservation that
-    is neither settled nor released stands as made).
-    """
-
-    def __init__(
-        self,
-        limiter: RateLimiter,
-        cost: Mapping[str, int],
-        taken: list[tuple[Bucket, Any, int]],
-        waited: float,
-    ) -> None:
-        self.limiter = limiter
-        self.cost: Mapping[str, int] = dict(cost)
-        self.waited = waited
-        self._taken = taken
-        self._settled = False
-        self._lock = threading.Lock()
-
-    @property
-    def settled(self) -> bool:
-        return self._settled
-
-    def settle(self, actual: Mapping[str, int]) -> dict[str, int]:
-        """Correct the reservation to ``actual`` usage per dimension: the difference is
-        refunded (less used) or charged (more used, even past the limit). Dimensions not
-        named keep their reservation. Returns the change applied per dimension."""
-        for dimension, used in actual.items():
-            if not isinstance(used, int) or isinstance(used, bool) or used < 0:
-                raise ConfigurationError(
-                    f"settle: usage of {dimension!r} must be an int >= 0, not {used!r}"
-                )
-        with self._lock:
-            if self._settled:
-                raise PermitError(f"permit of {self.limiter.name!r} is already settled")
-            self._settled = True
-        return self.limiter._adjust(self._taken, actual)
-
-    def release(self) -> None:
-        """Give the whole reservation back: the call it was for was never made."""
-        self.settle({dimension: 0 for dimension in self.cost})
-
-    def __enter__(self) -> Permit:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        return None
-
-    def __repr__(self) -> str:
-        return f"<Permit {self.limiter.name} {dict(self.cost)} waited={self.waited:.3f}s>"
+Taken = list[tuple[Bucket, Any, int]]
 
 
 class _Waiter:
-    __slots__ = ("asked", "blocking", "costs", "event")
+    __slots__ = ("asked", "blocking", "event", "hint", "legacy", "native")
 
-    def __init__(self, asked: dict[str, int], costs: list[tuple[Bucket, int]]) -> None:
+    def __init__(
+        self,
+        asked: Mapping[str, int],
+        native: list[tuple[Bucket, int]],
+        legacy: list[tuple[Bucket, int]],
+    ) -> None:
         self.asked = asked  # the cost as the caller gave it
-        self.costs = costs  # what it takes from each bucket
-        self.event = threading.Event()
+        self.native = native  # what it takes from each native bucket (one atomic step)
+        self.legacy = legacy  # ... and from each bucket on a limits strategy
+        self.event: threading.Event | None = None  # made when it has to queue
         self.blocking: list[str] = []
+        self.hint = 0.0  # seconds until the native buckets have room, from the refusal
 
 
 class RateLimiter:
@@ -137,9 +48,12 @@ class RateLimiter:
     ``acquire(cost)`` reserves ``cost`` in every bucket or in none, waiting (in the
     calling thread) until all buckets have room: callers are admitted in FIFO order,
     so a large request is not starved by a stream of small ones. ``storage`` is a limits
-    storage URI: ``memory://`` (this process; windows move with ``clock``) or
-    ``redis://host:port`` (shared by every process using the same name and limits;
-    windows then follow the server's clock and ``clock`` only paces the waiting).
+    storage URI or instance: ``memory://`` (this process; buckets move with ``clock``) or
+    ``redis://host:port`` (shared by every process using the same name: a bucket is its
+    dimension, period and strategy, so a limit changed in one process keeps what the
+    others admitted; windows then follow the server's clock and ``clock`` only paces the
+    waiting). The native strategies (``rolling-window``, the default, and
+    ``token-bucket``) need memory or Redis; any other limits storage takes limits' own.
 
     Dimensions a cost names that no bucket limits are not limited; a cost of a
     dimension omitted from ``cost`` is 0. The default cost is one request.
@@ -158,21 +72,29 @@ class RateLimiter:
         parsed = [lim if isinstance(lim, Limit) else Limit(*lim) for lim in limits]
         if not parsed:
             raise ConfigurationError(f"rate limiter {name!r}: give at least one Limit")
-        seen: set[tuple[str, int, int]] = set()
+        seen: set[tuple[Any, ...]] = set()
         for lim in parsed:
-            ident = (lim.dimension, lim.amount, lim.period)
+            native = lim.strategy in NATIVE  # one bucket per dimension, period and strategy
+            ident = (lim.dimension, lim.period, lim.strategy if native else lim.amount)
             if ident in seen:
                 raise ConfigurationError(f"rate limiter {name!r}: {lim} is given twice")
             seen.add(ident)
         self.limits: tuple[Limit, ...] = tuple(parsed)
         self._buckets = tuple(Bucket(lim, ("otpy", name, lim.dimension)) for lim in parsed)
         try:
-            self._store: Store = store_for(storage, self.clock)
+            self._store, ledger = stores_for(storage, self.clock)
         except Exception as exc:  # limits raises its own errors for URIs and drivers
             raise ConfigurationError(
                 f"rate limiter {name!r}: storage {storage!r} cannot be used: {exc}"
                 + (" (install otpy[redis])" if "redis" in str(storage) else "")
             ) from exc
+        if ledger is None and any(b.native for b in self._buckets):
+            raise ConfigurationError(
+                f"rate limiter {name!r}: storage {storage!r} takes only limits' strategies "
+                "(sliding-window-counter, moving-window, fixed-window); rolling-window and "
+                "token-bucket need memory:// or redis://"
+            )
+        self._ledger: Ledger = ledger  # type: ignore[assignment]
         self._lock = threading.Lock()
         self._queue: deque[_Waiter] = deque()
         self._paused_until = float("-inf")
@@ -197,31 +119,32 @@ class RateLimiter:
 
     def _waiter(self, cost: Mapping[str, int] | None) -> _Waiter:
         """A checked request for ``cost``: what it takes from each bucket."""
-        asked = {"requests": 1} if cost is None else dict(cost)
+        asked = _ONE_REQUEST if cost is None else cost
         for dimension, units in asked.items():
-            if not isinstance(units, int) or isinstance(units, bool) or units < 0:
+            if (type(units) is not int or units < 0) and (  # the fast check, then the full
+                not isinstance(units, int) or isinstance(units, bool) or units < 0
+            ):
                 raise ConfigurationError(
-                    f"rate limiter {self.name!r}: cost of {dimension!r} must be an int >= 0, "
-                    f"not {units!r}"
+                    f"rate limiter {self.name!r}: cost of {dimension!r} must be an "
+                    f"int >= 0, not {units!r}"
                 )
-        costs = []
+        native: list[tuple[Bucket, int]] = []
+        legacy: list[tuple[Bucket, int]] = []
         for bucket in self._buckets:
             units = asked.get(bucket.dimension, 0)
-            if units > bucket.amount:
-                raise CostExceedsLimitError(self.name, bucket.dimension, units, str(bucket.limit))
             if units:
-                costs.append((bucket, units))
-        return _Waiter(asked, costs)
+                if units > bucket.amount:
+                    raise CostExceedsLimitError(
+                        self.name, bucket.dimension, units, str(bucket.limit)
+                    )
+                (native if bucket.native else legacy).append((bucket, units))
+        return _Waiter(asked, native, legacy)
 
     def _admit_now(self, waiter: _Waiter, now: float) -> Permit | None:
         """Under the lock: reserve at once if nobody is queued and no pause runs."""
         if self._queue or now < self._paused_until:
             return None
-        taken = self._reserve(waiter)
-        if taken is None:
-            return None
-        self._stats["acquired"] += 1
-        return Permit(self, waiter.asked, taken, 0.0)
+        return self._reserve(waiter, 0.0)
 
     def acquire(
         self, cost: Mapping[str, int] | None = None, timeout: float | None = None
@@ -240,6 +163,7 @@ class RateLimiter:
             permit = self._admit_now(waiter, start)
             if permit is not None:
                 return permit
+            waiter.event = event = threading.Event()
             self._queue.append(waiter)
         deadline = None if timeout is None else start + timeout
         try:
@@ -252,22 +176,20 @@ class RateLimiter:
                             delay = self._paused_until - now
                             waiter.blocking = ["pause"]
                         else:
-                            taken = self._reserve(waiter)
-                            if taken is not None:
+                            permit = self._reserve(waiter, now - start)
+                            if permit is not None:
                                 self._queue.popleft()
                                 self._wake_head()
-                                waited = now - start
-                                self._stats["acquired"] += 1
                                 self._stats["waited"] += 1
-                                self._stats["wait_seconds"] += waited
-                                return Permit(self, waiter.asked, taken, waited)
-                            delay = max(_MIN_WAIT, self._wait_time(waiter.costs))
-                    waiter.event.clear()
+                                self._stats["wait_seconds"] += permit.waited
+                                return permit
+                            delay = max(_MIN_WAIT, self._wait_time(waiter))
+                    event.clear()
                 if deadline is not None:
                     if now >= deadline:
                         raise RateLimitTimeout(self.name, timeout or 0.0, waiter.blocking)
                     delay = deadline - now if delay is None else min(delay, deadline - now)
-                clock.wait(waiter.event, delay)
+                clock.wait(event, delay)
         except BaseException as exc:
             with self._lock:
                 was_head = self._queue and self._queue[0] is waiter
@@ -287,52 +209,90 @@ class RateLimiter:
                 self._stats["refused"] += 1
             return permit
 
-    def _reserve(self, waiter: _Waiter) -> list[tuple[Bucket, Any, int]] | None:
-        """Hit every bucket in order; on a refusal give back what was taken (all or none)."""
-        taken: list[tuple[Bucket, Any, int]] = []
-        for bucket, units in waiter.costs:
+    def _reserve(self, waiter: _Waiter, waited: float) -> Permit | None:
+        """Under the lock: take from every bucket, the native ones in one step, or from
+        none (a refusing bucket gives back what the others took); the permit, or None."""
+        taken: Taken = []
+        at: float | None = None
+        if waiter.native:
+            took = self._ledger.take(waiter.native)
+            if took.wheres is None:
+                waiter.blocking = [str(waiter.native[took.blocking][0].limit)]
+                waiter.hint = took.wait
+                return None
+            taken = [(b, w, u) for (b, u), w in zip(waiter.native, took.wheres, strict=True)]
+            at = took.at
+        waiter.hint = 0.0
+        for bucket, units in waiter.legacy:
             where = self._store.hit(bucket, units)
             if where is REJECTED:
-                for done, at, amount in taken:
-                    self._store.refund(done, at, amount)
+                for done, spot, amount in taken:
+                    self._give_back(done, spot, amount, amount)
                 waiter.blocking = [str(bucket.limit)]
                 return None
             taken.append((bucket, where, units))
-        return taken
+        self._stats["acquired"] += 1
+        if at is None:
+            at = self.clock.monotonic()
+        return Permit(self, waiter.asked, taken, waited, at)
 
-    def _wait_time(self, costs: Sequence[tuple[Bucket, int]]) -> float:
-        return max((self._store.wait(bucket, units) for bucket, units in costs), default=0.0)
+    def _wait_time(self, waiter: _Waiter) -> float:
+        store = self._store
+        legacy = max((store.wait(bucket, units) for bucket, units in waiter.legacy), default=0.0)
+        return max(waiter.hint, legacy)
 
     def _wake_head(self) -> None:
         if self._queue:
-            self._queue[0].event.set()
+            event = self._queue[0].event
+            if event is not None:
+                event.set()
 
     def wait_time(self, cost: Mapping[str, int] | None = None) -> float:
         """Seconds until ``cost`` might be admitted, ignoring callers already queued."""
-        costs = self._waiter(cost).costs
+        waiter = self._waiter(cost)
+        if waiter.native:
+            waiter.hint = self._ledger.wait(waiter.native)
         paused = max(0.0, self._paused_until - self.clock.monotonic())
-        return max(paused, self._wait_time(costs))
+        return max(paused, self._wait_time(waiter))
+
+    # -- one bucket, on whichever storage holds it ------------------------------------
+
+    def _give_back(self, bucket: Bucket, where: Any, reserved: int, units: int) -> int:
+        if bucket.native:
+            return self._ledger.refund(bucket, where, reserved, units)
+        return self._store.refund(bucket, where, units)
+
+    def _charge(self, bucket: Bucket, units: int) -> None:
+        if bucket.native:
+            self._ledger.charge(bucket, units)
+        else:
+            self._store.charge(bucket, units)
+
+    def _level(self, bucket: Bucket) -> float:
+        return self._ledger.level(bucket) if bucket.native else self._store.level(bucket)
 
     # -- settling, pausing ----------------------------------------------------------
 
-    def _adjust(
-        self, taken: list[tuple[Bucket, Any, int]], actual: Mapping[str, int]
-    ) -> dict[str, int]:
+    def _adjust(self, taken: Taken, actual: Mapping[str, int]) -> dict[str, int]:
         applied: dict[str, int] = {}
         reserved = {bucket.dimension: units for bucket, _, units in taken}
         for bucket in self._buckets:
             if bucket.dimension not in actual:
                 continue
             where = next((at for b, at, _ in taken if b is bucket), None)
-            delta = actual[bucket.dimension] - reserved.get(bucket.dimension, 0)
+            held = reserved.get(bucket.dimension, 0)
+            delta = actual[bucket.dimension] - held
             if delta > 0:
-                self._store.charge(bucket, delta)
+                self._charge(bucket, delta)
                 self._count(self._charged, bucket.dimension, delta)
             elif delta < 0 and bucket.dimension in reserved:
-                given = self._store.refund(bucket, where, -delta)
+                given = self._give_back(bucket, where, held, -delta)
                 self._count(self._refunded, bucket.dimension, given)
-                self._count(self._dropped, bucket.dimension, -delta - given)
+                if not bucket.native:  # a native bucket keeps only what still counts
+                    self._count(self._dropped, bucket.dimension, -delta - given)
                 delta = -given
+            if bucket.dimension in applied:  # several buckets: report the smallest refund
+                delta = max(delta, applied[bucket.dimension])
             applied[bucket.dimension] = delta
         if any(delta < 0 for delta in applied.values()):
             with self._lock:
@@ -360,9 +320,9 @@ class RateLimiter:
             for bucket in self._buckets:
                 if bucket.dimension != dimension:
                     continue
-                excess = math.ceil(bucket.amount - self._store.level(bucket)) - remaining
+                excess = math.ceil(bucket.amount - self._level(bucket)) - remaining
                 if excess > 0:
-                    self._store.charge(bucket, excess)
+                    self._charge(bucket, excess)
                     self._aligned[dimension] = self._aligned.get(dimension, 0) + excess
                     most = max(most, excess)
         return most
@@ -380,7 +340,10 @@ class RateLimiter:
         """Forget every bucket's counts (and any pause)."""
         with self._lock:
             for bucket in self._buckets:
-                self._store.clear(bucket)
+                if bucket.native:
+                    self._ledger.clear(bucket)
+                else:
+                    self._store.clear(bucket)
             self._paused_until = float("-inf")
             self._wake_head()
 
@@ -388,7 +351,7 @@ class RateLimiter:
         """A frozen snapshot: every bucket's level, the queue, the pause, the counters."""
         with self._lock:
             buckets = tuple(
-                BucketStats(b.dimension, b.amount, b.expiry, b.strategy, self._store.level(b))
+                BucketStats(b.dimension, b.amount, b.expiry, b.strategy, self._level(b))
                 for b in self._buckets
             )
             return LimiterStats(

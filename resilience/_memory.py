@@ -8,7 +8,9 @@ support, the same keys and the same admission arithmetic) reading time from a
 :class:`~otpy.clock.Clock` and expiring keys lazily. The rate-limit strategies that drive
 it are limits' own classes.
 
-Two things it adds, which limits' memory storage cannot do:
+It also holds the native buckets (``rolling-window``, ``token-bucket``) of the limiters
+that share it (``buckets``). Two things it adds to limits' contract, which limits' memory
+storage cannot do:
 
 - a moving window stores one ``[timestamp, units]`` run per hit rather than one entry
   per unit of cost (limits stores 4,000 entries for a 4,000-token hit);
@@ -25,6 +27,7 @@ from limits.storage import MovingWindowSupport, SlidingWindowCounterSupport, Sto
 from limits.storage.base import TimestampedSlidingWindow
 
 from otpy.clock import SYSTEM_CLOCK, Clock
+from otpy.resilience._ledger import Buckets
 
 __all__ = ["ClockedMemoryStorage"]
 
@@ -51,6 +54,7 @@ class ClockedMemoryStorage(
         self._runs: dict[str, list[list[float]]] = {}
         self._run_expiry: dict[str, float] = {}
         self._next_sweep = clock.time() + _SWEEP_EVERY
+        self.buckets = Buckets()  # the native buckets of limiters on this storage
 
     @property
     def base_exceptions(self) -> type[Exception] | tuple[type[Exception], ...]:
@@ -117,7 +121,7 @@ class ClockedMemoryStorage(
 
     def reset(self) -> int | None:
         with self._lock:
-            n = len(self._counters) + len(self._runs)
+            n = len(self._counters) + len(self._runs) + self.buckets.reset()
             self._counters.clear()
             self._expires.clear()
             self._runs.clear()

@@ -186,7 +186,25 @@ class RetryPolicy:
         above are taken by the policy: pass ``functools.partial`` for an ``fn`` that
         uses them.
         """
-        run = _Run(self, clock or SYSTEM_CLOCK, on_event, source, record)
+        clock = clock or SYSTEM_CLOCK
+        started = clock.monotonic()
+        try:  # most calls succeed at once: no policy machinery for them
+            return fn(*args, **kwargs)
+        except BaseException as exc:
+            first: BaseException | None = exc
+
+        def attempt(*args: object, **kwargs: object) -> T:
+            """``fn``, whose first attempt has already run: tenacity sees its error."""
+            nonlocal first
+            if first is None:
+                return fn(*args, **kwargs)
+            error, first = first, None
+            try:
+                raise error
+            finally:
+                del error  # no cycle through the traceback's frames
+
+        run = _Run(self, clock, on_event, source, record, started)
         retrying = tenacity.Retrying(
             stop=run.stop,
             wait=run.wait,
@@ -195,7 +213,7 @@ class RetryPolicy:
             before_sleep=run.before_sleep,
             reraise=True,
         )
-        return retrying(fn, *args, **kwargs)
+        return retrying(attempt, *args, **kwargs)
 
 
 RetryPolicy.NONE = RetryPolicy(max_attempts=1)
@@ -216,13 +234,14 @@ class _Run:
         sink: EventSink | None,
         source: str,
         record: list[RetryAttempt] | None,
+        started: float,
     ) -> None:
         self.policy = policy
         self.clock = clock
         self.sink = sink
         self.source = source
         self.record = record
-        self.started = clock.monotonic()
+        self.started = started
         self.retry_after: float | None = None
         self._retry_on = tenacity.retry_if_exception(policy.retry_on)
         backoff = tenacity.wait_random_exponential if policy.jitter else tenacity.wait_exponential

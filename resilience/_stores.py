@@ -1,4 +1,5 @@
-"""Where a limiter's buckets live: what each kind of storage can do beyond limits' hit.
+"""Where a limiter's buckets on limits' strategies live: what each kind of storage can
+do beyond limits' hit. (The native strategies live in a :class:`Ledger`, ``_native.py``.)
 
 limits offers hit/test per limit. A limiter also needs to give a reservation back (to
 roll back a partial multi-bucket reservation and to refund a permit), to charge usage
@@ -24,9 +25,10 @@ from limits.strategies import RateLimiter as LimitsStrategy
 
 from otpy.resilience._bucket import Bucket
 from otpy.resilience._memory import ClockedMemoryStorage
+from otpy.resilience._native import Ledger, MemoryLedger
 from otpy.resilience._windows import fixed_wait, moving_wait, sliding_level, sliding_wait
 
-__all__ = ["LimitsStore", "MemoryStore", "RedisStore", "Store", "store_for"]
+__all__ = ["LimitsStore", "MemoryStore", "RedisStore", "Store", "stores_for"]
 
 REJECTED: Any = object()  # hit() result when the bucket refused (nothing consumed)
 _UNLIMITED = 2**53  # a limit no charge reaches: "record this usage whatever the limit"
@@ -273,16 +275,19 @@ class RedisStore(LimitsStore):
         return int(self._refund_script(keys, [where, amount, self._SAME_WINDOW_MS]))
 
 
-def store_for(storage: str | Storage, clock: Any) -> Store:
-    """The :class:`Store` for a storage URI or a limits storage instance."""
+def stores_for(storage: str | Storage, clock: Any) -> tuple[Store, Ledger | None]:
+    """The :class:`Store` for a storage URI or a limits storage instance, and the
+    :class:`Ledger` of native buckets on it (None: that storage has none)."""
     from limits.storage import RedisStorage, storage_from_string
 
+    if isinstance(storage, str) and storage.split(":", 1)[0] == "memory":
+        storage = ClockedMemoryStorage(clock)
     if isinstance(storage, ClockedMemoryStorage):
-        return MemoryStore(storage)
+        return MemoryStore(storage), MemoryLedger(storage.buckets, storage.clock)
     if isinstance(storage, str):
-        if storage.split(":", 1)[0] == "memory":
-            return MemoryStore(ClockedMemoryStorage(clock))
         storage = storage_from_string(storage)  # type: ignore[assignment]
     if isinstance(storage, RedisStorage):
-        return RedisStore(storage)
-    return LimitsStore(storage)  # type: ignore[arg-type]
+        from otpy.resilience._redis_ledger import RedisLedger
+
+        return RedisStore(storage), RedisLedger(storage.get_connection())
+    return LimitsStore(storage), None  # type: ignore[arg-type]

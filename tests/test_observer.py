@@ -129,7 +129,7 @@ def test_tree_of_a_runtime_and_its_refusals() -> None:
         snapshot = otpy.observer.tree(rt)
         assert snapshot.root.name == "obs-rt.root"
         ids = [c.id for c in snapshot.root.children]
-        assert ids == ["steps", "providers", "compat", "health", "jobs", "runs"]
+        assert ids == ["steps", "providers", "compat", "health", "agent", "jobs", "runs"]
         assert snapshot.to_dict()["root"]["children"][0]["module"].endswith("StepRegistry")
         with pytest.raises(otpy.ConfigurationError, match="not a supervisor"):
             otpy.observer.tree(rt.steps)

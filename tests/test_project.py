@@ -166,6 +166,10 @@ def test_public_api_is_re_exported() -> None:
             "AgentTurn", "ChangeLog", "Tool", "ToolCallRecord", "ToolContext",
             "ToolLimits", "ToolRegistry", "ToolSelection", "as_tool", "ask_agent",
             "command_environment", "glob_regex", "python_tool", "run_agent", "tool",
+            # the routing agent (rt.chat): its config, rules and replies
+            "AgentConfig", "AgentRoute", "AgentClassifier", "Router", "RouteChoice",
+            "AgentReply", "AgentAttempt", "AgentState", "AttemptStatus", "CHAT_ROUTE",
+            "CLASSIFIER", "chat_pipeline", "classifier_pipeline", "check_routes", "response_of",
         },
         "otpy.steps": {
             "COMMON_FIELDS", "STEP_PLUGIN_GROUP", "Step", "StepContext", "StepEntry",
@@ -173,6 +177,7 @@ def test_public_api_is_re_exported() -> None:
             "validate_step",
         },
         "otpy.actors": {
+            "ChatAgent", "ChatCell", "ChatHandle", "chat_child",
             "CompatibilityHandle", "CompatibilityManager", "CompatibilityStats", "HealthChange",
             "Deadline", "HealthMonitor", "JobCell", "JobHandle", "JobRecord", "JobsHandle",
             "OptimizationRunner",
@@ -195,7 +200,8 @@ def test_public_api_is_re_exported() -> None:
             "IntRange", "JobFile", "JobOptions", "JobSpec", "JobState", "JobStatus", "METRICS",
             "METRIC_PLUGIN_GROUP", "Metric", "RandomSearch", "STRATEGY_PLUGIN_GROUP",
             "SearchSpace", "Strategy", "TPEStrategy", "Trial", "Variable", "load_job_file",
-            "load_metric_plugins", "load_strategy_plugins", "make_strategy", "register_metric",
+            "load_metric_plugins", "load_strategy_plugins", "make_strategy", "parse_job_file",
+            "register_metric",
             "register_strategy", "resolve_metric", "strategy_names",
             "JobLedger", "JobStore", "SQLiteJobStore", "Checkpoint", "CheckpointBatch", "Lease",
             "Holder", "Owner", "default_store_path", "Executor", "ExecutorSession", "JobWork",

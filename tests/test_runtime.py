@@ -18,7 +18,7 @@ from otpy.steps.llm import BUILTIN_STEPS
 from otpy.supervision import whereis
 from otpy.testing import wait_until
 
-ROLES = ("steps", "providers", "compat", "health", "jobs", "runs")
+ROLES = ("steps", "providers", "compat", "health", "agent", "jobs", "runs")
 
 
 def unique() -> str:

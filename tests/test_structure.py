@@ -131,7 +131,9 @@ def _allowed(importer: str, target: str) -> bool:
         return target.startswith(_SUPERVISION_MAY)
     if importer.startswith("otpy.resilience"):
         return target.startswith(_RESILIENCE_MAY)
-    if importer in _MAY_IMPORT_ACTORS or importer.startswith(("otpy.actors", "otpy._cli")):
+    if importer in _MAY_IMPORT_ACTORS or importer.startswith(
+        ("otpy.actors", "otpy._cli", "otpy.web")
+    ):
         return True
     return not target.startswith("otpy.actors")
 

@@ -47,6 +47,7 @@ supervisor applies its restart strategy.
     ├── ToolError                           a tool call failed; the model is told (.tool)
     ├── AgentLimitError                     an agent loop hit max_turns or its token
     │                                       budget (.limit, .result so far)
+    ├── AgentError                          the routing agent cannot take a request
     ├── StateError                          a state store failed or was misused
     │   ├── VariableNotFound (LookupError)  no variable with that name or id
     │   ├── VariableExistsError             register_variable: the name is taken
@@ -70,7 +71,7 @@ values in attributes for code that handles it.
 
 from __future__ import annotations
 
-from otpy.errors._agent import AgentLimitError, ToolError
+from otpy.errors._agent import AgentError, AgentLimitError, ToolError
 from otpy.errors._base import ConfigurationError, OtpyError
 from otpy.errors._provider import (
     AuthenticationError,
@@ -133,6 +134,7 @@ from otpy.errors._work import (
 )
 
 __all__ = [
+    "AgentError",
     "AgentLimitError",
     "AllOptionsFailed",
     "AlreadyPresentError",

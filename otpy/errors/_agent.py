@@ -1,4 +1,5 @@
-"""Tool calls and agent loops: a tool that failed, a loop that hit its limits."""
+"""Tool calls and agent loops: a tool that failed, a loop that hit its limits; and the
+routing agent (``rt.chat``) refusing a request."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ from typing import Any
 
 from otpy.errors._base import OtpyError
 
-__all__ = ["AgentLimitError", "ToolError"]
+__all__ = ["AgentError", "AgentLimitError", "ToolError"]
 
 
 class ToolError(OtpyError):
@@ -28,3 +29,9 @@ class AgentLimitError(OtpyError):
         super().__init__(message)
         self.limit = limit
         self.result = result
+
+
+class AgentError(OtpyError):
+    """The routing agent (``rt.chat``) cannot take a request: an empty or oversized
+    message, inputs that are not a mapping, no route matching and no default, an unknown
+    request id."""

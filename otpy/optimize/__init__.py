@@ -35,7 +35,7 @@ from otpy.optimize._job import (
     register_metric,
     resolve_metric,
 )
-from otpy.optimize._jobfile import JobFile, load_job_file
+from otpy.optimize._jobfile import JobFile, load_job_file, parse_job_file
 from otpy.optimize._ledger import JobLedger
 from otpy.optimize._owner import Owner
 from otpy.optimize._space import Choice, Demos, FloatRange, IntRange, SearchSpace, Variable
@@ -104,6 +104,7 @@ __all__ = [
     "load_metric_plugins",
     "load_strategy_plugins",
     "make_strategy",
+    "parse_job_file",
     "planned_evaluations",
     "ranked",
     "register_executor",

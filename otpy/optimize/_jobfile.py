@@ -38,7 +38,7 @@ from otpy.optimize._job import OPTION_NAMES, JobOptions, resolve_metric
 from otpy.optimize._space import SearchSpace
 from otpy.optimize._strategy import make_strategy
 
-__all__ = ["JobFile", "load_job_file"]
+__all__ = ["JobFile", "load_job_file", "parse_job_file"]
 
 _TRAINSET_SUFFIXES: Final = (".yaml", ".yml", ".json", ".jsonl")
 
@@ -90,8 +90,15 @@ def load_job_file(path: str | os.PathLike[str]) -> JobFile:
     the file, the field and its line and column for anything wrong: an unknown or missing
     field, a bad value, a program or trainset file that cannot be read."""
     path = Path(path)
+    return parse_job_file(read_text(path, "job file"), path)
+
+
+def parse_job_file(text: str, path: str | os.PathLike[str]) -> JobFile:
+    """The job file ``text``, read as if it were the file at ``path`` (which need not
+    exist: relative paths in it resolve against its folder, errors name it); see
+    :func:`load_job_file`."""
+    path = Path(path)
     label = str(path)
-    text = read_text(path, "job file")
     data = parse_yaml(text, label)
     if not isinstance(data, dict):
         raise ConfigurationError(

@@ -44,10 +44,15 @@ __all__ = [
 FINISHED: tuple[JobState, ...] = ("completed", "cancelled", "failed")
 
 
-def default_store_path() -> Path:
-    """``$OTPY_STATE_DIR/jobs.sqlite``, else ``~/.local/state/otpy/jobs.sqlite``."""
-    base = os.environ.get("OTPY_STATE_DIR") or os.path.join(
-        os.environ.get("XDG_STATE_HOME") or os.path.expanduser("~/.local/state"), "otpy"
+def default_store_path(state_dir: str | os.PathLike[str] | None = None) -> Path:
+    """``jobs.sqlite`` in ``state_dir`` (the runtime config's ``state_dir``), else in
+    ``$OTPY_STATE_DIR``, else ``$XDG_STATE_HOME/otpy``, else ``~/.local/state/otpy``."""
+    base = (
+        state_dir
+        or os.environ.get("OTPY_STATE_DIR")
+        or os.path.join(
+            os.environ.get("XDG_STATE_HOME") or os.path.expanduser("~/.local/state"), "otpy"
+        )
     )
     return Path(base) / "jobs.sqlite"
 

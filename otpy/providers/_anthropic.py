@@ -69,6 +69,9 @@ class AnthropicProvider(Provider):
 
     DEFAULT_MODEL: ClassVar[str] = "claude-sonnet-4-6"
     capabilities: ClassVar[frozenset[str]] = CAPABILITIES
+    # Anthropic documents its limits as token buckets: capacity the limit, refilled
+    # continuously (not reset at fixed intervals).
+    rate_limit_strategy: ClassVar[str] = "token-bucket"
 
     def __init__(
         self,

@@ -182,6 +182,11 @@ class Provider(ABC):
 
     name: str = "provider"
     capabilities: ClassVar[frozenset[str]] = frozenset({"text"})
+    rate_limit_strategy: ClassVar[str] = "rolling-window"
+    """How the service counts its rate limits, so the limiter counts the same way (a
+    config's ``limits.strategy`` wins): ``rolling-window`` (never more than the limit in
+    any rolling period: safe against any way of counting) or ``token-bucket`` (a bucket
+    of the limit refilled continuously, as Anthropic documents)."""
 
     @abstractmethod
     def complete(self, request: CompletionRequest) -> Completion:

@@ -61,6 +61,9 @@ class GeminiProvider(Provider):
     """
 
     capabilities: ClassVar[frozenset[str]] = CAPABILITIES
+    # Gemini's limits are per minute ("21 requests within a minute" at an RPM of 20 is an
+    # error): an exact rolling minute never sends more, whatever minutes Google counts.
+    rate_limit_strategy: ClassVar[str] = "rolling-window"
 
     def __init__(
         self,

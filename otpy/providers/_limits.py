@@ -38,9 +38,9 @@ class ProviderLimits(BaseModel):
     ``fail_max`` consecutive faults and ``reset_timeout`` seconds, ``acquire_timeout`` (how
     long a call may wait for the rate limiter; None: as long as it takes), the limiter's
     ``storage`` URI (``memory://``, or ``redis://...`` to share limits across processes)
-    and its window ``strategy``: ``moving-window`` by default, exact over any rolling
-    60 s (what "never exceed the provider's limit" needs: the sliding window counter
-    approximates and let up to 26 of 20 requests into some rolling minute in the tests).
+    and its ``strategy`` (see :class:`~otpy.resilience.Limit`): None (the default) counts
+    the way the provider's service does (``Provider.rate_limit_strategy``: Anthropic a
+    token bucket, Gemini and the others an exact rolling minute).
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -53,7 +53,13 @@ class ProviderLimits(BaseModel):
     reset_timeout: float = Field(default=30.0, ge=0, allow_inf_nan=False)
     acquire_timeout: float | None = Field(default=None, ge=0, allow_inf_nan=False)
     storage: str = "memory://"
-    strategy: Literal["moving-window", "sliding-window-counter", "fixed-window"] = "moving-window"
+    strategy: (
+        Literal[
+            "rolling-window", "token-bucket", "moving-window", "sliding-window-counter",
+            "fixed-window",
+        ]
+        | None
+    ) = None  # fmt: skip
 
     @classmethod
     def coerce(
@@ -155,17 +161,19 @@ def build_guard(
     name: str, provider: Provider, limits: ProviderLimits, stats: ProviderStats, clock: Clock
 ) -> ProviderGuard:
     """The guard for provider ``name``: a limiter with ``Limit("requests", "<rpm>/minute")``
-    and ``Limit("tokens", "<tpm>/minute")`` for the ones set (none: no limiter), a breaker
+    and ``Limit("tokens", "<tpm>/minute")`` for the ones set (none: no limiter), counted
+    by ``limits.strategy`` or else the provider's ``rate_limit_strategy``, a breaker
     (``fail_max``, ``reset_timeout``, NOT_FAULTS excluded), ``max_attempts`` retries and
     the per-attempt ``timeout``. Each attempt reserves one request and
     ``provider.estimate_tokens(request)`` tokens, and is settled with the tokens the
     completion reports. Raises ConfigurationError (e.g. a storage URI that cannot be used).
     """
+    strategy: Any = limits.strategy or provider.rate_limit_strategy
     buckets = []
     if limits.rpm is not None:
-        buckets.append(Limit("requests", f"{limits.rpm}/minute", limits.strategy))
+        buckets.append(Limit("requests", f"{limits.rpm}/minute", strategy))
     if limits.tpm is not None:
-        buckets.append(Limit("tokens", f"{limits.tpm}/minute", limits.strategy))
+        buckets.append(Limit("tokens", f"{limits.tpm}/minute", strategy))
     limiter = (
         RateLimiter(buckets, limits.storage, clock=clock, name=f"provider:{name}")
         if buckets

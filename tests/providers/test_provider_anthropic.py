@@ -526,17 +526,23 @@ def test_five_500s_open_the_breaker_and_the_fallback_serves(
     [60, 7, 13],
     ids=["minute-steps", "7s-steps", "13s-steps"],
 )
+@pytest.mark.parametrize("strategy", [None, "rolling-window"], ids=["default", "rolling"])
 def test_100_concurrent_calls_never_exceed_20_a_minute_at_the_server(
     registry: ProviderRegistryHandle,
     make: Callable[..., AnthropicProvider],
     fake: FakeAnthropic,
     clock: FakeClock,
     step: float,
+    strategy: str | None,
 ) -> None:
     """The fake clock moves ``step`` seconds at a time, only when every admitted call has
     been answered and nobody else can be admitted; the server stamps each arrival with it.
-    With 7 s steps the arrivals spread over the minute, so any 60 s window is checked."""
-    registry.register_provider("claude", make(), limits=LIMITS)
+    With 7 s steps the arrivals spread over the minute, so any 60 s window is checked.
+
+    By default the limiter counts as Anthropic does, a token bucket of 20 refilled at 20 a
+    minute: the arrivals never overdraw such a bucket. Counted over a rolling window
+    instead, no 60 s holds more than 20."""
+    registry.register_provider("claude", make(), limits={**LIMITS, "strategy": strategy})
     limiter = registry.get_provider("claude").limiter
     assert limiter is not None
     calls = [InThread(registry.complete, ask(f"q{i}"), provider="claude") for i in range(100)]
@@ -552,6 +558,15 @@ def test_100_concurrent_calls_never_exceed_20_a_minute_at_the_server(
     assert sorted(r.text for r in results) == sorted(f"echo: q{i}" for i in range(100))
     arrivals = sorted(r.at for r in fake.requests if r.at is not None)
     assert len(arrivals) == 100 and limiter.statistics().waited == 80
+    if strategy is None:
+        assert {lim.strategy for lim in limiter.limits} == {"token-bucket"}
+        level, last, highest = 0.0, arrivals[0], 0.0
+        for at in arrivals:  # the server's bucket, replayed: 20 a minute drain from it
+            level = max(0.0, level - (at - last) * 20 / 60) + 1
+            last, highest = at, max(highest, level)
+        assert highest <= 20 + 1e-9, f"the server's bucket would hold {highest} of 20"
+        assert highest > 19  # and the limit was used, not undershot
+        return
     busiest = max(sum(1 for a in arrivals if t <= a < t + 60) for t in arrivals)
     assert busiest <= 20, f"{busiest} requests reached the server within 60 s"
     assert busiest == 20  # and the limit was used, not undershot

@@ -163,6 +163,21 @@ def test_limits_build_the_guard(clock: FakeClock) -> None:
         ProviderLimits(burst=1)  # type: ignore[call-arg]
 
 
+def test_limits_count_the_way_the_provider_does_unless_the_config_says(clock: FakeClock) -> None:
+    from otpy.providers import AnthropicProvider, GeminiProvider
+
+    def strategies(provider: Any, **limits: Any) -> set[str]:
+        e = make_entry("p", provider, limits={"rpm": 5, "tpm": 500, **limits}, clock=clock)
+        assert e.limiter is not None
+        return {lim.strategy for lim in e.limiter.limits}
+
+    anthropic = AnthropicProvider(name="a", api_key="k")
+    assert strategies(anthropic) == {"token-bucket"}  # as Anthropic documents its limits
+    assert strategies(GeminiProvider(name="g", api_key="k")) == {"rolling-window"}
+    assert strategies(ScriptedProvider("s")) == {"rolling-window"}
+    assert strategies(anthropic, strategy="rolling-window") == {"rolling-window"}
+
+
 def test_a_call_reserves_requests_and_estimated_tokens_then_settles_the_real_usage(
     clock: FakeClock,
 ) -> None:

@@ -12,6 +12,7 @@ import itertools
 import random
 import sys
 import threading
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -813,6 +814,8 @@ def test_stress_random_faults_keep_the_invariants(seed: int) -> None:
                 counts["max_probes"] = max(counts["max_probes"], counts["probes"])
         try:
             roll = rng.random()
+            if roll > 0.9:  # a slow call (real time): others are admitted, refused, trip it
+                time.sleep(0.0002)
             if roll < 0.05:
                 clock.advance(rng.choice([0.25, 0.5, 1.0]))
             if roll < 0.35:

@@ -284,7 +284,7 @@ def test_a_timed_out_call_keeps_its_reservation(
     release.set()
     assert level(lim, "tokens") == 700  # the provider may still be working on it
     assert names(events) == ["call.timed_out"]
-    wait_until(lambda: not any(t.name.startswith("otpy-timeout") for t in threading.enumerate()))
+    wait_until(lambda: not any(t.name == "otpy-timeout-p" for t in threading.enumerate()))
 
 
 def test_calls_through_one_guard_run_concurrently(clock: FakeClock) -> None:

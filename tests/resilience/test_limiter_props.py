@@ -21,6 +21,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from otpy.resilience import ClockedMemoryStorage, Limit, Permit, RateLimiter
+from otpy.resilience._ledger import Buckets, RollingLog
 from otpy.testing import FakeClock, wait_until
 
 EPOCH = 1_700_000_040.0  # a multiple of 60 (and of 1, 10): windows start at t=0
@@ -140,12 +141,36 @@ def test_no_window_ever_holds_more_than_its_limit(
     assert limiter.statistics().refunds_dropped == {}
 
 
+class LoggedLog(RollingLog):
+    """A rolling window that records the token reservations it admits, in order."""
+
+    def __init__(self, period_us: int, admitted: list[int]) -> None:
+        super().__init__(period_us)
+        self.admitted = admitted
+
+    def add(self, now: int, units: int) -> int:
+        self.admitted.append(units)
+        return super().add(now, units)
+
+
+class LoggedBuckets(Buckets):
+    def __init__(self, admitted: list[int]) -> None:
+        super().__init__()
+        self.admitted = admitted
+
+    def log(self, key: str, period_us: int) -> RollingLog:
+        if "tokens" in key and key not in self.logs:
+            self.logs[key] = LoggedLog(period_us, self.admitted)
+        return super().log(key, period_us)
+
+
 class LoggedStorage(ClockedMemoryStorage):
     """Records the order in which token reservations were admitted."""
 
     def __init__(self, clock: FakeClock) -> None:
         super().__init__(clock)
         self.admitted: list[int] = []
+        self.buckets = LoggedBuckets(self.admitted)
 
     def acquire_sliding_window_at(self, key: str, limit: int, expiry: int, amount: int = 1) -> Any:
         where = super().acquire_sliding_window_at(key, limit, expiry, amount)
@@ -163,12 +188,21 @@ class LoggedStorage(ClockedMemoryStorage):
 @given(
     costs=st.lists(st.integers(1, 100), min_size=8, max_size=16, unique=True),
     steps=st.lists(st.sampled_from([0.1, 0.5, 1.0, 2.5, 7.0]), min_size=1, max_size=10),
+    strategy=st.sampled_from(["rolling-window", "token-bucket", "sliding-window-counter"]),
 )
-def test_waiters_are_admitted_in_arrival_order(costs: list[int], steps: list[float]) -> None:
+def test_waiters_are_admitted_in_arrival_order(
+    costs: list[int], steps: list[float], strategy: Any
+) -> None:
     clock = FakeClock(epoch=EPOCH)
     storage = LoggedStorage(clock)
+    tokens = Limit("tokens", "100/10 seconds", strategy)
+    if strategy == "token-bucket":  # logged through the rolling window of the same tokens
+        tokens = Limit("tokens", "100/10 seconds", "rolling-window")
+        extra = [Limit("tokens", "100/10 seconds", "token-bucket")]
+    else:
+        extra = []
     limiter = RateLimiter(
-        [Limit("tokens", "100/10 seconds"), Limit("requests", "4/second")], storage, clock=clock
+        [tokens, *extra, Limit("requests", "4/second", strategy)], storage, clock=clock
     )
     limiter.acquire({"tokens": 100, "requests": 1})  # full: everyone has to queue
     storage.admitted.clear()

@@ -18,6 +18,9 @@ from redis_server import start_redis
 from otpy.errors import RateLimitTimeout
 from otpy.resilience import Limit, RateLimiter
 
+STRATEGIES = ["rolling-window", "token-bucket", "sliding-window-counter", "fixed-window",
+              "moving-window"]  # fmt: skip
+
 
 @pytest.fixture(scope="module")
 def redis_url() -> Iterator[str]:
@@ -47,7 +50,7 @@ def test_limiters_with_one_name_share_the_buckets(redis_url: str, name: str) -> 
     assert limiter(redis_url, name + "-other").try_acquire() is not None
 
 
-@pytest.mark.parametrize("strategy", ["sliding-window-counter", "fixed-window", "moving-window"])
+@pytest.mark.parametrize("strategy", STRATEGIES)
 def test_all_or_none_on_redis(redis_url: str, name: str, strategy: Any) -> None:
     lim = limiter(
         redis_url,
@@ -63,7 +66,9 @@ def test_all_or_none_on_redis(redis_url: str, name: str, strategy: Any) -> None:
     assert lim.try_acquire({"requests": 1, "tokens": 10}) is not None
 
 
-@pytest.mark.parametrize("strategy", ["sliding-window-counter", "fixed-window"])
+@pytest.mark.parametrize(
+    "strategy", ["rolling-window", "token-bucket", "sliding-window-counter", "fixed-window"]
+)
 def test_refund_is_seen_by_another_limiter(redis_url: str, name: str, strategy: Any) -> None:
     a = limiter(redis_url, name, Limit("tokens", "1000/hour", strategy))
     b = limiter(redis_url, name, Limit("tokens", "1000/hour", strategy))

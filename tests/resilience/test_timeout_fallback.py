@@ -25,7 +25,7 @@ from otpy.resilience._events import ResilienceEvent
 from otpy.resilience._fallback import Fallback, FallbackResult, OptionFailure
 from otpy.resilience._retry import RetryPolicy
 from otpy.resilience._timeout import call_with_timeout
-from otpy.testing import FakeClock
+from otpy.testing import FakeClock, wait_until
 
 REQUEST_ID: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
 
@@ -57,25 +57,35 @@ def test_no_timeout_calls_in_the_calling_thread(clock: FakeClock) -> None:
 
 
 def test_returns_the_result_from_a_named_daemon_thread(clock: FakeClock) -> None:
-    seen: list[threading.Thread] = []
+    seen: list[tuple[threading.Thread, str]] = []
 
     def fn(a: int, *, b: int) -> int:
-        seen.append(threading.current_thread())
+        seen.append((threading.current_thread(), threading.current_thread().name))
         return a * b
 
     assert call_with_timeout(fn, 6, timeout=5.0, clock=clock, name="llm", b=7) == 42
-    (thread,) = seen
+    ((thread, name),) = seen
     assert thread is not threading.current_thread()
-    assert thread.name == "otpy-timeout-llm" and thread.daemon
-    thread.join(5)
+    assert name == "otpy-timeout-llm" and thread.daemon
     assert clock.monotonic() == 0.0  # no fake time passed
+
+
+def test_timed_calls_reuse_pooled_threads(clock: FakeClock) -> None:
+    """A timed call starts no thread of its own: sequential calls share one runner."""
+    ran: set[threading.Thread] = set()
+    call_with_timeout(lambda: ran.add(threading.current_thread()), timeout=5.0, clock=clock)
+    before = threading.active_count()
+    for _ in range(50):
+        call_with_timeout(lambda: ran.add(threading.current_thread()), timeout=5.0, clock=clock)
+    assert threading.active_count() == before
+    assert len(ran) == 1
 
 
 def test_reraises_the_exception_with_its_traceback(clock: FakeClock) -> None:
     with pytest.raises(Boom, match="deep down") as info:
         call_with_timeout(_raise_boom, timeout=5.0, clock=clock, name="boom")
     assert info.traceback[-1].name == "_raise_boom"
-    _join_finished("otpy-timeout-boom")
+    _join_finished("boom")
 
 
 def test_reraises_a_base_exception(clock: FakeClock) -> None:
@@ -84,14 +94,13 @@ def test_reraises_a_base_exception(clock: FakeClock) -> None:
 
     with pytest.raises(KeyboardInterrupt):
         call_with_timeout(interrupted, timeout=5.0, clock=clock, name="ki")
-    _join_finished("otpy-timeout-ki")
+    _join_finished("ki")
 
 
 def _join_finished(name: str) -> None:
-    for thread in threading.enumerate():
-        if thread.name == name:
-            thread.join(5)
-            assert not thread.is_alive()
+    """The runner that ran the call named ``name`` has finished it (runners are pooled:
+    they stay, under another name)."""
+    wait_until(lambda: not any(t.name == f"otpy-timeout-{name}" for t in threading.enumerate()))
 
 
 def test_times_out_on_the_clock_and_abandons_the_call(
@@ -116,7 +125,7 @@ def test_times_out_on_the_clock_and_abandons_the_call(
     waiter = threading.Thread(target=caller, name="timeout-caller")
     waiter.start()
     assert started.wait(5)
-    worker = _thread_named("otpy-timeout-slow")
+    worker = _thread_named("otpy-timeout-slow")  # a pooled runner, named for its call
     clock.wait_for_sleepers(1)
     clock.advance(5.0)
     waiter.join(5)
@@ -128,9 +137,13 @@ def test_times_out_on_the_clock_and_abandons_the_call(
     # the abandoned call runs on; its late exception is discarded, logged at debug level
     caplog.set_level(logging.DEBUG, logger="otpy.resilience")
     release.set()
-    worker.join(5)
-    assert not worker.is_alive()
-    (record,) = [r for r in caplog.records if "'slow' finished after" in r.getMessage()]
+
+    def late() -> list[logging.LogRecord]:
+        return [r for r in caplog.records if "'slow' finished after" in r.getMessage()]
+
+    wait_until(lambda: late() != [], message="the abandoned call's late outcome logged")
+    assert worker.name != "otpy-timeout-slow"  # its runner is back in the pool
+    (record,) = late()
     assert record.levelno == logging.DEBUG
     assert record.exc_info is not None and record.exc_info[0] is Boom
 
@@ -147,7 +160,7 @@ def test_context_variables_carry_over(clock: FakeClock) -> None:
         assert REQUEST_ID.get() == "req-42"  # the worker ran in a copy
     finally:
         REQUEST_ID.reset(token)
-    _join_finished("otpy-timeout-ctx")
+    _join_finished("ctx")
 
 
 @pytest.mark.parametrize("timeout", [0, -1.0, float("nan"), float("inf"), True, "5"])
@@ -159,11 +172,13 @@ def test_invalid_timeout(timeout: Any, clock: FakeClock) -> None:
 def test_an_operation_timeout_is_retried(clock: FakeClock) -> None:
     """A hung first attempt times out; the retry policy tries again and the second serves."""
     release = threading.Event()
+    first = threading.Event()
     attempts: list[float] = []
 
     def call_llm() -> str:
         attempts.append(clock.monotonic())
         if len(attempts) == 1:
+            first.set()
             release.wait(10)
             return "late"
         return "fresh"
@@ -184,7 +199,8 @@ def test_an_operation_timeout_is_retried(clock: FakeClock) -> None:
         )
     )
     caller.start()
-    clock.wait_for_sleepers(1)  # waiting on attempt 1
+    assert first.wait(5)  # attempt 1 runs on its runner
+    clock.wait_for_sleepers(1)  # the caller waits for it
     clock.advance(5.0)  # attempt 1 times out
     assert retried.wait(5)  # emitted just before the backoff sleep begins
     clock.wait_for_sleepers(1)
@@ -193,7 +209,7 @@ def test_an_operation_timeout_is_retried(clock: FakeClock) -> None:
     assert result == ["fresh"]
     assert attempts == [0.0, 6.0]
     release.set()
-    _join_finished("otpy-timeout-llm")
+    _join_finished("llm")
 
 
 # --- Fallback -----------------------------------------------------------------------
