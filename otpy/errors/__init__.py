@@ -9,6 +9,7 @@ supervisor applies its restart strategy.
 
     OtpyError
     ├── ConfigurationError                  bad settings or arguments
+    │   └── OutsideWorkspaceError           a path leads out of its workspace (.path, .root)
     ├── SupervisionError                    supervision tree and actor lifecycle
     │   ├── ChildSpecError (ValueError)     an invalid ChildSpec field or supervisor flag
     │   │   └── DuplicateChildError         two children with the same id
@@ -113,7 +114,7 @@ from otpy.errors._supervision import (
     StartChildError,
     SupervisionError,
 )
-from otpy.errors._work import JobError, PipelineError
+from otpy.errors._work import JobError, OutsideWorkspaceError, PipelineError
 
 __all__ = [
     "AllOptionsFailed",
@@ -141,6 +142,7 @@ __all__ = [
     "NoProviderAvailable",
     "OperationTimeout",
     "OtpyError",
+    "OutsideWorkspaceError",
     "OverloadedError",
     "PermitError",
     "PipelineError",

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from otpy.errors._base import OtpyError
+from otpy.errors._base import ConfigurationError, OtpyError
 
-__all__ = ["JobError", "PipelineError"]
+__all__ = ["JobError", "OutsideWorkspaceError", "PipelineError"]
 
 
 class PipelineError(OtpyError):
@@ -22,3 +22,15 @@ class PipelineError(OtpyError):
 class JobError(OtpyError):
     """An optimization job cannot do what was asked: no such job, a job id already in the
     store, pausing a job that has ended, resuming without its metric."""
+
+
+class OutsideWorkspaceError(ConfigurationError):
+    """A path a pipeline gave (a file prompt part, a file operation, an output file)
+    leads outside the directory it is confined to: ``path`` as given, ``root`` the
+    directory, ``what`` names the use (``"file prompt part"``, ``"output_to_file"``)."""
+
+    def __init__(self, message: str, *, path: str, root: str, what: str) -> None:
+        super().__init__(message)
+        self.path = path
+        self.root = root
+        self.what = what
