@@ -49,7 +49,6 @@ from otpy.optimize._owner import Owner
 from otpy.pipelines import (
     PipelineResult,
     PipelineSource,
-    PipelineStepType,
     Plan,
     StepEvent,
     check_providers,
@@ -58,6 +57,8 @@ from otpy.pipelines import (
 from otpy.providers import Provider, ProviderTable
 from otpy.providers._types import PROVIDER_TYPES, make_provider
 from otpy.steps import StepTable
+from otpy.steps.data import DATA_STEPS
+from otpy.steps.flow import FLOW_STEPS
 from otpy.supervision import ChildSpec, Down, DynamicSupervisor, Supervisor, SupervisorRef
 from otpy.telemetry import Telemetry, get_telemetry
 
@@ -168,7 +169,8 @@ class Runtime:
         )
         self.supervisor.monitor(self._root_down)
         try:
-            self.steps.register_step("pipeline", PipelineStepType, replace=True)
+            for name, step_type in {**FLOW_STEPS, **DATA_STEPS}.items():
+                self.steps.register_step(name, step_type, replace=True)
             for name, provider_config in config.providers.items():
                 self._register_provider(name, provider_config)
             if config.plugins:

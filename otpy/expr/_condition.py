@@ -97,12 +97,16 @@ def compile_condition(value: Any, *, step: str | None, field: str = "condition")
                 for index, item in enumerate(items)
             )
             if not parts:
-                raise StepValidationError(f"'{key}' needs at least one condition", step=step, field=where)
+                raise StepValidationError(
+                    f"'{key}' needs at least one condition", step=step, field=where
+                )
             return Condition(str(key), parts, field=field)
         if key == "not":
-            return Condition("not", (compile_condition(inner, step=step, field=where),), field=field)
+            return Condition(
+                "not", (compile_condition(inner, step=step, field=where),), field=field
+            )
     raise StepValidationError(
-        "must be a condition: text such as \"steps.review.score > 7\", true/false, a list "
+        'must be a condition: text such as "steps.review.score > 7", true/false, a list '
         "(all must hold), or a mapping with one key: and, or, not; got "
         f"{type(value).__name__} {value!r:.60}",
         step=step,

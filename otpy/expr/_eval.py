@@ -49,7 +49,7 @@ class _Eval:
     def fail(self, reason: str, node: Node) -> ExpressionError:
         return ExpressionError(reason, text=self.text, position=node.pos)
 
-    def run(self, node: Node) -> Any:  # noqa: PLR0911 - one branch per node kind
+    def run(self, node: Node) -> Any:
         if isinstance(node, Literal):
             return node.value
         if isinstance(node, Path):
@@ -68,7 +68,9 @@ class _Eval:
             return value is None or (size(value) == 0)
         if isinstance(node, Between):
             value, low, high = (as_number(self.run(n)) for n in (node.value, node.low, node.high))
-            return value is not None and low is not None and high is not None and low <= value <= high
+            return (
+                value is not None and low is not None and high is not None and low <= value <= high
+            )
         if isinstance(node, Ternary):
             return self.run(node.then if truthy(self.run(node.test)) else node.otherwise)
         if isinstance(node, ListOf):
@@ -120,9 +122,7 @@ class _Eval:
         if a is None or b is None:
             if op == "+" and (isinstance(left, str) or isinstance(right, str)):
                 return text_of(left) + text_of(right)
-            raise self.fail(
-                f"cannot apply {op!r} to {_shown(left)} and {_shown(right)}", node
-            )
+            raise self.fail(f"cannot apply {op!r} to {_shown(left)} and {_shown(right)}", node)
         if op == "+":
             return a + b
         if op == "-":
@@ -133,7 +133,7 @@ class _Eval:
             return 0  # pipeline_ex: division (and remainder) by zero is 0
         if op == "/":
             return a / b
-        return int(math.trunc(a)) % int(math.trunc(b))
+        return math.trunc(a) % math.trunc(b)
 
     def call(self, node: Call) -> Any:
         spec = FUNCTIONS.get(node.name)
@@ -389,4 +389,3 @@ def evaluate(
     ``now()`` (seconds). ExpressionError (naming ``text`` and the column) for an
     operation its values do not allow, or an unknown function."""
     return _Eval(text, resolve, now).run(node)
-

@@ -143,7 +143,9 @@ class ListOf:
     pos: int
 
 
-Node: TypeAlias = Literal | Path | Unary | Binary | Between | Postfix | Lambda | Call | Ternary | ListOf
+Node: TypeAlias = (
+    Literal | Path | Unary | Binary | Between | Postfix | Lambda | Call | Ternary | ListOf
+)
 _Token: TypeAlias = tuple[str, str, int]  # kind, text, 1-based column
 
 
@@ -153,7 +155,9 @@ def _tokens(text: str) -> list[_Token]:
     while index < len(text):
         match = _TOKEN.match(text, index)
         if match is None:
-            raise ExpressionError(f"unexpected character {text[index]!r}", text=text, position=index + 1)
+            raise ExpressionError(
+                f"unexpected character {text[index]!r}", text=text, position=index + 1
+            )
         kind = match.lastgroup or ""
         if kind != "space":
             tokens.append((kind, match.group(), index + 1))
@@ -389,7 +393,9 @@ class _Parser:
                 elif kind == "string":
                     segments.append(_unquote(value, self.text, vpos))
                 else:
-                    raise self.fail("expected an index or a quoted key inside '[ ]'", (kind, value, vpos))
+                    raise self.fail(
+                        "expected an index or a quoted key inside '[ ]'", (kind, value, vpos)
+                    )
                 self.expect("]", "to close the index")
             else:
                 return Path(tuple(segments), pos)
@@ -400,7 +406,9 @@ def parse_expression(text: str) -> Node:
     """The syntax tree of ``text`` (cached); ExpressionError with the column of the
     first problem (an unknown character, a missing operand or bracket, junk at the end)."""
     if not isinstance(text, str):
-        raise ExpressionError(f"an expression must be text, got {type(text).__name__}", text=repr(text))
+        raise ExpressionError(
+            f"an expression must be text, got {type(text).__name__}", text=repr(text)
+        )
     return _Parser(text).parse()
 
 

@@ -83,7 +83,9 @@ def _step(value: Any, segment: str | int) -> Any:
             return value[int(segment)]
         return MISSING
     if isinstance(value, Sequence) and not isinstance(value, str | bytes):
-        index = segment if isinstance(segment, int) else (int(segment) if segment.isdigit() else None)
+        index = (
+            segment if isinstance(segment, int) else (int(segment) if segment.isdigit() else None)
+        )
         if index is not None and -len(value) <= index < len(value):
             return value[index]
     return MISSING

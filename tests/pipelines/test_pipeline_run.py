@@ -358,7 +358,7 @@ steps:
     assert statuses(result) == ["ok", "failed", "ok"]
     b = result.step("b")
     assert b.error is not None and b.error.message == "broken" and b.output is None
-    assert p.requests[0].prompt == "after None"
+    assert p.requests[0].prompt == "after "  # None enters text as nothing
     assert result.outputs == {"a": 1, "c": "p: after None"}
     assert result.raise_for_status() is result
 

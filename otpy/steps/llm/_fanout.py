@@ -19,6 +19,7 @@ from otpy.errors import OtpyError, StepValidationError
 from otpy.providers import Completion, Usage
 from otpy.steps._base import Step, StepContext, StepMetadata, StepResult
 from otpy.steps.llm._common import (
+    CLAUDE_FIELDS,
     LLM_FIELDS,
     build_request,
     call_provider,
@@ -29,6 +30,8 @@ from otpy.steps.llm._common import (
     is_number,
     step_label,
 )
+from otpy.steps.llm._prompting import check_preset
+from otpy.steps.llm._tasks import check_tasks, run_tasks
 
 __all__ = [
     "MERGES",
@@ -164,21 +167,31 @@ class ClaudeBatchStep(Step):
     call fails with an expected error (an OtpyError) gives None and is listed in metadata
     ``failures`` (index and error); without it the first error is raised once the calls in
     flight finish (the others are cancelled). Anything else (a bug) is always raised.
-    Usage is the sum over the answered prompts.
+    Usage is the sum over the answered prompts. pipeline_ex's ``tasks`` (or one
+    ``prompt``) with ``batch_config``: see :mod:`otpy.steps.llm._tasks`.
     """
 
     metadata: ClassVar[StepMetadata] = StepMetadata(
-        description="Run many prompts with bounded concurrency; output is the list of "
-        "answers in prompt order.",
-        required_fields=("prompts",),
-        optional_fields=("max_concurrency", "continue_on_error", *LLM_FIELDS),
+        description="Run many prompts (or pipeline_ex tasks) with bounded concurrency; "
+        "output is the list of answers in prompt order (or the batch results).",
+        optional_fields=(
+            "prompts", "tasks", "prompt", "batch_config", "preset", "max_concurrency",
+            "continue_on_error", *LLM_FIELDS, *CLAUDE_FIELDS,
+        ),
         capabilities=("text",),
-    )
+    )  # fmt: skip
 
     @classmethod
     def validate(cls, config: Mapping[str, Any]) -> dict[str, Any]:
         checked = super().validate(config)
         label = step_label(checked)
+        check_preset(checked)
+        if checked.get("prompts") is None and checked.get("prompt") is not None:
+            checked.setdefault("tasks", [{"id": "default_task", "prompt": checked["prompt"]}])
+        if checked.get("tasks") is not None or checked.get("prompts") is None:
+            check_tasks(checked, "tasks")
+            check_llm_fields(checked)
+            return checked
         prompts = checked["prompts"]
         if isinstance(prompts, str) or not isinstance(prompts, Sequence) or not prompts:
             raise StepValidationError(
@@ -197,6 +210,10 @@ class ClaudeBatchStep(Step):
         return checked
 
     def execute(self, step: Mapping[str, Any], context: StepContext) -> StepResult:
+        if step.get("tasks") is not None:
+            return run_tasks(
+                step, context, "tasks", "development", fan_out, self.metadata.capabilities
+            )
         prompts: list[str] = list(step["prompts"])
         keep_going = bool(step.get("continue_on_error", False))
         capabilities = self.metadata.capabilities
@@ -261,20 +278,27 @@ class ParallelClaudeStep(Step):
     :func:`merge_texts`). All instances run at once (up to 32 unless ``max_concurrency``
     says otherwise); if any fails, the first error is raised once the others finish.
     Usage is summed; metadata lists each instance's ``texts`` and ``providers``.
+    pipeline_ex's ``parallel_tasks``: see :mod:`otpy.steps.llm._tasks`.
     """
 
     metadata: ClassVar[StepMetadata] = StepMetadata(
         description="Fan one prompt out to several instances (optionally with per-instance "
         "prompt, system, temperature, provider) in parallel and merge the answers.",
-        required_fields=("instances",),
-        optional_fields=("prompt", "merge", "max_concurrency", *LLM_FIELDS),
+        optional_fields=(
+            "instances", "parallel_tasks", "prompt", "merge", "max_concurrency", *LLM_FIELDS,
+            *CLAUDE_FIELDS,
+        ),
         capabilities=("text",),
-    )
+    )  # fmt: skip
 
     @classmethod
     def validate(cls, config: Mapping[str, Any]) -> dict[str, Any]:
         checked = super().validate(config)
         label = step_label(checked)
+        if checked.get("parallel_tasks") is not None or checked.get("instances") is None:
+            check_tasks(checked, "parallel_tasks")
+            check_llm_fields(checked)
+            return checked
         instances = checked["instances"]
         check_str(checked, "prompt")
         if isinstance(instances, int) and not isinstance(instances, bool):
@@ -305,6 +329,10 @@ class ParallelClaudeStep(Step):
         return checked
 
     def execute(self, step: Mapping[str, Any], context: StepContext) -> StepResult:
+        if step.get("parallel_tasks") is not None:
+            return run_tasks(
+                step, context, "parallel_tasks", "development", fan_out, self.metadata.capabilities
+            )
         instances = step["instances"]
         overrides: list[Mapping[str, Any]] = (
             [{}] * instances if isinstance(instances, int) else list(instances)
