@@ -68,8 +68,9 @@ class MigrationResult:
         inert = self.inert
         if not inert:
             return None
-        lines = [f"{label}: {len(inert)} field{'s' if len(inert) != 1 else ''} of this "
-                 "document have no effect in otpy:"]  # fmt: skip
+        count = f"{len(inert)} field{'s' if len(inert) != 1 else ''}"
+        verb = "has" if len(inert) == 1 else "have"
+        lines = [f"{label}: {count} of this document {verb} no effect in otpy:"]
         lines += [f"  {note}" for note in inert]
         return "\n".join(lines)
 

@@ -24,7 +24,7 @@ from otpy.compat._report import Recorder
 from otpy.steps._base import COMMON_FIELDS, Step
 from otpy.steps.data import DATA_STEPS
 from otpy.steps.flow import FLOW_STEPS, LOOP_TYPES
-from otpy.steps.llm import BUILTIN_STEPS
+from otpy.steps.llm import BUILTIN_STEPS, ROBUST_ACTIONS
 
 __all__ = ["ALL_STEPS", "migrate_step"]
 
@@ -74,6 +74,19 @@ class StepMigration:
             elif not key and head in self.step:
                 self.inert(head, self.step[head], why)
         self.claude_options(self.step.get("claude_options"), "claude_options")
+        retry = self.step.get("retry_config")
+        action = retry.get("fallback_action") if isinstance(retry, Mapping) else None
+        if (
+            self.kind == "claude_robust"
+            and isinstance(action, str)
+            and action not in ROBUST_ACTIONS
+        ):
+            self.record.note(
+                self.label, self.at("retry_config.fallback_action"), action,
+                f"not an action ({', '.join(ROBUST_ACTIONS)}): graceful_degradation is used, "
+                "as pipeline_ex does",
+                "warning",
+            )  # fmt: skip
         self.prompt(self.step.get("prompt"), "prompt")
         tasks_field = _TASK_LISTS.get(self.kind or "")
         tasks = self.step.get(tasks_field) if tasks_field else None

@@ -102,7 +102,7 @@ class PlannedStep:
         config = dict(self.config)
         deferred: set[str] = set()
         for key in self.templated:
-            value = _without_parts(config[key])
+            value = _without_parts({key: config[key]})[key]
             if scope is not None and key not in self.reads_steps:
                 try:
                     config[key] = render_value(value, scope, step=self.name, field=key)
@@ -120,9 +120,11 @@ class PlannedStep:
         """The config with every template filled from ``scope`` (the run so far) and every
         prompt given as parts built into its text."""
         config = dict(self.config)
+        prefix = self.prefix.rstrip(".") or None
+        step = self.owner or self.name
         for key in self.templated:
             config[key] = render_config(
-                {key: config[key]}, scope, tools, step=self.owner or self.name
+                {key: config[key]}, scope, tools, step=step, field=prefix
             )[key]
         return config
 
@@ -190,12 +192,12 @@ def _plan_step(
     fields = set(entry.metadata.required_fields) | set(entry.metadata.optional_fields)
     config = pipeline.step_config(spec, accepted=fields)
     templated = frozenset(
-        key for key, value in template_fields(spec.type, config).items() if _templated(value)
+        key for key, value in template_fields(spec.type, config).items() if _templated({key: value})
     )
     fallback = None
     if spec.fallback is not None and spec.fallback.step is not None:
         fallback = _plan_step(pipeline, table, spec.fallback.step, owner, f"{prefix}fallback.step.")
-    reads_steps = frozenset(key for key in templated if _reads_steps(config[key]))
+    reads_steps = frozenset(key for key in templated if _reads_steps({key: config[key]}))
     body = tuple(
         _plan_step(pipeline, table, inner, owner, inner_prefix)
         for inner, inner_prefix in body_specs(spec, owner, prefix)

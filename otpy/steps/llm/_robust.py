@@ -163,7 +163,13 @@ class ClaudeRobustStep(Step):
                         step=label,
                         field=f"retry_config.{key}",
                     )
-            for key, allowed in (("backoff_strategy", STRATEGIES), ("fallback_action", ACTIONS)):
+            if retry.get("fallback_action") is not None and not isinstance(
+                retry["fallback_action"], str
+            ):
+                raise StepValidationError(
+                    "must be an action name", step=label, field="retry_config.fallback_action"
+                )
+            for key, allowed in (("backoff_strategy", STRATEGIES),):
                 if retry.get(key) is not None and retry[key] not in allowed:
                     raise StepValidationError(
                         f"must be one of {', '.join(allowed)}, got {retry[key]!r}",
@@ -209,6 +215,8 @@ class ClaudeRobustStep(Step):
             return self._result(completion, "fallback", attempts, failures, preset)
         named = step.get("fallback_provider") or step.get("fallback_capabilities")
         action = retry.get("fallback_action", "fail" if named else "graceful_degradation")
+        if action not in ACTIONS:
+            action = "graceful_degradation"  # pipeline_ex answers any other action so
         return self._action(step, context, action, attempts, failures, preset)
 
     def _fallback(
