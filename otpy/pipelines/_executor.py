@@ -283,9 +283,11 @@ def _subrun(
     options = dict(config or {})
     limit = options.get("max_depth") or DEFAULT_MAX_DEPTH
     if run.depth + 1 > limit:
-        chain = " -> ".join((*run.env.chain, "..."))
+        names = run.env.chain
+        shown = names if len(names) <= 6 else (*names[:3], "...", *names[-2:])
         raise PipelineError(
-            f"nested pipelines go deeper than {limit} levels ({chain}); raise "
+            f"pipelines nest deeper than {limit} levels ({' -> '.join(shown)} -> "
+            f"{source if isinstance(source, str) else 'an inline pipeline'}); raise "
             "config.max_depth on the pipeline step if that is meant"
         )
     from otpy.pipelines._plan import compile_pipeline

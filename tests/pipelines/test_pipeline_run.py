@@ -359,7 +359,7 @@ steps:
     b = result.step("b")
     assert b.error is not None and b.error.message == "broken" and b.output is None
     assert p.requests[0].prompt == "after "  # None enters text as nothing
-    assert result.outputs == {"a": 1, "c": "p: after None"}
+    assert result.outputs == {"a": 1, "c": "p: after "}
     assert result.raise_for_status() is result
 
 
@@ -740,7 +740,10 @@ steps:
     [
         ("pipeline: 42", "pipeline", "must be a path, YAML text or a mapping, got int"),
         ("pipeline: sub.yaml\n    inputs: [1, 2]", "inputs", "must be a mapping"),
-        ("inputs: {a: 1}", "pipeline", "is required"),
+        ("inputs: {a: 1}", "pipeline_file", "give exactly one of pipeline_file"),
+        ("pipeline_ref: common/x", "pipeline_ref", "pipeline registries do not exist"),
+        ("pipeline: x.yaml\n    outputs: [{as: a}]", "outputs[0]", "must be a step name"),
+        ("pipeline: x.yaml\n    config: {max_depth: 0}", "config.max_depth", "an integer >= 1"),
         ("pipeline: sub.yaml\n    extra: 1", "extra", "unknown field"),
     ],
 )
@@ -789,7 +792,7 @@ def test_nesting_deeper_than_max_depth_fails_with_a_clear_error(
     assert (result.status, result.failed_step) == ("failed", "again")
     assert result.error is not None and result.error.type == "PipelineError"
     assert f"pipelines nest deeper than {MAX_DEPTH} levels" in result.error.message
-    assert [name for _, name in EXECUTED] == ["mark"] * MAX_DEPTH
+    assert [name for _, name in EXECUTED] == ["mark"] * (MAX_DEPTH + 1)  # the top one too
 
 
 # -- what a failed step spent ------------------------------------------------------------------

@@ -29,7 +29,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Final
 
-from otpy.errors import ConfigurationError, StepValidationError
+from otpy.errors import PipelineError, StepValidationError
 from otpy.steps._base import Step, StepContext, StepMetadata, StepResult
 
 __all__ = ["CONFIG_FIELDS", "DEFAULT_MAX_DEPTH", "PipelineStepType"]
@@ -144,7 +144,7 @@ class PipelineStepType(Step):
 
     def execute(self, step: Mapping[str, Any], context: StepContext) -> StepResult:
         if context.run_pipeline is None:
-            raise ConfigurationError("a 'pipeline' step runs only inside a pipeline run")
+            raise PipelineError("a 'pipeline' step runs only inside a pipeline run")
         source = step.get("pipeline_file") or step["pipeline"]
         result = context.run_pipeline(
             source,

@@ -188,14 +188,14 @@ class ClaudeBatchStep(Step):
         check_preset(checked)
         if checked.get("prompts") is None and checked.get("prompt") is not None:
             checked.setdefault("tasks", [{"id": "default_task", "prompt": checked["prompt"]}])
-        if checked.get("tasks") is not None or checked.get("prompts") is None:
+        if checked.get("tasks") is not None:
             check_tasks(checked, "tasks")
             check_llm_fields(checked)
             return checked
-        prompts = checked["prompts"]
+        prompts = checked.get("prompts")
         if isinstance(prompts, str) or not isinstance(prompts, Sequence) or not prompts:
             raise StepValidationError(
-                "must be a non-empty list of prompts", step=label, field="prompts"
+                "must be a non-empty list of prompts (or give pipeline_ex tasks)", step=label, field="prompts"
             )
         for index, prompt in enumerate(prompts):
             if not isinstance(prompt, str) or not prompt.strip():
@@ -295,11 +295,11 @@ class ParallelClaudeStep(Step):
     def validate(cls, config: Mapping[str, Any]) -> dict[str, Any]:
         checked = super().validate(config)
         label = step_label(checked)
-        if checked.get("parallel_tasks") is not None or checked.get("instances") is None:
+        if checked.get("parallel_tasks") is not None:
             check_tasks(checked, "parallel_tasks")
             check_llm_fields(checked)
             return checked
-        instances = checked["instances"]
+        instances = checked.get("instances")
         check_str(checked, "prompt")
         if isinstance(instances, int) and not isinstance(instances, bool):
             check_int(checked, "instances", minimum=1)
