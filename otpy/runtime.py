@@ -198,10 +198,12 @@ class Runtime:
         *,
         variables: Mapping[str, Any] | None = None,
         on_step: Callable[[StepEvent], None] | None = None,
+        resume: bool = False,
     ) -> PipelineRun:
         """Check the pipeline, then run it in a supervised worker of its own and return
         the :class:`PipelineRun` handle at once (``wait()`` gives the result). ``on_step``
-        hears each step start and finish (in the worker's thread)."""
+        hears each step start and finish and each loop item (in the worker's thread);
+        ``resume`` continues from the pipeline's checkpoint (``checkpoint_enabled``)."""
         plan = source if isinstance(source, Plan) else self.compile_pipeline(source)
         return start_run(
             self.runs_supervisor,
@@ -211,6 +213,7 @@ class Runtime:
             providers=self.providers,
             clock=self.clock,
             on_step=on_step,
+            resume=resume,
         )
 
     def run_pipeline(
@@ -221,12 +224,15 @@ class Runtime:
         variables: Mapping[str, Any] | None = None,
         on_step: Callable[[StepEvent], None] | None = None,
         timeout: float | None = None,
+        resume: bool = False,
     ) -> PipelineResult:
         """Run a pipeline (see :meth:`start_pipeline`) and wait for its result: every
         step's output, timing, tokens, provider, retries and errors. A failed run is a
         result with ``status="failed"`` (``result.raise_for_status()`` raises it); bad
         input raises before any step runs."""
-        run = self.start_pipeline(source, inputs, variables=variables, on_step=on_step)
+        run = self.start_pipeline(
+            source, inputs, variables=variables, on_step=on_step, resume=resume
+        )
         return run.wait(timeout)
 
     def _register_provider(self, name: str, config: ProviderConfig) -> None:

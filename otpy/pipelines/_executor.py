@@ -99,15 +99,26 @@ def run_plan(
     if "claude_session" in {entry.name for entry in plan.table.list(None)}:
         run.sessions = plan.table.require("claude_session").step_cls.history  # type: ignore[attr-defined]
     checkpoint = _checkpoint(run)
-    migration = pipeline.migration
-    warning = migration.warning(f"pipeline {pipeline.name!r}") if migration is not None else None
-    if warning is not None:
-        logger.warning("%s", warning)
+    _warn_once(run)
     parent = current_context().correlation_id
     if depth:
         return _traced(run, parent, checkpoint)
     with correlation(progress.run_id):
         return _traced(run, parent, checkpoint)
+
+
+def _warn_once(run: Run) -> None:
+    """The one warning a document gives about its ignored fields, once per run tree."""
+    pipeline = run.plan.pipeline
+    migration = pipeline.migration
+    source = pipeline.source
+    label = source[0] if source is not None else pipeline.name
+    if migration is None or label in run.env.warned:
+        return
+    run.env.warned.add(label)
+    warning = migration.warning(f"pipeline {pipeline.name!r} ({label})")
+    if warning is not None:
+        logger.warning("%s", warning)
 
 
 def _checkpoint(run: Run) -> tuple[Checkpoint | None, int]:
@@ -313,6 +324,7 @@ def _subrun(
         chain=(*run.env.chain, child.name),
         outputs=list(outputs) if outputs else None,
         session=_session_variables.setdefault(child.name, {}),
+        warned=run.env.warned,
     )
     progress = RunProgress(run_id=run.progress.run_id, cancel=run.progress.cancel)
     result = run_plan(

@@ -112,6 +112,9 @@ class PlannedStep:
             if isinstance(value, str) and only_ref(parse(value)) is None:
                 config[key] = value
                 continue  # text around placeholders stays text
+            if not any("{{" in text for _, text in walk_strings(value)):
+                config[key] = value
+                continue  # only prompt parts: checked as placeholder text
             del config[key]
             deferred.add(key)
         return config, frozenset(deferred)
@@ -123,9 +126,9 @@ class PlannedStep:
         prefix = self.prefix.rstrip(".") or None
         step = self.owner or self.name
         for key in self.templated:
-            config[key] = render_config(
-                {key: config[key]}, scope, tools, step=step, field=prefix
-            )[key]
+            config[key] = render_config({key: config[key]}, scope, tools, step=step, field=prefix)[
+                key
+            ]
         return config
 
     def relabel(self, exc: StepValidationError) -> StepValidationError:

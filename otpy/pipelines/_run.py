@@ -86,6 +86,8 @@ class RunEnv:
     chain: tuple[str, ...] = ()
     outputs: list[Any] | None = None
     session: dict[str, Any] = field(default_factory=dict)
+    warned: set[str] = field(default_factory=set)
+    """The documents whose ignored fields this run tree has warned about (once each)."""
 
 
 class _Spent:
@@ -227,7 +229,7 @@ class Run:
             local_variables=frame.locals,
             workspace=self.env.workspace,
             output_dir=self.env.output_dir,
-            host=LoopHost(self, planned, frame) if planned.body else None,
+            host=LoopHost(self, planned, frame),
             pipeline=self.plan.name,
         )
         try:

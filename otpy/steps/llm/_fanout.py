@@ -195,7 +195,9 @@ class ClaudeBatchStep(Step):
         prompts = checked.get("prompts")
         if isinstance(prompts, str) or not isinstance(prompts, Sequence) or not prompts:
             raise StepValidationError(
-                "must be a non-empty list of prompts (or give pipeline_ex tasks)", step=label, field="prompts"
+                "must be a non-empty list of prompts (or give pipeline_ex tasks)",
+                step=label,
+                field="prompts",
             )
         for index, prompt in enumerate(prompts):
             if not isinstance(prompt, str) or not prompt.strip():
