@@ -129,9 +129,9 @@ def _step(scope: Mapping[str, Any], segments: Sequence[str | int], where: str) -
     if not isinstance(record, Mapping):  # a plain value stood in for a record
         return _walk(record, rest, where)
     head = rest[0]
-    if head in record:
-        return _walk(record[head], rest[1:], f"{where}.{head}")
     output = record.get("output")
+    if head in record and (record[head] is not None or not _has(output, head)):
+        return _walk(record[head], rest[1:], f"{where}.{head}")
     found = dig(output, rest)
     if found is not MISSING:
         return found
@@ -144,6 +144,10 @@ def _step(scope: Mapping[str, Any], segments: Sequence[str | int], where: str) -
         f"{where}.{head}: no field {str(head)!r} in step {name!r}'s result (record fields: "
         f"{', '.join(RESULT_FIELDS)}, result; output: {_describe(output)})"
     )
+
+
+def _has(output: Any, key: str | int) -> bool:
+    return isinstance(output, Mapping) and key in output
 
 
 def _describe(output: Any) -> str:
