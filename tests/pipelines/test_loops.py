@@ -177,21 +177,21 @@ def test_bad_data_sources_and_limits_fail_the_step_clearly(
 @pytest.mark.parametrize(
     ("step", "field", "message"),
     [
-        ("{name: l, type: for_loop, iterator: 'a b', data_source: [1], steps: [{name: e, type: test_echo}]}",
+        ("{name: l, type: for_loop, iterator: 'a b', data_source: [1], steps: [{name: e, type: test_echo}]}",  # noqa: E501
          "iterator", "must be a name"),
-        ("{name: l, type: for_loop, iterator: v, data_source: [1], steps: []}", "steps", "non-empty"),
+        ("{name: l, type: for_loop, iterator: v, data_source: [1], steps: []}", "steps", "non-empty"),  # noqa: E501
         ("{name: l, type: for_loop, iterator: v, data_source: [1], steps: [{name: e}]}",
          "steps[0].type", "is required"),
         ("{name: l, type: for_loop, iterator: v, data_source: [1], steps: [{name: e, type: nope}]}",
          "steps[0].type", "unknown step type 'nope'"),
-        ("{name: l, type: for_loop, iterator: v, data_source: [1], steps: [{name: e, type: test_echo}, {name: e, type: test_echo}]}",
+        ("{name: l, type: for_loop, iterator: v, data_source: [1], steps: [{name: e, type: test_echo}, {name: e, type: test_echo}]}",  # noqa: E501
          "steps[1].name", "duplicate step name"),
         ("{name: l, type: while_loop, condition: 'a >', steps: [{name: e, type: test_echo}]}",
          "condition", "bad condition"),
-        ("{name: l, type: while_loop, condition: 'true', max_iterations: 0, steps: [{name: e, type: test_echo}]}",
+        ("{name: l, type: while_loop, condition: 'true', max_iterations: 0, steps: [{name: e, type: test_echo}]}",  # noqa: E501
          "max_iterations", "an integer >= 1"),
-        ("{name: l, type: test_echo, value: '{{loop.item}}'}", "value", "loop.* is set only inside"),
-        ("{name: l, type: for_loop, iterator: v, data_source: [1], steps: [{name: e, type: test_echo, value: '{{inputs.x | y}}'}]}",
+        ("{name: l, type: test_echo, value: '{{loop.item}}'}", "value", "loop.* is set only inside"),  # noqa: E501
+        ("{name: l, type: for_loop, iterator: v, data_source: [1], steps: [{name: e, type: test_echo, value: '{{inputs.x | y}}'}]}",  # noqa: E501
          "steps[0].value", "filters"),
     ],
 )  # fmt: skip
@@ -221,7 +221,7 @@ def test_parallel_iterations_run_at_once_and_keep_their_own_results(rt: Runtime)
         - {{name: wait, type: block, gate: "{key}"}}
         - {{name: mine, type: set_variable, variables: {{seen: "{{{{loop.v}}}}"}}}}
         - {{name: echo, type: test_echo, value: "{{{{state.seen}}}}-{{{{steps.mine.result.seen}}}}"}}
-"""
+"""  # noqa: E501
     )
     run = rt.start_pipeline(text)
     for _ in range(100):

@@ -32,7 +32,7 @@ workflow:
   steps:
     - {name: types, type: test_echo, value: {n: "{{inputs.n}}", items: "{{inputs.items}}", cfg: "{{inputs.cfg}}"}}
     - {name: text, type: test_echo, value: "n={{inputs.n}} first={{inputs.items.0}}"}
-""")  # fmt: skip
+""")  # fmt: skip  # noqa: E501
     parent = write(tmp_path / "parent.yaml", """\
 workflow:
   name: parent
@@ -86,11 +86,11 @@ workflow:
 """)  # fmt: skip
     write(
         tmp_path / "vars.yaml",
-        "workflow:\n  name: vars\n  steps:\n    - {name: a, type: test_echo, value: '{{state.marker}}'}\n",
+        "workflow:\n  name: vars\n  steps:\n    - {name: a, type: test_echo, value: '{{state.marker}}'}\n",  # noqa: E501
     )
     write(
         tmp_path / "globals.yaml",
-        "workflow:\n  name: globals\n  steps:\n    - {name: a, type: test_echo, value: '{{global_vars.key}} {{inputs.mode}}'}\n",
+        "workflow:\n  name: globals\n  steps:\n    - {name: a, type: test_echo, value: '{{global_vars.key}} {{inputs.mode}}'}\n",  # noqa: E501
     )
     parent = write(tmp_path / "parent.yaml", """\
 workflow:
@@ -103,7 +103,7 @@ workflow:
     - {name: vars, type: pipeline, pipeline_file: vars.yaml, on_error: continue}
     - {name: isolated, type: pipeline, pipeline_file: globals.yaml, inputs: {mode: m}, on_error: continue}
     - {name: inherited, type: pipeline, pipeline_file: globals.yaml, inputs: {mode: m}, config: {inherit_context: true}}
-""")  # fmt: skip
+""")  # fmt: skip  # noqa: E501
     result = rt.run_pipeline(parent)
     assert result.ok
     peek = result.step("peek").error
@@ -145,7 +145,7 @@ workflow:
     assert result.step("level1").output == {"level2": {"level3": {"leaf": "depth 3"}}}
     limited = inline.replace(
         '                  inputs: {v: "{{inputs.v + 1}}"}\n',
-        '                  inputs: {v: "{{inputs.v + 1}}"}\n                  config: {max_depth: 2}\n',
+        '                  inputs: {v: "{{inputs.v + 1}}"}\n                  config: {max_depth: 2}\n',  # noqa: E501
     )
     assert limited != inline
     result = rt.run_pipeline(limited)
@@ -178,7 +178,7 @@ workflow:
     - {name: missing, type: pipeline, pipeline_file: nowhere.yaml, on_error: continue}
     - {name: broken, type: pipeline, pipeline_file: broken.yaml, on_error: continue}
     - {name: failing, type: pipeline, on_error: continue, pipeline: {name: f, steps: [{name: x, type: test_echo, fail: true}]}}
-""")  # fmt: skip
+""")  # fmt: skip  # noqa: E501
     result = rt.run_pipeline(parent)
     assert result.ok
     errors = {o.name: o.error.message for o in result.steps if o.error is not None}

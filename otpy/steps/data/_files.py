@@ -70,12 +70,8 @@ def _list(ws: Workspace, base: str, pattern: str | None, recursive: bool) -> lis
                 )
             else:
                 keep = re.search(pattern, name) is not None
-            if keep:
-                found.append(
-                    ws.relative(path.resolve())
-                    if _inside(ws, path)
-                    else ws.relative(path.absolute())
-                )
+            if keep and _inside(ws, path):  # a link out of the workspace is not listed
+                found.append(ws.relative(path.absolute()))
         if not deep:
             break
     return found

@@ -173,9 +173,11 @@ def _apply(data: Any, op: _Op, resolve: Callable[[str], Any]) -> Any:
         return grouped
     if kind == "sort":
         items = _items(data, op)
-        return sorted(
-            items, key=lambda item: _sort_key(_get(item, field)), reverse=op.get("order") == "desc"
+        known = [item for item in items if _get(item, field) is not None]
+        ordered = sorted(
+            known, key=lambda item: _sort_key(_get(item, field)), reverse=op.get("order") == "desc"
         )
+        return ordered + [item for item in items if _get(item, field) is None]  # None last
     if kind == "unique":
         seen: list[Any] = []
         kept = []
