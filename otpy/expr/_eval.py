@@ -195,20 +195,20 @@ def _regex(pattern: str) -> re.Pattern[str]:
 
 def _compare(op: str, left: Any, right: Any) -> bool:
     a, b = as_number(left), as_number(right)
-    pair: tuple[Any, Any]
-    if a is not None and b is not None and not (isinstance(left, str) and isinstance(right, str)):
-        pair = (a, b)
-    elif isinstance(left, str) and isinstance(right, str):
-        pair = (left, right)
-    else:
-        return False
+    both_text = isinstance(left, str) and isinstance(right, str)
+    if a is not None and b is not None and not both_text:
+        return _order(op, float(a), float(b))
+    return _order(op, left, right) if both_text else False
+
+
+def _order(op: str, first: Any, second: Any) -> bool:
     if op == ">":
-        return bool(pair[0] > pair[1])
+        return bool(first > second)
     if op == "<":
-        return bool(pair[0] < pair[1])
+        return bool(first < second)
     if op == ">=":
-        return bool(pair[0] >= pair[1])
-    return bool(pair[0] <= pair[1])
+        return bool(first >= second)
+    return bool(first <= second)
 
 
 def _contains(haystack: Any, needle: Any) -> bool:
@@ -262,7 +262,7 @@ def _min_max(pick: Callable[..., Any]) -> _Function:
 
 def _any(e: _Eval, args: list[Any]) -> bool:
     results = e.each(args[0], args[1] if len(args) > 1 else None)
-    return bool(results) and any(results)
+    return results is not None and any(results)
 
 
 def _all(e: _Eval, args: list[Any]) -> bool:

@@ -85,8 +85,8 @@ def _templates_in(value: Any, field: str | None) -> Iterator[tuple[str, str]]:
         for index, item in enumerate(value):
             yield from _templates_in(item, f"{field or ''}[{index}]")
     else:
-        for where, text in walk_strings(value, field):
-            yield where or "", text
+        for found, text in walk_strings(value, field):
+            yield found or "", text
 
 
 def _prompts(value: Any, field: str | None) -> Iterator[tuple[str, list[Any]]]:

@@ -129,4 +129,4 @@ class LoopHost:
         return self.run.clock.monotonic() - self.began
 
     def cancelled(self) -> bool:
-        return self.run.progress.cancel.is_set()
+        return bool(self.run.progress.cancel.is_set())

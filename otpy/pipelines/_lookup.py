@@ -176,7 +176,7 @@ def _bare(scope: Mapping[str, Any], segments: Sequence[str | int]) -> Any:
     if isinstance(root, str) and step_span(segments, records):
         return _step(scope, segments, "steps")
     for key in ("vars", "inputs", "global_vars", "builtins"):
-        layer = _variables(scope) if key == "vars" else scope.get(key)
+        layer: Any = _variables(scope) if key == "vars" else scope.get(key)
         if isinstance(layer, Mapping) and root in layer:
             return _walk(layer[root], segments[1:], str(root))
     raise Missing(
@@ -206,7 +206,8 @@ def lookup(segments: Sequence[str | int], scope: Mapping[str, Any]) -> Any:
                 f"{root}.{rest[0]}: no variable {str(rest[0])!r} (variables: "
                 f"{known_names(variables)})"
             )
-        return _walk(variables[rest[0]], rest[1:], f"{root}.{rest[0]}")
+        name = str(rest[0])
+        return _walk(variables[name], rest[1:], f"{root}.{name}")
     if root == "previous_response":
         return _previous(scope, rest)
     if root in ("inputs", "loop", "global_vars", "workflow"):

@@ -141,7 +141,8 @@ def part_templates(parts: list[Any], field: str) -> Iterator[tuple[str, str]]:
         for key in ("content", "path", "new_prompt", "session_id"):
             if isinstance(part.get(key), str):
                 yield f"{where}.{key}", part[key]
-        yield from walk_strings(part.get("variables") or {}, f"{where}.variables")
+        for key_field, text in walk_strings(part.get("variables") or {}, f"{where}.variables"):
+            yield key_field or where, text
 
 
 def _formatted(value: Any) -> str:

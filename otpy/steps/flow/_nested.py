@@ -130,11 +130,10 @@ class PipelineStepType(Step):
         if options is not None and not isinstance(options, Mapping):
             raise StepValidationError("must be a mapping", step=label, field="config")
         for key, kind in CONFIG_FIELDS.items():
-            value = (options or {}).get(key)
-            bad = value is not None and (
-                not isinstance(value, kind)
-                or (kind is int and (isinstance(value, bool) or value < 1))
-            )
+            value: Any = (options or {}).get(key)
+            bad = value is not None and not isinstance(value, kind)
+            if kind is int and isinstance(value, int):
+                bad = isinstance(value, bool) or value < 1
             if bad:
                 wanted = {bool: "true or false", int: "an integer >= 1", str: "a path"}[kind]
                 raise StepValidationError(

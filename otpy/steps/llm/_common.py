@@ -252,8 +252,8 @@ def build_request(
     ``model``, ``temperature``, ``max_tokens``) and ``token_budget``
     (``max_output_tokens``, ``temperature``) override the defaults, the step's own
     ``system``, ``model``, ``temperature``, ``max_tokens`` override them."""
-    options = step.get("claude_options") if isinstance(step.get("claude_options"), Mapping) else {}
-    budget = step.get("token_budget") if isinstance(step.get("token_budget"), Mapping) else {}
+    options: Mapping[str, Any] = _mapping(step.get("claude_options"))
+    budget: Mapping[str, Any] = _mapping(step.get("token_budget"))
     system = options.get("system_prompt") or system
     append = options.get("append_system_prompt")
     if append:
@@ -271,6 +271,10 @@ def build_request(
         stop=tuple(step.get("stop") or ()),
         response_schema=response_schema,
     )
+
+
+def _mapping(value: Any) -> Mapping[str, Any]:
+    return value if isinstance(value, Mapping) else {}
 
 
 def _first(*values: Any) -> Any:

@@ -210,9 +210,9 @@ class ClaudeRobustStep(Step):
                 context.clock.sleep(wait)
             else:
                 return self._result(completion, "primary", attempts, failures, preset)
-        completion = self._fallback(step, context, request, failures)
-        if completion is not None:
-            return self._result(completion, "fallback", attempts, failures, preset)
+        fallback = self._fallback(step, context, request, failures)
+        if fallback is not None:
+            return self._result(fallback, "fallback", attempts, failures, preset)
         named = step.get("fallback_provider") or step.get("fallback_capabilities")
         action = retry.get("fallback_action", "fail" if named else "graceful_degradation")
         if action not in ACTIONS:
