@@ -166,6 +166,10 @@ class CompatibilityHandle:
     def __repr__(self) -> str:
         return f"CompatibilityHandle({self.name!r})"
 
+    def __otpy_ref__(self) -> str:
+        """For ``otpy.sys`` and ``otpy.observer``: the actor's registered name."""
+        return self.name
+
     @property
     def ref(self) -> ServerRef[Any] | None:
         """The manager's current incarnation, or None while it is down."""

@@ -12,9 +12,8 @@ from typing import Any
 from otpy._checks import is_finite_number
 from otpy.clock import SYSTEM_CLOCK, Clock, TimerHandle
 from otpy.errors import ConfigurationError, OtpyError
-from otpy.providers._base import Provider
+from otpy.providers import Provider, ProviderEntry
 from otpy.providers._health import HealthRule, decide
-from otpy.providers._table import ProviderEntry
 from otpy.resilience import call_with_timeout
 from otpy.supervision import ChildSpec, GenServer
 from otpy.telemetry import emit_safely, redact_value

@@ -7,8 +7,7 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any
 
-from otpy.optimize import ExampleResult, Trial
-from otpy.optimize._job import JobStatus
+from otpy.optimize import ExampleResult, JobStatus, Trial
 
 __all__ = ["Candidate", "JobCell"]
 

@@ -19,11 +19,11 @@ from typing import Any, cast
 
 import pydantic
 
-from otpy._checks import validation_problems
 from otpy.actors._job_state import JobCell
 from otpy.actors._optimization_runner import OptimizationRunner
 from otpy.clock import Clock
-from otpy.errors import CallTimeoutError, ConfigurationError, JobError
+from otpy.documents import validation_problems
+from otpy.errors import CallTimeoutError, ConfigurationError, JobError, NoProcessError
 from otpy.optimize import SearchSpace, Strategy, Trial, make_strategy, register_strategy
 from otpy.optimize._checkpoint import JobStore
 from otpy.optimize._job import (
@@ -38,7 +38,7 @@ from otpy.optimize._owner import Owner
 from otpy.optimize._trials import is_better
 from otpy.pipelines import Pipeline, PipelineSource, ProviderDirectory, compile_pipeline
 from otpy.steps import StepTable
-from otpy.supervision import ChildSpec, DynamicSupervisorRef, whereis
+from otpy.supervision import ChildSpec, DynamicSupervisorRef, ServerRef, whereis
 from otpy.supervision._names import wait_for_name
 
 __all__ = ["JobHandle", "JobsHandle"]
@@ -65,6 +65,23 @@ class JobHandle:
     def best(self) -> Trial | None:
         """The best finished candidate so far (configuration, score, per-example results)."""
         return self._cell.best
+
+    def __otpy_ref__(self) -> ServerRef[Any] | str:
+        """For ``otpy.sys``: the job's runner (its name, so a restart is waited for).
+
+        NoProcessError saying why if the job has no runner in this process: it has
+        ended, is interrupted, or runs in another runtime."""
+        status = self._cell.status
+        if not self._name:
+            where = status.owner or "another runtime"
+            raise NoProcessError(
+                f"job {self.id!r}", f"it is {status.state} in {where}, not in this process"
+            )
+        if status.finished or status.state == "interrupted" or self._cell.done.is_set():
+            raise NoProcessError(
+                f"job {self.id!r}", f"it is {status.state}: it has no runner any more"
+            )
+        return self._name
 
     def _call(self, message: str) -> JobStatus:
         status = self._cell.status
@@ -132,6 +149,10 @@ class JobsHandle:
         self._timeout = timeout
         self._handles: dict[str, JobHandle] = {}
         self._lock = threading.Lock()
+
+    def __otpy_ref__(self) -> str:
+        """For ``otpy.sys`` and ``otpy.observer``: the JobSupervisor's name."""
+        return self._supervisor
 
     def start(
         self,

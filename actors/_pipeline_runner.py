@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping
 from typing import Any, cast
 
 from otpy.clock import Clock
-from otpy.errors import CallTimeoutError, OtpyError, PipelineError
+from otpy.errors import CallTimeoutError, NoProcessError, OtpyError, PipelineError
 from otpy.pipelines import (
     PipelineResult,
     Plan,
@@ -25,7 +25,14 @@ from otpy.pipelines import (
     StepOutcome,
     run_plan,
 )
-from otpy.supervision import ChildSpec, Down, DynamicSupervisorRef, GenServer, whereis
+from otpy.supervision import (
+    ChildSpec,
+    Down,
+    DynamicSupervisorRef,
+    GenServer,
+    ServerRef,
+    whereis,
+)
 from otpy.telemetry import TraceContext, current_context, use_context
 
 __all__ = ["PipelineRun", "PipelineRunner", "start_run"]
@@ -46,6 +53,15 @@ class PipelineRun:
         self._lock = threading.Lock()
         self._result: PipelineResult | None = None
         self._error: BaseException | None = None
+        self._runner: ServerRef[Any] | None = None
+
+    def __otpy_ref__(self) -> ServerRef[Any]:
+        """For ``otpy.sys``: the run's worker; NoProcessError once the run has ended."""
+        runner = self._runner
+        if runner is None or not runner.is_alive():
+            state = "done" if self.done() else "not started yet"
+            raise NoProcessError(f"pipeline run {self.run_id}", f"it is {state}: no worker")
+        return runner
 
     @property
     def run_id(self) -> str:
@@ -181,6 +197,7 @@ def start_run(
         shutdown=5.0,
     )
     worker = cast(DynamicSupervisorRef, ref).start_child(spec)
+    run._runner = worker
     worker.monitor(run._lost)
     worker.cast("run")
     return run

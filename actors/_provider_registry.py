@@ -2,18 +2,17 @@
 
 The registry owns a :class:`~otpy._snapshot.Snapshot` of an immutable
 :class:`~otpy.providers.ProviderTable`, made outside the actor and handed to every
-incarnation: after each write the actor publishes a new table, then replies. Readers
-(``select``, ``get_provider``, ``list_providers``, ``health``, ``complete``) read the
-current table in their own thread without a lock or a message, and keep working while the
-actor restarts; a restarted registry starts from the last table, so every provider and its
-breaker, limiter and stats survive.
+incarnation: after each write the actor publishes a new table, then replies; the actor
+only serialises writes. Readers (:class:`~otpy.providers.ProviderView`: ``select``,
+``get_provider``, ``list_providers``, ``health``, ``complete``) read the current table in
+their own thread without a lock or a message, and keep working while the actor restarts;
+a restarted registry starts from the last table, so every provider and its breaker,
+limiter and stats survive.
 """
 
 from __future__ import annotations
 
-import itertools
-import random
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any, cast
 
 from otpy._plugins import EntryPoints, PluginReport, load_plugins
@@ -22,19 +21,15 @@ from otpy.clock import SYSTEM_CLOCK, Clock
 from otpy.errors import (
     ConfigurationError,
     DuplicateProviderError,
-    NoProviderAvailable,
     OtpyError,
 )
-from otpy.providers._base import Completion, CompletionRequest, Provider
-from otpy.providers._health import ProviderHealth
-from otpy.providers._limits import ProviderLimits
-from otpy.providers._table import (
-    STRATEGIES,
+from otpy.providers import (
+    Provider,
     ProviderEntry,
+    ProviderLimits,
     ProviderTable,
-    as_capabilities,
+    ProviderView,
     make_entry,
-    select,
 )
 from otpy.supervision import ChildSpec, GenServer, NamedHandle
 from otpy.telemetry import emit_safely
@@ -44,8 +39,6 @@ __all__ = ["PLUGIN_GROUP", "ProviderRegistry", "ProviderRegistryHandle"]
 
 PLUGIN_GROUP = "otpy.providers"
 """The entry-point group providers are loaded from."""
-
-_NO_CAPS: frozenset[str] = frozenset()
 
 
 class ProviderRegistry(GenServer):
@@ -153,15 +146,14 @@ class ProviderRegistry(GenServer):
         )
 
 
-class ProviderRegistryHandle:
-    """What users hold (``rt.providers``): reads from the snapshot, writes to the actor.
+class ProviderRegistryHandle(ProviderView):
+    """What users hold (``rt.providers``): a :class:`~otpy.providers.ProviderView` (reads
+    from the snapshot) whose writes go to the registry actor.
 
     Reads run in the caller's thread with no lock and no message, and keep working while
     the registry restarts. Writes are calls to the actor registered as ``name``
     (a :class:`~otpy.supervision.NamedHandle`, so they survive its restarts), waiting up to
-    ``timeout`` seconds. ``strategy`` is the default selection strategy; ``seed`` seeds
-    the weighted strategy's random source; ``clock`` times whole ``complete`` calls (use
-    the registry's). Implements :class:`~otpy.providers.ProviderGateway`.
+    ``timeout`` seconds. ``strategy``, ``seed`` and ``clock`` are the view's.
     """
 
     def __init__(
@@ -174,20 +166,13 @@ class ProviderRegistryHandle:
         seed: int | None = None,
         strategy: str = "priority",
     ) -> None:
-        if strategy not in STRATEGIES:
-            raise ConfigurationError(
-                f"unknown selection strategy {strategy!r}; choose one of {', '.join(STRATEGIES)}"
-            )
+        super().__init__(snapshot, clock=clock, seed=seed, strategy=strategy)
         self.name = name
-        self.strategy = strategy
-        self._snapshot = snapshot
-        self._clock = clock
         self._actor = NamedHandle(name, timeout=timeout)
-        self._rng = random.Random(seed)
-        # One rotation per capability set. next() on an itertools.count is atomic in
-        # CPython (C code under the GIL) and dict.setdefault keeps the first counter
-        # stored, so concurrent selects share the rotation without a lock.
-        self._turns: dict[frozenset[str], Iterator[int]] = {}
+
+    def __otpy_ref__(self) -> str:
+        """For ``otpy.sys`` and ``otpy.observer``: the registry actor's registered name."""
+        return self.name
 
     # -- writes (through the actor) -------------------------------------------------------
 
@@ -261,84 +246,6 @@ class ProviderRegistryHandle:
                 f"provider plugin {name!r}: expected a Provider instance, a Provider subclass "
                 f"or a callable taking the registry handle, got {obj!r}"
             )
-
-    # -- reads (the snapshot, in the caller's thread) -----------------------------------------
-
-    @property
-    def table(self) -> ProviderTable:
-        """The current table."""
-        return self._snapshot.value
-
-    @property
-    def snapshot_version(self) -> int:
-        """How many tables the registry has published."""
-        return self._snapshot.version
-
-    def get_provider(self, name: str) -> ProviderEntry:
-        """The entry ``name``; UnknownProviderError (listing the registered ones) if none."""
-        return self._snapshot.value.require(name)
-
-    def list_providers(self, capability: str | None = None) -> list[ProviderEntry]:
-        """Every entry sorted by name, or only those with ``capability``."""
-        return self._snapshot.value.list(capability)
-
-    def select(
-        self,
-        capabilities: str | Iterable[str] = (),
-        strategy: str | None = None,
-        exclude: str | Iterable[str] = (),
-    ) -> ProviderEntry:
-        """A healthy provider with every capability whose breaker admits calls, picked by
-        ``strategy`` (default: the handle's): priority, round_robin, least_latency,
-        least_loaded or weighted.
-
-        Raises NoProviderAvailable (saying why each capable provider was left out) or
-        ConfigurationError for an unknown strategy. Never waits on the actor.
-        """
-        caps = as_capabilities(capabilities) if capabilities else _NO_CAPS
-        skip = as_capabilities(exclude, what="exclude") if exclude else _NO_CAPS
-        strategy = self.strategy if strategy is None else strategy
-        turn = 0
-        if strategy == "round_robin":
-            counter = self._turns.get(caps)
-            if counter is None:
-                counter = self._turns.setdefault(caps, itertools.count())
-            turn = next(counter)
-        return select(self._snapshot.value, caps, strategy, skip, turn=turn, rng=self._rng)
-
-    def complete(
-        self,
-        request: CompletionRequest,
-        *,
-        provider: str | None = None,
-        capabilities: str | Iterable[str] = (),
-        strategy: str | None = None,
-    ) -> Completion:
-        """Complete ``request`` on the provider named ``provider`` (called even if it is
-        unhealthy: the caller asked for it; NoProviderAvailable if it lacks a capability
-        asked for) or else on one ``select(capabilities, strategy)`` picks.
-
-        Runs in the caller's thread through the provider's guard (it may wait for the rate
-        limiter and between retries) and records the outcome in the provider's stats.
-        Raises UnknownProviderError, NoProviderAvailable, or what the guard raised.
-        """
-        if not isinstance(request, CompletionRequest):
-            raise ConfigurationError(f"complete needs a CompletionRequest, got {request!r}")
-        if provider is None:
-            entry = self.select(capabilities, strategy)
-        else:
-            entry = self._snapshot.value.require(provider)
-            wanted = as_capabilities(capabilities)
-            missing = wanted - entry.capabilities
-            if missing:
-                raise NoProviderAvailable(
-                    sorted(wanted), {provider: f"lacks {', '.join(sorted(missing))}"}
-                )
-        return entry.complete(request, clock=self._clock)
-
-    def health(self) -> dict[str, ProviderHealth]:
-        """Every provider's health now, by name."""
-        return {entry.name: entry.health() for entry in self._snapshot.value.ordered}
 
     def __repr__(self) -> str:
         return f"ProviderRegistryHandle({self.name!r}, {self._snapshot.value!r})"

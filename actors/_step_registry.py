@@ -22,7 +22,7 @@ from otpy._plugins import PluginReport
 from otpy._snapshot import Snapshot
 from otpy.clock import SYSTEM_CLOCK, Clock
 from otpy.errors import ConfigurationError
-from otpy.steps._base import Step, StepMetadata
+from otpy.steps import Step, StepMetadata
 from otpy.steps._plugins import EntryPoints, load_step_plugins
 from otpy.steps._table import StepEntry, StepTable, StepValidator, make_entry, validate_step
 from otpy.supervision import ChildSpec, GenServer, NamedHandle, ServerRef
@@ -133,6 +133,10 @@ class StepRegistryHandle:
 
     def __repr__(self) -> str:
         return f"StepRegistryHandle({self.name!r}, {len(self._snapshot.value)} step types)"
+
+    def __otpy_ref__(self) -> str:
+        """For ``otpy.sys`` and ``otpy.observer``: the actor's registered name."""
+        return self.name
 
     @property
     def ref(self) -> ServerRef[Any] | None:

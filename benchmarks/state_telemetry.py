@@ -1,6 +1,7 @@
 """otpy.state and otpy.telemetry against plain baselines: LocalState get/set vs a dict under a
-lock, SQLiteState batch updates vs raw sqlite3, telemetry emit cost, histogram record cost
-and accuracy.
+lock, SQLiteState batch updates vs raw sqlite3, get/set/batch on LocalState, SQLiteState and
+RedisState vs one redis-py round trip, telemetry emit cost, histogram record cost and
+accuracy.
 
 Run from the repo root: ``.venv/bin/python benchmarks/state_telemetry.py [--quick]``.
 """
@@ -23,8 +24,9 @@ from pathlib import Path
 from _harness import Op, time_ops
 from _harness import row as _row
 
-from otpy.state import LocalState, SQLiteState
+from otpy.state import LocalState, RedisState, SQLiteState, StateProvider
 from otpy.telemetry import Histogram, Telemetry
+from otpy.testing import RedisUnavailable, redis_server
 
 perf = time.perf_counter
 
@@ -139,6 +141,68 @@ def bench_sqlite(batches: int, directory: Path) -> None:
         row(name, f"{per_s:,.0f}", f"{1e3 / per_s:.2f}", f"{base / per_s:.2f}x")
 
 
+def bench_backends(n: int, rounds: int, directory: Path) -> None:
+    """get / set / a batch of 10 on each backend, against one redis-py round trip."""
+    try:
+        with redis_server() as url:
+            _backends(url, n, rounds, directory)
+    except RedisUnavailable as exc:
+        print(f"\n3. backends: skipped ({exc})")
+
+
+def _backends(url: str, n: int, rounds: int, directory: Path) -> None:
+    import redis
+
+    raw = redis.Redis.from_url(url, decode_responses=True)
+    raw.set("raw", "0.5")
+    names = [f"v{i}" for i in range(10)]
+    stores: dict[str, StateProvider] = {
+        "LocalState": LocalState(session_id="bench"),
+        "SQLiteState (file, NORMAL)": SQLiteState(directory / "backends.db", "bench"),
+        "RedisState": RedisState(url, "bench"),
+        "RedisState, 1 subscriber": RedisState(url, "bench-sub"),
+    }
+    for store in stores.values():
+        for name in names:
+            store.register_variable(name, "float", 0.5, constraints={"min": 0.0, "max": 1.0})
+    stores["RedisState, 1 subscriber"].subscribe("*", lambda change: None)
+    i = [0]
+
+    def setter(store: StateProvider) -> Op:
+        def op() -> None:
+            i[0] += 1
+            store.set_variable("v7", (i[0] % 100) / 100)
+
+        return op
+
+    def batch(store: StateProvider) -> Op:
+        def op() -> None:
+            i[0] += 1
+            store.update_variables(dict.fromkeys(names, (i[0] % 100) / 100))
+
+        return op
+
+    def raw_batch() -> None:
+        pipe = raw.pipeline(transaction=True)
+        for name in names:
+            pipe.set(name, "0.5")
+        pipe.execute()
+
+    base = "redis-py: one round trip (GET)"
+    kinds: dict[str, tuple[Op, str]] = {base: (lambda: raw.get("raw"), base)}
+    kinds["redis-py: SET"] = (lambda: raw.set("raw", "0.5"), base)
+    kinds["redis-py: MULTI of 10 SET"] = (raw_batch, base)
+    for label, store in stores.items():
+        kinds[f"{label}: get_variable"] = (lambda s=store: s.get_variable("v7"), base)
+        kinds[f"{label}: set_variable"] = (setter(store), base)
+        kinds[f"{label}: update_variables x10"] = (batch(store), base)
+    table("3. get / set / batch of 10 per backend (1 thread; Redis on 127.0.0.1)", kinds,
+          n, rounds)  # fmt: skip
+    for store in stores.values():
+        store.cleanup()
+    raw.close()
+
+
 def bench_emit(n: int, rounds: int) -> None:
     quiet = Telemetry(store_size=10_000)
     busy = Telemetry(store_size=10_000)
@@ -153,7 +217,7 @@ def bench_emit(n: int, rounds: int) -> None:
     meta = {"provider": "simulated", "model": "sim-1"}
     base = "baseline: tuple into a bounded deque"
     table(
-        "3. Telemetry emit (store of 10,000 + metadata redaction)",
+        "4. Telemetry emit (store of 10,000 + metadata redaction)",
         {
             base: (lambda: ring.append(("provider.call", {"latency": 0.02}, meta)), base),
             "emit, 0 subscribers": (
@@ -191,7 +255,7 @@ def bench_histogram(n: int, rounds: int, samples: int) -> None:
 
     base = "baseline: list.append (exact, unbounded)"
     table(
-        "4. Histogram record",
+        "5. Histogram record",
         {base: (append, base), "Histogram.record (sketch, bounded)": (record, base)},
         n,
         rounds,
@@ -229,6 +293,7 @@ def main() -> None:
     bench_local(n, rounds)
     with tempfile.TemporaryDirectory() as directory:
         bench_sqlite(50 if quick else 500, Path(directory))
+        bench_backends(200 if quick else 2_000, rounds, Path(directory))
     bench_emit(n, rounds)
     bench_histogram(n, rounds, 100_000 if quick else 1_000_000)
     extra = [th.name for th in threading.enumerate() if th is not threading.main_thread()]

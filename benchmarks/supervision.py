@@ -22,8 +22,9 @@ from collections.abc import Callable
 from typing import Any, ClassVar
 
 import pykka
+from _harness import latencies, percentiles, time_ops
 
-from otpy.supervision import ChildSpec, DynamicSupervisor, GenServer, ServerRef, Supervisor
+from otpy.supervision import ChildSpec, DynamicSupervisor, GenServer, ServerRef, Supervisor, system
 
 perf = time.perf_counter
 BIG = 10**9  # max_restarts: the supervisor never gives up
@@ -155,7 +156,7 @@ def bench_restart(n: int) -> None:
 
     (gs_start, gs_reply), (raw_start, raw_reply) = starts(Echo), starts(RawEcho)
     settle()
-    title = f"2. Crash -> restarted, ms ({n:,} crashes, one_for_one)"
+    title = f"2. Crash -> restarted, ms ({n:,} crashes, one_for_one; goal: replies p99 < 1 ms)"
     row("", "p50", "p90", "p99", "max", title=title)
     for name, xs in [
         ("restart: crash cast -> new on_start", to_start),
@@ -166,6 +167,53 @@ def bench_restart(n: int) -> None:
         ("baseline: raw pykka start() + first reply", raw_reply),
     ]:
         row(name, *(f"{pct(xs, q) * 1e3:.3f}" for q in (0.5, 0.9, 0.99, 1.0)))
+
+
+def bench_sys(n: int, rounds: int) -> None:
+    """otpy.sys: what statistics and trace cost a call, and get_status under load."""
+    srv = Echo.start()
+    plain = Echo.start()
+    system.statistics(srv, True)
+    kinds = {
+        "ref.call, statistics off": lambda: plain.call(1),
+        "ref.call, statistics on": lambda: srv.call(1),
+    }
+    us = time_ops(kinds, n, rounds)
+    off, on = us["ref.call, statistics off"], us["ref.call, statistics on"]
+    title = f"5. otpy.sys: cost per call, us, 1 CPU ({n:,} calls x {rounds} rounds, median)"
+    row("", "us/call", "overhead", "goal", title=title)
+    row("ref.call, statistics off", f"{off:.1f}", "", "")
+    row("ref.call, statistics on", f"{on:.1f}", f"{(on / off - 1) * 100:+.1f}%", "< 10%")
+    figures = system.statistics(srv)
+    print(f"  (statistics saw {figures.messages:,} calls, p99 {figures.p99 * 1e6:.1f} us)")
+    system.statistics(srv, False)
+    stop = threading.Event()
+
+    def load() -> None:  # keeps the server's mailbox busy with short casts
+        while not stop.is_set():
+            for _ in range(200):
+                srv.tell(0)
+            srv.call(0)
+
+    loader = threading.Thread(target=load)
+    loader.start()
+    try:
+        samples = {
+            "get_status (system request, with state)": latencies(
+                lambda: system.get_status(srv), n // 10
+            ),
+            "status_of (no message)": latencies(lambda: system.status_of(srv), n // 10),
+            "baseline: ref.call behind the same load": latencies(lambda: srv.call(1), n // 10),
+        }
+    finally:
+        stop.set()
+        loader.join()
+    title = f"6. get_status under load, us, 1 CPU ({n // 10:,} each; a thread floods the server)"
+    row("", "p50", "p99", "max", title=title)
+    for name, xs in samples.items():
+        row(name, *(f"{v:.1f}" for v in percentiles(xs)))
+    srv.stop()
+    plain.stop()
 
 
 def start_supervised(n: int) -> Stop:
@@ -265,6 +313,11 @@ def main() -> None:
             finally:
                 os.sched_setaffinity(0, everywhere)
         bench_restart(crashes)
+        os.sched_setaffinity(0, {min(everywhere)})  # one CPU: the overhead, not the scheduler
+        try:
+            bench_sys(calls, rounds)
+        finally:
+            os.sched_setaffinity(0, everywhere)
         bench_bulk(1_000)
         bench_memory(1_000, 2 if quick else 3)
     finally:

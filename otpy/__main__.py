@@ -9,6 +9,7 @@
     otpy schema
     otpy optimize JOB.yaml [--store PATH] [--job-id ID] [--json] [--top N]
     otpy jobs list|status ID|resume ID [--store PATH]
+    otpy observe [--interval S] [--count N] [--json]
     otpy demo
 
 Every command but ``schema`` and ``demo`` starts the runtime (``otpy.start``) from
@@ -26,6 +27,7 @@ from collections.abc import Callable, Sequence
 
 from otpy._cli_common import EXIT_FAILED, EXIT_USAGE, CliError, Console
 from otpy._cli_jobs import add_jobs_parser
+from otpy._cli_observe import add_observe_parser
 from otpy._cli_optimize import add_optimize_parser
 from otpy._cli_run import add_run_parser, add_validate_parser
 from otpy._cli_show import add_show_parsers
@@ -45,6 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_show_parsers(commands)
     add_optimize_parser(commands)
     add_jobs_parser(commands)
+    add_observe_parser(commands)
     demo = commands.add_parser("demo", help="a supervision tree that crashes and recovers")
     demo.add_argument("--quiet", action="store_true", help="print only the summary")
     return parser

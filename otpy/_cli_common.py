@@ -10,7 +10,7 @@ import argparse
 import json
 import math
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Final, TextIO
 
@@ -248,3 +248,25 @@ def add_config_option(parser: argparse.ArgumentParser) -> None:
         metavar="FILE",
         help="a runtime config YAML (default: OTPY_* environment over the embedded defaults)",
     )
+
+
+def subcommand(
+    commands: Any,
+    name: str,
+    summary: str,
+    details: str | None = None,
+    *,
+    handler: Callable[[argparse.Namespace], int] | None = None,
+    config: bool = False,
+) -> argparse.ArgumentParser:
+    """Add the subcommand ``name`` to ``commands`` (an argparse subparsers action):
+    ``summary`` in the list of commands, ``details`` (else the summary) on its --help,
+    ``--config FILE`` if ``config``, and ``handler`` as what runs it."""
+    parser: argparse.ArgumentParser = commands.add_parser(
+        name, help=summary, description=details or summary
+    )
+    if config:
+        add_config_option(parser)
+    if handler is not None:
+        parser.set_defaults(handler=handler)
+    return parser

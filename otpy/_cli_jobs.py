@@ -18,6 +18,7 @@ from otpy._cli_common import (
     add_config_option,
     duration,
     start_runtime,
+    subcommand,
     table,
 )
 from otpy._cli_optimize import (
@@ -36,10 +37,11 @@ __all__ = ["add_jobs_parser", "jobs_list", "jobs_resume", "jobs_status", "status
 
 def add_jobs_parser(commands: Any) -> None:
     """The ``jobs`` subcommand (``list``, ``status``, ``resume``) on ``commands``."""
-    jobs = commands.add_parser(
+    jobs = subcommand(
+        commands,
         "jobs",
-        help="list, inspect and resume optimization jobs in a job store",
-        description="The optimization jobs in a job store (--store, else the runtime "
+        "list, inspect and resume optimization jobs in a job store",
+        "The optimization jobs in a job store (--store, else the runtime "
         "config's jobs_store, else $OTPY_STATE_DIR/jobs.sqlite).",
     )
     actions = jobs.add_subparsers(dest="action", required=True, metavar="ACTION")
@@ -48,10 +50,11 @@ def add_jobs_parser(commands: Any) -> None:
     status = actions.add_parser("status", help="one job: its status and best candidates")
     status.add_argument("job_id", metavar="ID")
     add_report_options(status)
-    resume = actions.add_parser(
+    resume = subcommand(
+        actions,
         "resume",
-        help="go on with a stopped job and follow it",
-        description="Go on with a job whose process stopped or was killed: finished "
+        "go on with a stopped job and follow it",
+        "Go on with a job whose process stopped or was killed: finished "
         "candidates are kept, the rest run. Exit as otpy optimize does.",
     )
     resume.add_argument("job_id", metavar="ID")

@@ -31,6 +31,7 @@ from otpy._cli_common import (
     runtime_config,
     shorten,
     start_runtime,
+    subcommand,
     table,
 )
 from otpy.errors import CallTimeoutError, JobError, StepValidationError, UnknownStepError
@@ -69,10 +70,11 @@ TICK: Final = 0.2
 
 def add_optimize_parser(commands: Any) -> None:
     """The ``optimize`` subcommand on ``commands`` (an argparse subparsers action)."""
-    optimize = commands.add_parser(
+    optimize = subcommand(
+        commands,
         "optimize",
-        help="run an optimization job from a job file",
-        description="Start an optimization job from a job file (program, space, trainset, "
+        "run an optimization job from a job file",
+        "Start an optimization job from a job file (program, space, trainset, "
         "metric, strategy, budgets) and follow it: a progress bar on stderr, then the best "
         "candidates on stdout. Ctrl-C leaves it resumable (otpy jobs resume ID). Exit 0 "
         "completed, 1 cancelled/failed/interrupted, 2 bad input.",

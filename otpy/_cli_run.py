@@ -29,6 +29,7 @@ from otpy._cli_common import (
     read_mapping,
     shorten,
     start_runtime,
+    subcommand,
     table,
     yaml_value,
 )
@@ -51,10 +52,11 @@ ERROR_WIDTH = 60
 
 def add_run_parser(commands: Any) -> None:
     """The ``run`` subcommand on ``commands`` (an argparse subparsers action)."""
-    run = commands.add_parser(
+    run = subcommand(
+        commands,
         "run",
-        help="run a pipeline file",
-        description="Run a pipeline: live progress on stderr, then the result table and "
+        "run a pipeline file",
+        "Run a pipeline: live progress on stderr, then the result table and "
         "the outputs on stdout. Exit 0 completed, 1 failed or cancelled, 2 bad input.",
     )
     run.add_argument("pipeline", help="the pipeline file (YAML or JSON)")
@@ -95,10 +97,11 @@ def add_run_parser(commands: Any) -> None:
 
 def add_validate_parser(commands: Any) -> None:
     """The ``validate`` subcommand on ``commands``."""
-    validate = commands.add_parser(
+    validate = subcommand(
+        commands,
         "validate",
-        help="check pipeline files against the registered step types",
-        description="Check pipeline files without running them. Exit 2 if any is invalid.",
+        "check pipeline files against the registered step types",
+        "Check pipeline files without running them. Exit 2 if any is invalid.",
     )
     validate.add_argument("pipelines", nargs="+", metavar="PIPELINE", help="pipeline files")
     add_config_option(validate)

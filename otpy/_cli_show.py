@@ -7,7 +7,7 @@ import argparse
 import json
 from typing import Any
 
-from otpy._cli_common import EXIT_OK, Console, add_config_option, start_runtime, table
+from otpy._cli_common import EXIT_OK, Console, start_runtime, subcommand, table
 from otpy.pipelines import Pipeline
 from otpy.providers import ProviderEntry, ProviderHealth
 from otpy.steps import StepEntry
@@ -26,30 +26,32 @@ JSON_SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
 
 def add_show_parsers(commands: Any) -> None:
     """The ``steps``, ``providers`` and ``schema`` subcommands on ``commands``."""
-    steps = commands.add_parser(
+    steps = subcommand(
+        commands,
         "steps",
-        help="the registered step types",
-        description="The registered step types: version, provider capabilities they use, "
+        "the registered step types",
+        "The registered step types: version, provider capabilities they use, "
         "required and optional fields, description.",
+        handler=steps_command,
+        config=True,
     )
     steps.add_argument("--capability", metavar="C", help="only step types that use C")
     steps.add_argument("--json", action="store_true", help="print a JSON list")
-    add_config_option(steps)
-    steps.set_defaults(handler=steps_command)
-    providers = commands.add_parser(
+    providers = subcommand(
+        commands,
         "providers",
-        help="the registered providers and their health",
-        description="The registered providers: capabilities, priority and health (healthy "
+        "the registered providers and their health",
+        "The registered providers: capabilities, priority and health (healthy "
         "flag, circuit breaker state, error rate over the recent calls).",
+        handler=providers_command,
+        config=True,
     )
     providers.add_argument("--json", action="store_true", help="print a JSON list")
-    add_config_option(providers)
-    providers.set_defaults(handler=providers_command)
-    schema = commands.add_parser(
+    schema = subcommand(
+        commands,
         "schema",
-        help="the pipeline JSON Schema (for editors)",
-        description="Print the JSON Schema of a pipeline file, e.g. for an editor's YAML "
-        "language server.",
+        "the pipeline JSON Schema (for editors)",
+        "Print the JSON Schema of a pipeline file, e.g. for an editor's YAML language server.",
     )
     schema.set_defaults(handler=schema_command)
 

@@ -1,15 +1,16 @@
 """Supervisor reports into telemetry: every supervisor's progress and crash reports become
 events on the default hub (``supervisor.child_started``, ``supervisor.child_exited``, ...)
-and restarts are counted per supervisor. Installed when ``otpy`` is imported."""
+and restarts are counted per supervisor. The supervision layer adds this sink at its first
+report (see ``otpy.supervision._events``); nothing is installed when ``otpy`` is imported."""
 
 from __future__ import annotations
 
 import logging
 
-from otpy.supervision import SupervisorEvent, add_event_sink
+from otpy.supervision import SupervisorEvent
 from otpy.telemetry import get_telemetry
 
-__all__ = ["install", "supervisor_report_to_telemetry"]
+__all__ = ["supervisor_report_to_telemetry"]
 
 _log = logging.getLogger("otpy.supervision")
 
@@ -26,8 +27,3 @@ def supervisor_report_to_telemetry(report: SupervisorEvent) -> None:
         hub.metrics.counter("supervisor.restarts", supervisor=report.supervisor).inc()
     elif report.name == "supervisor.max_intensity_reached":
         hub.metrics.counter("supervisor.gave_up", supervisor=report.supervisor).inc()
-
-
-def install() -> None:
-    """Send supervisor reports to telemetry (idempotent)."""
-    add_event_sink(supervisor_report_to_telemetry)

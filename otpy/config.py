@@ -11,18 +11,23 @@ The defaults are the embedded runtime: one ``simulated`` provider, no server, no
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal, Self
 
 import pydantic
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 
-from otpy._checks import validation_problems
+from otpy.clock import SYSTEM_CLOCK, Clock
+from otpy.documents import validation_problems
 from otpy.errors import ConfigurationError
 from otpy.providers import ProviderLimits
+
+if TYPE_CHECKING:
+    from otpy.state import StateProvider
 
 __all__ = [
     "ENV_PREFIX",
@@ -30,10 +35,13 @@ __all__ = [
     "ModelConfig",
     "ProviderConfig",
     "RuntimeConfig",
+    "StateConfig",
     "SupervisionConfig",
 ]
 
 ENV_PREFIX = "OTPY_"
+
+logger = logging.getLogger("otpy.config")
 
 
 class _Config(BaseModel):
@@ -92,6 +100,57 @@ class SupervisionConfig(_Config):
     max_seconds: float = Field(default=5.0, gt=0)
 
 
+_STATE_FIELDS = {"memory": (), "sqlite": ("path", "timeout"), "redis": ("url", "prefix", "timeout")}
+
+
+class StateConfig(_Config):
+    """Where the runtime keeps state (``rt.open_state``, and the ``claude_session`` steps'
+    conversations): ``backend`` ``memory`` (the default: this process only), ``sqlite``
+    (the file ``path``) or ``redis`` (``url``, kept secret: every process on that Redis
+    shares the sessions; ``prefix`` starts its keys). ``timeout``: seconds a Redis command
+    may take, or a SQLite write waits for another connection's lock. A field the backend
+    does not use is named in a warning on the ``otpy.config`` logger."""
+
+    backend: Literal["memory", "sqlite", "redis"] = "memory"
+    path: str | None = None
+    url: SecretStr | None = None
+    prefix: str = "otpy:state"
+    timeout: float = Field(default=5.0, gt=0)
+
+    @model_validator(mode="after")
+    def _fields_of_the_backend(self) -> Self:
+        needed = {"sqlite": "path", "redis": "url"}.get(self.backend)
+        if needed is not None and getattr(self, needed) is None:
+            raise ValueError(f"backend {self.backend!r} needs the field {needed!r}")
+        unused = sorted(
+            name
+            for name in self.model_fields_set - {"backend"}
+            if name not in _STATE_FIELDS[self.backend]
+        )
+        if unused:
+            logger.warning(
+                "state config: field(s) %s not used by backend %r; ignored",
+                ", ".join(map(repr, unused)),
+                self.backend,
+            )
+        return self
+
+    def open(self, session_id: str | None = None, *, clock: Clock = SYSTEM_CLOCK) -> StateProvider:
+        """A new, open store of this backend on ``session_id`` (None: a fresh session); the
+        caller closes it (``cleanup()`` or a ``with`` block). StateError if the store cannot
+        be opened (a Redis that cannot be reached, a file that is not a state store)."""
+        from otpy.state import LocalState, RedisState, SQLiteState
+
+        if self.backend == "sqlite":
+            assert self.path is not None
+            return SQLiteState(self.path, session_id, clock=clock, timeout=self.timeout)
+        if self.backend == "redis":
+            assert self.url is not None
+            url, prefix, timeout = self.url.get_secret_value(), self.prefix, self.timeout
+            return RedisState(url, session_id, clock=clock, prefix=prefix, timeout=timeout)
+        return LocalState(session_id, clock=clock)
+
+
 def _default_providers() -> dict[str, ProviderConfig]:
     return {"simulated": ProviderConfig()}
 
@@ -104,6 +163,7 @@ class RuntimeConfig(_Config):
     providers: dict[str, ProviderConfig] = Field(default_factory=_default_providers)
     health: HealthConfig = Field(default_factory=HealthConfig)
     supervision: SupervisionConfig = Field(default_factory=SupervisionConfig)
+    state: StateConfig = Field(default_factory=StateConfig)
     plugins: bool = True
     call_timeout: float = Field(default=5.0, gt=0)
     jobs_store: str | None = Field(

@@ -3,23 +3,12 @@
 from __future__ import annotations
 
 import logging
-import os
-import re
 from collections.abc import Iterable
 
-__all__ = ["REDACTED", "SECRET_ENV_VARS", "SecretFilter", "configure_logging", "get_logger"]
+from otpy.redaction import REDACTED, SECRET_ENV_VARS, mask, secret_literals
+from otpy.telemetry import CorrelationFilter
 
-_KEY_PATTERNS = (
-    re.compile(r"sk-ant-[A-Za-z0-9_\-]{8,}"),  # Anthropic
-    re.compile(r"AIza[0-9A-Za-z_\-]{20,}"),  # Google
-    re.compile(
-        r"(?i)\b(api[_-]?key|x-api-key|x-goog-api-key|authorization|password|passwd|secret"
-        r"|(?:access|auth|refresh|session)[_-]?token)"
-        r"([\"'=: ]+)((?:bearer|basic|token)\s+)?([^\s\"',}]+)"
-    ),
-)
-SECRET_ENV_VARS = ("ANTHROPIC_API_KEY", "GEMINI_API_KEY", "GOOGLE_API_KEY")
-REDACTED = "[REDACTED]"
+__all__ = ["REDACTED", "SECRET_ENV_VARS", "SecretFilter", "configure_logging", "get_logger"]
 
 
 class SecretFilter(logging.Filter):
@@ -28,19 +17,11 @@ class SecretFilter(logging.Filter):
 
     def __init__(self, extra_secrets: Iterable[str] = ()) -> None:
         super().__init__()
-        values = [os.environ.get(name, "") for name in SECRET_ENV_VARS]
-        self._literals = sorted(
-            {v for v in (*values, *extra_secrets) if len(v) >= 8}, key=len, reverse=True
-        )
+        self._literals = secret_literals(extra_secrets)
 
     def redact(self, text: str) -> str:
-        for secret in self._literals:
-            text = text.replace(secret, REDACTED)
-        text = _KEY_PATTERNS[0].sub(REDACTED, text)
-        text = _KEY_PATTERNS[1].sub(REDACTED, text)
-        return _KEY_PATTERNS[2].sub(
-            lambda m: f"{m.group(1)}{m.group(2)}{m.group(3) or ''}{REDACTED}", text
-        )
+        """``text`` masked (:func:`otpy.redaction.mask`)."""
+        return mask(text, self._literals)
 
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()
@@ -65,8 +46,6 @@ def configure_logging(level: int | str = "INFO", *, fmt: str | None = None) -> l
     For applications and the CLI; a library embedding otpy can configure logging itself
     (then add :class:`SecretFilter` to its handlers). Calling it again replaces the handler.
     """
-    from otpy.telemetry import CorrelationFilter  # here: otpy.telemetry imports this module
-
     handler = logging.StreamHandler()
     handler.setFormatter(
         logging.Formatter(

@@ -24,7 +24,6 @@ import threading
 from collections.abc import Callable, Mapping
 from dataclasses import replace
 from pathlib import Path
-from types import TracebackType
 from typing import Any, Literal
 
 from otpy._snapshot import Snapshot
@@ -56,6 +55,7 @@ from otpy.pipelines import (
 )
 from otpy.providers import Provider, ProviderTable
 from otpy.providers._types import PROVIDER_TYPES, make_provider
+from otpy.state import StateProvider
 from otpy.steps import StepTable
 from otpy.steps.data import DATA_STEPS
 from otpy.steps.flow import FLOW_STEPS
@@ -106,6 +106,12 @@ class Runtime:
             f"{prefix}.providers", provider_snapshot, clock=clock, timeout=timeout
         )
         self.compat = CompatibilityHandle(f"{prefix}.compat", self.steps)
+        # claude_session's conversations: in the configured state backend, else the
+        # process-wide in-memory store (opened before anything starts: a Redis that cannot
+        # be reached fails the start with a StateError).
+        self._sessions = (
+            None if config.state.backend == "memory" else self.open_state(f"{prefix}.llm.sessions")
+        )
         health = config.health
         children = [
             StepRegistry.child_spec(f"{prefix}.steps", step_snapshot, clock=clock),
@@ -113,7 +119,9 @@ class Runtime:
                 ProviderRegistry.child_spec(f"{prefix}.providers", provider_snapshot, clock=clock),
                 id="providers",
             ),
-            CompatibilityManager.child_spec(f"{prefix}.compat", self.steps, clock=clock),
+            CompatibilityManager.child_spec(
+                f"{prefix}.compat", self.steps, clock=clock, session_store=self._sessions
+            ),
             replace(
                 HealthMonitor.child_spec(
                     f"{prefix}.health",
@@ -149,10 +157,14 @@ class Runtime:
                 clock=clock,
             )
         except NameTakenError as exc:
+            self._close_sessions()
             raise ConfigurationError(
                 f"a runtime named {prefix!r} is already running in this process; "
                 "stop it or start this one with another name"
             ) from exc
+        except BaseException:
+            self._close_sessions()
+            raise
         self.jobs_supervisor = f"{prefix}.jobs"
         self.runs_supervisor = f"{prefix}.runs"
         store = config.jobs_store
@@ -181,6 +193,21 @@ class Runtime:
         except BaseException:
             self.stop()
             raise
+
+    def __otpy_ref__(self) -> SupervisorRef:
+        """For ``otpy.sys`` and ``otpy.observer``: the root supervisor."""
+        return self.supervisor
+
+    def open_state(self, session_id: str | None = None) -> StateProvider:
+        """A new store of the configured state backend (``state`` in the config: memory,
+        sqlite or redis) on ``session_id`` (None: a fresh session), on the runtime's clock.
+        The caller closes it (``cleanup()`` or a ``with`` block); two stores on one session
+        share its variables when the backend is sqlite or redis."""
+        return self.config.state.open(session_id, clock=self.clock)
+
+    def _close_sessions(self) -> None:
+        if self._sessions is not None:
+            self._sessions.cleanup()
 
     def compile_pipeline(self, source: PipelineSource) -> Plan:
         """Load ``source`` (a path, YAML text, a dict or a Pipeline) and check it against
@@ -295,6 +322,7 @@ class Runtime:
         if self.supervisor.is_alive():
             self.supervisor.shutdown(timeout)
         self.jobs.store.close()
+        self._close_sessions()
         for provider in self._built:
             try:
                 provider.close()
@@ -304,12 +332,7 @@ class Runtime:
     def __enter__(self) -> Runtime:
         return self
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def __exit__(self, *exc_info: object) -> None:
         self.stop()
 
     def __repr__(self) -> str:

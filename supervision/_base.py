@@ -11,12 +11,12 @@ from typing import Any, NamedTuple
 from otpy.clock import SYSTEM_CLOCK, Clock
 from otpy.errors import StartChildError
 
-from ._child import Child, ChildCounts, ChildInfo, SupervisorStats, count
+from ._child import Child, ChildCounts, ChildInfo, SupervisorStats, SupervisorView, count
 from ._events import report
 from ._exit import KILLED, SHUTDOWN, is_abnormal
 from ._genserver import GenServer
 from ._policy import RestartIntensity, should_restart
-from ._ref import Down, ServerRef
+from ._ref import Down, ServerRef, launching
 from ._shutdown import shutdown_all, shutdown_one
 
 __all__ = ["SupervisorBase"]
@@ -117,6 +117,16 @@ class SupervisorBase(GenServer):
 
     strategy = "one_for_one"
 
+    def system_view(self) -> SupervisorView:
+        """Flags and children at one moment (``otpy.observer``; a system request)."""
+        return SupervisorView(
+            self.strategy,
+            self._intensity.max_restarts,
+            self._intensity.max_seconds,
+            self._intensity.restarts_in_window(),
+            tuple(child.row() for child in self._children.values()),
+        )
+
     def statistics(self) -> SupervisorStats:
         counts = self.count_children()
         server = ServerRef.statistics(self.actor_ref)  # not the ref's override: it calls us
@@ -147,12 +157,15 @@ class SupervisorBase(GenServer):
         restart = child.starts > 0 or child.state == "restarting"
         failure: StartChildError | None = None
         started: ServerRef[Any] | None = None
+        launching.slot = (str(self), spec.id, child.starts)  # restarts before this one
         try:
             result = spec.start()  # type: ignore[misc]
         except BaseException as exc:
             failure = StartChildError(spec.id, exc)
             failure.__cause__ = exc
-        else:
+        finally:
+            launching.slot = None
+        if failure is None:
             if isinstance(result, ServerRef):
                 started = result
             else:
@@ -173,6 +186,11 @@ class SupervisorBase(GenServer):
             )
             raise failure
         child.ref = started
+        if self._actor_ref._life.reason == KILLED:
+            # Killed while this start ran: _on_own_exit (in the killer's thread) may have
+            # read the children before this ref was set. One of us sees the other.
+            started.kill()
+        started._life.slot = (str(self), spec.id, child.starts)
         child.starts += 1
         child.state = "running"
         child.started_at = self._clock.monotonic()

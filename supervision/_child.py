@@ -11,7 +11,15 @@ from otpy.clock import TimerHandle
 from ._ref import Monitor, ServerRef, ServerStats
 from ._spec import ChildSpec
 
-__all__ = ["Child", "ChildCounts", "ChildInfo", "ChildState", "SupervisorStats"]
+__all__ = [
+    "Child",
+    "ChildCounts",
+    "ChildInfo",
+    "ChildRow",
+    "ChildState",
+    "SupervisorStats",
+    "SupervisorView",
+]
 
 ChildState: TypeAlias = Literal["running", "restarting", "terminated"]
 
@@ -50,6 +58,31 @@ class SupervisorStats(ServerStats):
     max_seconds: float
 
 
+@dataclass(frozen=True, slots=True)
+class ChildRow:
+    """One child in a :class:`SupervisorView`: ``restarts`` counts the incarnations
+    started after the first; ``ref`` is None unless running."""
+
+    id: Hashable
+    type: Literal["worker", "supervisor"]
+    restart: str
+    state: ChildState
+    restarts: int
+    ref: ServerRef[Any] | None
+
+
+@dataclass(frozen=True, slots=True)
+class SupervisorView:
+    """A supervisor's flags and children, read in its thread between two messages (one
+    consistent moment): what ``otpy.observer`` draws."""
+
+    strategy: str
+    max_restarts: int
+    max_seconds: float
+    restarts_in_window: int
+    children: tuple[ChildRow, ...]
+
+
 class Child:
     """Mutable state of one child; only the owning supervisor's thread touches it."""
 
@@ -77,6 +110,12 @@ class Child:
         self.attempt = 0  # consecutive backoff restarts
         self.starts = 0  # incarnations started so far (a restart is any start after the first)
         self.timer: TimerHandle | None = None
+
+    def row(self) -> ChildRow:
+        restarts = max(0, self.starts - 1) + (self.state == "restarting")
+        return ChildRow(
+            self.spec.id, self.spec.type, self.spec.restart, self.state, restarts, self.ref
+        )
 
     def info(self) -> ChildInfo:
         return ChildInfo(self.spec.id, self.ref, self.spec.type, self.state, self.spec.restart)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import logging
 import queue
 import sys
+import time
+from collections.abc import Callable, Mapping
 from typing import Any, ClassVar, Self
 
 import pykka
@@ -15,13 +17,14 @@ from otpy.errors import OtpyError
 
 from . import _names
 from ._exit import NORMAL, ExitReason
-from ._ref import ServerRef, _Exit, _Kill, _Lifecycle, _Ping, drain, refuse
+from ._ref import ServerRef, _Exit, _Kill, _Lifecycle, _Ping, _Wake, drain, launching, refuse
+from ._server_state import format_state, replace_attributes, state_of
 
 __all__ = ["GenServer"]
 
 logger = logging.getLogger("otpy.supervision")
 
-_CONTROL = frozenset({_ActorStop, _Exit, _Kill, _Ping})
+_CONTROL = frozenset({_ActorStop, _Exit, _Kill, _Ping, _Wake})
 
 
 class GenServer(pykka.ThreadingActor):
@@ -29,11 +32,17 @@ class GenServer(pykka.ThreadingActor):
 
     - ``start()`` returns only once ``on_start`` has run, and raises its exception in the
       caller (plain Pykka logs it and returns a dead ref).
-    - Proxy calls and ``ask`` are calls, ``tell`` is a cast. An exception that subclasses
-      :class:`~otpy.errors.OtpyError` or is listed in ``expected_errors`` goes back to the
-      caller and the actor goes on (from a cast it is logged). Any other exception goes back
-      to the caller *and* crashes the actor: ``on_failure`` runs, the exit reason is the
-      exception, and its supervisor restarts it according to its spec.
+    - Proxy calls and ``ask`` are calls, ``tell`` is a cast. In a call, an exception that
+      subclasses :class:`~otpy.errors.OtpyError` or is listed in ``expected_errors`` goes
+      back to the caller and the actor goes on; any other exception goes back to the caller
+      *and* crashes the actor: ``on_failure`` runs, the exit reason is the exception, and
+      its supervisor restarts it according to its spec.
+    - **The cast rule** (Erlang's): an exception that escapes a cast's handler crashes the
+      actor, whatever its type, ``OtpyError`` included: there is no caller to hand it to,
+      and an actor that carries on after losing work would hide it. An error a cast may
+      meet and the actor can live with is caught in the handler, on purpose.
+    - System messages (``otpy.sys``: get_state, suspend, statistics...) jump the mailbox
+      and run between two messages; a suspended actor holds its mail until resumed.
     - It exits with reason ``normal`` (``ref.stop()``), ``shutdown`` (its supervisor), the
       exception, or ``killed``; ``on_stop`` runs on normal and shutdown exits only.
     - Monitors (``ref.monitor(...)``) hear of the exit with its reason.
@@ -103,6 +112,7 @@ class GenServer(pykka.ThreadingActor):
         obj = cls(*args, **kwargs)
         ref = obj.actor_ref
         life = ref._life
+        life.slot = getattr(launching, "slot", None)
         if name is not None:
             _names.register(name, ref)
             life.name = name
@@ -115,6 +125,26 @@ class GenServer(pykka.ThreadingActor):
         if life.start_error is not None:
             raise life.start_error
         return ref
+
+    # -- system messages (otpy.sys), run in the actor's thread between messages ------------
+
+    def system_get_state(self) -> Any:
+        """``otpy.sys.get_state``: this server's state. By default a :class:`ServerState`
+        of its attributes, deep-copied where they can be (safe to read anywhere); override
+        (with :meth:`system_replace_state`) for a state object of your own."""
+        return state_of(self)
+
+    def system_replace_state(self, fn: Callable[[Any], Any]) -> Any:
+        """``otpy.sys.replace_state``: install ``fn(state)`` and return the new state.
+
+        By default ``fn`` gets :meth:`system_get_state`'s namespace and must return it
+        (changed); see ``replace_attributes``. An exception leaves the state unchanged."""
+        return replace_attributes(self, fn)
+
+    def format_status(self) -> Mapping[str, Any]:
+        """The state summary ``otpy.sys.get_status`` shows: short texts by attribute
+        (override to hide or shape it; keep it cheap and JSON-ready)."""
+        return format_state(self)
 
     def stop_after(self, reason: ExitReason = NORMAL) -> None:
         """From inside a handler: exit with ``reason`` once the current message is handled.
@@ -159,12 +189,26 @@ class GenServer(pykka.ThreadingActor):
             stopper.set(None)
 
     def _receive_loop(self, life: _Lifecycle) -> tuple[ExitReason, Any, Any]:
-        """Handle messages until an exit; returns (reason, exc_info or None, stop future)."""
+        """Handle messages until an exit; returns (reason, exc_info or None, stop future).
+
+        Between two messages it first runs the system requests waiting in
+        ``life.system`` (they jump the mailbox; a suspend holds it there). The time a
+        message is taken up and the message itself are kept in ``life`` for
+        ``get_status``; the hooks (statistics, trace) run only while switched on.
+        """
         inbox = self.actor_inbox
+        system = life.system
+        get = inbox.get
         handle = self._handle_receive
         expected = self._otpy_expected
+        clock = time.perf_counter
         while True:
-            envelope = inbox.get()
+            if system:
+                outcome = self._system_turn(life, inbox)
+                if outcome is not None:
+                    return outcome
+                get = self._take_deferred if life.deferred else inbox.get
+            envelope = get()
             if life.reason is not None:  # killed: this one will not be handled either
                 refuse(self._actor_ref, envelope)
                 return life.reason, None, None
@@ -178,21 +222,72 @@ class GenServer(pykka.ThreadingActor):
                 if type(message) is _Ping and reply_to is not None:
                     reply_to.set(life.handled)
                 continue
+            life.current = message
+            life.since = started = clock()
+            hooks = life.hooks
+            if hooks is not None:
+                hooks.received(message, reply_to is not None)
             try:
                 result = handle(message)
-            except expected as exc:
-                if reply_to is not None:
-                    reply_to.set_exception()
-                else:
-                    logger.warning("%s: cast %r failed: %r", self, message, exc)
             except BaseException as exc:
+                life.handled += 1
+                life.current = None
                 if reply_to is not None:
                     reply_to.set_exception()
-                life.handled += 1
-                return exc, sys.exc_info(), None
+                if hooks is not None:
+                    hooks.handled(message, reply_to is not None, started, exc)
+                if reply_to is None or not isinstance(exc, expected):
+                    # The cast rule: no caller to hand the error to, so it crashes.
+                    if hooks is not None:
+                        hooks.crashed(message, started, exc)
+                    return exc, sys.exc_info(), None
             else:
+                life.handled += 1
+                life.current = None
                 if reply_to is not None:
                     reply_to.set(result)
-            life.handled += 1
+                if hooks is not None:
+                    hooks.handled(message, reply_to is not None, started, None)
             if self._otpy_stop_reason is not None:
                 return self._otpy_stop_reason, None, None
+
+    def _take_deferred(self) -> Any:
+        """The next envelope after a resume: those held while suspended come first."""
+        life = self._actor_ref._life
+        try:
+            envelope = life.deferred.popleft()
+        except IndexError:
+            return self.actor_inbox.get()
+        if not life.deferred:
+            life.system.append(None)  # the loop goes back to reading the mailbox
+        return envelope
+
+    def _system_turn(self, life: _Lifecycle, inbox: Any) -> tuple[ExitReason, Any, Any] | None:
+        """Run the waiting system requests; while suspended, hold ordinary mail in
+        ``life.deferred`` and handle only system requests and exits. Returns an exit
+        (stop, exit or kill while suspended) or None to go on."""
+        system = life.system
+        while True:
+            while system:
+                request = system.popleft()
+                if request is not None:
+                    request.run(self)
+            if not life.suspended:
+                return None
+            envelope = inbox.get()
+            if life.reason is not None:
+                refuse(self._actor_ref, envelope)
+                return life.reason, None, None
+            message = envelope.message
+            kind = type(message)
+            if kind is _Wake:
+                continue
+            if kind is _ActorStop:
+                return NORMAL, None, envelope.reply_to
+            if kind is _Exit:
+                return message.reason, None, envelope.reply_to
+            if kind is _Ping:
+                if envelope.reply_to is not None:
+                    envelope.reply_to.set(life.handled)
+            elif kind is not _Kill:
+                life.deferred.append(envelope)

@@ -67,6 +67,10 @@ class NamedHandle:
         ref = _names.whereis(self.name)
         return ref if isinstance(ref, ServerRef) else None
 
+    def __otpy_ref__(self) -> str:
+        """For ``otpy.sys``: the name (whichever incarnation holds it)."""
+        return self.name
+
     def call(self, message: Any) -> Any:
         """Send ``message`` to the current actor and wait for its reply.
 

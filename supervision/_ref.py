@@ -12,9 +12,11 @@ import itertools
 import logging
 import queue
 import threading
+import time
+from collections import deque
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Generic, NamedTuple, TypeVar
+from typing import Any, Generic, NamedTuple, TypeVar
 
 import pykka
 from pykka import ActorRef, ActorRegistry
@@ -26,16 +28,20 @@ from otpy.errors import CallTimeoutError, NoProcessError
 from . import _names
 from ._exit import KILLED, SHUTDOWN, ExitReason
 
-if TYPE_CHECKING:
-    from ._genserver import GenServer
-
 __all__ = ["Down", "Monitor", "ServerRef", "ServerStats"]
 
 logger = logging.getLogger("otpy.supervision")
 
-A = TypeVar("A", bound="GenServer")
+A = TypeVar("A", bound=pykka.Actor)  # a GenServer: _genserver imports this module
 
 _monitor_ids = itertools.count()
+
+launching = threading.local()
+"""``launching.slot``: set by a supervisor's thread while it runs a child's start, so the
+new server knows its child slot before its name is registered (see ``_Lifecycle.slot``)."""
+
+LOG_SIZE = 100
+"""How many system events each server keeps for ``otpy.sys.log``."""
 
 
 class _Exit(NamedTuple):
@@ -50,6 +56,11 @@ class _Kill(NamedTuple):
 
 class _Ping(NamedTuple):
     """Control message: replies with the number of messages handled (idle detection)."""
+
+
+class _Wake(NamedTuple):
+    """Control message: a system request is waiting in ``_Lifecycle.system`` (it is read
+    there between messages, ahead of the mailbox; this only wakes an idle actor)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,14 +123,23 @@ class _Lifecycle:
     """Start/exit state of one actor; shared by its thread, its ref and its killers."""
 
     __slots__ = (
+        "born",
+        "current",
+        "deferred",
         "exited",
         "handled",
+        "hooks",
         "lock",
+        "log",
         "monitors",
         "name",
         "reason",
+        "since",
+        "slot",
         "start_error",
         "started",
+        "suspended",
+        "system",
     )
 
     def __init__(self) -> None:
@@ -131,6 +151,16 @@ class _Lifecycle:
         self.monitors: dict[int, Monitor] = {}
         self.name: str | None = None
         self.handled = 0
+        # What otpy.system reads and drives (see supervision/system.py):
+        self.born = time.time()  # epoch seconds: uptime and the status's start time
+        self.current: Any = None  # the message being handled, None between messages
+        self.since = 0.0  # perf_counter() when ``current`` was taken up
+        self.system: deque[Any] = deque()  # system requests: they jump the mailbox
+        self.deferred: deque[Envelope[Any]] = deque()  # ordinary mail held while suspended
+        self.suspended = False
+        self.hooks: Any = None  # statistics and trace, when either is switched on
+        self.log: deque[Any] = deque(maxlen=LOG_SIZE)  # the last system events
+        self.slot: tuple[str, Hashable, int] | None = None  # (supervisor, child id, restarts)
 
     def closing(self, ref: ActorRef[Any]) -> None:
         """Refuse new messages: the actor is on its way out (its on_stop may still run)."""
@@ -188,7 +218,7 @@ class ServerRef(ActorRef[A], Generic[A]):
             name=life.name,
             alive=self.is_alive(),
             handled=life.handled,
-            mailbox=inbox.qsize() if hasattr(inbox, "qsize") else -1,
+            mailbox=(inbox.qsize() if hasattr(inbox, "qsize") else -1) + len(life.deferred),
             monitors=len(life.monitors),
             exit_reason=life.reason,
         )
@@ -271,6 +301,7 @@ class ServerRef(ActorRef[A], Generic[A]):
         """
         if self._life.finish(self, KILLED):
             self.actor_inbox.put(Envelope(_Kill()))
+            drain_held(self)  # a suspended actor's held mail and its system requests
             return True
         return False
 
@@ -280,7 +311,9 @@ class ServerRef(ActorRef[A], Generic[A]):
 
 
 def drain(ref: ActorRef[Any]) -> None:
-    """Answer every message left in a dead actor's mailbox with NoProcessError."""
+    """Answer every message left in a dead actor's mailbox (and those it held while
+    suspended, and its system requests) with NoProcessError."""
+    drain_held(ref)
     inbox = ref.actor_inbox
     while not inbox.empty():
         try:
@@ -288,6 +321,25 @@ def drain(ref: ActorRef[Any]) -> None:
         except queue.Empty:
             return
         refuse(ref, envelope)
+
+
+def drain_held(ref: ActorRef[Any]) -> None:
+    """Refuse what a dead actor held outside its mailbox: mail held while suspended and
+    system requests (the mailbox itself is left to the actor's thread)."""
+    life: _Lifecycle | None = getattr(ref, "_life", None)
+    if life is not None:
+        while life.deferred:
+            try:
+                refuse(ref, life.deferred.popleft())
+            except IndexError:
+                break
+        while life.system:
+            try:
+                request = life.system.popleft()
+            except IndexError:
+                break
+            if request is not None:
+                request.refuse(NoProcessError(ref))
 
 
 def refuse(ref: ActorRef[Any], envelope: Envelope[Any]) -> None:

@@ -8,6 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from otpy.telemetry import Telemetry, set_telemetry
 from otpy.testing import FakeClock, stop_all
 
 
@@ -42,3 +43,13 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 @pytest.fixture
 def clock() -> FakeClock:
     return FakeClock()
+
+
+@pytest.fixture
+def hub(clock: FakeClock) -> Iterator[Telemetry]:
+    """A fresh default telemetry hub on the fake clock for the test; the old one is put
+    back after it."""
+    fresh = Telemetry(clock)
+    previous = set_telemetry(fresh)
+    yield fresh
+    set_telemetry(previous)

@@ -21,7 +21,7 @@ from typing import Any
 
 from otpy.compat._fields import CLAUDE_OPTIONS, PART_OPTIONS, STEP_FIELDS, TYPE_FIELDS
 from otpy.compat._report import Recorder
-from otpy.steps._base import COMMON_FIELDS, Step
+from otpy.steps import COMMON_FIELDS, Step
 from otpy.steps.data import DATA_STEPS
 from otpy.steps.flow import FLOW_STEPS, LOOP_TYPES
 from otpy.steps.llm import BUILTIN_STEPS, ROBUST_ACTIONS

@@ -25,6 +25,7 @@ supervisor applies its restart strategy.
     │   ├── NameTakenError                  a registered name is in use (.ref)
     │   ├── NoProcessError                  no live actor by that name / ref
     │   └── CallTimeoutError (TimeoutError) no reply within the timeout
+    │       └── ServerBusyError             a system request timed out: busy with a message
     ├── ResilienceError                     rate limits, breakers, timeouts, fallbacks
     │   ├── CostExceedsLimitError (ValueError) a cost no bucket could ever admit
     │   ├── RateLimitTimeout (TimeoutError) not admitted within the timeout
@@ -113,6 +114,7 @@ from otpy.errors._supervision import (
     MaxChildrenError,
     NameTakenError,
     NoProcessError,
+    ServerBusyError,
     StartChildError,
     SupervisionError,
 )
@@ -156,6 +158,7 @@ __all__ = [
     "RateLimitedError",
     "RegistryError",
     "ResilienceError",
+    "ServerBusyError",
     "ServerError",
     "SpendLimitError",
     "StartChildError",

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import ClassVar
 
-from otpy.errors._base import OtpyError
+from otpy.errors._base import OtpyError, PlainLookup, located
 
 __all__ = [
     "DuplicateProviderError",
@@ -21,23 +22,29 @@ class RegistryError(OtpyError):
     """An error of the step or provider registry (the registry itself carries on)."""
 
 
+class _AlreadyRegistered(RegistryError):
+    """A name given to ``register_*`` is taken; ``name`` is it."""
+
+    kind: ClassVar[str] = "entry"
+
+    def __init__(self, name: str) -> None:
+        super().__init__(
+            f"{self.kind} {name!r} is already registered; pass replace=True to replace it"
+        )
+        self.name = name
+
+
 class StepValidationError(RegistryError, ValueError):
     """A step's configuration is invalid: ``step`` names the step (its ``name`` in the
     pipeline, or its type), ``field`` the offending field (``None`` for the whole step)."""
 
     def __init__(self, message: str, *, step: str | None = None, field: str | None = None) -> None:
-        where = []
-        if step is not None:
-            where.append(f"step {step!r}")
-        if field is not None:
-            where.append(f"field {field!r}")
-        prefix = f"{', '.join(where)}: " if where else ""
-        super().__init__(prefix + message)
+        super().__init__(located(message, "step", step, field))
         self.step = step
         self.field = field
 
 
-class UnknownStepError(RegistryError, LookupError):
+class UnknownStepError(RegistryError, PlainLookup):
     """No step type of that name; ``known`` lists the registered ones and ``suggestion``
     is the closest match (or ``None``)."""
 
@@ -60,21 +67,14 @@ class UnknownStepError(RegistryError, LookupError):
         self.suggestion = suggestion
         self.step = step
 
-    def __str__(self) -> str:  # LookupError would quote the message like a key
-        return str(self.args[0])
 
-
-class DuplicateStepError(RegistryError):
+class DuplicateStepError(_AlreadyRegistered):
     """``register_step`` with a name already registered (pass ``replace=True`` to swap)."""
 
-    def __init__(self, name: str) -> None:
-        super().__init__(
-            f"step type {name!r} is already registered; pass replace=True to replace it"
-        )
-        self.name = name
+    kind = "step type"
 
 
-class UnknownProviderError(RegistryError, LookupError):
+class UnknownProviderError(RegistryError, PlainLookup):
     """No provider registered under that name; ``known`` lists the registered ones."""
 
     def __init__(self, name: str, known: Sequence[str] = ()) -> None:
@@ -83,18 +83,11 @@ class UnknownProviderError(RegistryError, LookupError):
         self.name = name
         self.known = tuple(sorted(known))
 
-    def __str__(self) -> str:
-        return str(self.args[0])
 
-
-class DuplicateProviderError(RegistryError):
+class DuplicateProviderError(_AlreadyRegistered):
     """``register_provider`` with a name already registered (pass ``replace=True``)."""
 
-    def __init__(self, name: str) -> None:
-        super().__init__(
-            f"provider {name!r} is already registered; pass replace=True to replace it"
-        )
-        self.name = name
+    kind = "provider"
 
 
 class NoProviderAvailable(RegistryError):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from otpy.errors._base import OtpyError
+from otpy.errors._base import OtpyError, PlainLookup
 
 __all__ = [
     "BatchUpdateError",
@@ -20,7 +20,7 @@ class StateError(OtpyError):
     """A state store failed or was misused (closed, a malformed export, a broken file)."""
 
 
-class VariableNotFound(StateError, LookupError):
+class VariableNotFound(StateError, PlainLookup):
     """No variable with that name or id in the session."""
 
     def __init__(self, identifier: str, session_id: str | None = None) -> None:
@@ -28,9 +28,6 @@ class VariableNotFound(StateError, LookupError):
         super().__init__(f"no variable {identifier!r}{where}")
         self.identifier = identifier
         self.session_id = session_id
-
-    def __str__(self) -> str:  # LookupError would quote the message like a key
-        return str(self.args[0])
 
 
 class VariableExistsError(StateError):

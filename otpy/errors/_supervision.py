@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from otpy.errors._base import OtpyError
+from otpy.errors._base import OtpyError, located
 
 __all__ = [
     "AlreadyPresentError",
@@ -18,6 +18,7 @@ __all__ = [
     "MaxChildrenError",
     "NameTakenError",
     "NoProcessError",
+    "ServerBusyError",
     "StartChildError",
     "SupervisionError",
 ]
@@ -25,6 +26,16 @@ __all__ = [
 
 class SupervisionError(OtpyError):
     """An error of the supervision layer (child specs, supervisors, names)."""
+
+
+class _ChildError(SupervisionError):
+    """An error about one child: ``child_id``, and a message made from ``template``."""
+
+    template = "child {child_id!r}"
+
+    def __init__(self, child_id: Any) -> None:
+        super().__init__(self.template.format(child_id=child_id))
+        self.child_id = child_id
 
 
 class ChildSpecError(SupervisionError, ValueError):
@@ -35,13 +46,7 @@ class ChildSpecError(SupervisionError, ValueError):
     """
 
     def __init__(self, message: str, *, child_id: Any = None, field: str | None = None) -> None:
-        where = []
-        if child_id is not None:
-            where.append(f"child {child_id!r}")
-        if field is not None:
-            where.append(f"field {field!r}")
-        prefix = f"{', '.join(where)}: " if where else ""
-        super().__init__(prefix + message)
+        super().__init__(located(message, "child", child_id, field))
         self.child_id = child_id
         self.field = field
 
@@ -78,41 +83,31 @@ class AlreadyStartedError(SupervisionError):
         self.ref = ref
 
 
-class AlreadyPresentError(SupervisionError):
+class AlreadyPresentError(_ChildError):
     """``start_child`` with the id of a child that is present but not running."""
 
-    def __init__(self, child_id: Any) -> None:
-        super().__init__(
-            f"child {child_id!r} is already present (not running); "
-            "use restart_child or delete_child first"
-        )
-        self.child_id = child_id
+    template = (
+        "child {child_id!r} is already present (not running); "
+        "use restart_child or delete_child first"
+    )
 
 
-class ChildNotFoundError(SupervisionError, LookupError):
+class ChildNotFoundError(_ChildError, LookupError):
     """No child with that id (or ref) under this supervisor."""
 
-    def __init__(self, child_id: Any) -> None:
-        super().__init__(f"no child {child_id!r} in this supervisor")
-        self.child_id = child_id
+    template = "no child {child_id!r} in this supervisor"
 
 
-class ChildRunningError(SupervisionError):
+class ChildRunningError(_ChildError):
     """``restart_child``/``delete_child`` of a running child; terminate it first."""
 
-    def __init__(self, child_id: Any) -> None:
-        super().__init__(f"child {child_id!r} is running; terminate_child it first")
-        self.child_id = child_id
+    template = "child {child_id!r} is running; terminate_child it first"
 
 
-class ChildRestartingError(SupervisionError):
+class ChildRestartingError(_ChildError):
     """``restart_child``/``delete_child`` of a child whose restart is in progress."""
 
-    def __init__(self, child_id: Any) -> None:
-        super().__init__(
-            f"child {child_id!r} is being restarted; terminate_child it to stop the restarts"
-        )
-        self.child_id = child_id
+    template = "child {child_id!r} is being restarted; terminate_child it to stop the restarts"
 
 
 class MaxChildrenError(SupervisionError):
@@ -133,11 +128,13 @@ class NameTakenError(SupervisionError):
 
 
 class NoProcessError(SupervisionError, LookupError):
-    """No live actor is registered under that name, or the actor is dead."""
+    """No live actor is registered under that name, or the actor is dead; ``reason``
+    (optional) says why there is none (a paused job, a finished run)."""
 
-    def __init__(self, target: Any) -> None:
-        super().__init__(f"no live actor {target!r}")
+    def __init__(self, target: Any, reason: str = "") -> None:
+        super().__init__(f"no live actor {target!r}" + (f": {reason}" if reason else ""))
         self.target = target
+        self.reason = reason
 
 
 class CallTimeoutError(SupervisionError, TimeoutError):
@@ -147,3 +144,23 @@ class CallTimeoutError(SupervisionError, TimeoutError):
         super().__init__(f"no reply from {target} within {timeout} s")
         self.target = target
         self.timeout = timeout
+
+
+class ServerBusyError(CallTimeoutError):
+    """A system request (``otpy.sys``) got no answer in time because the server was busy
+    with one message all along: ``handling`` is that message (a short text) and
+    ``busy_for`` how long it had been at it, in seconds. The request is withdrawn: it
+    will not run later."""
+
+    def __init__(
+        self, target: Any, timeout: float | None, request: str, handling: str, busy_for: float
+    ) -> None:
+        super().__init__(target, timeout)
+        self.args = (
+            f"{target} is busy: it has been handling {handling} for {busy_for:.3g} s, and "
+            f"{request} got no answer within {timeout} s (system requests are answered "
+            "between messages; it was withdrawn)",
+        )
+        self.request = request
+        self.handling = handling
+        self.busy_for = busy_for

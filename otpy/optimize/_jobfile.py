@@ -32,11 +32,11 @@ from typing import Any, Final
 import pydantic
 from pydantic import ConfigDict, Field, PrivateAttr
 
+from otpy.documents import describe, more_problems, parse_yaml, read_text, shown, yaml_position
 from otpy.errors import ConfigurationError
 from otpy.optimize._job import JobOptions, resolve_metric
 from otpy.optimize._space import SearchSpace
 from otpy.optimize._strategy import make_strategy
-from otpy.pipelines._load import parse_yaml, read_text, shown, yaml_position
 
 __all__ = ["JobFile", "load_job_file"]
 
@@ -118,10 +118,9 @@ def load_job_file(path: str | os.PathLike[str]) -> JobFile:
         error = exc.errors()[0]
         loc = list(error["loc"])
         where = yaml_position(text, label, loc)
-        more = len(exc.errors()) - 1
-        extra = f" (and {more} more problem{'s' if more > 1 else ''})" if more else ""
         field = ".".join(str(part) for part in loc) or "(top level)"
-        raise ConfigurationError(f"{where}: {field}: {_message(error)}{extra}") from None
+        message = describe(error, _unknown_field)
+        raise ConfigurationError(f"{where}: {field}: {message}{more_problems(exc)}") from None
     job._text = text
     _check_names(job, text, label)
     return job
@@ -161,15 +160,11 @@ def _check_examples(examples: list[Any], where: Callable[[int], str]) -> None:
             )
 
 
-def _message(error: Any) -> str:
-    if error["type"] == "extra_forbidden":
-        fields = sorted(set(JobFile.model_fields) - {"path"})
-        close = difflib.get_close_matches(str(error["loc"][-1]), fields, n=1)
-        hint = f"; did you mean {close[0]!r}?" if close else ""
-        return f"not a job file field{hint} (fields: {', '.join(fields)})"
-    if error["type"] == "missing":
-        return "is required"
-    return f"{error['msg']}, got {shown(error.get('input'))}"
+def _unknown_field(loc: tuple[Any, ...]) -> str:
+    fields = sorted(set(JobFile.model_fields) - {"path"})
+    close = difflib.get_close_matches(str(loc[-1]), fields, n=1)
+    hint = f"; did you mean {close[0]!r}?" if close else ""
+    return f"not a job file field{hint} (fields: {', '.join(fields)})"
 
 
 def _read_trainset(path: Path, where: str) -> list[Any]:

@@ -17,8 +17,7 @@ from otpy.errors import (
     ProviderError,
     RateLimitTimeout,
 )
-from otpy.providers import Completion, CompletionRequest, ProviderTable, Usage
-from otpy.providers._table import ProviderEntry
+from otpy.providers import Completion, CompletionRequest, ProviderEntry, ProviderTable, Usage
 from otpy.resilience import RetryAttempt
 from otpy.telemetry import emit_safely
 

@@ -19,109 +19,26 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Hashable, Mapping, Sequence
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Final, TypeAlias
 
 import pydantic
-import yaml
-from yaml.constructor import ConstructorError
-from yaml.error import Mark
-from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from otpy.compat import migrate_pipeline
+from otpy.documents import parse_yaml, read_text, yaml_position
 from otpy.errors import ConfigurationError, StepValidationError
 from otpy.pipelines._check import check_references
 from otpy.pipelines._problems import copy_error, from_pydantic, shown
 from otpy.pipelines._schema import Pipeline
 
-__all__ = [
-    "PipelineSource",
-    "load_pipeline",
-    "locate",
-    "parse_yaml",
-    "position",
-    "read_text",
-    "shown",
-    "yaml_position",
-]
+__all__ = ["PipelineSource", "load_pipeline", "locate", "position"]
 
 PipelineSource: TypeAlias = "str | os.PathLike[str] | Mapping[str, Any] | Pipeline"
 """A pipeline file's path, YAML text, a mapping, or a Pipeline (checked and returned)."""
 
 _SUFFIXES: Final = (".yaml", ".yml", ".json")
-_CORE_TAG: Final = "tag:yaml.org,2002:"
 _FIELD_PART: Final = re.compile(r"([^.\[\]]+)|\[(\d+)\]")
-
-
-class _Loader(yaml.SafeLoader):
-    """``yaml.SafeLoader`` that refuses a key given twice in one mapping."""
-
-    def construct_mapping(self, node: MappingNode, deep: bool = False) -> dict[Hashable, Any]:
-        seen: dict[Any, Mark] = {}
-        for key_node, _ in node.value:
-            if not isinstance(key_node, ScalarNode) or key_node.tag == _CORE_TAG + "merge":
-                continue
-            key = self.construct_object(key_node)
-            if key in seen:
-                raise ConstructorError(
-                    None,
-                    None,
-                    f"duplicate key {key!r} (first at line {seen[key].line + 1}); YAML would "
-                    "silently keep only the last one",
-                    key_node.start_mark,
-                )
-            seen[key] = key_node.start_mark
-        return super().construct_mapping(node, deep=deep)
-
-
-def _yaml_error(exc: yaml.YAMLError, label: str) -> ConfigurationError:
-    if not isinstance(exc, yaml.MarkedYAMLError):
-        return ConfigurationError(f"{label}: malformed YAML: {exc}")
-    mark = exc.problem_mark or exc.context_mark
-    where = f"{label}:{mark.line + 1}:{mark.column + 1}" if mark is not None else label
-    problem = exc.problem or str(exc)
-    tag = re.search(r"constructor for the tag '([^']*)'", problem)
-    if isinstance(exc, ConstructorError) and tag is not None:
-        shown = tag.group(1).replace(_CORE_TAG, "!!")
-        return ConfigurationError(
-            f"{where}: refused YAML tag {shown!r}: a pipeline is plain YAML data (mappings, "
-            "lists, strings, numbers, booleans, null); tags that build objects are never loaded"
-        )
-    if problem.startswith("duplicate key"):
-        return ConfigurationError(f"{where}: {problem}")
-    context = ""
-    start = exc.context_mark
-    if exc.context and start is not None and start is not mark:
-        context = f" ({exc.context} at line {start.line + 1}, column {start.column + 1})"
-    return ConfigurationError(f"{where}: malformed YAML: {problem}{context}")
-
-
-def parse_yaml(text: str, label: str) -> Any:
-    """``text`` safe-loaded (duplicate keys refused); ConfigurationError naming
-    ``label:line:column`` for malformed YAML or a refused tag."""
-    try:
-        return yaml.load(text, Loader=_Loader)
-    except yaml.YAMLError as exc:
-        raise _yaml_error(exc, label) from exc
-
-
-def read_text(path: Path, what: str = "pipeline file") -> str:
-    """The UTF-8 text of ``path`` (a BOM dropped); ConfigurationError naming ``what`` and
-    the file when it is missing, a directory, not UTF-8 or unreadable."""
-    label = str(path)
-    try:
-        return path.read_text(encoding="utf-8-sig")
-    except FileNotFoundError:
-        raise ConfigurationError(f"{what} {label!r} does not exist") from None
-    except IsADirectoryError:
-        raise ConfigurationError(f"{label!r} is a directory, not a {what}") from None
-    except UnicodeDecodeError as exc:
-        raise ConfigurationError(
-            f"{what} {label!r} is not UTF-8 text ({exc.reason} at byte {exc.start})"
-        ) from None
-    except OSError as exc:
-        raise ConfigurationError(f"cannot read {what} {label!r}: {exc}") from None
 
 
 def _is_path(text: str) -> bool:
@@ -154,29 +71,6 @@ def _path_of(step: str | None, field: str | None, config: Mapping[str, Any]) -> 
     return path
 
 
-def _mark(root: Node, path: list[Any]) -> Mark | None:
-    """The start of the deepest node of ``path`` in ``root`` (a mapping key's own start)."""
-    node = root
-    if isinstance(node, MappingNode) and path:
-        keys = {k.value: v for k, v in node.value if isinstance(k, ScalarNode)}
-        if str(path[0]) not in keys and isinstance(keys.get("workflow"), MappingNode):
-            node = keys["workflow"]  # a legacy file: its fields live under workflow
-    mark: Mark | None = None
-    for part in path:
-        if isinstance(node, SequenceNode) and isinstance(part, int) and part < len(node.value):
-            node = node.value[part]
-            mark = node.start_mark
-        elif isinstance(node, MappingNode):
-            found = [(k, v) for k, v in node.value if isinstance(k, ScalarNode)]
-            match = next(((k, v) for k, v in found if k.value == str(part)), None)
-            if match is None:
-                break
-            mark, node = match[0].start_mark, match[1]
-        else:
-            break
-    return mark
-
-
 def _where(
     step: str | None, field: str | None, label: str, text: str | None, config: Mapping[str, Any]
 ) -> str | None:
@@ -185,19 +79,6 @@ def _where(
     if text is None:
         return None
     return yaml_position(text, label, _path_of(step, field, config))
-
-
-def yaml_position(text: str, label: str, path: Sequence[Any] | None) -> str:
-    """``label:line:column`` of the node at ``path`` (keys and list indexes) in the YAML
-    ``text``, or ``label`` alone when it is not there."""
-    mark: Mark | None = None
-    if path:
-        try:
-            root = yaml.compose(text, Loader=yaml.SafeLoader)
-        except yaml.YAMLError:  # pragma: no cover - the text was loaded already
-            root = None
-        mark = _mark(root, list(path)) if root is not None else None
-    return f"{label}:{mark.line + 1}:{mark.column + 1}" if mark is not None else label
 
 
 def _located(

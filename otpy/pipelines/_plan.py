@@ -34,7 +34,7 @@ from otpy.pipelines._templates import (
     walk_strings,
 )
 from otpy.providers import ProviderTable
-from otpy.steps._table import StepEntry, StepTable, validate_step
+from otpy.steps import StepEntry, StepTable, validate_step
 
 __all__ = ["Plan", "PlannedStep", "check_providers", "compile_pipeline"]
 

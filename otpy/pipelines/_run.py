@@ -28,8 +28,7 @@ from otpy.pipelines._prompt import PromptTools
 from otpy.pipelines._result import StepError, StepOutcome, StepStatus
 from otpy.pipelines._templates import render, step_record
 from otpy.providers import Usage
-from otpy.steps._base import StepContext, StepResult
-from otpy.steps._table import validate_step
+from otpy.steps import StepContext, StepResult, validate_step
 from otpy.steps.llm import schema_problems
 from otpy.telemetry import Telemetry, redact_value
 from otpy.workspace import Workspace

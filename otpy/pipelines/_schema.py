@@ -38,7 +38,7 @@ from otpy.compat import MigrationResult, parse_requirement
 from otpy.errors import ConfigurationError, StepValidationError
 from otpy.pipelines._inputs import InputSpec, name_problem
 from otpy.pipelines._step_schema import PipelineStep, check_name
-from otpy.steps._base import COMMON_FIELDS
+from otpy.steps import COMMON_FIELDS
 from otpy.workspace import DEFAULT_CHECKPOINT_DIR, DEFAULT_OUTPUT_DIR, DEFAULT_WORKSPACE_DIR
 
 __all__ = ["GEMINI_TYPES", "Defaults", "Pipeline"]

@@ -33,7 +33,7 @@ from otpy.pipelines._lookup import (
     lookup,
     step_span,
 )
-from otpy.steps._base import StepResult
+from otpy.steps import StepResult
 
 __all__ = [
     "RESULT_FIELDS",

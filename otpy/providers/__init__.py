@@ -19,9 +19,11 @@ from otpy.providers._base import (
 from otpy.providers._gemini import GeminiProvider
 from otpy.providers._health import HealthRule, ProviderHealth, ProviderStats, StatsSnapshot
 from otpy.providers._limits import ProviderLimits
+from otpy.providers._select import STRATEGIES
 from otpy.providers._simulated import SimulatedProvider, SimulatedStats
-from otpy.providers._table import STRATEGIES, ProviderEntry, ProviderTable
+from otpy.providers._table import ProviderEntry, ProviderTable, as_capabilities, make_entry
 from otpy.providers._types import PROVIDER_TYPES, ProviderType, register_provider_type
+from otpy.providers._view import ProviderView
 
 __all__ = [
     "CAPABILITIES",
@@ -42,10 +44,13 @@ __all__ = [
     "ProviderStats",
     "ProviderTable",
     "ProviderType",
+    "ProviderView",
     "SimulatedProvider",
     "SimulatedStats",
     "StatsSnapshot",
     "Usage",
+    "as_capabilities",
     "estimate_tokens",
+    "make_entry",
     "register_provider_type",
 ]

@@ -19,7 +19,6 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from pydantic import SecretStr
 
 from otpy.errors import AuthenticationError, ConfigurationError, ProviderError, ServerError
-from otpy.log import SecretFilter
 from otpy.providers._anthropic_map import (
     MalformedAnswer,
     dropped_sampling,
@@ -35,6 +34,7 @@ from otpy.providers._base import (
     Provider,
     estimate_tokens,
 )
+from otpy.redaction import Redactor
 
 if TYPE_CHECKING:
     import anthropic
@@ -105,7 +105,7 @@ class AnthropicProvider(Provider):
         vars(self)["capabilities"] = _capabilities(capabilities)
         self._lock = threading.Lock()
         self._client: anthropic.Anthropic | None = None
-        self._redactor: SecretFilter | None = None
+        self._redactor: Redactor | None = None
         self._closed = False
         self._told_sampling = False
 
@@ -199,11 +199,11 @@ class AnthropicProvider(Provider):
                     )
                 import anthropic
 
-                self._redactor = SecretFilter(extra_secrets=[key])
+                self._redactor = Redactor(extra_secrets=[key])
                 self._client = anthropic.Anthropic(
                     api_key=key, base_url=self.base_url, max_retries=0, timeout=self.timeout
                 )
-            return self._client, self._redactor.redact
+            return self._client, self._redactor.text
 
     def _max_tokens(self, request: CompletionRequest) -> int:
         if self.default_max_tokens is None or "max_tokens" in request.model_fields_set:

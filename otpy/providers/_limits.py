@@ -13,8 +13,8 @@ from typing import Any, Literal
 import pybreaker
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from otpy._checks import validation_problems
 from otpy.clock import Clock
+from otpy.documents import validation_problems
 from otpy.errors import ConfigurationError
 from otpy.providers._base import Completion, CompletionRequest, Provider
 from otpy.providers._health import ProviderStats

@@ -50,6 +50,11 @@ from otpy.providers._base import (
     Provider,
     Usage,
 )
+from otpy.providers._prompt_formats import (
+    FieldValues,
+    answer_structured,
+    read_structured_prompt,
+)
 from otpy.providers._schema_sample import UnsupportedSchema, invalid_text, sample_instance
 
 __all__ = ["SimulatedProvider", "SimulatedStats"]
@@ -59,7 +64,7 @@ _NOTHING = object()  # the injection queue is empty
 _SETTINGS = (
     "name", "seed", "model", "latency", "failure_rate", "rate_limit_rate", "overload_rate",
     "invalid_structured_rate", "retry_after", "responses", "capabilities", "clock",
-    "keep_requests",
+    "keep_requests", "field_values",
 )  # fmt: skip
 
 
@@ -96,8 +101,11 @@ class SimulatedProvider(Provider):
     request; otherwise the text is ``"Simulated answer (<model>) to: <prompt> [<hash>]"``.
     With a ``response_schema`` and no fixed text the answer is a generated instance of the
     schema (``structured``, and ``text`` its JSON); a fixed text is returned as is, with
-    ``structured`` its JSON parse or None. ``inject`` queues exact outcomes for the next
-    calls. ``complete`` is safe from any number of threads; it blocks only on the latency.
+    ``structured`` its JSON parse or None. A DSPy adapter prompt with no fixed text is
+    answered in the adapter's format, every output field filled (its value in
+    ``field_values``, else a seeded one: ``otpy.providers._prompt_formats``). ``inject``
+    queues exact outcomes for the next calls. ``complete`` is safe from any number of
+    threads; it blocks only on the latency.
     """
 
     capabilities: ClassVar[frozenset[str]] = CAPABILITIES
@@ -118,6 +126,7 @@ class SimulatedProvider(Provider):
         capabilities: Iterable[str] = CAPABILITIES,
         clock: Clock = SYSTEM_CLOCK,
         keep_requests: int = 10_000,
+        field_values: FieldValues | None = None,
     ) -> None:
         self.name = _text("name", name)
         if isinstance(keep_requests, bool) or not isinstance(keep_requests, int):
@@ -138,6 +147,9 @@ class SimulatedProvider(Provider):
             raise _bad("retry_after", "seconds >= 0", retry_after)
         self.retry_after = float(retry_after)
         self._fixed, self._answer_with = _responses(responses)
+        if field_values is not None and not isinstance(field_values, Mapping):
+            raise _bad("field_values", "a mapping of output field names to values", field_values)
+        self.field_values = field_values
         # Provider declares capabilities per class; this one is configured per instance.
         vars(self)["capabilities"] = _capabilities(capabilities)
         if not isinstance(clock, Clock):
@@ -268,9 +280,18 @@ class SimulatedProvider(Provider):
         that breaks the schema when ``invalid``), or the default text."""
         fixed = self._fixed_text(request, prompt)
         schema = request.response_schema
+        answer_seed = _derive(self.seed, fingerprint, "answer")
+        adapter_prompt = None
+        if fixed is None:  # a DSPy adapter's prompt is answered in the adapter's format
+            adapter_prompt = read_structured_prompt(request.system, prompt)
+        if adapter_prompt is not None:
+            try:
+                rng = random.Random(answer_seed)
+                fixed = answer_structured(adapter_prompt, rng, self.field_values)
+            except UnsupportedSchema as exc:
+                raise InvalidRequestError(f"output field: {exc}", provider=self.name) from exc
         if fixed is not None:
             return fixed, None if schema is None else _parse_json(fixed), False
-        answer_seed = _derive(self.seed, fingerprint, "answer")
         if schema is None:
             shown = " ".join(prompt.split())[:60]
             return f"Simulated answer ({model}) to: {shown} [{answer_seed >> 32:08x}]", None, False

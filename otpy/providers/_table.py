@@ -1,5 +1,5 @@
-"""The provider table: immutable entries, the snapshot the registry publishes, and the
-selection strategies as plain functions (testable without threads or actors).
+"""The provider table: immutable entries and the snapshot the registry publishes (the
+selection strategies are in ``_select``, the read side as a whole in ``_view``).
 
 An entry is immutable, but it holds the provider's live parts: its guard (rate limiter,
 breaker) and its stats. A new table made by a write shares them with the old one, so a
@@ -9,40 +9,22 @@ health update or a registry restart never resets a provider's limits or counters
 from __future__ import annotations
 
 import dataclasses
-import math
-import random
 import re
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
 
 from otpy.clock import Clock
-from otpy.errors import ConfigurationError, NoProviderAvailable, UnknownProviderError
+from otpy.errors import ConfigurationError, UnknownProviderError
 from otpy.providers._base import Completion, CompletionRequest, Provider
 from otpy.providers._health import ProviderHealth, ProviderStats
 from otpy.providers._limits import ProviderLimits, build_guard
 from otpy.resilience import CircuitBreaker, Guarded, RateLimiter, RetryAttempt
 from otpy.telemetry import emit_safely
 
-__all__ = [
-    "STRATEGIES",
-    "ProviderEntry",
-    "ProviderTable",
-    "as_capabilities",
-    "by_least_latency",
-    "by_least_loaded",
-    "by_priority",
-    "by_round_robin",
-    "by_weighted",
-    "candidates",
-    "make_entry",
-    "select",
-]
+__all__ = ["ProviderEntry", "ProviderTable", "as_capabilities", "make_entry"]
 
-
-STRATEGIES = ("priority", "round_robin", "least_latency", "least_loaded", "weighted")
-"""The selection strategies ``select`` knows."""
 
 _NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.:/@+\-]*$")
 
@@ -316,99 +298,3 @@ class ProviderTable:
 
     def __repr__(self) -> str:
         return f"ProviderTable({', '.join(self.names)})"
-
-
-# -- selection ------------------------------------------------------------------------------
-
-
-def candidates(
-    table: ProviderTable, capabilities: frozenset[str], exclude: frozenset[str] = frozenset()
-) -> tuple[list[ProviderEntry], dict[str, str]]:
-    """The entries selection may pick (sorted by name), and why each other entry having
-    the ``capabilities`` was left out: excluded by the caller, unhealthy, breaker open."""
-    chosen: list[ProviderEntry] = []
-    left: dict[str, str] = {}
-    for entry in table.ordered:
-        if not capabilities <= entry.capabilities:
-            continue
-        if entry.name in exclude:
-            left[entry.name] = "excluded by the caller"
-        elif not entry.healthy:
-            left[entry.name] = f"unhealthy: {entry.unhealthy_reason or 'marked unhealthy'}"
-        else:
-            refused = entry.refusal()
-            if refused is None:
-                chosen.append(entry)
-            else:
-                left[entry.name] = refused
-    return chosen, left
-
-
-def by_priority(entries: Sequence[ProviderEntry]) -> ProviderEntry:
-    """The highest priority; ties go to the first name (``entries`` sorted by name)."""
-    return max(entries, key=lambda e: e.priority)
-
-
-def by_round_robin(entries: Sequence[ProviderEntry], turn: int) -> ProviderEntry:
-    """The ``turn``-th entry, rotating over ``entries`` (sorted by name)."""
-    return entries[turn % len(entries)]
-
-
-def by_least_latency(entries: Sequence[ProviderEntry]) -> ProviderEntry:
-    """The lowest recent answer time (``stats.recent_latency``, an EWMA); entries never
-    called come first (so they get measured), by priority; entries called but never
-    answered (every attempt failed) come last."""
-    fresh = [e for e in entries if e.stats.total_calls == 0]
-    if fresh:
-        return by_priority(fresh)
-
-    def key(entry: ProviderEntry) -> tuple[float, int]:
-        recent = entry.stats.recent_latency
-        return (math.inf if recent is None else recent, -entry.priority)
-
-    return min(entries, key=key)
-
-
-def by_least_loaded(entries: Sequence[ProviderEntry]) -> ProviderEntry:
-    """The fewest calls in flight; ties by priority, then name."""
-    return min(entries, key=lambda e: (e.stats.in_flight, -e.priority))
-
-
-def by_weighted(entries: Sequence[ProviderEntry], rng: random.Random) -> ProviderEntry:
-    """A random entry, each with probability ``weight / sum(weights)``."""
-    return rng.choices(entries, weights=[e.weight for e in entries])[0]
-
-
-def select(
-    table: ProviderTable,
-    capabilities: frozenset[str] = frozenset(),
-    strategy: str = "priority",
-    exclude: frozenset[str] = frozenset(),
-    *,
-    turn: int = 0,
-    rng: random.Random | None = None,
-) -> ProviderEntry:
-    """Pick a provider having every capability, by ``strategy`` (one of STRATEGIES).
-
-    ``turn`` is the round-robin position, ``rng`` the weighted strategy's random source.
-    Raises ConfigurationError for an unknown strategy, NoProviderAvailable (saying why each
-    capable provider was left out) when no candidate remains.
-    """
-    if strategy not in STRATEGIES:
-        raise ConfigurationError(
-            f"unknown selection strategy {strategy!r}; choose one of {', '.join(STRATEGIES)}"
-        )
-    chosen, left = candidates(table, capabilities, exclude)
-    if not chosen:
-        raise NoProviderAvailable(sorted(capabilities), left)
-    if len(chosen) == 1:
-        return chosen[0]
-    if strategy == "priority":
-        return by_priority(chosen)
-    if strategy == "round_robin":
-        return by_round_robin(chosen, turn)
-    if strategy == "least_latency":
-        return by_least_latency(chosen)
-    if strategy == "least_loaded":
-        return by_least_loaded(chosen)
-    return by_weighted(chosen, rng if rng is not None else random.Random())

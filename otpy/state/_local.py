@@ -21,7 +21,7 @@ from otpy.state._records import (
     plan_batch,
     public,
 )
-from otpy.state._subscriptions import ChangeCallback, Subscriptions
+from otpy.state._subscriptions import SubscriptionMethods, Subscriptions
 from otpy.state._types import TYPES
 from otpy.state._variable import Variable, VariableChange
 
@@ -34,7 +34,7 @@ _COPIED = frozenset(name for name, vtype in TYPES.items() if vtype.copies)
 _Cell = list[Variable]
 
 
-class LocalState(StateProvider):
+class LocalState(SubscriptionMethods, StateProvider):
     """Variables in process memory; gone with the process (or ``cleanup()``).
 
     Writes take an ``RLock``; ``get_variable`` reads without it (records are immutable and
@@ -197,16 +197,6 @@ class LocalState(StateProvider):
             self._session_metadata["imported_from"] = parsed.session_id
             self._publish(lambda: changes_between(old, parsed.records))
         self._subscriptions.dispatch()
-
-    # -- subscriptions ---------------------------------------------------------------------
-
-    def subscribe(self, pattern: str, callback: ChangeCallback) -> str:
-        self._check_open()
-        return self._subscriptions.subscribe(pattern, callback)
-
-    def unsubscribe(self, subscription_id: str) -> bool:
-        self._check_open()
-        return self._subscriptions.unsubscribe(subscription_id)
 
     # -- helpers ---------------------------------------------------------------------------
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Mapping
-from types import TracebackType
 from typing import Any, ClassVar, Self
 
 from otpy.state._subscriptions import ChangeCallback
@@ -56,12 +55,7 @@ class StateProvider(ABC):
     def __enter__(self) -> Self:
         return self
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
+    def __exit__(self, *exc_info: object) -> None:
         self.cleanup()
 
     # -- one variable ----------------------------------------------------------------------

@@ -6,6 +6,7 @@ get the new records or the errors, and stores the result. Nothing here touches a
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -26,6 +27,8 @@ __all__ = [
     "check_identifier",
     "check_metadata",
     "check_session_id",
+    "check_updates",
+    "dumps",
     "closed_error",
     "changes_between",
     "new_record",
@@ -34,6 +37,10 @@ __all__ = [
     "plan_batch",
     "public",
 ]
+
+
+dumps = json.JSONEncoder(allow_nan=False, ensure_ascii=False, separators=(",", ":")).encode
+"""Compact JSON text: how a persistent backend stores values, constraints and metadata."""
 
 
 def new_variable_id() -> str:
@@ -163,6 +170,12 @@ class BatchPlan:
             raise BatchUpdateError(self.failures)
 
 
+def check_updates(updates: object) -> None:
+    """TypeError unless ``updates`` is a mapping (of ``update_variables``)."""
+    if not isinstance(updates, Mapping):
+        raise TypeError(f"update_variables takes a dict of name_or_id -> value, got {updates!r}")
+
+
 def plan_batch(
     updates: Mapping[str, Any],
     lookup: Callable[[str], Variable | None],
@@ -176,8 +189,7 @@ def plan_batch(
     VariableNotFound, a bad value an InvalidValueError, and a variable given twice (by
     name and by id) a StateError saying so.
     """
-    if not isinstance(updates, Mapping):
-        raise TypeError(f"update_variables takes a dict of name_or_id -> value, got {updates!r}")
+    check_updates(updates)
     planned: list[tuple[str, Variable, Variable]] = []
     failures: dict[str, BaseException] = {}
     seen: dict[str, str] = {}

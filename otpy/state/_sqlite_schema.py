@@ -1,4 +1,5 @@
-"""The SQLite file layout of ``SQLiteState``: schema, versioning, rows <-> records."""
+"""The SQLite file layout of ``SQLiteState``: schema, versioning, rows <-> records, and
+the transaction on a session's rows."""
 
 from __future__ import annotations
 
@@ -6,16 +7,20 @@ import functools
 import json
 import os
 import sqlite3
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Final
 
 from otpy.errors import StateError
+from otpy.state._records import dumps
+from otpy.state._store import Transaction
+from otpy.state._types import is_valid_name
 from otpy.state._variable import Variable, freeze
 
 __all__ = [
     "COLUMNS",
     "SCHEMA_VERSION",
-    "dumps",
+    "SQLiteTransaction",
     "ensure_schema",
     "read_sessions",
     "record_from_row",
@@ -72,9 +77,6 @@ COLUMNS: Final = (
     "id, name, type, value, constraints, metadata, description, version, created_at, updated_at"
 )
 """The columns ``record_from_row`` reads, in its order."""
-
-dumps = json.JSONEncoder(allow_nan=False, ensure_ascii=False, separators=(",", ":")).encode
-"""Values, constraints and metadata are stored as compact JSON text."""
 
 
 def ensure_schema(conn: sqlite3.Connection, path: str) -> None:
@@ -172,3 +174,99 @@ def row_of(session_id: str, record: Variable) -> tuple[Any, ...]:
         record.created_at,
         record.updated_at,
     )
+
+
+_INSERT: Final = (
+    f"INSERT INTO variables (session_id, {COLUMNS}, seq) "
+    "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, "
+    "(SELECT COALESCE(MAX(seq), 0) + 1 FROM variables WHERE session_id = ?1))"
+)
+_UPDATE: Final = (
+    "UPDATE variables SET value = ?, metadata = ?, version = ?, updated_at = ? "
+    "WHERE session_id = ? AND id = ? AND version = ?"
+)
+
+
+class SQLiteTransaction(Transaction):
+    """A session's rows through a connection that is inside a transaction (the caller's
+    ``BEGIN``/``COMMIT``); writes are executed at once and committed with it."""
+
+    def __init__(self, conn: sqlite3.Connection, session_id: str, path: str, now: float) -> None:
+        self._conn, self._session_id, self._path, self._now = conn, session_id, path, now
+
+    def find(self, key: str) -> Variable | None:
+        column = "name" if is_valid_name(key) else "id"
+        row = self._conn.execute(
+            f"SELECT {COLUMNS} FROM variables WHERE session_id = ? AND {column} = ?",
+            (self._session_id, key),
+        ).fetchone()
+        return None if row is None else record_from_row(row, self._path)
+
+    def find_many(self, keys: Sequence[str]) -> dict[str, Variable]:
+        """In a few queries: one per 500 keys of each kind (names, ids)."""
+        by_column: dict[str, list[str]] = {"name": [], "id": []}
+        for key in keys:
+            by_column["name" if is_valid_name(key) else "id"].append(key)
+        found: dict[str, Variable] = {}
+        for column, wanted in by_column.items():
+            for start in range(0, len(wanted), 500):
+                chunk = wanted[start : start + 500]
+                rows = self._conn.execute(
+                    f"SELECT {COLUMNS} FROM variables WHERE session_id = ? "
+                    f"AND {column} IN ({', '.join('?' * len(chunk))})",
+                    (self._session_id, *chunk),
+                )
+                for row in rows:
+                    record = record_from_row(row, self._path)
+                    found[record.id] = found[record.name] = record
+        return found
+
+    def all(self) -> list[Variable]:
+        rows = self._conn.execute(
+            f"SELECT {COLUMNS} FROM variables WHERE session_id = ? ORDER BY seq",
+            (self._session_id,),
+        )
+        return [record_from_row(row, self._path) for row in rows]
+
+    def session(self) -> tuple[dict[str, Any], float]:
+        row = self._conn.execute(
+            "SELECT metadata, created_at FROM sessions WHERE session_id = ?", (self._session_id,)
+        ).fetchone()
+        if row is None:
+            return {}, self._now
+        return dict(json.loads(row[0])), float(row[1])
+
+    def insert(self, record: Variable) -> None:
+        self._conn.execute(_INSERT, row_of(self._session_id, record))
+
+    def update(self, pairs: Sequence[tuple[Variable, Variable]]) -> None:
+        cursor = self._conn.executemany(
+            _UPDATE,
+            [
+                (
+                    dumps(new.value),
+                    dumps(new.metadata),
+                    new.version,
+                    new.updated_at,
+                    self._session_id,
+                    new.id,
+                    old.version,
+                )
+                for old, new in pairs
+            ],
+        )
+        if cursor.rowcount != len(pairs):  # cannot happen inside BEGIN IMMEDIATE
+            raise StateError(f"SQLite state store {self._path!r}: a row changed under a write")
+
+    def delete(self, record: Variable) -> None:
+        self._conn.execute(
+            "DELETE FROM variables WHERE session_id = ? AND id = ?", (self._session_id, record.id)
+        )
+
+    def replace(self, records: Sequence[Variable], metadata: Mapping[str, Any]) -> None:
+        self._conn.execute("DELETE FROM variables WHERE session_id = ?", (self._session_id,))
+        self._conn.executemany(_INSERT, [row_of(self._session_id, record) for record in records])
+        self._conn.execute(
+            "UPDATE sessions SET metadata = ? WHERE session_id = ?",
+            (dumps(dict(metadata)), self._session_id),
+        )

@@ -19,7 +19,7 @@ from types import MappingProxyType
 
 from otpy.state._variable import VariableChange
 
-__all__ = ["ChangeCallback", "Subscriptions"]
+__all__ = ["ChangeCallback", "SubscriptionMethods", "Subscriptions"]
 
 ChangeCallback = Callable[[VariableChange], object]
 
@@ -110,3 +110,22 @@ class Subscriptions:
                 change.kind,
                 change.name,
             )
+
+
+class SubscriptionMethods:
+    """``subscribe`` and ``unsubscribe`` of a store that keeps its subscribers in
+    ``_subscriptions`` and raises from ``_check_open`` once closed (a mixin, listed before
+    ``StateProvider``)."""
+
+    _subscriptions: Subscriptions
+
+    def _check_open(self) -> None:
+        raise NotImplementedError
+
+    def subscribe(self, pattern: str, callback: ChangeCallback) -> str:
+        self._check_open()
+        return self._subscriptions.subscribe(pattern, callback)
+
+    def unsubscribe(self, subscription_id: str) -> bool:
+        self._check_open()
+        return self._subscriptions.unsubscribe(subscription_id)

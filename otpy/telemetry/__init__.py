@@ -17,6 +17,7 @@ The trace follows the work through ``contextvars``; hand ``current_context()`` t
 worker thread and run the work ``with use_context(ctx):`` there.
 """
 
+from otpy.redaction import REDACTED, is_secret_key, redact_value
 from otpy.telemetry._context import (
     TraceContext,
     correlation,
@@ -37,7 +38,6 @@ from otpy.telemetry._hub import (
 )
 from otpy.telemetry._logging import CorrelationFilter
 from otpy.telemetry._metrics import Counter, Gauge, Histogram, Metrics
-from otpy.telemetry._redact import REDACTED, is_secret_key, redact_value
 from otpy.telemetry._sketch import QuantileSketch, nearest_rank
 from otpy.telemetry._span import Span
 from otpy.telemetry._store import EventStore, StoreStats, TraceNode

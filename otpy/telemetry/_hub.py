@@ -15,10 +15,10 @@ from typing import Any, ParamSpec, TypeVar, cast
 
 from otpy.clock import SYSTEM_CLOCK, Clock
 from otpy.errors import ConfigurationError
+from otpy.redaction import Redactor
 from otpy.telemetry._context import CURRENT
 from otpy.telemetry._event import Event, make_event, new_event_id
 from otpy.telemetry._metrics import Metrics
-from otpy.telemetry._redact import Redactor
 from otpy.telemetry._span import Span
 from otpy.telemetry._store import EventStore
 
@@ -304,14 +304,11 @@ def emit(
     name: str,
     measurements: Mapping[str, float] | None = None,
     metadata: Mapping[str, Any] | None = None,
-    *,
-    correlation_id: str | None = None,
-    parent_id: str | None = None,
+    **ids: str | None,
 ) -> Event:
-    """``get_telemetry().emit(...)``: emit on the default hub."""
-    return (_default or get_telemetry()).emit(
-        name, measurements, metadata, correlation_id=correlation_id, parent_id=parent_id
-    )
+    """``get_telemetry().emit(...)``: emit on the default hub (``ids``: its
+    ``correlation_id`` and ``parent_id`` keywords)."""
+    return (_default or get_telemetry()).emit(name, measurements, metadata, **ids)
 
 
 def emit_safely(

@@ -60,15 +60,33 @@ class _Metric:
         return f"{type(self).__name__}({self.key!r}, {self.snapshot()!r})"
 
 
-class Counter(_Metric):
-    """A number that only goes up (calls made, tokens spent). Thread-safe."""
+class _Scalar(_Metric):
+    """A metric that is one number (a counter or a gauge)."""
 
     __slots__ = ("_value",)
-    kind = "counter"
 
     def __init__(self, name: str, tags: dict[str, str] | None = None) -> None:
         super().__init__(name, tags)
         self._value: float = 0
+
+    @property
+    def value(self) -> float:
+        """The value now (an int while only ints were added)."""
+        return self._value
+
+    def snapshot(self) -> dict[str, Any]:
+        return {"type": self.kind, "value": self._value}
+
+    def reset(self) -> None:
+        with self._lock:
+            self._value = 0
+
+
+class Counter(_Scalar):
+    """A number that only goes up (calls made, tokens spent). Thread-safe."""
+
+    __slots__ = ()
+    kind = "counter"
 
     def inc(self, n: float = 1) -> None:
         """Add ``n`` (default 1); a negative ``n`` or a non-number raises ConfigurationError."""
@@ -80,28 +98,12 @@ class Counter(_Metric):
         with self._lock:
             self._value += n
 
-    @property
-    def value(self) -> float:
-        """The total so far (an int while only ints were added)."""
-        return self._value
 
-    def snapshot(self) -> dict[str, Any]:
-        return {"type": self.kind, "value": self._value}
-
-    def reset(self) -> None:
-        with self._lock:
-            self._value = 0
-
-
-class Gauge(_Metric):
+class Gauge(_Scalar):
     """A number that goes up and down (queue length, breaker state). Thread-safe."""
 
-    __slots__ = ("_value",)
+    __slots__ = ()
     kind = "gauge"
-
-    def __init__(self, name: str, tags: dict[str, str] | None = None) -> None:
-        super().__init__(name, tags)
-        self._value: float = 0
 
     def set(self, value: float) -> None:
         """Set the value."""
@@ -120,18 +122,6 @@ class Gauge(_Metric):
         n = _number(n, f"gauge {self.key!r}")
         with self._lock:
             self._value -= n
-
-    @property
-    def value(self) -> float:
-        """The current value."""
-        return self._value
-
-    def snapshot(self) -> dict[str, Any]:
-        return {"type": self.kind, "value": self._value}
-
-    def reset(self) -> None:
-        with self._lock:
-            self._value = 0
 
 
 class Histogram(_Metric):
@@ -311,6 +301,12 @@ class Metrics:
                 f"metric {name!r} is a {metric.kind}; it cannot also be a {cls.kind}"
             )
         return metric
+
+    def collect(self) -> list[Counter | Gauge | Histogram]:
+        """Every metric object, sorted by key (for exporters: OTel, Prometheus)."""
+        with self._lock:
+            metrics = list(self._metrics.values())
+        return sorted(metrics, key=lambda m: m.key)  # type: ignore[arg-type]
 
     def snapshot(self) -> dict[str, dict[str, Any]]:
         """Every metric's numbers, keyed ``name`` or ``name{k=v,...}`` (tags sorted), each

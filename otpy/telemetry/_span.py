@@ -2,20 +2,32 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from contextvars import Token
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
+from otpy.clock import Clock
 from otpy.errors import ConfigurationError
 from otpy.telemetry._context import CURRENT, TraceContext, new_correlation_id, restore
-from otpy.telemetry._event import new_event_id
+from otpy.telemetry._event import Event, new_event_id
+from otpy.telemetry._metrics import Histogram, Metrics
 
-if TYPE_CHECKING:
-    from otpy.telemetry._hub import Telemetry
-    from otpy.telemetry._metrics import Histogram
+__all__ = ["Span", "SpanHub"]
 
-__all__ = ["Span"]
+
+class SpanHub(Protocol):
+    """What a span needs of its hub (:class:`~otpy.telemetry.Telemetry` is one):
+    ``_emit(name, measurements, metadata, correlation_id, parent_id, event_id)``."""
+
+    @property
+    def clock(self) -> Clock: ...
+
+    @property
+    def metrics(self) -> Metrics: ...
+
+    @property
+    def _emit(self) -> Callable[..., Event]: ...
 
 
 class Span:
@@ -51,7 +63,7 @@ class Span:
 
     def __init__(
         self,
-        hub: Telemetry,
+        hub: SpanHub,
         name: str,
         metadata: Mapping[str, Any] | None = None,
         measurements: Mapping[str, float] | None = None,

@@ -6,7 +6,6 @@ from __future__ import annotations
 import contextlib
 import itertools
 import threading
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -17,20 +16,12 @@ from otpy.actors import HealthChange, HealthMonitor, ProviderRegistry, ProviderR
 from otpy.errors import ConfigurationError, NoProviderAvailable, ServerError
 from otpy.providers import CompletionRequest, ProviderTable
 from otpy.supervision import NamedHandle, Supervisor, whereis
-from otpy.telemetry import Telemetry, set_telemetry
+from otpy.telemetry import Telemetry
 from otpy.testing import FakeClock, wait_until
 from support import InThread
 
 INTERVAL = 10.0
 _names = itertools.count()
-
-
-@pytest.fixture
-def hub(clock: FakeClock) -> Iterator[Telemetry]:
-    fresh = Telemetry(clock)
-    previous = set_telemetry(fresh)
-    yield fresh
-    set_telemetry(previous)
 
 
 @pytest.fixture

@@ -7,7 +7,6 @@ import itertools
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
 from importlib.metadata import EntryPoint
 from typing import Any
 
@@ -36,20 +35,12 @@ from otpy.providers import (
     RateLimitReading,
 )
 from otpy.supervision import Supervisor, whereis
-from otpy.telemetry import Telemetry, set_telemetry
+from otpy.telemetry import Telemetry
 from otpy.testing import FakeClock, wait_until
 from support import InThread
 
 NO_TIMEOUT = {"timeout": None, "max_attempts": 1}
 _names = itertools.count()
-
-
-@pytest.fixture
-def hub(clock: FakeClock) -> Iterator[Telemetry]:
-    fresh = Telemetry(clock)
-    previous = set_telemetry(fresh)
-    yield fresh
-    set_telemetry(previous)
 
 
 @pytest.fixture

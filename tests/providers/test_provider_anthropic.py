@@ -45,7 +45,7 @@ from otpy.providers import (
 from otpy.providers._anthropic import AnthropicProvider
 from otpy.providers._anthropic_map import rate_limits
 from otpy.resilience import RateLimiter
-from otpy.telemetry import Telemetry, set_telemetry
+from otpy.telemetry import Telemetry
 from otpy.testing import FakeClock, wait_until
 from otpy.testing.fake_anthropic import MODEL, FakeAnthropic, Reply, error, message, tool_use
 from support import InThread
@@ -464,14 +464,6 @@ def test_base_url_defaults_to_the_environment(monkeypatch: pytest.MonkeyPatch) -
 
 
 # -- through the registry's guard -----------------------------------------------------------
-
-
-@pytest.fixture
-def hub(clock: FakeClock) -> Iterator[Telemetry]:
-    fresh = Telemetry(clock)
-    previous = set_telemetry(fresh)
-    yield fresh
-    set_telemetry(previous)
 
 
 @pytest.fixture

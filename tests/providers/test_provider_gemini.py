@@ -32,7 +32,7 @@ from otpy.errors import (
 from otpy.providers import CompletionRequest, Message, ProviderTable
 from otpy.providers._gemini import GeminiProvider
 from otpy.providers._gemini_map import retry_delay
-from otpy.telemetry import Telemetry, set_telemetry
+from otpy.telemetry import Telemetry
 from otpy.testing import FakeClock
 from otpy.testing.fake_gemini import (
     FakeGemini,
@@ -84,14 +84,6 @@ def provider(fake: FakeGemini) -> Iterator[GeminiProvider]:
     p = GeminiProvider(api_key=KEY, base_url=fake.base_url, timeout=10)
     yield p
     p.close()
-
-
-@pytest.fixture
-def hub(clock: FakeClock) -> Iterator[Telemetry]:
-    fresh = Telemetry(clock)
-    previous = set_telemetry(fresh)
-    yield fresh
-    set_telemetry(previous)
 
 
 @pytest.fixture

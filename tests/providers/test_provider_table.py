@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import random
 from collections import Counter
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -32,29 +31,21 @@ from otpy.providers import (
     ProviderTable,
 )
 from otpy.providers._health import Verdict, assess, decide, is_fault
-from otpy.providers._table import (
+from otpy.providers._select import (
     by_least_latency,
     by_least_loaded,
     by_priority,
     by_round_robin,
     by_weighted,
     candidates,
-    make_entry,
     select,
 )
-from otpy.telemetry import Telemetry, set_telemetry
+from otpy.providers._table import make_entry
+from otpy.telemetry import Telemetry
 from otpy.testing import FakeClock
 
 NO_TIMEOUT = {"timeout": None, "max_attempts": 1}
 TEXT = frozenset({"text"})
-
-
-@pytest.fixture
-def hub(clock: FakeClock) -> Iterator[Telemetry]:
-    fresh = Telemetry(clock)
-    previous = set_telemetry(fresh)
-    yield fresh
-    set_telemetry(previous)
 
 
 def entry(

@@ -49,6 +49,7 @@ def test_public_surface() -> None:
     assert set(otpy.state.__all__) == {
         "EXPORT_FORMAT",
         "LocalState",
+        "RedisState",
         "SQLiteState",
         "StateProvider",
         "Variable",

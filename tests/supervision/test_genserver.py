@@ -127,11 +127,25 @@ def test_unexpected_error_in_a_cast_crashes_the_actor() -> None:
     assert isinstance(wait_exit(ref), Died)
 
 
-def test_expected_error_in_a_cast_is_logged_not_fatal(caplog: pytest.LogCaptureFixture) -> None:
+@pytest.mark.parametrize("message", ["domain", "key"])
+def test_the_cast_rule_an_expected_error_in_a_cast_crashes_the_actor(message: str) -> None:
+    """Erlang's rule: a cast has no caller to hand an error to, so any exception that
+    escapes its handler crashes the actor, OtpyError and expected_errors included."""
     ref = Domain.start()
-    ref.tell("domain")
-    assert ref.call("count") == 2
-    assert "bad value for 'x'" in caplog.text
+    ref.tell(message)
+    reason = wait_exit(ref)
+    assert isinstance(reason, ConfigurationError if message == "domain" else KeyError)
+    actor = ref._actor_weakref()
+    assert actor is not None and actor.failed is reason  # on_failure ran
+
+
+def test_the_same_expected_error_in_a_call_goes_back_and_the_actor_lives() -> None:
+    ref = Domain.start()
+    with pytest.raises(ConfigurationError):
+        ref.call("domain")
+    with pytest.raises(KeyError):
+        ref.call("key")
+    assert ref.call("count") == 3
 
 
 def test_messages_queued_behind_a_crash_fail_with_no_process() -> None:

@@ -32,11 +32,6 @@ from otpy.testing import FakeClock
 WAIT = 5.0
 
 
-@pytest.fixture
-def hub(clock: FakeClock) -> Telemetry:
-    return Telemetry(clock)
-
-
 def run_thread(target: Callable[[], None]) -> None:
     errors: list[BaseException] = []
 

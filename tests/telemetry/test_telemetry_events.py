@@ -41,11 +41,6 @@ ANTHROPIC_KEY = "sk-ant-api03-Zx9_kQ2-abcdefghijklmnopqrstuvwxyz0123456789"
 GOOGLE_KEY = "AIzaSyA1b2C3d4E5f6G7h8I9j0KlMnOpQrStUvW"
 
 
-@pytest.fixture
-def hub(clock: FakeClock) -> Telemetry:
-    return Telemetry(clock)
-
-
 def _event(name: str = "e", **kw: Any) -> Event:
     fields: dict[str, Any] = {
         "measurements": {},

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterator
 
 import pytest
 
@@ -13,18 +12,9 @@ from otpy.errors import CircuitOpenError, ServerError
 from otpy.log import configure_logging
 from otpy.resilience import CircuitBreaker, guard
 from otpy.supervision import Supervisor
-from otpy.telemetry import Event, Telemetry, set_telemetry
+from otpy.telemetry import Event, Telemetry
 from otpy.testing import FakeClock, wait_until
 from support import crash, refs, restarted, worker
-
-
-@pytest.fixture
-def hub(clock: FakeClock) -> Iterator[Telemetry]:
-    """A fresh default hub on the fake clock for the test, the old one put back after."""
-    fresh = Telemetry(clock)
-    previous = set_telemetry(fresh)
-    yield fresh
-    set_telemetry(previous)
 
 
 def failing() -> str:

@@ -18,8 +18,7 @@ from otpy.errors import (
     VariableExistsError,
     VariableNotFound,
 )
-from otpy.state._provider import StateProvider
-from otpy.state._variable import VariableChange
+from otpy.state import StateProvider, VariableChange
 from otpy.testing import FakeClock
 from otpy.testing.compliance._cases import (
     BAD_DEFINITIONS,

@@ -18,11 +18,7 @@ from otpy.errors import (
     StateError,
     VariableExistsError,
 )
-from otpy.state._export import EXPORT_FORMAT
-from otpy.state._local import LocalState
-from otpy.state._provider import StateProvider
-from otpy.state._sqlite import SQLiteState
-from otpy.state._variable import VariableChange
+from otpy.state import EXPORT_FORMAT, LocalState, SQLiteState, StateProvider, VariableChange
 from otpy.testing import FakeClock
 from otpy.testing.compliance._cases import (
     StateFactory,

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule, run_state_machine_as_test
 
 from otpy.errors import BatchUpdateError, InvalidValueError, VariableExistsError, VariableNotFound
-from otpy.state._provider import StateProvider
+from otpy.state import StateProvider
 
 __all__ = ["run_model_check"]
 

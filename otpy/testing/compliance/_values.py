@@ -17,7 +17,7 @@ from otpy.errors import (
     InvalidValueError,
     VariableNotFound,
 )
-from otpy.state._provider import StateProvider
+from otpy.state import StateProvider
 from otpy.testing import FakeClock
 from otpy.testing.compliance._cases import (
     BAD,

@@ -1,21 +1,69 @@
-"""Redaction of event data: API keys never reach the store, a subscriber or a log.
+"""Secret redaction, for logs, telemetry events and error texts: API keys never reach a
+log, the event store, a subscriber or a stored record.
 
-Strings go through :meth:`otpy.log.SecretFilter.redact` (known key shapes, ``api_key=...``
-pairs, the values of the provider key environment variables); values under keys that look
-secret are replaced whole. Dicts, lists and tuples are walked; other values pass through.
+A text is masked by :func:`mask` (known key shapes — Anthropic ``sk-ant-…``, Google
+``AIza…`` —, ``api_key=…`` / ``Authorization: Bearer …`` pairs, and given literal
+values); :class:`Redactor` also masks the values of the provider key environment
+variables and walks dicts, lists and tuples, replacing values under keys that look secret
+whole. This module sits below both :mod:`otpy.log` and :mod:`otpy.telemetry`.
 """
 
 from __future__ import annotations
 
 import functools
 import os
+import re
 import threading
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from otpy.log import REDACTED, SECRET_ENV_VARS, SecretFilter
+__all__ = [
+    "REDACTED",
+    "SECRET_ENV_VARS",
+    "Redactor",
+    "is_secret_key",
+    "mask",
+    "redact_value",
+    "secret_literals",
+]
 
-__all__ = ["REDACTED", "Redactor", "is_secret_key", "redact_value"]
+REDACTED = "[REDACTED]"
+SECRET_ENV_VARS = ("ANTHROPIC_API_KEY", "GEMINI_API_KEY", "GOOGLE_API_KEY")
+"""The provider key environment variables whose values are masked wherever they appear."""
+
+_KEY_PATTERNS = (
+    re.compile(r"sk-ant-[A-Za-z0-9_\-]{8,}"),  # Anthropic
+    re.compile(r"AIza[0-9A-Za-z_\-]{20,}"),  # Google
+    re.compile(
+        r"(?i)\b(api[_-]?key|x-api-key|x-goog-api-key|authorization|password|passwd|secret"
+        r"|(?:access|auth|refresh|session)[_-]?token)"
+        r"([\"'=: ]+)((?:bearer|basic|token)\s+)?([^\s\"',}]+)"
+    ),
+)
+
+# The password of a URL's user part: redis://user:secret@host, postgres://:secret@host.
+_URL_PASSWORD = re.compile(r"\b([A-Za-z][A-Za-z0-9+.\-]*://[^\s/:@]*:)[^\s/@]+@")
+
+
+def secret_literals(extra: Iterable[str] = ()) -> list[str]:
+    """The values to mask literally: the provider key environment variables' values (read
+    now) and ``extra``, longest first; values shorter than 8 characters are left out."""
+    values = [os.environ.get(name, "") for name in SECRET_ENV_VARS]
+    return sorted({v for v in (*values, *extra) if len(v) >= 8}, key=len, reverse=True)
+
+
+def mask(text: str, literals: Sequence[str] = ()) -> str:
+    """``text`` with every known key shape, ``key=value`` secret pair, URL password
+    (``redis://user:secret@host``) and each of ``literals`` replaced by ``[REDACTED]``."""
+    for secret in literals:
+        text = text.replace(secret, REDACTED)
+    text = _KEY_PATTERNS[0].sub(REDACTED, text)
+    text = _KEY_PATTERNS[1].sub(REDACTED, text)
+    text = _KEY_PATTERNS[2].sub(
+        lambda m: f"{m.group(1)}{m.group(2)}{m.group(3) or ''}{REDACTED}", text
+    )
+    return _URL_PASSWORD.sub(rf"\1{REDACTED}@", text)
+
 
 # Keys are compared lowercased with "-" read as "_": "X-Api-Key" is "x_api_key".
 _SECRET_KEYS = frozenset(
@@ -55,24 +103,24 @@ def is_secret_key(key: str) -> bool:
 
 
 class Redactor:
-    """Redacts strings and nested values with one :class:`~otpy.log.SecretFilter`.
+    """Redacts strings and nested values (see the module docstring).
 
-    The filter reads the provider key environment variables when the redactor is made.
+    The provider key environment variables are read when the redactor is made.
     Thread-safe. Strings found clean are remembered (a bounded set; only clean ones, so no
     secret is kept), which makes repeated metadata values nearly free.
     """
 
-    __slots__ = ("_clean", "_filter")
+    __slots__ = ("_clean", "_literals")
 
     def __init__(self, extra_secrets: Iterable[str] = ()) -> None:
-        self._filter = SecretFilter(extra_secrets)
+        self._literals = secret_literals(extra_secrets)
         self._clean: set[str] = set()
 
     def text(self, text: str) -> str:
         """``text`` with every secret replaced by ``[REDACTED]`` (the same object if clean)."""
         if text in self._clean:
             return text
-        redacted = self._filter.redact(text)
+        redacted = mask(text, self._literals)
         if redacted == text:
             if len(text) <= _CLEAN_CACHE_MAX_LEN:
                 if len(self._clean) >= _CLEAN_CACHE_SIZE:
@@ -151,7 +199,7 @@ def _module_redactor() -> Redactor:
 
 
 def redact_value(value: Any) -> Any:
-    """``value`` with every API key masked: strings through :class:`~otpy.log.SecretFilter`,
+    """``value`` with every API key masked: strings through :func:`mask`,
     dicts / lists / tuples recursively, values under secret-looking keys (``api_key``,
     ``authorization``, ``password``, ``token``, ...) replaced by ``"[REDACTED]"``. Other
     values pass through; an unchanged value comes back as the same object."""
