@@ -14,20 +14,37 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, Final
+from typing import Any, Final, Protocol
 
+from otpy.clock import Clock
 from otpy.errors import ConfigurationError
+from otpy.pipelines._frame import Frame
 from otpy.pipelines._lookup import ROOTS, Missing, lookup, step_span
-from otpy.pipelines._progress import StepEvent
+from otpy.pipelines._plan import Plan, PlannedStep
+from otpy.pipelines._progress import RunProgress, StepEvent
+from otpy.pipelines._result import StepOutcome
 from otpy.pipelines._templates import render
 from otpy.providers import Usage
 from otpy.steps._host import BodyRun
 
-if TYPE_CHECKING:
-    from otpy.pipelines._plan import PlannedStep
-    from otpy.pipelines._run import Frame, Run
-
 __all__ = ["LoopHost", "resolve_source"]
+
+
+class Run(Protocol):
+    """What a loop host needs of the run it belongs to (:class:`otpy.pipelines._run.Run`)."""
+
+    plan: Plan
+    clock: Clock
+    progress: RunProgress
+
+    def scope(self, frame: Frame, loop: Mapping[str, Any] | None = None) -> dict[str, Any]: ...
+
+    def holds(self, condition: Any, scope: Mapping[str, Any], *, step: str, field: str) -> bool: ...
+
+    def run_step(
+        self, planned: PlannedStep, frame: Frame
+    ) -> tuple[StepOutcome, dict[str, Any]]: ...
+
 
 _SPLIT: Final = re.compile(r"[:.]")
 

@@ -2,10 +2,8 @@
 step in it (``when``/``condition``, templates and prompt parts, the step type, its
 ``output_schema`` and ``output_to_file``, ``on_error`` and fallbacks).
 
-A :class:`Frame` holds what the steps of one place see: the results so far (``records``,
-``status``, ``outputs``), the run's variables, the current loop's frame and the step
-that ran last. The top of a run has one; each iteration of a loop runs in a child frame
-(sharing the results and variables, or — parallel iterations — its own copies).
+Each step runs in a :class:`~otpy.pipelines._frame.Frame`; a loop's steps run through a
+:class:`~otpy.pipelines._host.LoopHost`.
 """
 
 from __future__ import annotations
@@ -13,7 +11,7 @@ from __future__ import annotations
 import json
 import time
 from collections import ChainMap
-from collections.abc import Callable, Mapping, MutableMapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,7 +19,9 @@ from typing import Any
 from otpy.clock import Clock
 from otpy.errors import InvalidValueError, OtpyError, StepValidationError
 from otpy.expr import MISSING, compile_condition, json_in
+from otpy.pipelines._frame import Frame
 from otpy.pipelines._gateway import ProviderDirectory, StepGateway
+from otpy.pipelines._host import LoopHost
 from otpy.pipelines._lookup import lookup_or_none
 from otpy.pipelines._plan import Plan, PlannedStep
 from otpy.pipelines._prompt import PromptTools
@@ -43,32 +43,6 @@ def error_of(exc: BaseException, *, crash: bool = False) -> StepError:
     if notes:
         message = "; ".join([message, *map(str, notes)])
     return StepError(type=type(exc).__name__, message=str(redact_value(message)), crash=crash)
-
-
-@dataclass
-class Frame:
-    """What the steps of one place in a run see (see the module docstring)."""
-
-    records: MutableMapping[str, Any]
-    status: MutableMapping[str, str]
-    outputs: MutableMapping[str, Any]
-    variables: MutableMapping[str, Any]
-    locals: dict[str, Any] | None = None
-    loop: dict[str, Any] | None = None
-    previous: str | None = None
-
-    def child(self, values: Mapping[str, Any], *, isolated: bool) -> Frame:
-        """A frame for one iteration of a loop with ``values`` as ``loop``."""
-        parent = self.loop
-        loop = {**values, "level": (parent or {}).get("level", -1) + 1, "parent": parent}
-        if not isolated:
-            return Frame(
-                self.records, self.status, self.outputs, self.variables, {}, loop, self.previous
-            )
-        return Frame(
-            ChainMap({}, self.records), ChainMap({}, self.status), ChainMap({}, self.outputs),
-            ChainMap({}, self.variables), {}, loop, self.previous,
-        )  # fmt: skip
 
 
 @dataclass
@@ -214,8 +188,6 @@ class Run:
             step=planned.name,
         )
         spent.gateway = gateway  # what the step spent, also when it raises
-        from otpy.pipelines._host import LoopHost  # the host runs steps: it imports this
-
         context = StepContext(
             providers=gateway if self.providers is not None else None,
             inputs=self.inputs,
