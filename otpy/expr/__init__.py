@@ -13,7 +13,7 @@ See :mod:`otpy.expr._parse` for the grammar and :mod:`otpy.expr._eval` for the o
 
 from otpy.expr._condition import Condition, compile_condition
 from otpy.expr._eval import FUNCTIONS, Resolver, compile_expression, evaluate
-from otpy.expr._parse import Node, Path, paths
+from otpy.expr._nodes import Node, Path, paths
 from otpy.expr._values import MISSING, as_number, dig, equal, json_in, size, text_of, truthy
 
 __all__ = [

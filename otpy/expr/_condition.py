@@ -23,7 +23,7 @@ from typing import Any
 
 from otpy.errors import ExpressionError, StepValidationError
 from otpy.expr._eval import Resolver, compile_expression, evaluate
-from otpy.expr._parse import Node, Path, paths
+from otpy.expr._nodes import Node, Path, paths
 from otpy.expr._values import truthy
 
 __all__ = ["Condition", "compile_condition"]

@@ -18,20 +18,8 @@ from functools import lru_cache
 from typing import Any, Final, TypeAlias
 
 from otpy.errors import ExpressionError
-from otpy.expr._parse import (
-    Between,
-    Binary,
-    Call,
-    Lambda,
-    ListOf,
-    Literal,
-    Node,
-    Path,
-    Postfix,
-    Ternary,
-    Unary,
-    parse_expression,
-)
+from otpy.expr import _nodes as nodes
+from otpy.expr._parse import parse_expression
 from otpy.expr._values import MISSING, as_number, dig, equal, size, text_of, truthy
 
 __all__ = ["FUNCTIONS", "Resolver", "compile_expression", "evaluate"]
@@ -46,40 +34,40 @@ class _Eval:
         self.resolve = resolve
         self.now = now
 
-    def fail(self, reason: str, node: Node) -> ExpressionError:
+    def fail(self, reason: str, node: nodes.Node) -> ExpressionError:
         return ExpressionError(reason, text=self.text, position=node.pos)
 
-    def run(self, node: Node) -> Any:
-        if isinstance(node, Literal):
+    def run(self, node: nodes.Node) -> Any:
+        if isinstance(node, nodes.Literal):
             return node.value
-        if isinstance(node, Path):
+        if isinstance(node, nodes.Path):
             value = self.resolve(node.segments)
             return None if value is MISSING else value
-        if isinstance(node, Binary):
+        if isinstance(node, nodes.Binary):
             return self.binary(node)
-        if isinstance(node, Unary):
-            if node.op == "not":
-                return not truthy(self.run(node.operand))
-            return self.arithmetic("-", 0, self.run(node.operand), node)
-        if isinstance(node, Postfix):
+        if isinstance(node, nodes.Unary):
             value = self.run(node.operand)
+            if node.op == "not":
+                return not truthy(value)
             if node.op == "exists":
                 return value is not None
-            return value is None or (size(value) == 0)
-        if isinstance(node, Between):
+            if node.op == "empty":
+                return value is None or (size(value) == 0)
+            return self.arithmetic("-", 0, value, node)
+        if isinstance(node, nodes.Between):
             value, low, high = (as_number(self.run(n)) for n in (node.value, node.low, node.high))
             return (
                 value is not None and low is not None and high is not None and low <= value <= high
             )
-        if isinstance(node, Ternary):
+        if isinstance(node, nodes.Ternary):
             return self.run(node.then if truthy(self.run(node.test)) else node.otherwise)
-        if isinstance(node, ListOf):
+        if isinstance(node, nodes.ListOf):
             return [self.run(item) for item in node.items]
-        if isinstance(node, Call):
+        if isinstance(node, nodes.Call):
             return self.call(node)
         raise self.fail("a per-item condition is only an argument of any/all/count/filter", node)
 
-    def binary(self, node: Binary) -> Any:
+    def binary(self, node: nodes.Binary) -> Any:
         op = node.op
         if op == "and":
             return truthy(self.run(node.left)) and truthy(self.run(node.right))
@@ -106,7 +94,7 @@ class _Eval:
             return isinstance(left, str) and isinstance(right, str) and left.startswith(right)
         return isinstance(left, str) and isinstance(right, str) and left.endswith(right)
 
-    def matches(self, value: Any, pattern: Any, node: Node) -> bool:
+    def matches(self, value: Any, pattern: Any, node: nodes.Node) -> bool:
         if not isinstance(value, str) or not isinstance(pattern, str):
             return False
         try:
@@ -114,7 +102,7 @@ class _Eval:
         except re.error as exc:
             raise self.fail(f"bad regular expression {pattern!r}: {exc}", node) from None
 
-    def arithmetic(self, op: str, left: Any, right: Any, node: Node) -> Any:
+    def arithmetic(self, op: str, left: Any, right: Any, node: nodes.Node) -> Any:
         if op == "+" and isinstance(left, list | tuple) and isinstance(right, list | tuple):
             return [*left, *right]
         a = 0 if left is None else as_number(left)
@@ -135,7 +123,7 @@ class _Eval:
             return a / b
         return math.trunc(a) % math.trunc(b)
 
-    def call(self, node: Call) -> Any:
+    def call(self, node: nodes.Call) -> Any:
         spec = FUNCTIONS.get(node.name)
         if spec is None:
             raise self.fail(_unknown(node.name), node)
@@ -147,19 +135,19 @@ class _Eval:
                 f"got {len(node.args)}",
                 node,
             )
-        args = [a if isinstance(a, Lambda) else self.run(a) for a in node.args]
+        args = [a if isinstance(a, nodes.Lambda) else self.run(a) for a in node.args]
         try:
             return function(self, args)
         except (TypeError, ValueError, OverflowError) as exc:
             raise self.fail(f"{node.name}() failed: {exc}", node) from None
 
     def each(self, items: Any, condition: Any) -> list[bool] | None:
-        """The per-item truth of ``condition`` (a Lambda, or None: the item itself)."""
+        """The per-item truth of ``condition`` (a nodes.Lambda, or None: the item itself)."""
         if not isinstance(items, list | tuple):
             return None
         if condition is None:
             return [truthy(item) for item in items]
-        if not isinstance(condition, Lambda):
+        if not isinstance(condition, nodes.Lambda):
             raise ExpressionError(
                 "the condition of any/all/count/filter must be a quoted condition such as "
                 "'status == \"failed\"'",
@@ -305,7 +293,7 @@ FUNCTIONS: Final[dict[str, tuple[int, int, _Function]]] = {
     "filter": (2, 2, _filter),
     "isEmpty": (1, 1, lambda e, a: a[0] is None or _length(a[0]) == 0),
     "contains": (2, 2, lambda e, a: _contains(a[0], a[1])),
-    "matches": (2, 2, lambda e, a: e.matches(a[0], a[1], Literal(None, 0))),
+    "matches": (2, 2, lambda e, a: e.matches(a[0], a[1], nodes.Literal(None, 0))),
     "startsWith": (2, 2, lambda e, a: _string(a[0]).startswith(_string(a[1]))),
     "endsWith": (2, 2, lambda e, a: _string(a[0]).endswith(_string(a[1]))),
     "toLowerCase": (1, 1, lambda e, a: _string(a[0]).lower()),
@@ -348,30 +336,19 @@ def _unknown(name: str) -> str:
     return f"unknown function {name}() (functions: {', '.join(sorted(FUNCTIONS))})"
 
 
-def _check_calls(node: Node, text: str) -> None:
-    stack: list[Node] = [node]
+def _check_calls(node: nodes.Node, text: str) -> None:
+    stack: list[nodes.Node] = [node]
     while stack:
         current = stack.pop()
-        if isinstance(current, Call):
-            if current.name not in FUNCTIONS:
-                raise ExpressionError(_unknown(current.name), text=text, position=current.pos)
-            stack += list(current.args)
-        elif isinstance(current, Lambda):
+        if isinstance(current, nodes.Call) and current.name not in FUNCTIONS:
+            raise ExpressionError(_unknown(current.name), text=text, position=current.pos)
+        if isinstance(current, nodes.Lambda):
             _check_calls(current.body, current.source)
-        elif isinstance(current, Unary | Postfix):
-            stack.append(current.operand)
-        elif isinstance(current, Binary):
-            stack += [current.left, current.right]
-        elif isinstance(current, Between):
-            stack += [current.value, current.low, current.high]
-        elif isinstance(current, Ternary):
-            stack += [current.test, current.then, current.otherwise]
-        elif isinstance(current, ListOf):
-            stack += list(current.items)
+        stack += nodes.children(current)
 
 
 @lru_cache(maxsize=4096)
-def compile_expression(text: str) -> Node:
+def compile_expression(text: str) -> nodes.Node:
     """:func:`parse_expression` plus a check that every function called exists."""
     node = parse_expression(text)
     _check_calls(node, text)
@@ -379,7 +356,7 @@ def compile_expression(text: str) -> Node:
 
 
 def evaluate(
-    node: Node,
+    node: nodes.Node,
     resolve: Resolver,
     *,
     text: str = "",

@@ -14,9 +14,9 @@ __all__ = [
     "Literal",
     "Node",
     "Path",
-    "Postfix",
     "Ternary",
     "Unary",
+    "children",
     "paths",
 ]
 
@@ -41,6 +41,8 @@ class Path:
 
 @dataclass(frozen=True, slots=True)
 class Unary:
+    """``not x``, ``-x``, or the postfix ``x exists`` / ``x empty``."""
+
     op: str
     operand: Node
     pos: int
@@ -48,6 +50,8 @@ class Unary:
 
 @dataclass(frozen=True, slots=True)
 class Binary:
+    """``left op right``: arithmetic, a comparison, ``and``/``or``, ``in``, ``contains``..."""
+
     op: str
     left: Node
     right: Node
@@ -56,6 +60,8 @@ class Binary:
 
 @dataclass(frozen=True, slots=True)
 class Between:
+    """``value between low and high`` (bounds included)."""
+
     value: Node
     low: Node
     high: Node
@@ -63,23 +69,16 @@ class Between:
 
 
 @dataclass(frozen=True, slots=True)
-class Postfix:
-    op: str
-    operand: Node
-    pos: int
-
-
-@dataclass(frozen=True, slots=True)
 class Lambda:
-    """A condition evaluated per item (the second argument of ``any``/``all``...)."""
-
-    body: Node
+    body: Node  # a condition evaluated per item (the second argument of any/all...)
     source: str
     pos: int
 
 
 @dataclass(frozen=True, slots=True)
 class Call:
+    """``name(args...)``: one of the functions of :data:`otpy.expr.FUNCTIONS`."""
+
     name: str
     args: tuple[Node, ...]
     pos: int
@@ -99,9 +98,24 @@ class ListOf:
     pos: int
 
 
-Node: TypeAlias = (
-    Literal | Path | Unary | Binary | Between | Postfix | Lambda | Call | Ternary | ListOf
-)
+Node: TypeAlias = Literal | Path | Unary | Binary | Between | Lambda | Call | Ternary | ListOf
+
+
+def children(node: Node) -> tuple[Node, ...]:
+    """The operands of ``node``, in source order (a per-item condition's body is not one)."""
+    if isinstance(node, Unary):
+        return (node.operand,)
+    if isinstance(node, Binary):
+        return (node.left, node.right)
+    if isinstance(node, Between):
+        return (node.value, node.low, node.high)
+    if isinstance(node, Ternary):
+        return (node.test, node.then, node.otherwise)
+    if isinstance(node, Call):
+        return node.args
+    if isinstance(node, ListOf):
+        return node.items
+    return ()
 
 
 def paths(node: Node) -> list[Path]:
@@ -112,14 +126,5 @@ def paths(node: Node) -> list[Path]:
         current = stack.pop()
         if isinstance(current, Path):
             found.append(current)
-        elif isinstance(current, Unary | Postfix):
-            stack.append(current.operand)
-        elif isinstance(current, Binary):
-            stack += [current.right, current.left]
-        elif isinstance(current, Between):
-            stack += [current.high, current.low, current.value]
-        elif isinstance(current, Ternary):
-            stack += [current.otherwise, current.then, current.test]
-        elif isinstance(current, Call | ListOf):
-            stack += list(reversed(current.args if isinstance(current, Call) else current.items))
+        stack += reversed(children(current))
     return found

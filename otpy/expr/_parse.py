@@ -39,27 +39,11 @@ from otpy.expr._nodes import (
     Literal,
     Node,
     Path,
-    Postfix,
     Ternary,
     Unary,
-    paths,
 )
 
-__all__ = [
-    "Between",
-    "Binary",
-    "Call",
-    "Lambda",
-    "ListOf",
-    "Literal",
-    "Node",
-    "Path",
-    "Postfix",
-    "Ternary",
-    "Unary",
-    "paths",
-    "parse_expression",
-]
+__all__ = ["parse_expression"]
 
 ITEM_FUNCTIONS: Final = frozenset({"any", "all", "count", "filter"})
 """Functions whose second argument is a condition evaluated per item of a list."""
@@ -215,7 +199,7 @@ class _Parser:
             return Between(node, low, self.sum(), pos)
         if value in ("exists", "empty"):
             self.take()
-            return Postfix(value, node, pos)
+            return Unary(value, node, pos)
         return node
 
     def sum(self) -> Node:

@@ -25,7 +25,7 @@ import json
 import re
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, Final, TypeAlias, TypeVar
 
 from otpy.errors import ConfigurationError, StepValidationError
 from otpy.expr import compile_condition, text_of
@@ -168,39 +168,31 @@ def _previous(
     return text[:limit] if isinstance(limit, int) else text
 
 
-def _session(
-    part: Mapping[str, Any],
-    scope: Mapping[str, Any],
-    tools: PromptTools,
-    step: str | None,
-    field: str,
-) -> str:
-    if tools.sessions is None:
-        raise ConfigurationError(
-            f"step {step!r}, field {field}: no claude_session step type is registered"
-        )
-    session_id = text_of(render(part["session_id"], scope, step=step, field=f"{field}.session_id"))
-    turns = tools.sessions(session_id)
+_Values: TypeAlias = Mapping[str, Any]
+_T = TypeVar("_T")
+
+
+def _needed(tool: _T | None, step: str | None, field: str, missing: str) -> _T:
+    if tool is None:
+        raise ConfigurationError(f"step {step!r}, field {field}: {missing}")
+    return tool
+
+
+def _session(part: _Values, scope: _Values, tools: PromptTools, step: str | None, at: str) -> str:
+    sessions = _needed(tools.sessions, step, at, "no claude_session step type is registered")
+    session_id = text_of(render(part["session_id"], scope, step=step, field=f"{at}.session_id"))
+    turns = sessions(session_id)
     last = part.get("include_last_n")
     if isinstance(last, int):
         turns = turns[-last:]
     return "\n".join(f"User: {t['user']}\nAssistant: {t['assistant']}" for t in turns)
 
 
-def _file(
-    part: Mapping[str, Any],
-    scope: Mapping[str, Any],
-    tools: PromptTools,
-    step: str | None,
-    field: str,
-) -> str:
-    if tools.workspace is None:
-        raise ConfigurationError(
-            f"step {step!r}, field {field}: file parts need the pipeline's workspace"
-        )
+def _file(part: _Values, scope: _Values, tools: PromptTools, step: str | None, field: str) -> str:
+    workspace = _needed(tools.workspace, step, field, "file parts need the pipeline's workspace")
     path = text_of(render(part["path"], scope, step=step, field=f"{field}.path"))
     what = f"step {step!r}, {field}: file"
-    text = tools.workspace.read_text(path, what=what, max_bytes=tools.max_file_bytes)
+    text = workspace.read_text(path, what=what, max_bytes=tools.max_file_bytes)
     variables = render_value(
         part.get("variables") or {}, scope, step=step, field=f"{field}.variables"
     )

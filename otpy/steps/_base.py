@@ -15,7 +15,7 @@ from otpy.providers import Completion, CompletionRequest, ProviderGateway, Usage
 from otpy.steps._host import StepHost
 from otpy.workspace import Workspace
 
-__all__ = ["COMMON_FIELDS", "Step", "StepContext", "StepMetadata", "StepResult"]
+__all__ = ["COMMON_FIELDS", "Step", "StepContext", "StepMetadata", "StepResult", "check_choice"]
 
 COMMON_FIELDS = frozenset(
     {"name", "type", "description", "when", "condition", "on_error", "fallback", "provider",
@@ -109,6 +109,23 @@ class StepContext:
         if self.providers is None:
             raise ConfigurationError("this step context has no provider gateway")
         return self.providers.complete(request, provider=provider, capabilities=capabilities)
+
+    def need_workspace(self, step_type: str) -> Workspace:
+        """The run's workspace, created if missing; ConfigurationError outside a run."""
+        if self.workspace is None:
+            raise ConfigurationError(
+                f"{step_type} needs a workspace: it runs only inside a pipeline run"
+            )
+        self.workspace.ensure()
+        return self.workspace
+
+
+def check_choice(value: Any, choices: Sequence[str], *, step: str, field: str) -> None:
+    """Raise StepValidationError unless ``value`` is None or one of ``choices``."""
+    if value is not None and value not in choices:
+        raise StepValidationError(
+            f"must be one of {', '.join(choices)}, got {value!r}", step=step, field=field
+        )
 
 
 class Step(ABC):

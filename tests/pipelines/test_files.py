@@ -4,27 +4,13 @@ from the workspace (a size cap; ``..``, absolute paths and symlinks leading out 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from pipeline_steps import add_provider, reset, start
 from provider_plugins import ScriptedProvider
 
 from otpy import Runtime
 from otpy.workspace import MAX_READ_BYTES
-
-
-@pytest.fixture
-def rt() -> Iterator[Runtime]:
-    reset()
-    with start() as runtime:
-        yield runtime
-
-
-@pytest.fixture
-def p(rt: Runtime) -> ScriptedProvider:
-    return add_provider(rt, "p")
 
 
 @pytest.fixture

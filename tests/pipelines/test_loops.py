@@ -4,7 +4,6 @@ iterations, progress events, a loop over 1,000 items, and loops that go wrong.""
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -14,13 +13,6 @@ from otpy import Runtime
 from otpy.errors import StepValidationError
 from otpy.pipelines import StepEvent
 from otpy.testing import FakeClock
-
-
-@pytest.fixture
-def rt() -> Iterator[Runtime]:
-    reset()
-    with start() as runtime:
-        yield runtime
 
 
 def doc(steps: str, head: str = "") -> str:

@@ -3,20 +3,9 @@ types kept, output extraction, context isolation and inheritance, the depth limi
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
-from pipeline_steps import reset, start
-
 from otpy import Runtime
-
-
-@pytest.fixture
-def rt() -> Iterator[Runtime]:
-    reset()
-    with start() as runtime:
-        yield runtime
 
 
 def write(path: Path, text: str) -> Path:

@@ -6,12 +6,11 @@ from __future__ import annotations
 
 import re
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from pipeline_steps import EXECUTED, add_provider, executed, reset, start
+from pipeline_steps import EXECUTED, add_provider, executed, start
 from provider_plugins import ScriptedProvider
 
 from otpy import Runtime
@@ -29,18 +28,6 @@ from otpy.testing import FakeClock
 
 POSITION = re.compile(r"<text>:\d+:\d+")
 ASK_CONTINUE = "name: ask\nsteps:\n  - {name: ask, type: claude, prompt: hi, on_error: continue}\n"
-
-
-@pytest.fixture
-def rt() -> Iterator[Runtime]:
-    reset()
-    with start() as runtime:
-        yield runtime
-
-
-@pytest.fixture
-def p(rt: Runtime) -> ScriptedProvider:
-    return add_provider(rt, "p")
 
 
 def statuses(result: Any) -> list[str]:

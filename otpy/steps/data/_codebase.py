@@ -250,12 +250,7 @@ class CodebaseQueryStep(Step):
         return checked
 
     def execute(self, step: Mapping[str, Any], context: StepContext) -> StepResult:
-        ws = context.workspace
-        if ws is None:
-            raise ConfigurationError(
-                "codebase_query needs a workspace: it runs only inside a pipeline run"
-            )
-        ws.ensure()
+        ws = context.need_workspace("codebase_query")
         files = scan(ws)
         output: dict[str, Any] = {}
         failed = []

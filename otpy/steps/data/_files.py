@@ -33,7 +33,7 @@ from typing import Any, ClassVar, Final
 import yaml
 
 from otpy.errors import ConfigurationError, StepValidationError
-from otpy.steps._base import Step, StepContext, StepMetadata, StepResult
+from otpy.steps._base import Step, StepContext, StepMetadata, StepResult, check_choice
 from otpy.workspace import Workspace
 
 __all__ = ["CONVERSIONS", "FILE_OPERATIONS", "FileOpsStep"]
@@ -245,19 +245,12 @@ class FileOpsStep(Step):
                 raise StepValidationError(
                     "must be a list of {path: ..., must_exist: ...}", step=label, field="files"
                 )
-        if checked.get("processor", "identity") not in PROCESSORS:
-            raise StepValidationError(
-                f"must be one of {', '.join(PROCESSORS)}", step=label, field="processor"
-            )
+        processor = checked.get("processor", "identity")
+        check_choice(processor, PROCESSORS, step=label, field="processor")
         return checked
 
     def execute(self, step: Mapping[str, Any], context: StepContext) -> StepResult:
-        ws = context.workspace
-        if ws is None:
-            raise ConfigurationError(
-                "file_ops needs a workspace: it runs only inside a pipeline run"
-            )
-        ws.ensure()
+        ws = context.need_workspace("file_ops")
         operation = step["operation"]
         if operation in ("copy", "move", "stream_copy"):
             output = _copy(ws, step, move=operation == "move")

@@ -30,7 +30,7 @@ from typing import Any, ClassVar, Final
 
 from otpy.errors import ConfigurationError, ExpressionError, StepValidationError
 from otpy.expr import MISSING, Node, as_number, compile_expression, dig, equal, evaluate, truthy
-from otpy.steps._base import Step, StepContext, StepMetadata, StepResult
+from otpy.steps._base import Step, StepContext, StepMetadata, StepResult, check_choice
 
 __all__ = ["AGGREGATES", "OPERATIONS", "DataTransformStep", "apply_operations"]
 
@@ -282,12 +282,7 @@ class DataTransformStep(Step):
         for index, op in enumerate(operations):
             _check_operation(op, index, label)
         fmt = checked.get("output_format")
-        if fmt is not None and fmt not in _OUTPUT_FORMATS:
-            raise StepValidationError(
-                f"must be one of {', '.join(_OUTPUT_FORMATS)}, got {fmt!r}",
-                step=label,
-                field="output_format",
-            )
+        check_choice(fmt, _OUTPUT_FORMATS, step=label, field="output_format")
         field = checked.get("output_field")
         if field is not None and (not isinstance(field, str) or not field):
             raise StepValidationError("must be a name", step=label, field="output_field")

@@ -83,14 +83,9 @@ class PipelineStepType(Step):
         description="Run another pipeline as one step (a file or inline), with input "
         "mapping and output extraction; its outputs are this step's output.",
         optional_fields=(
-            "pipeline",
-            "pipeline_file",
-            "pipeline_ref",
-            "inputs",
-            "outputs",
-            "config",
+            "pipeline", "pipeline_file", "pipeline_ref", "inputs", "outputs", "config",
         ),
-    )
+    )  # fmt: skip
 
     @classmethod
     def validate(cls, config: Mapping[str, Any]) -> dict[str, Any]:

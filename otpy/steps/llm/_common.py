@@ -161,12 +161,13 @@ def check_claude_options(config: Mapping[str, Any]) -> None:
             raise StepValidationError(
                 f"must be {wanted}, got {value!r}", step=label, field=f"claude_options.{key}"
             )
-    temperature = options.get("temperature")
+    _check_temperature(options.get("temperature"), label, "claude_options.temperature")
+
+
+def _check_temperature(temperature: Any, label: str, field: str) -> None:
     if temperature is not None and not (is_number(temperature) and 0.0 <= temperature <= 2.0):
         raise StepValidationError(
-            f"must be a number from 0 to 2, got {temperature!r}",
-            step=label,
-            field="claude_options.temperature",
+            f"must be a number from 0 to 2, got {temperature!r}", step=label, field=field
         )
 
 
@@ -188,13 +189,7 @@ def check_token_budget(config: Mapping[str, Any]) -> None:
             step=label,
             field="token_budget.max_output_tokens",
         )
-    temperature = budget.get("temperature")
-    if temperature is not None and not (is_number(temperature) and 0.0 <= temperature <= 2.0):
-        raise StepValidationError(
-            f"must be a number from 0 to 2, got {temperature!r}",
-            step=label,
-            field="token_budget.temperature",
-        )
+    _check_temperature(budget.get("temperature"), label, "token_budget.temperature")
 
 
 def warn_unused_tools(step: Mapping[str, Any]) -> None:

@@ -25,7 +25,7 @@ from types import MappingProxyType
 from typing import Any, ClassVar, Final
 
 from otpy.errors import InvalidValueError, StepValidationError
-from otpy.steps._base import Step, StepContext, StepMetadata, StepResult
+from otpy.steps._base import Step, StepContext, StepMetadata, StepResult, check_choice
 from otpy.steps.llm._common import (
     CLAUDE_FIELDS,
     LLM_FIELDS,
@@ -206,13 +206,7 @@ def _check_extraction(checked: Mapping[str, Any], label: str) -> None:
         return
     if not isinstance(config, Mapping):
         raise StepValidationError("must be a mapping", step=label, field="extraction_config")
-    fmt = config.get("format")
-    if fmt is not None and fmt not in FORMATS:
-        raise StepValidationError(
-            f"must be one of {', '.join(FORMATS)}, got {fmt!r}",
-            step=label,
-            field="extraction_config.format",
-        )
+    check_choice(config.get("format"), FORMATS, step=label, field="extraction_config.format")
     steps = config.get("post_processing")
     if steps is not None and not (
         isinstance(steps, list) and all(s in POST_PROCESSING for s in steps)
@@ -280,12 +274,7 @@ class ClaudeExtractStep(Step):
                 step=label,
                 field="prompt" if prompt is not None else "text",
             )
-        if kind not in EXTRACT_KINDS:
-            raise StepValidationError(
-                f"must be one of {', '.join(EXTRACT_KINDS)}, got {kind!r}",
-                step=label,
-                field="extract",
-            )
+        check_choice(kind, EXTRACT_KINDS, step=label, field="extract")
         check_str(checked, "language")
         if checked.get("language") is not None and kind != "code":
             raise StepValidationError("only applies to extract: code", step=label, field="language")

@@ -17,7 +17,7 @@ from typing import Any, ClassVar, Final, Generic, TypeVar
 
 from otpy.errors import OtpyError, StepValidationError
 from otpy.providers import Completion, Usage
-from otpy.steps._base import Step, StepContext, StepMetadata, StepResult
+from otpy.steps._base import Step, StepContext, StepMetadata, StepResult, check_choice
 from otpy.steps.llm._common import (
     CLAUDE_FIELDS,
     LLM_FIELDS,
@@ -296,11 +296,11 @@ class ParallelClaudeStep(Step):
     @classmethod
     def validate(cls, config: Mapping[str, Any]) -> dict[str, Any]:
         checked = super().validate(config)
-        label = step_label(checked)
         if checked.get("parallel_tasks") is not None:
             check_tasks(checked, "parallel_tasks")
             check_llm_fields(checked)
             return checked
+        label = step_label(checked)
         instances = checked.get("instances")
         check_str(checked, "prompt")
         if isinstance(instances, int) and not isinstance(instances, bool):
@@ -321,25 +321,19 @@ class ParallelClaudeStep(Step):
                 step=label,
                 field="prompt",
             )
-        merge = checked.get("merge", "list")
-        if merge not in MERGES:
-            raise StepValidationError(
-                f"must be one of {', '.join(MERGES)}, got {merge!r}", step=label, field="merge"
-            )
+        check_choice(checked.get("merge", "list"), MERGES, step=label, field="merge")
         check_int(checked, "max_concurrency", minimum=1)
         check_llm_fields(checked)
         return checked
 
     def execute(self, step: Mapping[str, Any], context: StepContext) -> StepResult:
+        capabilities = self.metadata.capabilities
         if step.get("parallel_tasks") is not None:
-            return run_tasks(
-                step, context, "parallel_tasks", "development", fan_out, self.metadata.capabilities
-            )
+            return run_tasks(step, context, "parallel_tasks", "development", fan_out, capabilities)
         instances = step["instances"]
         overrides: list[Mapping[str, Any]] = (
             [{}] * instances if isinstance(instances, int) else list(instances)
         )
-        capabilities = self.metadata.capabilities
 
         def ask(override: Mapping[str, Any]) -> Callable[[], Completion]:
             merged = {**step, **override}

@@ -49,7 +49,7 @@ from otpy.errors import (
     StepValidationError,
 )
 from otpy.providers import Completion, CompletionRequest
-from otpy.steps._base import Step, StepContext, StepMetadata, StepResult
+from otpy.steps._base import Step, StepContext, StepMetadata, StepResult, check_choice
 from otpy.steps.llm._common import (
     CLAUDE_FIELDS,
     LLM_FIELDS,
@@ -169,13 +169,10 @@ class ClaudeRobustStep(Step):
                 raise StepValidationError(
                     "must be an action name", step=label, field="retry_config.fallback_action"
                 )
-            for key, allowed in (("backoff_strategy", STRATEGIES),):
-                if retry.get(key) is not None and retry[key] not in allowed:
-                    raise StepValidationError(
-                        f"must be one of {', '.join(allowed)}, got {retry[key]!r}",
-                        step=label,
-                        field=f"retry_config.{key}",
-                    )
+            check_choice(
+                retry.get("backoff_strategy"), STRATEGIES,
+                step=label, field="retry_config.backoff_strategy",
+            )  # fmt: skip
             conditions = retry.get("retry_conditions", retry.get("retry_on"))
             if conditions is not None and not (
                 isinstance(conditions, list) and all(isinstance(c, str) for c in conditions)

@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from typing import Any, ClassVar, Final
 
 from otpy.errors import StepValidationError
-from otpy.steps._base import Step, StepContext, StepMetadata, StepResult
+from otpy.steps._base import Step, StepContext, StepMetadata, StepResult, check_choice
 from otpy.steps.llm._common import step_label
 
 __all__ = ["SetVariableStep"]
@@ -58,11 +58,7 @@ class SetVariableStep(Step):
                     step=label,
                     field="variables",
                 )
-        scope = checked.get("scope")
-        if scope is not None and scope not in SCOPES:
-            raise StepValidationError(
-                f"must be one of {', '.join(SCOPES)}, got {scope!r}", step=label, field="scope"
-            )
+        check_choice(checked.get("scope"), SCOPES, step=label, field="scope")
         return checked
 
     def execute(self, step: Mapping[str, Any], context: StepContext) -> StepResult:
