@@ -14,6 +14,7 @@ import threading
 from collections.abc import Callable, Mapping
 from typing import Any, cast
 
+from otpy.agent import ToolRegistry
 from otpy.clock import Clock
 from otpy.errors import CallTimeoutError, NoProcessError, OtpyError, PipelineError
 from otpy.pipelines import (
@@ -34,6 +35,7 @@ from otpy.supervision import (
     whereis,
 )
 from otpy.telemetry import TraceContext, current_context, use_context
+from otpy.workspace import Workspace
 
 __all__ = ["PipelineRun", "PipelineRunner", "start_run"]
 
@@ -134,8 +136,12 @@ class PipelineRunner(GenServer):
         providers: ProviderDirectory | None,
         clock: Clock,
         trace: TraceContext,
+        tools: ToolRegistry | None = None,
+        workspace: Workspace | None = None,
     ) -> None:
         super().__init__()
+        self.tools = tools
+        self.workspace = workspace
         self.run = run
         self.inputs = inputs
         self.variables = variables
@@ -156,6 +162,8 @@ class PipelineRunner(GenServer):
                     variables=self.variables,
                     clock=self.clock,
                     progress=run.progress,
+                    tools=self.tools,
+                    workspace=self.workspace,
                 )
         except OtpyError as exc:  # refused before any step ran
             run._finish(None, exc)
@@ -178,10 +186,13 @@ def start_run(
     providers: ProviderDirectory | None,
     clock: Clock,
     on_step: Callable[[StepEvent], None] | None = None,
+    tools: ToolRegistry | None = None,
+    workspace: Workspace | None = None,
     resume: bool = False,
 ) -> PipelineRun:
     """Start a runner for ``plan`` under the DynamicSupervisor named ``supervisor`` and
-    return its handle. The run joins the caller's trace context as its parent; with
+    return its handle. The run joins the caller's trace context as its parent; its agent
+    steps use ``tools`` and its steps' files are in ``workspace`` (see ``run_plan``); with
     ``resume`` it continues from the pipeline's checkpoint."""
     ref = whereis(supervisor)
     if ref is None:
@@ -192,7 +203,9 @@ def start_run(
     given = dict(inputs or {})
     spec = ChildSpec(
         id=f"run:{progress.run_id}",
-        start=lambda: PipelineRunner.start(run, given, variables, providers, clock, trace),
+        start=lambda: PipelineRunner.start(
+            run, given, variables, providers, clock, trace, tools, workspace
+        ),
         restart="temporary",
         shutdown=5.0,
     )

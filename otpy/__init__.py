@@ -253,6 +253,8 @@ _SOURCES: dict[str, str] = {
     "NoProviderAvailable": "otpy.errors",
     "OperationTimeout": "otpy.errors",
     "OtpyError": "otpy.errors",
+    "AgentLimitError": "otpy.errors",
+    "ToolError": "otpy.errors",
     "OutsideWorkspaceError": "otpy.errors",
     "OverloadedError": "otpy.errors",
     "PermitError": "otpy.errors",

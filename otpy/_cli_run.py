@@ -34,7 +34,7 @@ from otpy._cli_common import (
     yaml_value,
 )
 from otpy.errors import CallTimeoutError, OtpyError
-from otpy.pipelines import PipelineResult, Plan, StepEvent, StepOutcome
+from otpy.pipelines import PipelineResult, Plan, StepEvent, StepOutcome, check_tools
 
 __all__ = [
     "Progress",
@@ -250,8 +250,9 @@ def _output(name: str, value: Any) -> str:
 
 
 def validate_command(args: argparse.Namespace) -> int:
-    """``otpy validate``: ``ok <name> (N steps)`` per valid file, the error per invalid
-    one (on stderr); exit 2 if any is invalid."""
+    """``otpy validate``: ``ok <name> (N steps)`` per valid file, then one ``tools`` line
+    per step that may use tools (and the ones the runtime does not enable); the error per
+    invalid one (an unknown tool name is one) on stderr; exit 2 if any is invalid."""
     out, err = Console(), Console(error=True)
     status = EXIT_OK
     with start_runtime(args.config) as rt:
@@ -273,6 +274,11 @@ def validate_command(args: argparse.Namespace) -> int:
                 verb = "has" if len(inert) == 1 else "have"
                 out.line(f"  {len(inert)} field{'s' * (len(inert) != 1)} {verb} no effect in otpy:")
                 out.lines([f"    {note.where}: {note.note}" for note in inert])
+            for used in check_tools(plan, rt.tools):
+                text = f"  tools of {used.step}: {', '.join(used.tools) or 'none'}"
+                if used.disabled:
+                    text += f" ({', '.join(used.disabled)} off: the config's tools.bash is false)"
+                out.line(text)
     return status
 
 

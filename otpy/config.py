@@ -21,6 +21,7 @@ import pydantic
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 
+from otpy.agent import ToolLimits
 from otpy.clock import SYSTEM_CLOCK, Clock
 from otpy.documents import validation_problems
 from otpy.errors import ConfigurationError
@@ -166,6 +167,11 @@ class RuntimeConfig(_Config):
     state: StateConfig = Field(default_factory=StateConfig)
     plugins: bool = True
     call_timeout: float = Field(default=5.0, gt=0)
+    tools: ToolLimits = Field(
+        default_factory=ToolLimits,
+        description="What agent steps' tools may do: the workspace folder, size caps, and "
+        "whether Bash exists (bash: true; off by default).",
+    )
     jobs_store: str | None = Field(
         default=None,
         description="The SQLite file optimization jobs checkpoint to (None: "

@@ -7,6 +7,8 @@
         rt.providers.select(["text"])        # the simulated provider
         rt.compat.migrate_pipeline(old)
         rt.run_pipeline("examples/analysis.yaml", {"text": "..."})   # a PipelineResult
+        rt.tools.register(my_function)       # a Python tool agent steps may call by name
+        rt.agent("Fix the typo in README.md", tools=["Read", "Edit"], workspace="repo")
 
 The tree: a root supervisor (one_for_one) over the StepRegistry, ProviderRegistry,
 CompatibilityManager, HealthMonitor, the JobSupervisor and the runs supervisor (one
@@ -20,8 +22,9 @@ exceeded) is logged and handed to ``on_fatal``; it never kills the host process.
 from __future__ import annotations
 
 import logging
+import os
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any, Literal
@@ -39,6 +42,7 @@ from otpy.actors import (
     StepRegistryHandle,
     start_run,
 )
+from otpy.agent import AgentResult, Tool, ToolRegistry, ask_agent
 from otpy.clock import SYSTEM_CLOCK, Clock
 from otpy.config import ProviderConfig, RuntimeConfig
 from otpy.errors import ConfigurationError, NameTakenError
@@ -51,6 +55,7 @@ from otpy.pipelines import (
     Plan,
     StepEvent,
     check_providers,
+    check_tools,
     compile_pipeline,
 )
 from otpy.providers import Provider, ProviderTable
@@ -61,6 +66,7 @@ from otpy.steps.data import DATA_STEPS
 from otpy.steps.flow import FLOW_STEPS
 from otpy.supervision import ChildSpec, Down, DynamicSupervisor, Supervisor, SupervisorRef
 from otpy.telemetry import Telemetry, get_telemetry
+from otpy.workspace import Workspace
 
 __all__ = ["Runtime", "start"]
 
@@ -74,7 +80,8 @@ class Runtime:
     """A running otpy runtime; make one with :func:`start`.
 
     ``steps``, ``providers`` and ``compat`` are the registry handles, ``jobs`` starts and
-    steers optimization jobs (:class:`JobsHandle`); ``supervisor`` is the
+    steers optimization jobs (:class:`JobsHandle`), ``tools`` holds the tools agent steps
+    and :meth:`agent` may call (:class:`~otpy.agent.ToolRegistry`); ``supervisor`` is the
     root supervisor's ref; ``jobs_supervisor`` the DynamicSupervisor jobs run under.
     ``state`` is ``running``, ``stopped`` (after ``stop``) or ``failed`` (the root gave up;
     ``failure`` says why).
@@ -106,6 +113,7 @@ class Runtime:
             f"{prefix}.providers", provider_snapshot, clock=clock, timeout=timeout
         )
         self.compat = CompatibilityHandle(f"{prefix}.compat", self.steps)
+        self.tools = ToolRegistry(config.tools)
         # claude_session's conversations: in the configured state backend, else the
         # process-wide in-memory store (opened before anything starts: a Redis that cannot
         # be reached fails the start with a StateError).
@@ -211,11 +219,12 @@ class Runtime:
 
     def compile_pipeline(self, source: PipelineSource) -> Plan:
         """Load ``source`` (a path, YAML text, a dict or a Pipeline) and check it against
-        the registered step types and providers, before anything runs: UnknownStepError
-        (closest match), StepValidationError (step, field, position in the file; a
-        provider that is not registered), ConfigurationError."""
+        the registered step types, providers and tools, before anything runs:
+        UnknownStepError (closest match), StepValidationError (step, field, position in the
+        file; a provider or a tool that is not registered), ConfigurationError."""
         plan = compile_pipeline(source, self.steps.table)
         check_providers(plan, self.providers.table)
+        check_tools(plan, self.tools, self.providers.table)
         return plan
 
     def start_pipeline(
@@ -225,12 +234,16 @@ class Runtime:
         *,
         variables: Mapping[str, Any] | None = None,
         on_step: Callable[[StepEvent], None] | None = None,
+        workspace: str | os.PathLike[str] | None = None,
         resume: bool = False,
     ) -> PipelineRun:
         """Check the pipeline, then run it in a supervised worker of its own and return
         the :class:`PipelineRun` handle at once (``wait()`` gives the result). ``on_step``
         hears each step start and finish and each loop item (in the worker's thread);
-        ``resume`` continues from the pipeline's checkpoint (``checkpoint_enabled``)."""
+        ``resume`` continues from the pipeline's checkpoint (``checkpoint_enabled``). The
+        steps' files (agent tools, file_ops, file prompt parts) are in ``workspace``
+        (default: the document's ``workspace_dir``, else the config's ``tools.workspace``,
+        ``./workspace``; relative to the current directory when the run starts)."""
         plan = source if isinstance(source, Plan) else self.compile_pipeline(source)
         return start_run(
             self.runs_supervisor,
@@ -241,6 +254,8 @@ class Runtime:
             clock=self.clock,
             on_step=on_step,
             resume=resume,
+            tools=self.tools,
+            workspace=Workspace(workspace) if workspace is not None else None,
         )
 
     def run_pipeline(
@@ -251,6 +266,7 @@ class Runtime:
         variables: Mapping[str, Any] | None = None,
         on_step: Callable[[StepEvent], None] | None = None,
         timeout: float | None = None,
+        workspace: str | os.PathLike[str] | None = None,
         resume: bool = False,
     ) -> PipelineResult:
         """Run a pipeline (see :meth:`start_pipeline`) and wait for its result: every
@@ -258,9 +274,37 @@ class Runtime:
         result with ``status="failed"`` (``result.raise_for_status()`` raises it); bad
         input raises before any step runs."""
         run = self.start_pipeline(
-            source, inputs, variables=variables, on_step=on_step, resume=resume
-        )
+            source, inputs, variables=variables, on_step=on_step, workspace=workspace,
+            resume=resume,
+        )  # fmt: skip
         return run.wait(timeout)
+
+    def agent(
+        self,
+        prompt: str,
+        *,
+        tools: Sequence[str | Tool | Callable[..., Any]] = (),
+        workspace: str | os.PathLike[str] | None = None,
+        **options: Any,
+    ) -> AgentResult:
+        """Run an agent on this runtime's providers, in the calling thread: ``prompt`` with
+        ``tools`` (names in :attr:`tools`, :class:`~otpy.agent.Tool` objects, or typed
+        functions), its file tools confined to ``workspace`` (default as for pipelines).
+        ``options``: see :func:`otpy.agent.ask_agent` (system, provider, model,
+        max_turns, token_budget, ...). Every turn goes through the provider's guard.
+        Raises AgentLimitError, ConfigurationError (an unknown tool), ProviderError."""
+        return ask_agent(
+            self.providers,
+            prompt,
+            self.tools.select(tools),
+            limits=self.tools.limits,
+            workspace=self._workspace(workspace).root,
+            clock=self.clock,
+            **options,
+        )
+
+    def _workspace(self, workspace: str | os.PathLike[str] | None) -> Workspace:
+        return Workspace(workspace if workspace is not None else self.config.tools.workspace)
 
     def _register_provider(self, name: str, config: ProviderConfig) -> None:
         """Register the provider ``name`` and one more per configured model."""

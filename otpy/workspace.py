@@ -1,22 +1,27 @@
-"""Paths a pipeline names, confined to a directory: its workspace or its output directory.
+"""Paths confined to a directory: the workspace an agent's tools (or a pipeline) work in.
+
+A path given by a user or a model is relative to the root unless absolute; it is refused
+with :class:`~otpy.errors.OutsideWorkspaceError` when it leads out of the root — an
+absolute path outside it, ``..`` climbing out of it, or a symbolic link (anywhere along
+the path) pointing out of it. An accepted path is returned resolved (every link followed
+inside the root), so the caller works on the real file and never follows a link out::
+
+    ws = Workspace("/srv/run-42")
+    ws.path("src/app.py")           # /srv/run-42/src/app.py
+    ws.path("/srv/run-42/a.txt")    # absolute inside the root: accepted
+    ws.path("../../etc/passwd")     # OutsideWorkspaceError: '..' leads out of it
+    ws.relative(ws.path("src"))     # "src"
 
 A pipeline's files (``file`` prompt parts, ``file_ops``, ``codebase_query``) live under its
 workspace (pipeline_ex's ``workspace_dir``, default ``./workspace``) and the files it writes
 (``output_to_file``) under its output directory (default ``./outputs``), both relative to
-where the pipeline runs. :func:`confine` turns a path a user wrote into an absolute path
-inside such a root, or refuses it::
+where the pipeline runs (:func:`resolve_dir`). :meth:`Workspace.read_text` caps the size
+it reads and opens the checked path without following a last-moment link
+(``O_NOFOLLOW``); :meth:`Workspace.write_text` replaces a file atomically.
 
-    ws = Workspace("./workspace")
-    ws.path("notes/todo.md")          # /abs/workspace/notes/todo.md
-    ws.path("../secrets")             # OutsideWorkspaceError: '..' leads out of it
-    ws.path("/etc/passwd")            # OutsideWorkspaceError: an absolute path outside it
-    ws.read_text("link_to_etc")       # OutsideWorkspaceError: a symlink leads out to /etc
-    ws.read_text("big.log")           # ConfigurationError beyond the size cap
-
-Every check resolves symlinks of the parts that exist, so a link inside the root that
-points out of it is refused like ``..``; a file is then opened by its resolved path
-without following a last-moment symlink (``O_NOFOLLOW``). Plain functions and a small
-immutable class: thread-safe, no state.
+The check is made when the path is resolved: it guards against the paths a model asks for,
+not against another process swapping directories for links at the same moment. Plain
+functions and a small immutable class: thread-safe.
 """
 
 from __future__ import annotations
@@ -48,86 +53,84 @@ MAX_READ_BYTES: Final = 1_000_000
 """How much of a file :meth:`Workspace.read_text` reads at most (1 MB)."""
 
 
-def _inside(path: Path, root: Path) -> bool:
-    return path == root or path.is_relative_to(root)
-
-
 def resolve_dir(directory: str | os.PathLike[str], base: str | os.PathLike[str] | None) -> Path:
     """``directory`` as an absolute, resolved path: relative to ``base`` (default: the
     current directory) unless absolute. Nothing is created."""
-    path = Path(directory)
-    if not path.is_absolute():
-        path = Path(base if base is not None else os.getcwd()) / path
-    return path.resolve()
+    given = os.fspath(directory)
+    if not os.path.isabs(given):
+        given = os.path.join(os.fspath(base) if base is not None else os.getcwd(), given)
+    return Path(os.path.realpath(given))
 
 
 def confine(
     root: str | os.PathLike[str], path: str | os.PathLike[str], *, what: str = "path"
 ) -> Path:
-    """The absolute, resolved path of ``path`` (relative to ``root`` unless absolute) if
-    it lies inside ``root``; OutsideWorkspaceError naming ``what``, the path, the root and
-    why (an absolute path outside it, ``..`` leading out, a symlink leading out) otherwise;
-    ConfigurationError for an empty path or one holding a NUL byte."""
-    text = os.fspath(path)
-    if not isinstance(text, str) or not text.strip():
-        raise ConfigurationError(f"{what}: the path is empty")
-    if "\x00" in text:
-        raise ConfigurationError(f"{what} {text!r}: a path cannot hold a NUL byte")
-    base = Path(root).resolve()
-    given = Path(text)
-    candidate = given if given.is_absolute() else base / given
-    resolved = candidate.resolve()
-    if _inside(resolved, base):
-        return resolved
-    if given.is_absolute() and not _inside(Path(os.path.normpath(given)), base):
-        why = "an absolute path outside it"
-    elif not _inside(Path(os.path.normpath(candidate)), base):
-        why = "'..' leads out of it"
-    else:
-        why = f"a symlink leads out of it to {resolved}"
-    raise OutsideWorkspaceError(
-        f"{what} {text!r} is outside {base} ({why}); paths are confined to that directory",
-        path=text,
-        root=str(base),
-        what=what,
-    )
+    """``path`` resolved inside ``root`` (see :meth:`Workspace.path`)."""
+    return Workspace(root).path(path, what=what)
 
 
 class Workspace:
-    """A directory that confines the paths a pipeline names (see :func:`confine`).
+    """A root directory (resolved once, relative to ``base`` — default: the current
+    directory — unless absolute; nothing is created until :meth:`ensure`) and the paths
+    inside it. Immutable and thread-safe; :meth:`path` touches the file system only to
+    resolve symbolic links."""
 
-    ``root`` is resolved once (relative to ``base``, default: the current directory);
-    nothing is created until :meth:`ensure` or a write. Thread-safe (immutable).
-    """
-
-    __slots__ = ("root",)
+    __slots__ = ("_root", "root")
 
     def __init__(
         self, root: str | os.PathLike[str], *, base: str | os.PathLike[str] | None = None
     ) -> None:
         self.root = resolve_dir(root, base)
+        self._root = str(self.root)
 
-    def __repr__(self) -> str:
-        return f"Workspace({str(self.root)!r})"
+    def path(self, path: str | os.PathLike[str], *, what: str = "path") -> Path:
+        """The real path of ``path`` inside the root. Raises OutsideWorkspaceError (naming
+        ``what``, the path, the root and why) when it leads out, ConfigurationError for an
+        empty path or one holding a NUL byte."""
+        text = os.fspath(path)
+        if not isinstance(text, str) or not text.strip():
+            raise ConfigurationError(f"{what}: the path is empty")
+        if "\x00" in text:
+            raise ConfigurationError(f"{what} {text!r}: a path cannot hold a NUL byte")
+        candidate = text if os.path.isabs(text) else os.path.join(self._root, text)
+        real = os.path.realpath(candidate)
+        if self._inside(real):
+            return Path(real)
+        if os.path.isabs(text) and not self._inside(os.path.normpath(text)):
+            why = "an absolute path outside it"
+        elif not self._inside(os.path.normpath(candidate)):
+            why = "'..' leads out of it"
+        else:
+            why = f"a symlink leads out of it to {real}"
+        raise OutsideWorkspaceError(
+            f"{what} {text!r} is outside {self._root} ({why}); paths are confined to that "
+            "directory",
+            path=text,
+            root=self._root,
+            what=what,
+        )
 
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, Workspace) and other.root == self.root
+    def relative(self, path: str | os.PathLike[str]) -> str:
+        """``path`` (inside the root) as a POSIX path relative to it (``"."`` for the root)."""
+        text = os.fspath(path)
+        if text == self._root:
+            return "."
+        prefix = self._root.rstrip(os.sep) + os.sep
+        inside = text[len(prefix) :] if text.startswith(prefix) else text
+        return inside.replace(os.sep, "/")
 
-    def __hash__(self) -> int:
-        return hash(self.root)
+    def contains(self, path: str | os.PathLike[str]) -> bool:
+        """Whether ``path`` resolves inside the root."""
+        try:
+            self.path(path)
+        except ConfigurationError:
+            return False
+        return True
 
     def ensure(self) -> Path:
         """Create the root (and its parents) if missing; returns it."""
         self.root.mkdir(parents=True, exist_ok=True)
         return self.root
-
-    def path(self, path: str | os.PathLike[str], *, what: str = "path") -> Path:
-        """``path`` confined to the root (see :func:`confine`)."""
-        return confine(self.root, path, what=what)
-
-    def relative(self, path: Path) -> str:
-        """``path`` (inside the root) as a POSIX path relative to it."""
-        return path.relative_to(self.root).as_posix() if path != self.root else "."
 
     def read_text(
         self,
@@ -181,3 +184,15 @@ class Workspace:
                 f"cannot write {what} {os.fspath(path)!r}: {exc.strerror or exc}"
             ) from None
         return target
+
+    def _inside(self, real: str) -> bool:
+        return real == self._root or real.startswith(self._root.rstrip(os.sep) + os.sep)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Workspace) and other.root == self.root
+
+    def __hash__(self) -> int:
+        return hash(self.root)
+
+    def __repr__(self) -> str:
+        return f"Workspace({self._root!r})"

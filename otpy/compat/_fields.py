@@ -29,7 +29,7 @@ WORKFLOW_HONOURED: Final = frozenset({
 })  # fmt: skip
 """Workflow fields with a meaning in otpy (schema fields of ``Pipeline``)."""
 
-_AGENT: Final = "a Claude Agent SDK feature; otpy's claude steps make plain model calls"
+_AGENT: Final = "a Claude Agent SDK feature otpy's agent loop does not have"
 _OPS: Final = "configure it in the runtime (otpy.toml / OTPY_* settings), not per pipeline"
 _TELEMETRY: Final = "otpy's telemetry and logs cover every run; configure them in the runtime"
 WORKFLOW: Final = {
@@ -93,14 +93,9 @@ DEFAULTS: Final = {
 }
 """``defaults`` entries otpy does not honour."""
 
-_ONE_CALL: Final = "otpy's claude steps make one model call; it applies once tool use lands"
-_TOOLS: Final = "claude steps run no tools yet: the model is asked without them and answers as text"
 CLAUDE_OPTIONS: Final = {
-    "max_turns": _ONE_CALL,
-    "allowed_tools": _TOOLS,
-    "disallowed_tools": _TOOLS,
-    "permission_mode": _TOOLS,
-    "cwd": "steps get the pipeline's workspace; a per-step directory applies with tool use",
+    "permission_mode": "tools run without asking, confined to the workspace; Bash only "
+    "when the runtime config enables it",
     "output_format": "answers are text; claude_extract and gemini_instructor give structure",
     "verbose": _TELEMETRY,
     "debug_mode": _TELEMETRY,
@@ -120,8 +115,9 @@ CLAUDE_OPTIONS: Final = {
     "pass_through_streaming": "answers arrive whole; nothing streams",
     "print": "answers arrive whole; nothing streams",
 }
-"""``claude_options`` keys that change nothing yet (``system_prompt``,
-``append_system_prompt``, ``model``, ``temperature``, ``max_tokens`` are honoured)."""
+"""``claude_options`` keys that change nothing (``system_prompt``, ``append_system_prompt``,
+``model``, ``temperature``, ``max_tokens`` and the agent settings ``allowed_tools``,
+``disallowed_tools``, ``max_turns``, ``max_total_tokens``, ``cwd`` are honoured)."""
 
 STEP_FIELDS: Final = {
     "role": "informational (brain/muscle): every step type calls its provider the same way",
@@ -155,12 +151,12 @@ TYPE_FIELDS: Final = {
         "batch_config.timeout_per_task": "the provider guard applies its timeouts",
     },
     "gemini": {
-        "functions": "gemini steps call no functions yet: the model answers as text",
         "token_budget.top_p": "otpy requests carry no top_p",
         "token_budget.top_k": "otpy requests carry no top_k",
     },
     "gemini_instructor": {
-        "functions": "gemini steps call no functions yet: the model answers as text",
+        "functions": "gemini_instructor answers with its schema; declare the function's "
+        "parameters as the schema",
         "validation_mode": "answers are always validated strictly against the schema",
     },
     "for_loop": {

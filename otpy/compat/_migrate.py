@@ -29,6 +29,7 @@ from typing import Any
 from otpy.compat._fields import DEFAULTS, DEFAULTS_MOVED, ENVIRONMENT, WORKFLOW, WORKFLOW_HONOURED
 from otpy.compat._report import MigrationResult, Recorder
 from otpy.compat._rules import migrate_step
+from otpy.workspace import DEFAULT_WORKSPACE_DIR
 
 __all__ = ["migrate_pipeline"]
 
@@ -122,6 +123,10 @@ def migrate_pipeline(config: Mapping[str, Any]) -> MigrationResult:
     if pipeline_ex:
         migrated = _unwrap(migrated, record)
         _document(migrated, record)
+    workspace = None
+    if pipeline_ex:
+        written = migrated.get("workspace_dir")
+        workspace = written if isinstance(written, str) and written else DEFAULT_WORKSPACE_DIR
     steps = migrated.get("steps")
     if not isinstance(steps, list):
         raise record.invalid(None, "steps", f"must be a list of step mappings, got {steps!r}")
@@ -130,5 +135,5 @@ def migrate_pipeline(config: Mapping[str, Any]) -> MigrationResult:
             raise record.invalid(f"steps[{index}]", None, f"a step must be a mapping, got {step!r}")
         name = step.get("name")
         label = name if isinstance(name, str) and name else f"steps[{index}]"
-        migrate_step(step, label, record, pipeline_ex=pipeline_ex)
+        migrate_step(step, label, record, pipeline_ex=pipeline_ex, workspace=workspace)
     return MigrationResult(migrated, record.changes, record.notes, pipeline_ex=pipeline_ex)

@@ -16,6 +16,7 @@ otpy's step types take pipeline_ex's fields as they are (``prompt`` parts,
 from __future__ import annotations
 
 import difflib
+import posixpath
 from collections.abc import Mapping
 from typing import Any
 
@@ -41,9 +42,11 @@ class StepMigration:
     """The migration of one step dict (a private copy, changed in place)."""
 
     def __init__(
-        self, step: dict[str, Any], label: str, record: Recorder, *, prefix: str, pipeline_ex: bool
-    ) -> None:
+        self, step: dict[str, Any], label: str, record: Recorder, *, prefix: str,
+        pipeline_ex: bool, workspace: str | None = None,
+    ) -> None:  # fmt: skip
         self.step = step
+        self.workspace = workspace
         self.label = label
         self.record = record
         self.prefix = prefix
@@ -99,8 +102,10 @@ class StepMigration:
         if self.kind in LOOP_TYPES and isinstance(self.step.get("steps"), list):
             for index, body in enumerate(self.step["steps"]):
                 if isinstance(body, dict):
-                    migrate_step(body, self.label, self.record, prefix=self.at(f"steps[{index}]."),
-                                 pipeline_ex=self.pipeline_ex)  # fmt: skip
+                    migrate_step(
+                        body, self.label, self.record, prefix=self.at(f"steps[{index}]."),
+                        pipeline_ex=self.pipeline_ex, workspace=self.workspace,
+                    )  # fmt: skip
         self.unknown()
 
     def aliases(self) -> None:
@@ -146,6 +151,8 @@ class StepMigration:
     def claude_options(self, options: Any, field: str) -> None:
         if not isinstance(options, Mapping):
             return
+        if self.workspace is not None and isinstance(options.get("cwd"), str):
+            self.cwd(options, field)
         for key, why in CLAUDE_OPTIONS.items():
             if key in options:
                 self.record.note(
@@ -155,6 +162,28 @@ class StepMigration:
                     f"kept, no effect yet: {why}",
                     "warning",
                 )
+
+    def cwd(self, options: Any, field: str) -> None:
+        """pipeline_ex's ``cwd`` is relative to where the pipeline runs, otpy's to the run's
+        workspace: a cwd under the document's workspace_dir loses that prefix."""
+        cwd = options["cwd"]
+        if posixpath.isabs(cwd):
+            return  # an absolute path: accepted if inside the workspace
+        parts = [p for p in posixpath.normpath(cwd).split("/") if p not in ("", ".")]
+        root = [p for p in posixpath.normpath(str(self.workspace)).split("/") if p not in ("", ".")]
+        where = self.at(f"{field}.cwd")
+        if posixpath.isabs(str(self.workspace)) or parts[: len(root)] != root:
+            self.record.note(self.label, where, cwd, "kept: otpy resolves it inside the run's "
+                             "workspace (a cwd outside it is refused when the step runs)",
+                             "warning")  # fmt: skip
+        elif len(parts) == len(root):
+            del options["cwd"]
+            self.record.change(self.label, where, cwd, None, "removed: the run's workspace is "
+                               "where the agent works already")  # fmt: skip
+        else:
+            options["cwd"] = "/".join(parts[len(root) :])
+            self.record.change(self.label, where, cwd, options["cwd"], "made relative to the "
+                               "run's workspace")  # fmt: skip
 
     def prompt(self, parts: Any, field: str) -> None:
         if not isinstance(parts, list):
@@ -193,6 +222,11 @@ def migrate_step(
     *,
     prefix: str = "",
     pipeline_ex: bool = False,
+    workspace: str | None = None,
 ) -> None:
-    """Make one step dict ready for otpy in place, recording every change and note."""
-    StepMigration(step, label, record, prefix=prefix, pipeline_ex=pipeline_ex).run()
+    """Make one step dict ready for otpy in place, recording every change and note;
+    ``workspace`` is a pipeline_ex document's workspace_dir (claude_options.cwd is made
+    relative to it)."""
+    StepMigration(
+        step, label, record, prefix=prefix, pipeline_ex=pipeline_ex, workspace=workspace
+    ).run()

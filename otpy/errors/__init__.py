@@ -42,6 +42,9 @@ supervisor applies its restart strategy.
     │   └── NoProviderAvailable             no healthy provider has the capabilities
     ├── PipelineError                       a pipeline run failed (.result, .step)
     ├── JobError                            an optimization job cannot do what was asked
+    ├── ToolError                           a tool call failed; the model is told (.tool)
+    ├── AgentLimitError                     an agent loop hit max_turns or its token
+    │                                       budget (.limit, .result so far)
     ├── StateError                          a state store failed or was misused
     │   ├── VariableNotFound (LookupError)  no variable with that name or id
     │   ├── VariableExistsError             register_variable: the name is taken
@@ -65,6 +68,7 @@ values in attributes for code that handles it.
 
 from __future__ import annotations
 
+from otpy.errors._agent import AgentLimitError, ToolError
 from otpy.errors._base import ConfigurationError, OtpyError
 from otpy.errors._provider import (
     AuthenticationError,
@@ -121,6 +125,7 @@ from otpy.errors._supervision import (
 from otpy.errors._work import ExpressionError, JobError, OutsideWorkspaceError, PipelineError
 
 __all__ = [
+    "AgentLimitError",
     "AllOptionsFailed",
     "AlreadyPresentError",
     "AlreadyStartedError",
@@ -165,6 +170,7 @@ __all__ = [
     "StateError",
     "StepValidationError",
     "SupervisionError",
+    "ToolError",
     "UnknownProviderError",
     "UnknownStepError",
     "VariableExistsError",

@@ -25,9 +25,10 @@ class JobError(OtpyError):
 
 
 class OutsideWorkspaceError(ConfigurationError):
-    """A path a pipeline gave (a file prompt part, a file operation, an output file)
-    leads outside the directory it is confined to: ``path`` as given, ``root`` the
-    directory, ``what`` names the use (``"file prompt part"``, ``"output_to_file"``)."""
+    """A path leads outside the directory it is confined to (an agent's workspace, a
+    pipeline's files): an absolute path outside it, ``..`` climbing out, or a symbolic
+    link leading out. ``path`` is the path as given, ``root`` the directory, ``what``
+    names the use (``"path"``, ``"claude_options.cwd"``, ...)."""
 
     def __init__(self, message: str, *, path: str, root: str, what: str) -> None:
         super().__init__(message)

@@ -32,6 +32,7 @@ from otpy.pipelines._templates import (
     render_value,
     step_record,
 )
+from otpy.pipelines._tools import StepTools, check_tools
 from otpy.steps.flow import PipelineStepType
 
 __all__ = [
@@ -61,8 +62,10 @@ __all__ = [
     "StepGateway",
     "StepOutcome",
     "StepStatus",
+    "StepTools",
     "check_providers",
     "check_references",
+    "check_tools",
     "compile_pipeline",
     "load_pipeline",
     "parse",

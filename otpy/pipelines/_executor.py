@@ -21,6 +21,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from otpy.agent import ToolRegistry
 from otpy.clock import SYSTEM_CLOCK, Clock
 from otpy.errors import ConfigurationError, OtpyError, PipelineError
 from otpy.pipelines._checkpoint import Checkpoint
@@ -47,17 +48,27 @@ _session_variables: dict[str, dict[str, Any]] = {}
 """Each pipeline's ``scope: session`` variables, kept for the life of the process."""
 
 
-def _env(plan: Plan, workdir: Path | None) -> RunEnv:
+def _env(
+    plan: Plan, workdir: Path | None, tools: ToolRegistry | None, workspace: Workspace | None
+) -> RunEnv:
+    """The top run's places: ``workspace`` if given, else the document's ``workspace_dir``,
+    else the runtime's ``tools.workspace``, else ``./workspace`` (relative ones under
+    ``workdir``, default the current directory)."""
     pipeline = plan.pipeline
     base = resolve_dir(workdir if workdir is not None else ".", None)
-    workspace, output, _ = pipeline.directories()
+    written, output, _ = pipeline.directories()
+    if workspace is None:
+        if not pipeline.workspace_dir and tools is not None:
+            written = tools.limits.workspace
+        workspace = Workspace(written, base=base)
     return RunEnv(
         workdir=base,
-        workspace=Workspace(workspace, base=base),
+        workspace=workspace,
         output_dir=Workspace(output, base=base),
         global_vars=dict(pipeline.global_vars),
         chain=(pipeline.name,),
         session=_session_variables.setdefault(pipeline.name, {}),
+        tools=tools,
     )
 
 
@@ -72,6 +83,8 @@ def run_plan(
     progress: RunProgress | None = None,
     depth: int = 0,
     workdir: str | Path | None = None,
+    tools: ToolRegistry | None = None,
+    workspace: Workspace | None = None,
     env: RunEnv | None = None,
 ) -> PipelineResult:
     """Run ``plan`` in this thread and return its :class:`PipelineResult` (also when a
@@ -79,7 +92,10 @@ def run_plan(
 
     ``variables`` are the run's starting ``vars`` (over the pipeline's own ``variables``;
     an optimization job's configuration). ``workdir``: where relative workspace, output
-    and checkpoint directories start (default: the current directory). Raises before any
+    and checkpoint directories start (default: the current directory). ``tools``: the
+    tools agent steps may use (None: the built-in ones, Bash off); ``workspace``: where
+    the steps' files are (None: the document's ``workspace_dir``, else the tools'
+    ``workspace``, else ``./workspace``). Raises before any
     step runs: ConfigurationError for inputs that do not fit the declared ones, or a
     resume that cannot (no ``checkpoint_enabled``, a checkpoint of another version or
     other inputs), StepValidationError for a step config that the inputs make invalid.
@@ -91,7 +107,8 @@ def run_plan(
     resolved = pipeline.resolve_inputs(inputs or {})
     start_vars = {**pipeline.variables, **(variables or {})}
     plan.check({"inputs": resolved, "vars": start_vars})
-    env = env if env is not None else _env(plan, Path(workdir) if workdir is not None else None)
+    if env is None:
+        env = _env(plan, Path(workdir) if workdir is not None else None, tools, workspace)
     run = Run(plan, resolved, providers, start_vars, clock, telemetry, progress, depth, env)
     run.subrun = lambda source, given, outputs=None, config=None: _subrun(
         run, source, given, outputs, config
@@ -325,6 +342,7 @@ def _subrun(
         outputs=list(outputs) if outputs else None,
         session=_session_variables.setdefault(child.name, {}),
         warned=run.env.warned,
+        tools=run.env.tools,
     )
     progress = RunProgress(run_id=run.progress.run_id, cancel=run.progress.cancel)
     result = run_plan(

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from otpy.agent import ToolRegistry
 from otpy.clock import Clock
 from otpy.errors import InvalidValueError, OtpyError, StepValidationError
 from otpy.expr import MISSING, compile_condition, json_in
@@ -61,6 +62,8 @@ class RunEnv:
     session: dict[str, Any] = field(default_factory=dict)
     warned: set[str] = field(default_factory=set)
     """The documents whose ignored fields this run tree has warned about (once each)."""
+    tools: ToolRegistry | None = None
+    """The tools agent steps may use (None: the built-in ones under default limits)."""
 
 
 class _Spent:
@@ -199,6 +202,7 @@ class Run:
             session_variables=self.env.session,
             local_variables=frame.locals,
             workspace=self.env.workspace,
+            tools=self.env.tools,
             output_dir=self.env.output_dir,
             host=LoopHost(self, planned, frame),
             pipeline=self.plan.name,

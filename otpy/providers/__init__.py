@@ -1,7 +1,9 @@
 """Providers: the LLMs steps call, behind one behaviour (``complete(request)``).
 
 ``simulated`` (offline, deterministic) is the embedded default; ``anthropic`` and
-``gemini`` wrap the official SDKs.
+``gemini`` wrap the official SDKs. Requests may offer tools (:class:`ToolSpec`) and
+conversations carry tool calls and results (:class:`ToolCall`, :class:`ToolResult`) for
+providers with the ``tools`` capability.
 """
 
 from otpy.providers._anthropic import AnthropicProvider
@@ -22,6 +24,7 @@ from otpy.providers._limits import ProviderLimits
 from otpy.providers._select import STRATEGIES
 from otpy.providers._simulated import SimulatedProvider, SimulatedStats
 from otpy.providers._table import ProviderEntry, ProviderTable, as_capabilities, make_entry
+from otpy.providers._tooling import TOOL_NAME_PATTERN, ToolCall, ToolResult, ToolSpec
 from otpy.providers._types import PROVIDER_TYPES, ProviderType, register_provider_type
 from otpy.providers._view import ProviderView
 
@@ -30,6 +33,7 @@ __all__ = [
     "AnthropicProvider",
     "PROVIDER_TYPES",
     "STRATEGIES",
+    "TOOL_NAME_PATTERN",
     "Completion",
     "CompletionRequest",
     "GeminiProvider",
@@ -48,6 +52,9 @@ __all__ = [
     "SimulatedProvider",
     "SimulatedStats",
     "StatsSnapshot",
+    "ToolCall",
+    "ToolResult",
+    "ToolSpec",
     "Usage",
     "as_capabilities",
     "estimate_tokens",

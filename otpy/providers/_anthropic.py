@@ -61,7 +61,9 @@ class AnthropicProvider(Provider):
 
     ``complete`` sends the conversation, ``system`` and ``stop`` (as ``stop_sequences``);
     ``temperature`` is not sent (the API version of this SDK refuses sampling parameters).
-    A ``response_schema`` forces a call of a ``respond`` tool whose input is the answer.
+    A ``response_schema`` forces a call of a ``respond`` tool whose input is the answer;
+    ``tools`` go as the API's tools, the answer's ``tool_use`` blocks come back as
+    ``Completion.tool_calls``.
     The ``anthropic-ratelimit-*`` headers come back as ``Completion.rate_limits``.
     """
 
@@ -155,6 +157,7 @@ class AnthropicProvider(Provider):
         headers = raw.headers
         return Completion(
             text=answer.text,
+            tool_calls=answer.tool_calls,
             structured=answer.structured,
             usage=answer.usage,
             latency=time.monotonic() - started,

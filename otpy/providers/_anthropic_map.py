@@ -27,7 +27,9 @@ from otpy.errors import (
     ServerError,
     SpendLimitError,
 )
+from otpy.providers._anthropic_tools import message_param, tool_calls_of, tool_params
 from otpy.providers._base import CompletionRequest, RateLimitReading, Usage
+from otpy.providers._tooling import ToolCall
 from otpy.resilience import parse_retry_after
 
 if TYPE_CHECKING:
@@ -76,11 +78,13 @@ def message_params(request: CompletionRequest, *, model: str, max_tokens: int) -
     2026-10-21) refuses every sampling parameter with a 400, and the SDK dropped them from
     ``create``. A ``response_schema`` becomes a forced call of the :data:`RESPOND_TOOL`
     tool whose ``input_schema`` is the schema (wrapped in an object if it is not one).
+    The request's ``tools``, and the messages' tool calls and results, are mapped by
+    :mod:`otpy.providers._anthropic_tools`.
     """
     params: dict[str, Any] = {
         "model": model,
         "max_tokens": max_tokens,
-        "messages": [{"role": m.role, "content": m.content} for m in request.conversation()],
+        "messages": [message_param(m) for m in request.conversation()],
     }
     if request.system is not None:
         params["system"] = request.system
@@ -96,6 +100,7 @@ def message_params(request: CompletionRequest, *, model: str, max_tokens: int) -
             }
         ]
         params["tool_choice"] = {"type": "tool", "name": RESPOND_TOOL}
+    params.update(tool_params(request))
     return params
 
 
@@ -120,6 +125,7 @@ class _Block(BaseModel):
 
     type: str
     text: str | None = None
+    id: str | None = None
     name: str | None = None
     input: Any = None
 
@@ -154,6 +160,7 @@ class Answer(BaseModel):
 
     text: str
     structured: Any = None
+    tool_calls: tuple[ToolCall, ...] = ()
     usage: Usage
     model: str | None
     stop_reason: str | None
@@ -164,8 +171,9 @@ def parse_answer(data: object, request: CompletionRequest) -> Answer:
 
     ``structured`` is the :data:`RESPOND_TOOL` call's input (unwrapped again for a schema
     that is not an object) and ``text`` its JSON; without a schema, or if the model did not
-    call the tool, ``text`` joins the text blocks. Cache reads and writes count as input
-    tokens. Raises MalformedAnswer (saying which field is wrong) for a body that is not one.
+    call the tool, ``text`` joins the text blocks. For a request with ``tools`` the
+    ``tool_use`` blocks are ``tool_calls``. Cache reads and writes count as input tokens.
+    Raises MalformedAnswer (saying which field is wrong) for a body that is not one.
     """
     try:
         message = _Message.model_validate(data)
@@ -195,6 +203,7 @@ def parse_answer(data: object, request: CompletionRequest) -> Answer:
     return Answer(
         text=text,
         structured=structured,
+        tool_calls=tool_calls_of(message.content) if request.tools else (),
         usage=usage,
         model=message.model,
         stop_reason=message.stop_reason,

@@ -14,6 +14,8 @@ from typing import Any, ClassVar, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from otpy.providers._tooling import ToolCall, ToolResult, ToolSpec
+
 __all__ = [
     "CAPABILITIES",
     "Completion",
@@ -26,8 +28,12 @@ __all__ = [
     "estimate_tokens",
 ]
 
-CAPABILITIES = frozenset({"text", "chat", "system_prompt", "structured_output", "stop_sequences"})
-"""The capabilities otpy's own steps ask for; a provider may declare others (any string)."""
+CAPABILITIES = frozenset(
+    {"text", "chat", "system_prompt", "structured_output", "stop_sequences", "tools"}
+)
+"""The capabilities otpy's own steps ask for; a provider may declare others (any string).
+``tools``: the provider maps ``CompletionRequest.tools`` and the messages' tool calls and
+results to its API, and answers with ``Completion.tool_calls``."""
 
 
 class _Frozen(BaseModel):
@@ -35,10 +41,31 @@ class _Frozen(BaseModel):
 
 
 class Message(_Frozen):
-    """One turn of a conversation."""
+    """One turn of a conversation: its ``content`` (text, may be empty), the
+    ``tool_calls`` an assistant turn made, or the ``tool_results`` a user turn sends back
+    (see :mod:`otpy.providers._tooling`)."""
 
     role: Literal["user", "assistant"]
-    content: str
+    content: str = ""
+    tool_calls: tuple[ToolCall, ...] = ()
+    tool_results: tuple[ToolResult, ...] = ()
+
+    @model_validator(mode="after")
+    def _tools_on_the_right_side(self) -> Message:
+        if self.tool_calls and self.role != "assistant":
+            raise ValueError("only an assistant message carries tool_calls")
+        if self.tool_results and self.role != "user":
+            raise ValueError("only a user message carries tool_results")
+        return self
+
+    def size(self) -> int:
+        """Characters of everything it carries (for token estimates)."""
+        size = len(self.content)
+        for call in self.tool_calls:
+            size += len(call.name) + len(str(call.arguments))
+        for result in self.tool_results:
+            size += len(result.content) + len(result.name)
+        return size
 
 
 class Usage(_Frozen):
@@ -61,7 +88,11 @@ class Usage(_Frozen):
 class CompletionRequest(_Frozen):
     """What to ask: a ``prompt`` (sent as the last user turn) and/or ``messages``, an
     optional ``system`` prompt, sampling settings, and ``response_schema`` (a JSON Schema)
-    for structured output. ``model`` ``None`` means the provider's default model."""
+    for structured output. ``model`` ``None`` means the provider's default model.
+
+    ``tools`` are the tools the model may call (a provider needs the ``tools``
+    capability); ``tool_choice`` says whether it may (``auto``), must (``any``) or may
+    not (``none``) call one. A request has tools or a ``response_schema``, not both."""
 
     prompt: str | None = None
     messages: tuple[Message, ...] = ()
@@ -71,12 +102,19 @@ class CompletionRequest(_Frozen):
     max_tokens: int = Field(default=1024, gt=0)
     stop: tuple[str, ...] = ()
     response_schema: dict[str, Any] | None = None
+    tools: tuple[ToolSpec, ...] = ()
+    tool_choice: Literal["auto", "any", "none"] = "auto"
     metadata: dict[str, Any] = Field(default_factory=dict)
 
     @model_validator(mode="after")
     def _has_content(self) -> CompletionRequest:
         if self.prompt is None and not self.messages:
             raise ValueError("a completion request needs a prompt or messages")
+        if self.tools and self.response_schema is not None:
+            raise ValueError("a completion request has tools or a response_schema, not both")
+        names = [tool.name for tool in self.tools]
+        if len(set(names)) != len(names):
+            raise ValueError(f"two tools of the same name in {names}")
         return self
 
     def conversation(self) -> tuple[Message, ...]:
@@ -102,9 +140,12 @@ class Completion(_Frozen):
     """What a provider answered: ``text``, ``structured`` (the parsed object when a
     ``response_schema`` was asked for), ``usage``, ``latency`` in seconds, the ``model``
     and ``provider`` that served it, why it stopped, and the provider's own view of its
-    rate limits (``rate_limits``; empty when it sends none) for the limiter to align with."""
+    rate limits (``rate_limits``; empty when it sends none) for the limiter to align with.
+    ``tool_calls`` are the calls the model made (its ``stop_reason`` is then ``tool_use``);
+    :meth:`message` is the assistant turn to append to the conversation."""
 
     text: str
+    tool_calls: tuple[ToolCall, ...] = ()
     structured: Any = None
     usage: Usage = Field(default_factory=Usage)
     latency: float = Field(default=0.0, ge=0.0)
@@ -113,13 +154,19 @@ class Completion(_Frozen):
     stop_reason: str | None = None
     rate_limits: tuple[RateLimitReading, ...] = ()
 
+    def message(self) -> Message:
+        """This answer as the assistant turn of a conversation (text and tool calls)."""
+        return Message(role="assistant", content=self.text, tool_calls=self.tool_calls)
+
 
 def estimate_tokens(request: CompletionRequest) -> int:
     """A cheap upper-bound guess of a request's tokens (input ~ 4 characters a token, plus
     ``max_tokens`` of output), for reserving tokens/minute before the call."""
-    chars = len(request.system or "") + sum(len(m.content) for m in request.conversation())
+    chars = len(request.system or "") + sum(m.size() for m in request.conversation())
     if request.response_schema is not None:
         chars += len(str(request.response_schema))
+    for tool in request.tools:
+        chars += len(tool.name) + len(tool.description) + len(str(tool.parameters))
     return chars // 4 + 1 + request.max_tokens
 
 

@@ -26,6 +26,7 @@ from otpy.errors import (
     SpendLimitError,
 )
 from otpy.providers._base import Completion, CompletionRequest, Usage
+from otpy.providers._gemini_tools import parts_of, tool_calls_of, tool_config_of
 from otpy.resilience import parse_retry_after
 
 if TYPE_CHECKING:
@@ -59,14 +60,13 @@ _MESSAGE_LIMIT = 300
 
 
 def contents_of(request: CompletionRequest) -> list[types.Content]:
-    """The conversation as Gemini contents: ``assistant`` turns have the role ``model``."""
+    """The conversation as Gemini contents: ``assistant`` turns have the role ``model``;
+    tool calls and results are function call and response parts (see
+    :mod:`otpy.providers._gemini_tools`)."""
     from google.genai import types
 
     return [
-        types.Content(
-            role="user" if message.role == "user" else "model",
-            parts=[types.Part(text=message.content)],
-        )
+        types.Content(role="user" if message.role == "user" else "model", parts=parts_of(message))
         for message in request.conversation()
     ]
 
@@ -75,7 +75,8 @@ def config_of(request: CompletionRequest) -> types.GenerateContentConfig:
     """The generation config: system instruction, sampling, stop sequences and, with a
     ``response_schema``, JSON output constrained by it (``responseJsonSchema`` takes a plain
     JSON Schema; ``responseSchema`` only an OpenAPI subset). The SDK's automatic function
-    calling and automatic continuation are off: one ``complete`` is one HTTP request."""
+    calling and automatic continuation are off: one ``complete`` is one HTTP request.
+    The request's ``tools`` become function declarations with the calling mode."""
     from google.genai import types
 
     schema = request.response_schema
@@ -91,6 +92,7 @@ def config_of(request: CompletionRequest) -> types.GenerateContentConfig:
         response_json_schema=schema,
         automatic_function_calling=types.AutomaticFunctionCallingConfig(disable=True),
         automatic_continuation=False,
+        **tool_config_of(request),
     )
 
 
@@ -138,8 +140,13 @@ def completion_of(
         )
     parts = (candidate.content.parts if candidate.content else None) or []
     text = "".join(p.text for p in parts if isinstance(p.text, str) and not p.thought)
+    turn = sum(1 for message in request.conversation() if message.role == "assistant")
+    calls = tool_calls_of(parts, turn) if request.tools else ()
+    if calls:
+        reason = "TOOL_USE"
     return Completion(
         text=text,
+        tool_calls=calls,
         structured=_structured(response, text) if request.response_schema is not None else None,
         usage=_usage(response.usage_metadata, request, text),
         latency=latency,
@@ -175,7 +182,7 @@ def _usage(
     output = metadata.candidates_token_count if metadata else None
     thoughts = (metadata.thoughts_token_count if metadata else None) or 0
     if prompt is None:
-        chars = len(request.system or "") + sum(len(m.content) for m in request.conversation())
+        chars = len(request.system or "") + sum(m.size() for m in request.conversation())
         prompt = max(1, math.ceil(chars / 4))
     if output is None:
         output = math.ceil(len(text) / 4)

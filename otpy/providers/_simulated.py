@@ -23,14 +23,12 @@ answer is built and cut at a stop sequence or at ``max_tokens``.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import random
 import threading
 from collections import deque
-from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
 from typing import Any, ClassVar
 
 from otpy._checks import is_finite_number
@@ -56,39 +54,33 @@ from otpy.providers._prompt_formats import (
     read_structured_prompt,
 )
 from otpy.providers._schema_sample import UnsupportedSchema, invalid_text, sample_instance
+from otpy.providers._simulated_parts import (
+    Responses,
+    SimulatedStats,
+    bad,
+    capabilities_of,
+    cut,
+    derive,
+    fingerprint_of,
+    input_chars,
+    last_user_turn,
+    latency_of,
+    parse_json,
+    rate,
+    responses_of,
+    text,
+)
+from otpy.providers._simulated_script import ScriptSource, ToolScript, script_of
+from otpy.providers._tooling import ToolCall
 
 __all__ = ["SimulatedProvider", "SimulatedStats"]
 
-Responses = Mapping[str, str] | Callable[[CompletionRequest], str]
 _NOTHING = object()  # the injection queue is empty
 _SETTINGS = (
     "name", "seed", "model", "latency", "failure_rate", "rate_limit_rate", "overload_rate",
     "invalid_structured_rate", "retry_after", "responses", "capabilities", "clock",
-    "keep_requests", "field_values",
+    "keep_requests", "field_values", "tool_script",
 )  # fmt: skip
-
-
-@dataclass(frozen=True)
-class SimulatedStats:
-    """A snapshot of a :class:`SimulatedProvider`'s counters.
-
-    ``calls`` counts every request received, ``completed`` those answered, ``failures``
-    the rest by error class name (injected ones included). Tokens and ``latency`` (seconds
-    slept) add up the completed calls; ``invalid_structured`` counts the answers made
-    deliberately invalid for their schema; ``by_prompt`` counts calls by the text of the
-    last user turn (the first ``keep_requests`` distinct texts); ``pending_injections``
-    is what ``inject`` queued and no call consumed.
-    """
-
-    calls: int
-    completed: int
-    failures: dict[str, int]
-    input_tokens: int
-    output_tokens: int
-    invalid_structured: int
-    latency: float
-    by_prompt: dict[str, int]
-    pending_injections: int
 
 
 class SimulatedProvider(Provider):
@@ -103,7 +95,9 @@ class SimulatedProvider(Provider):
     schema (``structured``, and ``text`` its JSON); a fixed text is returned as is, with
     ``structured`` its JSON parse or None. A DSPy adapter prompt with no fixed text is
     answered in the adapter's format, every output field filled (its value in
-    ``field_values``, else a seeded one: ``otpy.providers._prompt_formats``). ``inject``
+    ``field_values``, else a seeded one: ``otpy.providers._prompt_formats``).
+    ``tool_script`` makes it call tools in a tool loop (see
+    :mod:`otpy.providers._simulated_script`): deterministic, offline agents. ``inject``
     queues exact outcomes for the next calls. ``complete`` is safe from any number of
     threads; it blocks only on the latency.
     """
@@ -127,33 +121,35 @@ class SimulatedProvider(Provider):
         clock: Clock = SYSTEM_CLOCK,
         keep_requests: int = 10_000,
         field_values: FieldValues | None = None,
+        tool_script: ScriptSource | ToolScript = None,
     ) -> None:
-        self.name = _text("name", name)
+        self.name = text("name", name)
         if isinstance(keep_requests, bool) or not isinstance(keep_requests, int):
-            raise _bad("keep_requests", "an int", keep_requests)
+            raise bad("keep_requests", "an int", keep_requests)
         if keep_requests < 0:
-            raise _bad("keep_requests", "an int >= 0", keep_requests)
+            raise bad("keep_requests", "an int >= 0", keep_requests)
         self.keep_requests = keep_requests
         if not isinstance(seed, int) or isinstance(seed, bool):
-            raise _bad("seed", "an int", seed)
+            raise bad("seed", "an int", seed)
         self.seed = seed
-        self.model = _text("model", model)
-        self.latency = _latency(latency)
-        self.failure_rate = _rate("failure_rate", failure_rate)
-        self.rate_limit_rate = _rate("rate_limit_rate", rate_limit_rate)
-        self.overload_rate = _rate("overload_rate", overload_rate)
-        self.invalid_structured_rate = _rate("invalid_structured_rate", invalid_structured_rate)
+        self.model = text("model", model)
+        self.latency = latency_of(latency)
+        self.failure_rate = rate("failure_rate", failure_rate)
+        self.rate_limit_rate = rate("rate_limit_rate", rate_limit_rate)
+        self.overload_rate = rate("overload_rate", overload_rate)
+        self.invalid_structured_rate = rate("invalid_structured_rate", invalid_structured_rate)
         if not is_finite_number(retry_after) or retry_after < 0:
-            raise _bad("retry_after", "seconds >= 0", retry_after)
+            raise bad("retry_after", "seconds >= 0", retry_after)
         self.retry_after = float(retry_after)
-        self._fixed, self._answer_with = _responses(responses)
+        self._fixed, self._answer_with = responses_of(responses)
         if field_values is not None and not isinstance(field_values, Mapping):
-            raise _bad("field_values", "a mapping of output field names to values", field_values)
+            raise bad("field_values", "a mapping of output field names to values", field_values)
         self.field_values = field_values
+        self.tool_script = script_of(tool_script)
         # Provider declares capabilities per class; this one is configured per instance.
-        vars(self)["capabilities"] = _capabilities(capabilities)
+        vars(self)["capabilities"] = capabilities_of(capabilities)
         if not isinstance(clock, Clock):
-            raise _bad("clock", "a Clock", clock)
+            raise bad("clock", "a Clock", clock)
         self.clock = clock
         self._lock = threading.Lock()
         self._attempts: dict[str, int] = {}
@@ -194,8 +190,8 @@ class SimulatedProvider(Provider):
         """Answer ``request`` (or raise the injected or drawn fault), in the caller's
         thread, after sleeping the latency on ``clock``."""
         conversation = request.conversation()
-        fingerprint = _fingerprint(request, conversation)
-        prompt = _last_user_turn(conversation)
+        fingerprint = fingerprint_of(request, conversation)
+        prompt = last_user_turn(conversation)
         with self._lock:
             self._calls += 1
             self._requests.append(request)
@@ -225,7 +221,7 @@ class SimulatedProvider(Provider):
         fingerprint: str,
         attempt: int,
     ) -> Completion:
-        draws = random.Random(_derive(self.seed, fingerprint, str(attempt)))
+        draws = random.Random(derive(self.seed, fingerprint, str(attempt)))
         u_latency, u_limit, u_overload, u_fail, u_invalid = (draws.random() for _ in range(5))
         latency = self.latency
         if isinstance(latency, tuple):
@@ -244,12 +240,23 @@ class SimulatedProvider(Provider):
             raise ServerError(f"internal server error, {why}", provider=self.name, status=500)
 
         model = request.model or self.model
-        spoil = u_invalid < self.invalid_structured_rate
-        text, structured, invalid = self._answer(request, prompt, model, fingerprint, spoil, draws)
-        cut, stop_reason = _cut(text, request)
+        scripted = self.tool_script.turn(request, conversation) if self.tool_script else None
+        calls: tuple[ToolCall, ...] = ()
+        if scripted is not None:
+            position, turn = scripted
+            answer, structured, invalid = turn.text, None, False
+            calls = turn.tool_calls(position)
+            shown, stop_reason = answer, "tool_use" if calls else "end_turn"
+        else:
+            spoil = u_invalid < self.invalid_structured_rate
+            answer, structured, invalid = self._answer(
+                request, prompt, model, fingerprint, spoil, draws
+            )
+            shown, stop_reason = cut(answer, request)
+        said = len(shown) + sum(len(c.name) + len(json.dumps(c.arguments)) for c in calls)
         usage = Usage(
-            input_tokens=max(1, math.ceil(_input_chars(request.system, conversation) / 4)),
-            output_tokens=max(1, math.ceil(len(cut) / 4)),
+            input_tokens=max(1, math.ceil(input_chars(request.system, conversation) / 4)),
+            output_tokens=max(1, math.ceil(said / 4)),
         )
         with self._lock:
             self._completed += 1
@@ -258,8 +265,9 @@ class SimulatedProvider(Provider):
             self._latency_total += latency
             self._invalid += int(invalid)
         return Completion(
-            text=cut,
-            structured=structured if cut == text else None,  # a cut JSON text parses no more
+            text=shown,
+            tool_calls=calls,
+            structured=structured if shown == answer else None,  # a cut JSON parses no more
             usage=usage,
             latency=latency,
             model=model,
@@ -280,7 +288,7 @@ class SimulatedProvider(Provider):
         that breaks the schema when ``invalid``), or the default text."""
         fixed = self._fixed_text(request, prompt)
         schema = request.response_schema
-        answer_seed = _derive(self.seed, fingerprint, "answer")
+        answer_seed = derive(self.seed, fingerprint, "answer")
         adapter_prompt = None
         if fixed is None:  # a DSPy adapter's prompt is answered in the adapter's format
             adapter_prompt = read_structured_prompt(request.system, prompt)
@@ -291,7 +299,7 @@ class SimulatedProvider(Provider):
             except UnsupportedSchema as exc:
                 raise InvalidRequestError(f"output field: {exc}", provider=self.name) from exc
         if fixed is not None:
-            return fixed, None if schema is None else _parse_json(fixed), False
+            return fixed, None if schema is None else parse_json(fixed), False
         if schema is None:
             shown = " ".join(prompt.split())[:60]
             return f"Simulated answer ({model}) to: {shown} [{answer_seed >> 32:08x}]", None, False
@@ -307,17 +315,17 @@ class SimulatedProvider(Provider):
 
     def _fixed_text(self, request: CompletionRequest, prompt: str) -> str | None:
         if self._answer_with is not None:
-            text = self._answer_with(request)
-            if not isinstance(text, str):
+            answer = self._answer_with(request)
+            if not isinstance(answer, str):
                 raise ConfigurationError(
                     f"SimulatedProvider {self.name!r}: the responses callable returned "
-                    f"{type(text).__name__}, not str"
+                    f"{type(answer).__name__}, not str"
                 )
-            return text
+            return answer
         lowered = prompt.lower()
-        for key, text in self._fixed:
+        for key, answer in self._fixed:
             if key in lowered:
-                return text
+                return answer
         return None
 
     # -- testing hooks and statistics ----------------------------------------------------
@@ -381,103 +389,3 @@ class SimulatedProvider(Provider):
 
     def __repr__(self) -> str:
         return f"<SimulatedProvider {self.name!r} seed={self.seed} model={self.model!r}>"
-
-
-def _fingerprint(request: CompletionRequest, conversation: tuple[Message, ...]) -> str:
-    """A stable hash of what decides the answer (``metadata`` is left out)."""
-    content = [
-        [[m.role, m.content] for m in conversation],
-        request.system,
-        request.model,
-        request.temperature,
-        request.max_tokens,
-        list(request.stop),
-        request.response_schema,
-    ]
-    blob = json.dumps(content, separators=(",", ":"), default=repr)
-    return hashlib.blake2b(blob.encode(), digest_size=16).hexdigest()
-
-
-def _derive(seed: int, fingerprint: str, salt: str) -> int:
-    digest = hashlib.blake2b(f"{seed}|{fingerprint}|{salt}".encode(), digest_size=8).digest()
-    return int.from_bytes(digest, "big")
-
-
-def _last_user_turn(conversation: tuple[Message, ...]) -> str:
-    for message in reversed(conversation):
-        if message.role == "user":
-            return message.content
-    return ""
-
-
-def _input_chars(system: str | None, conversation: tuple[Message, ...]) -> int:
-    return len(system or "") + sum(len(m.content) for m in conversation)
-
-
-def _cut(text: str, request: CompletionRequest) -> tuple[str, str]:
-    """The text as a token stream would end: at the first complete stop sequence, or at
-    ``max_tokens`` (4 characters a token), whichever comes first."""
-    limit = request.max_tokens * 4
-    hits = [(text.find(s), s) for s in request.stop if s]
-    found = [(i, s) for i, s in hits if i >= 0]
-    if found:
-        index, stop = min(found, key=lambda hit: hit[0])
-        if index + len(stop) <= limit:
-            return text[:index], "stop_sequence"
-    if len(text) > limit:
-        return text[:limit], "max_tokens"
-    return text, "end_turn"
-
-
-def _parse_json(text: str) -> Any:
-    try:
-        return json.loads(text)
-    except ValueError:
-        return None
-
-
-def _bad(argument: str, expected: str, value: Any) -> ConfigurationError:
-    return ConfigurationError(f"SimulatedProvider: {argument} must be {expected}, got {value!r}")
-
-
-def _text(argument: str, value: Any) -> str:
-    if not isinstance(value, str) or not value:
-        raise _bad(argument, "a non-empty string", value)
-    return value
-
-
-def _rate(argument: str, value: Any) -> float:
-    if not is_finite_number(value) or not 0.0 <= value <= 1.0:
-        raise _bad(argument, "a number in [0, 1]", value)
-    return float(value)
-
-
-def _latency(value: Any) -> float | tuple[float, float]:
-    if isinstance(value, tuple) and len(value) == 2 and all(is_finite_number(v) for v in value):
-        if 0.0 <= value[0] <= value[1]:
-            return (float(value[0]), float(value[1]))
-    elif is_finite_number(value) and value >= 0:
-        return float(value)
-    raise _bad("latency", "seconds >= 0 or a (low, high) pair with 0 <= low <= high", value)
-
-
-def _responses(
-    value: Any,
-) -> tuple[tuple[tuple[str, str], ...], Callable[[CompletionRequest], str] | None]:
-    if value is None:
-        return (), None
-    if callable(value):
-        return (), value
-    if not isinstance(value, Mapping):
-        raise _bad("responses", "a mapping or a callable of the request", value)
-    for key, text in value.items():
-        if not isinstance(key, str) or not isinstance(text, str):
-            raise _bad("responses", "a mapping of str to str", {key: text})
-    return tuple((key.lower(), text) for key, text in value.items()), None
-
-
-def _capabilities(value: Any) -> frozenset[str]:
-    items = None if isinstance(value, str) or not isinstance(value, Iterable) else tuple(value)
-    if items is None or not all(isinstance(c, str) for c in items):
-        raise _bad("capabilities", "an iterable of strings", value)
-    return frozenset(items)

@@ -9,6 +9,7 @@ from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from otpy.agent import ToolRegistry
 from otpy.clock import SYSTEM_CLOCK, Clock
 from otpy.errors import ConfigurationError, StepValidationError
 from otpy.providers import Completion, CompletionRequest, ProviderGateway, Usage
@@ -76,7 +77,8 @@ class StepContext:
     ``set_variable`` write them, ``session_variables`` outlive the run, ``local_variables``
     the current loop iteration), the ``providers`` gateway, the run's ``clock`` and id,
     ``run_pipeline`` for nested pipelines, the pipeline's ``workspace`` and ``output_dir``
-    (paths confined to them) and ``host`` (the executor, for loops).
+    (paths confined to them), the ``tools`` agent steps may call (the runtime's registry;
+    None: the built-in ones under default limits) and ``host`` (the executor, for loops).
     The executor makes one per step execution; the dicts in it are the run's own."""
 
     providers: ProviderGateway | None = None
@@ -91,6 +93,7 @@ class StepContext:
     ``pipeline`` step type uses it); None outside a run."""
     session_variables: dict[str, Any] = field(default_factory=dict)
     local_variables: dict[str, Any] | None = None
+    tools: ToolRegistry | None = None
     workspace: Workspace | None = None
     output_dir: Workspace | None = None
     host: StepHost | None = None

@@ -9,7 +9,10 @@
 ``POST /v1/messages`` answers in the wire format: a Messages body with the
 ``anthropic-ratelimit-*`` headers, or ``{"type": "error", "error": {...}}``. Like the API
 (version 2026-10-21) it refuses a request without a key or ``anthropic-version``, without
-``model`` / ``max_tokens`` / ``messages``, or with a sampling parameter (400). Scripted
+``model`` / ``max_tokens`` / ``messages``, or with a sampling parameter (400), and a
+conversation whose tool use does not pair up: a ``tool_use`` not answered by a
+``tool_result`` in the next user turn, a ``tool_result`` for no ``tool_use`` of the turn
+before, a repeated ``tool_use`` id, a tool without an object ``input_schema``. Scripted
 replies are served in order; a reply with ``hold`` waits for that event before answering
 (a slow answer: set it from the test). Every request is recorded with ``clock.time()`` at
 its arrival when a clock is given.
@@ -36,6 +39,7 @@ __all__ = [
     "Reply",
     "error",
     "message",
+    "tool_calls",
     "tool_use",
 ]
 
@@ -98,6 +102,26 @@ def tool_use(arguments: Any, *, name: str = "respond", model: str = MODEL) -> di
     """A Messages response body calling tool ``name`` with ``arguments``."""
     block = {"type": "tool_use", "id": "toolu_01", "name": name, "input": arguments}
     return _body([block], model, "tool_use", {"input_tokens": 40, "output_tokens": 9})
+
+
+_call_ids = itertools.count(1)
+
+
+def tool_calls(
+    *calls: tuple[str, dict[str, Any]],
+    text: str = "",
+    model: str = MODEL,
+    input_tokens: int = 50,
+    output_tokens: int = 20,
+) -> dict[str, Any]:
+    """A Messages response body with ``text`` (if any) then one ``tool_use`` block per
+    ``(name, arguments)`` call, each with an id of its own (``toolu_fake_<n>``)."""
+    blocks: list[dict[str, Any]] = [{"type": "text", "text": text}] if text else []
+    for name, arguments in calls:
+        blocks.append({"type": "tool_use", "id": f"toolu_fake_{next(_call_ids)}", "name": name,
+                       "input": arguments})  # fmt: skip
+    usage = {"input_tokens": input_tokens, "output_tokens": output_tokens}
+    return _body(blocks, model, "tool_use", usage)
 
 
 def error(status: int, kind: str, text: str, headers: dict[str, str] | None = None,
@@ -209,7 +233,49 @@ class FakeAnthropic:
             if name in body:
                 refused = f"{name}: Extra inputs are not permitted"
                 return error(400, "invalid_request_error", refused)
+        problem = _tool_problem(body)
+        if problem is not None:
+            return error(400, "invalid_request_error", problem)
         return None
+
+
+def _blocks(message: Any, kind: str) -> list[dict[str, Any]]:
+    content = message.get("content") if isinstance(message, dict) else None
+    if not isinstance(content, list):
+        return []
+    return [b for b in content if isinstance(b, dict) and b.get("type") == kind]
+
+
+def _tool_problem(body: dict[str, Any]) -> str | None:
+    """What the API says about tools and tool use that do not fit together, if anything."""
+    for index, tool in enumerate(body.get("tools") or []):
+        schema = tool.get("input_schema") if isinstance(tool, dict) else None
+        if not isinstance(schema, dict) or schema.get("type") != "object":
+            return f"tools.{index}.input_schema: Input should be an object schema"
+    messages = body.get("messages") or []
+    seen: set[str] = set()
+    for index, message in enumerate(messages):
+        uses = [b.get("id") for b in _blocks(message, "tool_use")]
+        if any(use in seen for use in uses):
+            return f"messages.{index}: tool_use ids must be unique"
+        seen.update(u for u in uses if isinstance(u, str))
+        results = [b.get("tool_use_id") for b in _blocks(message, "tool_result")]
+        before = messages[index - 1] if index else None
+        offered = {b.get("id") for b in _blocks(before, "tool_use")}
+        if any(r not in offered for r in results):
+            return (
+                f"messages.{index}.content: unexpected `tool_use_id` found in `tool_result` "
+                "blocks; each must have a tool_use in the previous message"
+            )
+        if uses:
+            after = messages[index + 1] if index + 1 < len(messages) else None
+            answered = {b.get("tool_use_id") for b in _blocks(after, "tool_result")}
+            if after is not None and not set(uses) <= answered:
+                return (
+                    f"messages.{index}: `tool_use` ids were found without `tool_result` "
+                    "blocks immediately after"
+                )
+    return None
 
 
 def _echo(body: Any) -> dict[str, Any]:

@@ -5,6 +5,11 @@ Each test scripts the answers: ``server.script(reply, ...)`` queues :class:`Repl
 (status, headers, a JSON body or raw bytes, and an optional ``gate`` event the answer waits
 for); with the queue empty every call gets :func:`ok`. Every request is recorded (method,
 path, headers with lower-case names, JSON body) in ``server.requests``.
+
+Function calling: :func:`function_calls` scripts an answer calling functions. Like the
+API, the fake refuses (400 INVALID_ARGUMENT) a request whose function call turn is not
+followed by a user turn answering every call with a ``functionResponse`` of the same name,
+or a function declaration whose ``parametersJsonSchema`` is not an object schema.
 """
 
 from __future__ import annotations
@@ -88,6 +93,73 @@ def ok(
     if model_version is not None:
         body["modelVersion"] = model_version
     return Reply(200, body, headers or {})
+
+
+def function_calls(
+    *calls: tuple[str, dict[str, Any]],
+    text: str | None = None,
+    ids: bool = True,
+    signature: str | None = None,
+    prompt_tokens: int = 30,
+    output_tokens: int = 12,
+) -> Reply:
+    """A GenerateContentResponse whose candidate calls functions: ``text`` first (if any),
+    then one ``functionCall`` part per ``(name, args)``, each with an ``id`` (``call-<n>``)
+    unless ``ids`` is false, the first carrying ``signature`` as its ``thoughtSignature``."""
+    parts: list[dict[str, Any]] = [{"text": text}] if text else []
+    for index, (name, args) in enumerate(calls):
+        call: dict[str, Any] = {"name": name, "args": args}
+        if ids:
+            call["id"] = f"call-{index + 1}"
+        part: dict[str, Any] = {"functionCall": call}
+        if signature is not None and index == 0:
+            part["thoughtSignature"] = signature
+        parts.append(part)
+    body = {
+        "candidates": [
+            {"content": {"parts": parts, "role": "model"}, "finishReason": "STOP", "index": 0}
+        ],
+        "usageMetadata": {
+            "promptTokenCount": prompt_tokens,
+            "candidatesTokenCount": output_tokens,
+            "totalTokenCount": prompt_tokens + output_tokens,
+        },
+        "modelVersion": "gemini-2.5-flash-001",
+    }
+    return Reply(200, body)
+
+
+def _function_problem(body: Any) -> str | None:
+    """What the API says about function calling that does not fit together, if anything."""
+    if not isinstance(body, dict):
+        return None
+    for tool in body.get("tools") or []:
+        for declaration in tool.get("functionDeclarations") or []:
+            # the SDK sends some fields in snake_case: the API reads both spellings
+            schema = declaration.get(
+                "parametersJsonSchema", declaration.get("parameters_json_schema")
+            )
+            if (isinstance(schema, dict) and schema.get("type") == "object") or schema is None:
+                continue
+            name = declaration.get("name")
+            return f"function {name!r}: parametersJsonSchema must describe an object"
+    contents = body.get("contents") or []
+    for index, content in enumerate(contents):
+        calls = [p["functionCall"] for p in content.get("parts") or [] if "functionCall" in p]
+        if not calls or index + 1 >= len(contents):
+            continue
+        following = contents[index + 1]
+        answers = [
+            p["functionResponse"] for p in following.get("parts") or [] if "functionResponse" in p
+        ]
+        if following.get("role") != "user" or sorted(a.get("name") for a in answers) != sorted(
+            c.get("name") for c in calls
+        ):
+            return (
+                "Please ensure that the number of function response parts is equal to the "
+                "number of function call parts of the function call turn."
+            )
+    return None
 
 
 def error(
@@ -188,6 +260,9 @@ class FakeGemini:
             self._arrived.notify_all()
             if not routed:
                 return error(404, f"Method not found: {recorded.path}")
+            problem = _function_problem(recorded.body)
+            if problem is not None:
+                return error(400, problem)
             return self._replies.popleft() if self._replies else ok()
 
 

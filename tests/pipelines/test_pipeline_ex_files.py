@@ -233,7 +233,8 @@ def test_ignored_fields_are_named_once(
     assert {"hooks", "mcp_servers", "enable_skills", "agents", "enable_context_management",
             "memory_config", "claude_auth", "resource_limits", "environment.cost_alerts",
             "defaults.timeout_seconds"} <= fields  # fmt: skip
-    assert {"claude_options.allowed_tools", "role", "prompt[0].summary"} <= fields
+    assert {"claude_options.verbose", "role", "prompt[0].summary"} <= fields
+    assert "claude_options.allowed_tools" not in fields  # the agent loop honours it
     with caplog.at_level("WARNING", logger="otpy"):
         result = rt.run_pipeline(plan)
     assert result.ok

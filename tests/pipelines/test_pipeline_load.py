@@ -260,7 +260,7 @@ workflow:
       type: claude
       claude_options:
         system_prompt: You review code.
-        max_turns: 3
+        verbose: true
       prompt:
         - type: static
           content: "Review using:"
@@ -281,11 +281,11 @@ def test_a_pipeline_ex_document_loads_as_it_is_with_its_report(tmp_path: Path) -
         "token_budget": {"max_output_tokens": 512, "temperature": 0.3},
     }  # the step types take pipeline_ex's fields as they are
     assert pipeline.step("review").fields["claude_options"] == {
-        "max_turns": 3, "system_prompt": "You review code.",
+        "verbose": True, "system_prompt": "You review code.",
     }  # fmt: skip
     migration = pipeline.migration
     assert migration is not None and migration.pipeline_ex
-    assert [(c.step, c.field) for c in migration.inert] == [("review", "claude_options.max_turns")]
+    assert [(c.step, c.field) for c in migration.inert] == [("review", "claude_options.verbose")]
     warning = migration.warning("review.yaml")
     assert warning is not None and warning.startswith(
         "review.yaml: 1 field of this document has no effect in otpy:"

@@ -5,13 +5,12 @@ retry_config and fallback actions, set_variable's scopes."""
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 import pytest
 from gateways import Gateway
 
-from otpy.errors import AllOptionsFailed, AuthenticationError, ServerError
+from otpy.errors import AllOptionsFailed, AuthenticationError, ServerError, StepValidationError
 from otpy.providers import SimulatedProvider
 from otpy.state import LocalState
 from otpy.steps import Step, StepContext
@@ -37,23 +36,35 @@ def run(step_cls: type[Step], config: dict[str, Any], gateway: Gateway, **contex
     return step_cls().execute(checked, gateway.context(**context))
 
 
-def test_claude_options_shape_the_request_and_tools_are_warned_about(
-    caplog: pytest.LogCaptureFixture,
-) -> None:
+def test_claude_options_shape_the_request_and_unknown_keys_are_kept() -> None:
     sim = SimulatedProvider("sim")
     options = {"system_prompt": "You review.", "append_system_prompt": "Be brief.",
-               "model": "sonnet", "max_turns": 3, "allowed_tools": ["Read", "Write"]}  # fmt: skip
-    config = {"name": "tools_step", "type": "claude", "prompt": "hi", "claude_options": options}
-    with caplog.at_level(logging.WARNING, logger="otpy.steps.llm"):
-        run(ClaudeStep, config, Gateway(sim))
-        run(ClaudeStep, config, Gateway(sim))
-    (request, _) = sim.requests
+               "model": "sonnet", "max_turns": 3, "permission_mode": "plan",
+               "some_future_option": {"x": 1}}  # fmt: skip
+    config = {"name": "plain", "type": "claude", "prompt": "hi", "claude_options": options}
+    result = run(ClaudeStep, config, Gateway(sim))
+    (request,) = sim.requests
     assert (request.system, request.model) == ("You review.\n\nBe brief.", "sonnet")
-    warnings = [r.getMessage() for r in caplog.records if "allowed_tools" in r.getMessage()]
-    assert len(warnings) == 1 and "['Read', 'Write'] are not used" in warnings[0]
+    assert request.tools == () and "agent_turns" not in result.metadata  # no tools allowed
     explicit = {**config, "system": "Mine.", "model": "m"}
     run(ClaudeStep, explicit, Gateway(sim))
     assert (sim.requests[-1].system, sim.requests[-1].model) == ("Mine.", "m")
+    with pytest.raises(StepValidationError, match=r"claude_options\.max_turns"):
+        ClaudeStep.validate({**config, "claude_options": {"max_turns": 0}})
+
+
+def test_gemini_declared_functions_give_the_call_arguments() -> None:
+    schema = {"type": "object", "properties": {"score": {"type": "integer"}},
+              "required": ["score"]}  # fmt: skip
+    sim = SimulatedProvider("sim", responses={"Judge": '{"score": 7}'})
+    declared = {"evaluate": {"description": "Score it", "parameters": schema}}
+    config = {"name": "judge", "type": "gemini", "prompt": "Judge this code",
+              "functions": ["evaluate"], "gemini_functions": declared}  # fmt: skip
+    result = run(GeminiStep, config, Gateway(sim))
+    assert sim.requests[0].response_schema == schema and sim.requests[0].tools == ()
+    assert result.output["score"] == 7
+    assert result.output["function_calls"] == [{"name": "evaluate", "arguments": {"score": 7}}]
+    assert result.metadata["function"] == "evaluate"
 
 
 def test_token_budget_shapes_a_gemini_request() -> None:

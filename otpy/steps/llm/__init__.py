@@ -11,6 +11,12 @@ from __future__ import annotations
 
 from otpy.state import StateProvider
 from otpy.steps._base import Step
+from otpy.steps.llm._agentic import (
+    CLAUDE_OPTIONS,
+    IGNORED_CLAUDE_OPTIONS,
+    requested_tools,
+    tool_requests,
+)
 from otpy.steps.llm._extract import (
     EXTRACT_KINDS,
     LANGUAGE_ALIASES,
@@ -20,16 +26,9 @@ from otpy.steps.llm._extract import (
     extract_fields,
     extract_json,
 )
-from otpy.steps.llm._fanout import (
-    MERGES,
-    ClaudeBatchStep,
-    FanOutResult,
-    Outcome,
-    ParallelClaudeStep,
-    fan_out,
-    merge_texts,
-)
+from otpy.steps.llm._fanout import ClaudeBatchStep, FanOutResult, Outcome, fan_out
 from otpy.steps.llm._instructor import GeminiInstructorStep, schema_problems
+from otpy.steps.llm._parallel import MERGES, ParallelClaudeStep, merge_texts
 from otpy.steps.llm._prompting import (
     PRESETS,
     ClaudeSmartStep,
@@ -44,6 +43,8 @@ from otpy.steps.llm._session import ClaudeSessionStep, default_session_store, se
 from otpy.steps.llm._variables import SetVariableStep
 
 __all__ = [
+    "CLAUDE_OPTIONS",
+    "IGNORED_CLAUDE_OPTIONS",
     "EXTRACT_KINDS",
     "LANGUAGE_ALIASES",
     "BUILTIN_STEPS",
@@ -72,6 +73,8 @@ __all__ = [
     "fan_out",
     "builtin_step_types",
     "merge_texts",
+    "requested_tools",
+    "tool_requests",
     "schema_problems",
     "session_variable",
 ]

@@ -7,7 +7,6 @@ Plain functions, no state. Every check raises ``StepValidationError`` naming the
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -22,7 +21,6 @@ __all__ = [
     "LLM_FIELDS",
     "check_claude_options",
     "check_token_budget",
-    "warn_unused_tools",
     "build_request",
     "call_provider",
     "check_bool",
@@ -32,6 +30,7 @@ __all__ = [
     "check_str_list",
     "is_number",
     "step_label",
+    "with_tools",
 ]
 
 LLM_FIELDS = ("system", "temperature", "max_tokens", "stop")
@@ -43,8 +42,6 @@ GEMINI_FIELDS = ("token_budget", "functions", "gemini_functions")
 ``functions`` (names of the workflow's ``gemini_functions``, handed on as they are)."""
 
 logger = logging.getLogger("otpy.steps.llm")
-_warned_tools: set[str] = set()
-_warned_lock = threading.Lock()
 _OPTION_TYPES: dict[str, tuple[type | tuple[type, ...], str]] = {
     "system_prompt": (str, "text"),
     "append_system_prompt": (str, "text"),
@@ -52,7 +49,8 @@ _OPTION_TYPES: dict[str, tuple[type | tuple[type, ...], str]] = {
     "fallback_model": (str, "a model name"),
     "cwd": (str, "a path"),
     "output_format": (str, "text, json or stream_json"),
-    "max_turns": (int, "an integer >= 1"),
+    "max_turns": (int, "an integer from 1 to 1000"),
+    "max_total_tokens": (int, "an integer >= 1"),
     "max_tokens": (int, "an integer >= 1"),
     "timeout_ms": (int, "a number of milliseconds"),
     "allowed_tools": (list, "a list of tool names"),
@@ -137,16 +135,18 @@ def check_str_list(
     return list(value)
 
 
-def check_claude_options(config: Mapping[str, Any]) -> None:
-    """``claude_options`` must be a mapping; the keys otpy knows have the right shape
-    (text, whole numbers >= 1, lists of tool names); other keys are kept as they are."""
-    options = config.get("claude_options")
+def check_claude_options(config: Mapping[str, Any], field: str = "claude_options") -> None:
+    """``config[field]`` (absent is fine) must be a mapping; the keys otpy knows have the
+    right shape (text, whole numbers >= 1, lists of tool names, a temperature from 0 to 2).
+    Other keys are kept as they are (``otpy.compat`` names them in the document's warning).
+    StepValidationError naming ``field.key``."""
+    options = config.get(field)
     if options is None:
         return
     label = step_label(config)
     if not isinstance(options, Mapping):
         raise StepValidationError(
-            f"must be a mapping, got {type(options).__name__}", step=label, field="claude_options"
+            f"must be a mapping, got {type(options).__name__}", step=label, field=field
         )
     for key, (kind, wanted) in _OPTION_TYPES.items():
         value = options.get(key)
@@ -154,14 +154,14 @@ def check_claude_options(config: Mapping[str, Any]) -> None:
             continue
         bad = not isinstance(value, kind) or isinstance(value, bool)
         if kind is int and not bad:
-            bad = value < 1
+            bad = value < 1 or (key == "max_turns" and value > 1000)
         if kind is list and not bad:
             bad = not all(isinstance(item, str) and item for item in value)
         if bad:
             raise StepValidationError(
-                f"must be {wanted}, got {value!r}", step=label, field=f"claude_options.{key}"
+                f"must be {wanted}, got {value!r}", step=label, field=f"{field}.{key}"
             )
-    _check_temperature(options.get("temperature"), label, "claude_options.temperature")
+    _check_temperature(options.get("temperature"), label, f"{field}.temperature")
 
 
 def _check_temperature(temperature: Any, label: str, field: str) -> None:
@@ -190,26 +190,6 @@ def check_token_budget(config: Mapping[str, Any]) -> None:
             field="token_budget.max_output_tokens",
         )
     _check_temperature(budget.get("temperature"), label, "token_budget.temperature")
-
-
-def warn_unused_tools(step: Mapping[str, Any]) -> None:
-    """Log once per step name that ``claude_options.allowed_tools`` is not used (claude
-    steps make one model call and run no tools until tool use lands)."""
-    options = step.get("claude_options")
-    tools = options.get("allowed_tools") if isinstance(options, Mapping) else None
-    if not tools:
-        return
-    label = step_label(step)
-    with _warned_lock:
-        if label in _warned_tools:
-            return
-        _warned_tools.add(label)
-    logger.warning(
-        "step %r: claude_options.allowed_tools %s are not used: claude steps run no tools "
-        "yet, the model is asked without them and answers as text",
-        label,
-        tools,
-    )
 
 
 def check_llm_fields(config: Mapping[str, Any]) -> None:
@@ -290,6 +270,14 @@ def call_provider(
     provider: str | None = None,
 ) -> Completion:
     """Complete ``request`` on ``provider`` (default: the step's ``provider`` field; None
-    lets the registry select one with ``capabilities``), through the context's gateway."""
+    lets the registry select one with ``capabilities``), through the context's gateway.
+    A request offering tools also asks for the ``tools`` capability."""
     name = provider if provider is not None else step.get("provider")
-    return context.complete(request, provider=name, capabilities=tuple(capabilities))
+    return context.complete(request, provider=name, capabilities=with_tools(request, capabilities))
+
+
+def with_tools(request: CompletionRequest, capabilities: Sequence[str]) -> tuple[str, ...]:
+    """``capabilities``, plus ``tools`` when ``request`` offers tools."""
+    if request.tools and "tools" not in capabilities:
+        return (*capabilities, "tools")
+    return tuple(capabilities)

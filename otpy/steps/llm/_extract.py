@@ -26,6 +26,7 @@ from typing import Any, ClassVar, Final
 
 from otpy.errors import InvalidValueError, StepValidationError
 from otpy.steps._base import Step, StepContext, StepMetadata, StepResult, check_choice
+from otpy.steps.llm._agentic import ask
 from otpy.steps.llm._common import (
     CLAUDE_FIELDS,
     LLM_FIELDS,
@@ -34,7 +35,6 @@ from otpy.steps.llm._common import (
     check_str,
     check_str_list,
     step_label,
-    warn_unused_tools,
 )
 from otpy.steps.llm._extraction import FORMATS, POST_PROCESSING, apply_extraction
 from otpy.steps.llm._prompting import check_preset, preset_request
@@ -289,11 +289,14 @@ class ClaudeExtractStep(Step):
 
     def execute(self, step: Mapping[str, Any], context: StepContext) -> StepResult:
         label = step_label(step)
-        warn_unused_tools(step)
         completion = None
         if step.get("prompt") is not None:
             preset, request = preset_request(step, DEFAULT_EXTRACT_PRESET)
-            completion = call_provider(context, step, request, self.metadata.capabilities)
+            capabilities = self.metadata.capabilities
+            completion, _ = ask(
+                step, context, request,
+                lambda asked: call_provider(context, step, asked, capabilities),
+            )  # fmt: skip
             text = completion.text
         else:
             text = step["text"]

@@ -1,4 +1,4 @@
-"""Fan-out steps: ``claude_batch`` and ``parallel_claude``, on one bounded helper.
+"""Fan-out: ``claude_batch`` on one bounded helper (``parallel_claude`` uses it too).
 
 :func:`fan_out` runs calls on at most ``max_concurrency`` worker threads. Each call runs in
 a copy of the submitting thread's ``contextvars`` context (``copy_context()`` per call), so
@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextvars
 import logging
-from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
@@ -17,7 +16,7 @@ from typing import Any, ClassVar, Final, Generic, TypeVar
 
 from otpy.errors import OtpyError, StepValidationError
 from otpy.providers import Completion, Usage
-from otpy.steps._base import Step, StepContext, StepMetadata, StepResult, check_choice
+from otpy.steps._base import Step, StepContext, StepMetadata, StepResult
 from otpy.steps.llm._common import (
     CLAUDE_FIELDS,
     LLM_FIELDS,
@@ -26,32 +25,18 @@ from otpy.steps.llm._common import (
     check_bool,
     check_int,
     check_llm_fields,
-    check_str,
-    is_number,
     step_label,
 )
 from otpy.steps.llm._prompting import check_preset
 from otpy.steps.llm._tasks import check_tasks, run_tasks
 
-__all__ = [
-    "MERGES",
-    "ClaudeBatchStep",
-    "FanOutResult",
-    "Outcome",
-    "ParallelClaudeStep",
-    "fan_out",
-    "merge_texts",
-]
+__all__ = ["ClaudeBatchStep", "FanOutResult", "Outcome", "fan_out", "one_provider", "sum_usage"]
 
 T = TypeVar("T")
 
 logger = logging.getLogger("otpy.steps.llm")
 
-MERGES: Final = ("list", "concat", "vote", "longest")
-INSTANCE_FIELDS: Final = ("prompt", "system", "temperature", "provider")
 DEFAULT_BATCH_CONCURRENCY: Final = 4
-DEFAULT_PARALLEL_LIMIT: Final = 32
-"""parallel_claude runs every instance at once, up to this many unless max_concurrency says."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,7 +131,7 @@ def _crash(exc: BaseException) -> bool:
     return not isinstance(exc, OtpyError)
 
 
-def _sum_usage(completions: Sequence[Completion | None]) -> Usage:
+def sum_usage(completions: Sequence[Completion | None]) -> Usage:
     total = Usage()
     for completion in completions:
         if completion is not None:
@@ -154,7 +139,7 @@ def _sum_usage(completions: Sequence[Completion | None]) -> Usage:
     return total
 
 
-def _one_provider(completions: Sequence[Completion | None]) -> tuple[str | None, str | None]:
+def one_provider(completions: Sequence[Completion | None]) -> tuple[str | None, str | None]:
     providers = {(c.provider, c.model) for c in completions if c is not None}
     return next(iter(providers)) if len(providers) == 1 else (None, None)
 
@@ -242,155 +227,11 @@ class ClaudeBatchStep(Step):
             for i, o in enumerate(result.outcomes)
             if o.error is not None
         ]
-        provider, model = _one_provider(completions)
+        provider, model = one_provider(completions)
         return StepResult(
             output=[c.text if c is not None else None for c in completions],
-            usage=_sum_usage(completions),
+            usage=sum_usage(completions),
             provider=provider,
             model=model,
             metadata={"prompts": len(prompts), "failures": failures},
         )
-
-
-def merge_texts(texts: Sequence[str], merge: str) -> Any:
-    """Combine instance answers: ``list`` (as is), ``concat`` (joined by a blank line),
-    ``vote`` (the most frequent answer, compared with surrounding whitespace stripped;
-    a tie goes to the answer given first) or ``longest`` (ties: the first)."""
-    if merge == "list":
-        return list(texts)
-    if merge == "concat":
-        return "\n\n".join(texts)
-    if not texts:
-        return None
-    if merge == "vote":
-        counts = Counter(t.strip() for t in texts)
-        best = max(counts.values())
-        return next(t for t in texts if counts[t.strip()] == best)
-    if merge == "longest":
-        return max(texts, key=len)  # max keeps the first of equal keys
-    raise ValueError(f"unknown merge {merge!r} (merges: {', '.join(MERGES)})")
-
-
-class ParallelClaudeStep(Step):
-    """``parallel_claude``: the same question to several instances at once, merged.
-
-    ``instances``: a count (each instance sends ``prompt`` with the step's settings) or a
-    list of per-instance overrides (``prompt``, ``system``, ``temperature``, ``provider``).
-    ``merge``: ``list`` (default), ``concat``, ``vote`` or ``longest`` (see
-    :func:`merge_texts`). All instances run at once (up to 32 unless ``max_concurrency``
-    says otherwise); if any fails, the first error is raised once the others finish.
-    Usage is summed; metadata lists each instance's ``texts`` and ``providers``.
-    pipeline_ex's ``parallel_tasks``: see :mod:`otpy.steps.llm._tasks`.
-    """
-
-    metadata: ClassVar[StepMetadata] = StepMetadata(
-        description="Fan one prompt out to several instances (optionally with per-instance "
-        "prompt, system, temperature, provider) in parallel and merge the answers.",
-        optional_fields=(
-            "instances", "parallel_tasks", "prompt", "merge", "max_concurrency", *LLM_FIELDS,
-            *CLAUDE_FIELDS,
-        ),
-        capabilities=("text",),
-    )  # fmt: skip
-
-    @classmethod
-    def validate(cls, config: Mapping[str, Any]) -> dict[str, Any]:
-        checked = super().validate(config)
-        if checked.get("parallel_tasks") is not None:
-            check_tasks(checked, "parallel_tasks")
-            check_llm_fields(checked)
-            return checked
-        label = step_label(checked)
-        instances = checked.get("instances")
-        check_str(checked, "prompt")
-        if isinstance(instances, int) and not isinstance(instances, bool):
-            check_int(checked, "instances", minimum=1)
-            overrides: list[Mapping[str, Any]] = [{}] * instances
-        elif isinstance(instances, Sequence) and not isinstance(instances, str) and instances:
-            overrides = [_check_instance(checked, i, item) for i, item in enumerate(instances)]
-        else:
-            raise StepValidationError(
-                f"must be an integer >= 1 or a non-empty list of instance settings, "
-                f"got {instances!r}",
-                step=label,
-                field="instances",
-            )
-        if checked.get("prompt") is None and any("prompt" not in o for o in overrides):
-            raise StepValidationError(
-                "is required unless every instance sets its own prompt",
-                step=label,
-                field="prompt",
-            )
-        check_choice(checked.get("merge", "list"), MERGES, step=label, field="merge")
-        check_int(checked, "max_concurrency", minimum=1)
-        check_llm_fields(checked)
-        return checked
-
-    def execute(self, step: Mapping[str, Any], context: StepContext) -> StepResult:
-        capabilities = self.metadata.capabilities
-        if step.get("parallel_tasks") is not None:
-            return run_tasks(step, context, "parallel_tasks", "development", fan_out, capabilities)
-        instances = step["instances"]
-        overrides: list[Mapping[str, Any]] = (
-            [{}] * instances if isinstance(instances, int) else list(instances)
-        )
-
-        def ask(override: Mapping[str, Any]) -> Callable[[], Completion]:
-            merged = {**step, **override}
-            request = build_request(merged, prompt=merged["prompt"])
-            return lambda: call_provider(context, merged, request, capabilities)
-
-        limit = step.get("max_concurrency") or min(len(overrides), DEFAULT_PARALLEL_LIMIT)
-        result = fan_out([ask(o) for o in overrides], limit)
-        if result.first_error is not None:
-            raise result.first_error
-        completions = [o.value for o in result.outcomes]
-        texts = [c.text for c in completions if c is not None]
-        merge = step.get("merge", "list")
-        merged = merge_texts(texts, merge)
-        provider, model = _one_provider(completions)
-        return StepResult(
-            output=merged,
-            text=merged if isinstance(merged, str) else None,
-            usage=_sum_usage(completions),
-            provider=provider,
-            model=model,
-            metadata={
-                "instances": len(overrides),
-                "merge": merge,
-                "texts": texts,
-                "providers": [c.provider for c in completions if c is not None],
-            },
-        )
-
-
-def _check_instance(config: Mapping[str, Any], index: int, item: Any) -> Mapping[str, Any]:
-    label = step_label(config)
-    field = f"instances[{index}]"
-    if not isinstance(item, Mapping):
-        raise StepValidationError(
-            f"must be a mapping of {', '.join(INSTANCE_FIELDS)}, got {item!r}",
-            step=label,
-            field=field,
-        )
-    for key, value in item.items():
-        if key not in INSTANCE_FIELDS:
-            raise StepValidationError(
-                f"unknown instance setting {key!r} (settings: {', '.join(INSTANCE_FIELDS)})",
-                step=label,
-                field=field,
-            )
-        if key == "temperature":
-            if not (is_number(value) and 0.0 <= value <= 2.0):
-                raise StepValidationError(
-                    f"temperature must be a number from 0 to 2, got {value!r}",
-                    step=label,
-                    field=f"{field}.temperature",
-                )
-        elif not isinstance(value, str) or (key != "system" and not value.strip()):
-            raise StepValidationError(
-                f"{key} must be a non-empty string, got {value!r}",
-                step=label,
-                field=f"{field}.{key}",
-            )
-    return item

@@ -57,8 +57,9 @@ def schema_problems(schema: Mapping[str, Any], instance: Any) -> list[str]:
     return problems
 
 
-def _answer(completion: Completion) -> Any:
-    """The structured answer, else the text parsed as JSON (or fenced JSON in it)."""
+def structured_answer(completion: Completion) -> Any:
+    """The structured answer, else the text parsed as JSON (or fenced JSON in it); a
+    sentinel object when there is none."""
     if completion.structured is not None:
         return completion.structured
     try:
@@ -125,7 +126,7 @@ class GeminiInstructorStep(Step):
             )
             completion = call_provider(context, step, request, self.metadata.capabilities)
             usage = usage + completion.usage
-            answer = _answer(completion)
+            answer = structured_answer(completion)
             if answer is _UNPARSED:
                 problems = ["the answer is not JSON"]
             else:

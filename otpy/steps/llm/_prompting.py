@@ -1,6 +1,8 @@
 """The one-prompt steps: ``claude``, ``gemini`` and ``claude_smart`` (with presets).
 
-Each sends one request and returns the text. None of them names a provider by default:
+Each sends one request and returns the text; one whose ``claude_options`` (or, for
+``gemini``, ``functions``) allows tools runs the agent loop instead (see
+:mod:`otpy.steps.llm._agentic`). None of them names a provider by default:
 the step's ``provider`` field picks one, otherwise the registry selects any provider with
 the ``text`` capability (the embedded runtime has ``simulated``).
 """
@@ -12,9 +14,11 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any, ClassVar
 
+from otpy.agent import AgentResult
 from otpy.errors import StepValidationError
-from otpy.providers import CompletionRequest
+from otpy.providers import Completion, CompletionRequest
 from otpy.steps._base import Step, StepContext, StepMetadata, StepResult
+from otpy.steps.llm._agentic import agent_metadata, ask, check_tool_fields
 from otpy.steps.llm._common import (
     CLAUDE_FIELDS,
     GEMINI_FIELDS,
@@ -24,8 +28,8 @@ from otpy.steps.llm._common import (
     check_llm_fields,
     check_str,
     step_label,
-    warn_unused_tools,
 )
+from otpy.steps.llm._functions import call_declared, declared_functions
 
 __all__ = [
     "DEFAULT_PRESET",
@@ -60,6 +64,7 @@ class PromptStep(Step):
         checked = super().validate(config)
         check_str(checked, "prompt", required=True)
         check_llm_fields(checked)
+        check_tool_fields(checked)
         return checked
 
     def request(self, step: Mapping[str, Any]) -> CompletionRequest:
@@ -67,9 +72,22 @@ class PromptStep(Step):
         return build_request(step, prompt=step["prompt"])
 
     def execute(self, step: Mapping[str, Any], context: StepContext) -> StepResult:
-        warn_unused_tools(step)
-        completion = call_provider(context, step, self.request(step), self.metadata.capabilities)
-        return StepResult.of_completion(completion, output=completion.text)
+        completion, agent = self.answer(step, context)
+        return StepResult.of_completion(
+            completion, output=completion.text, metadata=agent_metadata(agent)
+        )
+
+    def answer(
+        self, step: Mapping[str, Any], context: StepContext
+    ) -> tuple[Completion, AgentResult | None]:
+        """The answer to this step's request: one completion, or the agent run's."""
+        capabilities = self.metadata.capabilities
+        return ask(
+            step,
+            context,
+            self.request(step),
+            lambda request: call_provider(context, step, request, capabilities),
+        )
 
 
 class ClaudeStep(PromptStep):
@@ -77,12 +95,13 @@ class ClaudeStep(PromptStep):
 
     ``claude_options`` (pipeline_ex's) is kept as it is: ``system_prompt`` (with
     ``append_system_prompt`` appended), ``model``, ``temperature`` and ``max_tokens`` shape
-    the request; ``allowed_tools`` and ``max_turns`` wait for tool use (a warning says so).
+    the request; ``allowed_tools`` (with ``max_turns``, ``cwd``...) run the agent loop.
     """
 
     metadata: ClassVar[StepMetadata] = StepMetadata(
         description="Claude-style prompt: one prompt (with optional system prompt, "
-        "temperature, max_tokens, stop sequences, claude_options) and its text answer.",
+        "temperature, max_tokens, stop sequences, claude_options) and its text answer; with "
+        "claude_options.allowed_tools an agent that calls tools in its workspace.",
         required_fields=("prompt",),
         optional_fields=(*LLM_FIELDS, *CLAUDE_FIELDS),
         capabilities=("text",),
@@ -92,17 +111,23 @@ class ClaudeStep(PromptStep):
 class GeminiStep(PromptStep):
     """``gemini``: one prompt to a text model (Google's when ``provider: gemini``).
     ``token_budget`` (``max_output_tokens``, ``temperature``) shapes the request;
-    ``functions`` (and the ``gemini_functions`` declarations they name) are kept as they
-    are for tool use."""
+    ``functions`` naming the workflow's ``gemini_functions`` declarations ask for a call of
+    the first (:mod:`otpy.steps.llm._functions`); other names are tools (the agent loop)."""
 
     metadata: ClassVar[StepMetadata] = StepMetadata(
         description="Gemini-style prompt: one prompt (with optional system instruction, "
         "temperature, max_tokens, stop sequences, token_budget) and its text answer; any "
-        "provider with the text capability serves it unless provider names one.",
+        "provider with the text capability serves it unless provider names one; with "
+        "functions, an agent calling those tools (or pipeline_ex's declared functions).",
         required_fields=("prompt",),
-        optional_fields=(*LLM_FIELDS, *GEMINI_FIELDS),
+        optional_fields=(*LLM_FIELDS, *GEMINI_FIELDS, "max_turns", "max_total_tokens"),
         capabilities=("text",),
     )
+
+    def execute(self, step: Mapping[str, Any], context: StepContext) -> StepResult:
+        if declared_functions(step):
+            return call_declared(step, context, self.metadata.capabilities)
+        return super().execute(step, context)
 
 
 @dataclass(frozen=True, slots=True)
@@ -221,7 +246,8 @@ class ClaudeSmartStep(PromptStep):
     metadata: ClassVar[StepMetadata] = StepMetadata(
         description="Prompt with a preset (analysis, code_review, development, chat, "
         "production, test; default development) supplying system prompt, temperature and "
-        "max_tokens; claude_options and explicit fields override the preset.",
+        "max_tokens; claude_options and explicit fields override the preset; tools as "
+        "for claude.",
         required_fields=("prompt",),
         optional_fields=(*LLM_FIELDS, *CLAUDE_FIELDS, "preset", "environment_aware"),
         capabilities=("text",),
@@ -237,10 +263,9 @@ class ClaudeSmartStep(PromptStep):
         return preset_request(step, DEFAULT_PRESET)[1]
 
     def execute(self, step: Mapping[str, Any], context: StepContext) -> StepResult:
-        warn_unused_tools(step)
-        completion = call_provider(context, step, self.request(step), self.metadata.capabilities)
+        completion, agent = self.answer(step, context)
         return StepResult.of_completion(
             completion,
             output=completion.text,
-            metadata={"preset": preset_of(step, DEFAULT_PRESET)},
+            metadata={"preset": preset_of(step, DEFAULT_PRESET), **agent_metadata(agent)},
         )

@@ -34,6 +34,7 @@ import logging
 from collections.abc import Mapping
 from typing import Any, ClassVar, Final
 
+from otpy.agent import AgentResult
 from otpy.errors import (
     AllOptionsFailed,
     CircuitOpenError,
@@ -50,6 +51,7 @@ from otpy.errors import (
 )
 from otpy.providers import Completion, CompletionRequest
 from otpy.steps._base import Step, StepContext, StepMetadata, StepResult, check_choice
+from otpy.steps.llm._agentic import agent_metadata, ask, check_tool_fields
 from otpy.steps.llm._common import (
     CLAUDE_FIELDS,
     LLM_FIELDS,
@@ -59,7 +61,7 @@ from otpy.steps.llm._common import (
     check_str,
     check_str_list,
     step_label,
-    warn_unused_tools,
+    with_tools,
 )
 from otpy.steps.llm._prompting import check_preset, preset_request
 
@@ -182,11 +184,12 @@ class ClaudeRobustStep(Step):
                 )
         check_preset(checked)
         check_llm_fields(checked)
+        check_tool_fields(checked)
         return checked
 
     def execute(self, step: Mapping[str, Any], context: StepContext) -> StepResult:
-        warn_unused_tools(step)
         preset, request = preset_request(step, DEFAULT_PRESET)
+        capabilities = self.metadata.capabilities
         retry: Mapping[str, Any] = step.get("retry_config") or {}
         attempts_allowed = step.get("max_attempts") or 1 + retry.get("max_retries", DEFAULT_RETRIES)
         conditions = [
@@ -198,7 +201,12 @@ class ClaudeRobustStep(Step):
         while attempts < attempts_allowed:
             attempts += 1
             try:
-                completion = call_provider(context, step, request, self.metadata.capabilities)
+                answer = ask(
+                    step, context, request,
+                    lambda asked: call_provider(context, step, asked, capabilities),
+                )  # fmt: skip
+            except StepValidationError:
+                raise  # the step's own config (a tool name, a cwd): no provider fixes it
             except OtpyError as exc:
                 failures.append((f"attempt {attempts}", exc))
                 if attempts >= attempts_allowed or not any(c in describe(exc) for c in conditions):
@@ -206,7 +214,7 @@ class ClaudeRobustStep(Step):
                 wait = max(_delay(retry, attempts - 1), getattr(exc, "retry_after", None) or 0.0)
                 context.clock.sleep(wait)
             else:
-                return self._result(completion, "primary", attempts, failures, preset)
+                return self._result(answer, "primary", attempts, failures, preset)
         fallback = self._fallback(step, context, request, failures)
         if fallback is not None:
             return self._result(fallback, "fallback", attempts, failures, preset)
@@ -219,18 +227,23 @@ class ClaudeRobustStep(Step):
     def _fallback(
         self, step: Mapping[str, Any], context: StepContext, request: CompletionRequest,
         failures: list[tuple[str, BaseException]],
-    ) -> Completion | None:  # fmt: skip
+    ) -> tuple[Completion, AgentResult | None] | None:  # fmt: skip
+        """The fallback provider's answer (a whole agent run when the step uses tools);
+        None when the step names no fallback or it failed too (added to ``failures``)."""
         name: str | None = step.get("fallback_provider")
         capabilities = step.get("fallback_capabilities")
         if name is None and capabilities is None:
             return None
         wanted = tuple(capabilities or self.metadata.capabilities)
+
+        def send(asked: CompletionRequest) -> Completion:
+            return context.complete(asked, provider=name, capabilities=with_tools(asked, wanted))
+
         try:
-            return context.complete(
-                request.model_copy(update={"model": step.get("fallback_model")}),
-                provider=name,
-                capabilities=wanted,
-            )
+            return ask(
+                step, context, request.model_copy(update={"model": step.get("fallback_model")}),
+                send,
+            )  # fmt: skip
         except OtpyError as exc:
             failures.append((f"fallback {name or 'any provider with ' + ', '.join(wanted)}", exc))
             return None
@@ -251,7 +264,8 @@ class ClaudeRobustStep(Step):
             except OtpyError as exc:
                 failures.append(("simplified prompt", exc))
             else:
-                return self._result(completion, "simplified_prompt", attempts, failures, preset)
+                answer = (completion, None)
+                return self._result(answer, "simplified_prompt", attempts, failures, preset)
         elif action in ("graceful_degradation", "emergency_response"):
             error = f"{type(last).__name__}: {last}"
             logger.warning(
@@ -274,14 +288,16 @@ class ClaudeRobustStep(Step):
         raise AllOptionsFailed(label, chain) from last
 
     def _result(
-        self, completion: Completion, served_by: str, attempts: int,
+        self, answer: tuple[Completion, AgentResult | None], served_by: str, attempts: int,
         failures: list[tuple[str, BaseException]], preset: str,
     ) -> StepResult:  # fmt: skip
+        completion, agent = answer
+        metadata = self._metadata(served_by, attempts, failures, preset)
         return StepResult.of_completion(
             completion,
             output=completion.text,
             retries=attempts - 1 if served_by == "primary" else attempts,
-            metadata=self._metadata(served_by, attempts, failures, preset),
+            metadata={**metadata, **agent_metadata(agent)},
         )
 
     @staticmethod

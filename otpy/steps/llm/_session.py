@@ -4,6 +4,8 @@ A session's turns live in a :class:`~otpy.state.StateProvider` as the ``json`` v
 ``session.<id>``: a list of ``{"user": prompt, "assistant": answer}`` exchanges. Each call
 sends the remembered exchanges as ``messages`` followed by the new prompt, then appends the
 new exchange. One exchange is one turn, so the history always starts with a user message.
+An exchange in which the step used tools (``claude_options.allowed_tools``) also keeps its
+whole conversation — tool calls and results — under ``"messages"``, and is sent back so.
 
 Calls on one session id are serialised by a lock per (store, session id): two steps of
 concurrent runs on the same session never lose a turn. The lock is in-process; two
@@ -22,6 +24,7 @@ from otpy.errors import StepValidationError, VariableExistsError, VariableNotFou
 from otpy.providers import Message
 from otpy.state import LocalState, StateProvider
 from otpy.steps._base import Step, StepContext, StepMetadata, StepResult
+from otpy.steps.llm._agentic import agent_metadata, ask, check_tool_fields
 from otpy.steps.llm._common import (
     CLAUDE_FIELDS,
     LLM_FIELDS,
@@ -30,7 +33,6 @@ from otpy.steps.llm._common import (
     check_llm_fields,
     check_str,
     step_label,
-    warn_unused_tools,
 )
 from otpy.steps.llm._prompting import check_preset, preset_request
 
@@ -164,10 +166,11 @@ class ClaudeSessionStep(Step):
         check_int(checked, "max_turns", minimum=1)
         check_preset(checked)
         check_llm_fields(checked)
+        check_tool_fields(checked)
         return checked
 
     @classmethod
-    def history(cls, session_id: str) -> list[dict[str, str]]:
+    def history(cls, session_id: str) -> list[dict[str, Any]]:
         """The remembered exchanges of a session, oldest first (empty if none)."""
         return _load(cls.session_store(), session_variable(session_id))
 
@@ -184,7 +187,6 @@ class ClaudeSessionStep(Step):
 
     def execute(self, step: Mapping[str, Any], context: StepContext) -> StepResult:
         store = self.session_store()
-        warn_unused_tools(step)
         session_id = session_of(step) or "default"
         prompt: str = step["prompt"]
         max_turns = _max_turns(step)
@@ -193,30 +195,46 @@ class ClaudeSessionStep(Step):
             turns = _load(store, name)
             if max_turns is not None:
                 turns = turns[-max_turns:]
-            messages = [
-                message
-                for turn in turns
-                for message in (
-                    Message(role="user", content=turn["user"]),
-                    Message(role="assistant", content=turn["assistant"]),
-                )
-            ]
+            messages = [message for turn in turns for message in _messages(turn)]
             _, request = preset_request(
                 step, DEFAULT_SESSION_PRESET, prompt=prompt, messages=messages
             )
-            completion = call_provider(context, step, request, self.metadata.capabilities)
-            turns.append({"user": prompt, "assistant": completion.text})
+            capabilities = self.metadata.capabilities
+            completion, agent = ask(
+                step,
+                context,
+                request,
+                lambda asked: call_provider(context, step, asked, capabilities),
+            )
+            turn: dict[str, Any] = {"user": prompt, "assistant": completion.text}
+            if agent is not None:
+                turn["messages"] = [
+                    m.model_dump(mode="json", exclude_defaults=True)
+                    for m in agent.messages[len(messages) :]
+                ]
+            turns.append(turn)
             if max_turns is not None:
                 turns = turns[-max_turns:]
             _save(store, name, turns)
         return StepResult.of_completion(
             completion,
             output=completion.text,
-            metadata={"session_id": session_id, "turns": len(turns)},
+            metadata={"session_id": session_id, "turns": len(turns), **agent_metadata(agent)},
         )
 
 
-def _load(store: StateProvider, name: str) -> list[dict[str, str]]:
+def _messages(turn: Mapping[str, Any]) -> list[Message]:
+    """The messages of one remembered exchange (the whole tool conversation if kept)."""
+    kept = turn.get("messages")
+    if isinstance(kept, list) and kept:
+        return [Message.model_validate(m) for m in kept]
+    return [
+        Message(role="user", content=turn["user"]),
+        Message(role="assistant", content=turn["assistant"]),
+    ]
+
+
+def _load(store: StateProvider, name: str) -> list[dict[str, Any]]:
     try:
         value = store.get_variable(name).value
     except VariableNotFound:
@@ -224,7 +242,7 @@ def _load(store: StateProvider, name: str) -> list[dict[str, str]]:
     return [dict(turn) for turn in value] if isinstance(value, list) else []
 
 
-def _save(store: StateProvider, name: str, turns: list[dict[str, str]]) -> None:
+def _save(store: StateProvider, name: str, turns: list[dict[str, Any]]) -> None:
     try:
         store.set_variable(name, turns)
     except VariableNotFound:

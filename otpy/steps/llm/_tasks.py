@@ -16,13 +16,13 @@
       parallel_tasks:
         - {id: api, prompt: "...", claude_options: {system_prompt: "..."}, output_to_file: api.md}
 
-A task that fails is listed with its error and the others go on (pipeline_ex's
-behaviour); the step fails only when every task fails. ``claude_batch``'s output:
-``success``, ``total_tasks``, ``successful_tasks``, ``failed_tasks``, ``batch_results``
-(task_id, status, result or error, file) and, with ``consolidate_results`` (default),
-``text`` holding every answer under a heading. ``parallel_claude``'s:
-``combined_results`` (each answer under ``===[id]===``) and ``individual_results``
-(id -> answer, or ``{error: ...}``).
+A task whose ``claude_options`` allow tools runs the agent loop. A task that fails is
+listed with its error and the others go on (pipeline_ex's behaviour); the step fails only
+when every task fails. ``claude_batch``'s output: ``success``, ``total_tasks``,
+``successful_tasks``, ``failed_tasks``, ``batch_results`` (task_id, status, result or
+error, file) and, with ``consolidate_results`` (default), ``text`` holding every answer
+under a heading. ``parallel_claude``'s: ``combined_results`` (each answer under
+``===[id]===``) and ``individual_results`` (id -> answer, or ``{error: ...}``).
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ from typing import Any, Final
 from otpy.errors import AllOptionsFailed, OtpyError, StepValidationError
 from otpy.providers import Completion, Usage
 from otpy.steps._base import StepContext, StepResult
+from otpy.steps.llm._agentic import ask as agent_ask
 from otpy.steps.llm._common import call_provider, check_claude_options, step_label
 from otpy.steps.llm._prompting import preset_request
 
@@ -115,7 +116,10 @@ def run_tasks(
 
         def call() -> Completion:
             _, request = preset_request(merged, default_preset, prompt=_prompt(task, context))
-            return call_provider(context, merged, request, capabilities)
+            return agent_ask(
+                merged, context, request,
+                lambda asked: call_provider(context, merged, asked, capabilities),
+            )[0]  # fmt: skip
 
         return call
 
