@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Final
 
 __all__ = [
+    "CLAUDE_CODE_TOOLS",
     "CLAUDE_OPTIONS",
     "DEFAULTS",
     "DEFAULTS_MOVED",
@@ -93,6 +94,11 @@ DEFAULTS: Final = {
 }
 """``defaults`` entries otpy does not honour."""
 
+CLAUDE_CODE_TOOLS: Final = frozenset({
+    "Task", "ExitPlanMode", "NotebookRead", "NotebookEdit", "WebFetch", "WebSearch",
+    "TodoRead", "TodoWrite", "BashOutput", "KillBash", "KillShell", "SlashCommand", "Skill",
+})  # fmt: skip
+"""Claude Code's tools that otpy's agent does not have (its own: ``otpy.agent.BUILTIN_TOOLS``)."""
 CLAUDE_OPTIONS: Final = {
     "permission_mode": "tools run without asking, confined to the workspace; Bash only "
     "when the runtime config enables it",

@@ -20,7 +20,14 @@ import posixpath
 from collections.abc import Mapping
 from typing import Any
 
-from otpy.compat._fields import CLAUDE_OPTIONS, PART_OPTIONS, STEP_FIELDS, TYPE_FIELDS
+from otpy.agent import BUILTIN_TOOLS
+from otpy.compat._fields import (
+    CLAUDE_CODE_TOOLS,
+    CLAUDE_OPTIONS,
+    PART_OPTIONS,
+    STEP_FIELDS,
+    TYPE_FIELDS,
+)
 from otpy.compat._report import Recorder
 from otpy.steps import COMMON_FIELDS, Step
 from otpy.steps.data import DATA_STEPS
@@ -153,26 +160,52 @@ class StepMigration:
             return
         if self.workspace is not None and isinstance(options.get("cwd"), str):
             self.cwd(options, field)
+        if self.pipeline_ex and isinstance(options, dict):
+            for key in ("allowed_tools", "disallowed_tools"):
+                if isinstance(options.get(key), list):
+                    self.tools(options, key, f"{field}.{key}")
         for key, why in CLAUDE_OPTIONS.items():
             if key in options:
                 self.record.note(
                     self.label,
                     self.at(f"{field}.{key}"),
                     options[key],
-                    f"kept, no effect yet: {why}",
+                    f"kept, no effect: {why}",
                     "warning",
                 )
+
+    def tools(self, options: dict[str, Any], key: str, field: str) -> None:
+        """Claude Code ignores tool names it does not have; otpy's agent has only its own
+        tools: the others leave a pipeline_ex document's list, each named."""
+        names = options[key]
+        kept = [n for n in names if not isinstance(n, str) or n in BUILTIN_TOOLS]
+        for name in names:
+            if name not in kept:
+                why = (
+                    "a Claude Code tool otpy's agent lacks"
+                    if name in CLAUDE_CODE_TOOLS
+                    else ("no tool of otpy's agent")
+                )
+                self.record.note(
+                    self.label, self.at(f"{field}[{names.index(name)}]"), name,
+                    f"ignored: {why} (its tools: {', '.join(BUILTIN_TOOLS)}); the step runs "
+                    "without it",
+                    "warning",
+                )  # fmt: skip
+        options[key] = kept
 
     def cwd(self, options: Any, field: str) -> None:
         """pipeline_ex's ``cwd`` is relative to where the pipeline runs, otpy's to the run's
         workspace: a cwd under the document's workspace_dir loses that prefix."""
         cwd = options["cwd"]
-        if posixpath.isabs(cwd):
-            return  # an absolute path: accepted if inside the workspace
         parts = [p for p in posixpath.normpath(cwd).split("/") if p not in ("", ".")]
         root = [p for p in posixpath.normpath(str(self.workspace)).split("/") if p not in ("", ".")]
         where = self.at(f"{field}.cwd")
-        if posixpath.isabs(str(self.workspace)) or parts[: len(root)] != root:
+        if (
+            posixpath.isabs(cwd)
+            or posixpath.isabs(str(self.workspace))
+            or parts[: len(root)] != root
+        ):
             self.record.note(self.label, where, cwd, "kept: otpy resolves it inside the run's "
                              "workspace (a cwd outside it is refused when the step runs)",
                              "warning")  # fmt: skip
