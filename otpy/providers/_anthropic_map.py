@@ -17,18 +17,14 @@ from typing import TYPE_CHECKING, Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from otpy.errors import (
-    AuthenticationError,
-    InvalidRequestError,
-    OverloadedError,
     ProviderConnectionError,
     ProviderError,
     ProviderTimeoutError,
-    RateLimitedError,
     ServerError,
-    SpendLimitError,
 )
 from otpy.providers._anthropic_tools import message_param, tool_calls_of, tool_params
 from otpy.providers._base import CompletionRequest, RateLimitReading, Usage
+from otpy.providers._errors import status_error
 from otpy.providers._tooling import ToolCall
 from otpy.resilience import parse_retry_after
 
@@ -295,21 +291,14 @@ def map_error(
     message = f"{kind}: {_short(redact(said))}"
     if exc.request_id:
         message += f" (request-id {exc.request_id})"
-    after = parse_retry_after(exc.response.headers, now)
-    args: dict[str, Any] = {"provider": provider, "status": status, "retry_after": after}
-    if _spend_limit(status, exc.type, exc.error_code, said):
-        return SpendLimitError(message, **args)
-    if status in (401, 403):
-        return AuthenticationError(message, **args)
-    if status == 429:
-        return RateLimitedError(message, **args)
-    if status in (503, 529) or exc.type == "overloaded_error":
-        return OverloadedError(message, **args)
-    if status >= 500:
-        return ServerError(message, **args)
-    if status == 408:
-        return ProviderTimeoutError(message, **args)
-    return InvalidRequestError(message, **args)
+    return status_error(
+        status,
+        message,
+        provider=provider,
+        retry_after=parse_retry_after(exc.response.headers, now),
+        spent=_spend_limit(status, exc.type, exc.error_code, said),
+        overloaded=exc.type == "overloaded_error",
+    )
 
 
 def _spend_limit(status: int, kind: str | None, code: str | None, said: str) -> bool:

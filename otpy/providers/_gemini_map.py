@@ -16,16 +16,12 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from otpy.errors import (
-    AuthenticationError,
     InvalidRequestError,
-    OverloadedError,
     ProviderError,
-    ProviderTimeoutError,
-    RateLimitedError,
     ServerError,
-    SpendLimitError,
 )
 from otpy.providers._base import Completion, CompletionRequest, Usage
+from otpy.providers._errors import status_error
 from otpy.providers._gemini_tools import parts_of, tool_calls_of, tool_config_of
 from otpy.resilience import parse_retry_after
 
@@ -209,24 +205,19 @@ def api_error(exc: errors.APIError, provider: str, now: float) -> ProviderError:
     error = _error_body(exc.details)
     details = [d for d in error.get("details") or () if isinstance(d, Mapping)]
     message = _message(status, exc.message or error.get("message"))
-    if code == 429 or status == "RESOURCE_EXHAUSTED":
-        advised = _retry_after(exc, details, now)
-        if _spent(str(exc.message or ""), _quota_ids(details), advised):
-            return SpendLimitError(message, provider=provider, status=code, retry_after=advised)
-        return RateLimitedError(message, provider=provider, status=code, retry_after=advised)
-    if code in (503, 529) or status == "UNAVAILABLE":
-        return OverloadedError(message, provider=provider, status=code)
-    if code >= 500 or code < 400:
-        return ServerError(message, provider=provider, status=code)
-    if (
-        code in (401, 403)
-        or status in ("UNAUTHENTICATED", "PERMISSION_DENIED")
-        or _bad_key(str(exc.message or ""), details)
-    ):
-        return AuthenticationError(message, provider=provider, status=code)
-    if code == 408:
-        return ProviderTimeoutError(message, provider=provider, status=code)
-    return InvalidRequestError(message, provider=provider, status=code)
+    limited = code == 429 or status == "RESOURCE_EXHAUSTED"
+    advised = _retry_after(exc, details, now) if limited else None
+    return status_error(
+        code,
+        message,
+        provider=provider,
+        retry_after=advised,
+        spent=limited and _spent(str(exc.message or ""), _quota_ids(details), advised),
+        rate_limited=limited,
+        overloaded=status == "UNAVAILABLE",
+        unauthenticated=status in ("UNAUTHENTICATED", "PERMISSION_DENIED")
+        or _bad_key(str(exc.message or ""), details),
+    )
 
 
 def _error_body(body: Any) -> Mapping[str, Any]:

@@ -15,7 +15,7 @@ from otpy.errors import StateError
 from otpy.state._records import dumps
 from otpy.state._store import Transaction
 from otpy.state._types import is_valid_name
-from otpy.state._variable import Variable, freeze
+from otpy.state._variable import FIELDS, Variable, freeze
 
 __all__ = [
     "COLUMNS",
@@ -58,24 +58,9 @@ _TABLES: Final = (
 _INDEX: Final = "CREATE INDEX IF NOT EXISTS variables_in_order ON variables (session_id, seq)"
 _EXPECTED: Final = {
     "sessions": ["session_id", "metadata", "created_at"],
-    "variables": [
-        "session_id",
-        "id",
-        "name",
-        "type",
-        "value",
-        "constraints",
-        "metadata",
-        "description",
-        "version",
-        "created_at",
-        "updated_at",
-        "seq",
-    ],
+    "variables": ["session_id", *FIELDS, "seq"],
 }
-COLUMNS: Final = (
-    "id, name, type, value, constraints, metadata, description, version, created_at, updated_at"
-)
+COLUMNS: Final = ", ".join(FIELDS)
 """The columns ``record_from_row`` reads, in its order."""
 
 

@@ -10,7 +10,15 @@ from typing import Any, Literal, NoReturn
 from otpy.errors import ConfigurationError, InvalidValueError, StateError
 from otpy.state._types import NotJSON, copy_value, define, is_valid_name, json_copy, validate
 
-__all__ = ["ChangeKind", "FrozenDict", "FrozenList", "Variable", "VariableChange", "freeze"]
+__all__ = [
+    "FIELDS",
+    "ChangeKind",
+    "FrozenDict",
+    "FrozenList",
+    "Variable",
+    "VariableChange",
+    "freeze",
+]
 
 ChangeKind = Literal["registered", "updated", "deleted"]
 
@@ -75,18 +83,11 @@ def _thaw(value: Any) -> Any:
     return value
 
 
-_FIELDS = (
-    "id",
-    "name",
-    "type",
-    "value",
-    "constraints",
-    "metadata",
-    "description",
-    "version",
-    "created_at",
-    "updated_at",
-)
+FIELDS = (
+    "id", "name", "type", "value", "constraints", "metadata", "description", "version",
+    "created_at", "updated_at",
+)  # fmt: skip
+"""A variable's fields, in the order records and exports list them."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,7 +139,7 @@ class Variable:
         """
         if not isinstance(data, Mapping):
             raise StateError(f"a variable must be a dict, got {type(data).__name__}")
-        missing = [key for key in _FIELDS if key not in data]
+        missing = [key for key in FIELDS if key not in data]
         if missing:
             raise StateError(f"variable {data.get('name')!r}: missing field(s) {missing}")
         name = data["name"]
