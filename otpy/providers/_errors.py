@@ -3,6 +3,8 @@ provider (each provider's map reads its own signals out of its SDK's exception).
 
 from __future__ import annotations
 
+from typing import Any
+
 from otpy.errors import (
     AuthenticationError,
     InvalidRequestError,
@@ -37,7 +39,7 @@ def status_error(
     ProviderTimeoutError; any other 4xx an InvalidRequestError. ``retry_after`` (seconds,
     the provider's advice) is kept on the error.
     """
-    args = {"provider": provider, "status": status, "retry_after": retry_after}
+    args: dict[str, Any] = {"provider": provider, "status": status, "retry_after": retry_after}
     if spent:
         return SpendLimitError(message, **args)
     if status == 429 or rate_limited:
