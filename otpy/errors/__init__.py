@@ -9,6 +9,8 @@ supervisor applies its restart strategy.
 
     OtpyError
     ├── ConfigurationError                  bad settings or arguments
+    │   ├── ExpressionError                 a condition or expression that does not parse or
+    │   │                                   evaluate (.text, .position, .reason)
     │   └── OutsideWorkspaceError           a path leads out of its workspace (.path, .root)
     ├── SupervisionError                    supervision tree and actor lifecycle
     │   ├── ChildSpecError (ValueError)     an invalid ChildSpec field or supervisor flag
@@ -121,7 +123,7 @@ from otpy.errors._supervision import (
     StartChildError,
     SupervisionError,
 )
-from otpy.errors._work import JobError, OutsideWorkspaceError, PipelineError
+from otpy.errors._work import ExpressionError, JobError, OutsideWorkspaceError, PipelineError
 
 __all__ = [
     "AgentError",
@@ -142,6 +144,7 @@ __all__ = [
     "DuplicateChildError",
     "DuplicateProviderError",
     "DuplicateStepError",
+    "ExpressionError",
     "InvalidRequestError",
     "InvalidValueError",
     "JobError",
