@@ -210,14 +210,16 @@ def start_run(
     on_step: Callable[[StepEvent], None] | None = None,
     tools: ToolRegistry | None = None,
     workspace: Workspace | None = None,
+    resume: bool = False,
 ) -> PipelineRun:
     """Start a runner for ``plan`` under the DynamicSupervisor named ``supervisor`` and
     return its handle. The run joins the caller's trace context as its parent; its agent
-    steps use ``tools`` and work in ``workspace`` (see ``run_plan``)."""
+    steps use ``tools`` and its steps' files are in ``workspace`` (see ``run_plan``); with
+    ``resume`` it continues from the pipeline's checkpoint."""
     ref = whereis(supervisor)
     if ref is None:
         raise PipelineError(f"no runs supervisor {supervisor!r} is running (is the runtime up?)")
-    progress = RunProgress(on_step=on_step)
+    progress = RunProgress(on_step=on_step, resume=resume)
     run = PipelineRun(plan, progress)
     trace = current_context()
     given = dict(inputs or {})

@@ -1,6 +1,7 @@
 """otpy's pipeline executor against calling the steps directly: the overhead per step of
 ``run_plan`` and of a supervised run, 100 concurrent 5-step pipelines on a simulated
-provider with 20 ms latency against the ideal wall time, and the cost of compiling.
+provider with 20 ms latency against the ideal wall time, the cost of compiling, and the
+overhead per item of a 1,000-item ``for_loop``.
 
 Run from the repo root: ``.venv/bin/python benchmarks/pipelines.py [--quick]``.
 """
@@ -252,12 +253,63 @@ def bench_compile(n: int, rounds: int) -> None:
         row(name, f"{value:,.0f}", f"{value / us[base]:.2f}x")
 
 
+# -- 4. a 1,000-item for_loop -----------------------------------------------------------------
+
+LOOP = """\
+name: loop_bench
+inputs: {{items: {{type: array}}}}
+steps:
+  - name: each
+    type: for_loop
+    iterator: item
+    data_source: inputs.items{parallel}
+    steps:
+      - {{name: echo, type: echo, text: "item {{{{ loop.item }}}}"}}
+"""
+
+
+def bench_loop(items: int, rounds: int) -> None:
+    """A for_loop over ``items`` items whose one step is an ``echo`` (no provider), run by
+    run_plan, against the baseline: the same step's execute called once per item."""
+    values = list(range(items))
+    with runtime({}) as rt:
+        rt.steps.register_step("echo", Echo)
+        step, context = Echo(), StepContext()
+
+        def base() -> object:
+            return [step.execute({"name": "echo", "text": f"item {v}"}, context) for v in values]
+
+        kinds: dict[str, Op] = {"step.execute per item, direct (baseline)": base}
+        for label, parallel in (
+            ("sequential", ""),
+            ("parallel: true, max_parallel 4", "\n    parallel: true\n    max_parallel: 4"),
+        ):
+            plan = rt.compile_pipeline(LOOP.format(parallel=parallel))
+            result = run_plan(plan, {"items": values})
+            assert result.status == "completed", result.error
+            iterations = result.step("each").output["iterations"]
+            assert (
+                len(iterations) == items
+                and iterations[-1]["results"]["echo"] == f"item {items - 1}"
+            )
+            kinds[f"run_plan, for_loop ({label})"] = partial(run_plan, plan, {"items": values})
+        us = time_ops(kinds, 1, rounds, warmup=1)
+    base_us = us["step.execute per item, direct (baseline)"]
+    title = (f"4. A for_loop over {items:,} items, one echo step each (median of {rounds} "
+             "rounds; +µs/item: (run - baseline) / items)")  # fmt: skip
+    row("", "ms/run", "µs/item", "+µs/item", title=title, w=52)
+    for name, value in us.items():
+        extra = "" if value == base_us else f"{(value - base_us) / items:.1f}"
+        row(name, f"{value / 1000:.1f}", f"{value / items:.1f}", extra, w=52)
+
+
 def sections(args: argparse.Namespace) -> None:
     quick = args.quick
     n, rounds = (100, 2) if quick else (2_000, 5)
     bench_overhead(n, rounds)
     bench_concurrent(2 if quick else 9)
     bench_compile(20 if quick else 200, rounds)
+    bench_loop(1_000, 2 if quick else 9)
 
 
 def main() -> None:

@@ -245,6 +245,7 @@ _SOURCES: dict[str, str] = {
     "DuplicateChildError": "otpy.errors",
     "DuplicateProviderError": "otpy.errors",
     "DuplicateStepError": "otpy.errors",
+    "ExpressionError": "otpy.errors",
     "InvalidRequestError": "otpy.errors",
     "InvalidValueError": "otpy.errors",
     "JobClaimedError": "otpy.errors",

@@ -63,8 +63,10 @@ class Console:
         "skipped": "\u2013",
         "bar": "\u2588",
         "gap": "\u2591",
+        "loop": "\u21bb",
     }
-    ASCII: Final = {"start": ">", "ok": "+", "failed": "x", "skipped": "-", "bar": "#", "gap": "-"}
+    ASCII: Final = {"start": ">", "ok": "+", "failed": "x", "skipped": "-", "bar": "#", "gap": "-",
+                    "loop": "~"}  # fmt: skip
 
     def __init__(self, stream: TextIO | None = None, *, error: bool = False) -> None:
         self._stream = stream

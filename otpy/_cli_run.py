@@ -1,9 +1,12 @@
 """``otpy run`` and ``otpy validate``: run a pipeline file with live progress, check files.
 
 ``run`` compiles the pipeline first (every problem reported before anything runs, exit
-2), runs it in a supervised worker with one progress line per step event on stderr, then
-prints the result table and the outputs on stdout (or, with ``--json``, the
-PipelineResult as one JSON document). Exit 0 completed, 1 failed or cancelled.
+2), runs it in a supervised worker with one progress line per step event and per loop
+item on stderr, then prints the result table and the outputs on stdout (or, with
+``--json``, the PipelineResult as one JSON document); ``--resume`` continues a pipeline
+with ``checkpoint_enabled`` from its last completed step. Exit 0 completed, 1 failed or
+cancelled. ``validate`` lists, for each valid file, the fields that have no effect in otpy
+and why (a pipeline_ex document's ``hooks``, ``claude_options.allowed_tools``...).
 """
 
 from __future__ import annotations
@@ -78,6 +81,12 @@ def add_run_parser(commands: Any) -> None:
         help="a starting run variable ({{ vars.KEY }}), value read as YAML (repeatable)",
     )
     run.add_argument("--json", action="store_true", help="print the result as one JSON document")
+    run.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue from the pipeline's checkpoint (it needs checkpoint_enabled: true): "
+        "the steps that completed are not run again",
+    )
     run.add_argument("-q", "--quiet", action="store_true", help="no progress lines on stderr")
     run.add_argument(
         "--timeout", type=float, metavar="SECONDS", help="cancel the run after this long"
@@ -116,6 +125,10 @@ class Progress:
 
     def describe(self, event: StepEvent) -> str:
         symbol = self.console.symbol
+        if event.item is not None:
+            of = f"/{event.items}" if event.items is not None else ""
+            noun = "item" if event.items is not None else "iteration"
+            return f"  {symbol('loop')} {event.step} {noun} {event.item}{of}"
         outcome = event.outcome
         if outcome is None:
             kind = self.types.get(event.step, "?")
@@ -164,7 +177,9 @@ def run_command(args: argparse.Namespace) -> int:
         plan = rt.compile_pipeline(Path(args.pipeline))
         inputs, variables = _inputs(args, plan), _variables(args)
         on_step = None if args.quiet else Progress(plan, err)
-        run = rt.start_pipeline(plan, inputs, variables=variables, on_step=on_step)
+        run = rt.start_pipeline(
+            plan, inputs, variables=variables, on_step=on_step, resume=args.resume
+        )
         try:
             result = run.wait(args.timeout)
         except CallTimeoutError:
@@ -251,9 +266,14 @@ def validate_command(args: argparse.Namespace) -> int:
             count = len(plan.steps)
             line = f"ok {plan.name} ({count} step{'' if count == 1 else 's'}) {path}"
             migration = plan.pipeline.migration
-            if migration is not None:
-                line += " (migrated from a legacy config)"
+            if migration is not None and migration.pipeline_ex:
+                line += " (a pipeline_ex workflow)"
             out.line(line)
+            inert = migration.inert if migration is not None else []
+            if inert:
+                verb = "has" if len(inert) == 1 else "have"
+                out.line(f"  {len(inert)} field{'s' * (len(inert) != 1)} {verb} no effect in otpy:")
+                out.lines([f"    {note.where}: {note.note}" for note in inert])
             for used in check_tools(plan, rt.tools):
                 text = f"  tools of {used.step}: {', '.join(used.tools) or 'none'}"
                 if used.disabled:

@@ -59,7 +59,6 @@ from otpy.optimize import (
 from otpy.pipelines import (
     PipelineResult,
     PipelineSource,
-    PipelineStepType,
     Plan,
     StepEvent,
     check_providers,
@@ -70,6 +69,8 @@ from otpy.providers import Provider, ProviderTable
 from otpy.providers._types import make_provider
 from otpy.state import StateProvider
 from otpy.steps import StepTable
+from otpy.steps.data import DATA_STEPS
+from otpy.steps.flow import FLOW_STEPS
 from otpy.supervision import ChildSpec, Down, DynamicSupervisor, Supervisor, SupervisorRef
 from otpy.telemetry import Telemetry, get_telemetry
 from otpy.workspace import Workspace
@@ -209,7 +210,8 @@ class Runtime:
         )
         self.supervisor.monitor(self._root_down)
         try:
-            self.steps.register_step("pipeline", PipelineStepType, replace=True)
+            for name, step_type in {**FLOW_STEPS, **DATA_STEPS}.items():
+                self.steps.register_step(name, step_type, replace=True)
             for name, provider_config in config.providers.items():
                 self._register_provider(name, provider_config)
             if config.plugins:
@@ -255,12 +257,15 @@ class Runtime:
         variables: Mapping[str, Any] | None = None,
         on_step: Callable[[StepEvent], None] | None = None,
         workspace: str | os.PathLike[str] | None = None,
+        resume: bool = False,
     ) -> PipelineRun:
         """Check the pipeline, then run it in a supervised worker of its own and return
         the :class:`PipelineRun` handle at once (``wait()`` gives the result). ``on_step``
-        hears each step start and finish (in the worker's thread). Agent steps' file tools
-        work in ``workspace`` (default: the config's ``tools.workspace``, ``./workspace``,
-        relative to the current directory when the run starts)."""
+        hears each step start and finish and each loop item (in the worker's thread);
+        ``resume`` continues from the pipeline's checkpoint (``checkpoint_enabled``). The
+        steps' files (agent tools, file_ops, file prompt parts) are in ``workspace``
+        (default: the document's ``workspace_dir``, else the config's ``tools.workspace``,
+        ``./workspace``; relative to the current directory when the run starts)."""
         plan = source if isinstance(source, Plan) else self.compile_pipeline(source)
         return start_run(
             self.runs_supervisor,
@@ -270,8 +275,9 @@ class Runtime:
             providers=self.providers,
             clock=self.clock,
             on_step=on_step,
+            resume=resume,
             tools=self.tools,
-            workspace=self._workspace(workspace),
+            workspace=Workspace(workspace) if workspace is not None else None,
         )
 
     def run_pipeline(
@@ -283,14 +289,16 @@ class Runtime:
         on_step: Callable[[StepEvent], None] | None = None,
         timeout: float | None = None,
         workspace: str | os.PathLike[str] | None = None,
+        resume: bool = False,
     ) -> PipelineResult:
         """Run a pipeline (see :meth:`start_pipeline`) and wait for its result: every
         step's output, timing, tokens, provider, retries and errors. A failed run is a
         result with ``status="failed"`` (``result.raise_for_status()`` raises it); bad
         input raises before any step runs."""
         run = self.start_pipeline(
-            source, inputs, variables=variables, on_step=on_step, workspace=workspace
-        )
+            source, inputs, variables=variables, on_step=on_step, workspace=workspace,
+            resume=resume,
+        )  # fmt: skip
         return run.wait(timeout)
 
     def agent(

@@ -174,7 +174,7 @@ def test_public_api_is_re_exported() -> None:
         "otpy.steps": {
             "COMMON_FIELDS", "STEP_PLUGIN_GROUP", "Step", "StepContext", "StepEntry",
             "StepMetadata", "StepResult", "StepTable", "StepValidator", "load_step_plugins",
-            "validate_step",
+            "validate_step", "BodyRun", "StepHost", "check_choice",
         },
         "otpy.actors": {
             "ChatAgent", "ChatCell", "ChatHandle", "chat_child",

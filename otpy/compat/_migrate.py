@@ -1,126 +1,132 @@
-"""``migrate_pipeline``: legacy (pipeline_ex-style) pipeline configs to the current schema.
+"""``migrate_pipeline``: a pipeline_ex workflow document (or an otpy pipeline) made ready for
+otpy's schema, with a report of everything it changed and every field it ignores.
 
-What it rewrites (every rewrite is a :class:`Change` in the result):
+A pipeline_ex document has ``workflow:`` at its root. Its fields become the pipeline's:
 
-- a top-level ``workflow: {name, steps, ...}`` wrapper is flattened to ``{name, steps, ...}``;
-- pipeline_ex's environment keys (``checkpoint_enabled``, ``checkpoint_dir``,
-  ``workspace_dir``, ``output_dir``, ``environment``) and ``defaults`` entries otpy has no
-  use for (``gemini_model``, ``claude_output_format``, ...) are removed with a warning;
-- per step: ``claude_options`` flattened (``system_prompt`` -> ``system``,
-  ``append_system_prompt`` appended to it, ``model``, ``session_id``, ...); its agent
-  settings (``allowed_tools``, ``disallowed_tools``, ``max_turns``, ``cwd``,
-  ``max_total_tokens``) stay in ``claude_options`` for the step types that run tools
-  (a ``cwd`` under ``./workspace`` made relative to the run's workspace), and are
-  removed with a warning for the others;
-  ``token_budget: {max_output_tokens, temperature}`` -> ``max_tokens``, ``temperature``;
-  ``condition`` -> ``when``; a ``prompt`` given as a list of parts -> one template string
-  (see :mod:`otpy.compat._prompts`; ``file`` parts are never read: error-level change);
-  ``output_to_file`` removed; per type: ``session_config`` (claude_session),
-  ``extraction_config`` (claude_extract), ``tasks``/``batch_config`` (claude_batch),
-  ``parallel_tasks`` (parallel_claude), ``retry_config`` (claude_robust);
-- left as they are, with a note: ``tools`` of ``gemini`` steps (``functions`` is theirs), fields a
-  legacy step type does not know, pipeline_ex step types otpy lacks.
+- honoured as they are: name, description, version (a number becomes text), steps,
+  defaults, workspace_dir, output_dir, checkpoint_enabled, checkpoint_dir, environment,
+  metadata, global_vars, variables, inputs, gemini_functions;
+- renamed: ``input:`` (name -> default value) becomes ``inputs`` with those defaults;
+  a workflow-level ``continue_on_error`` becomes ``defaults.continue_on_error``;
+  ``defaults.claude_model``/``claude_fallback_model``/``claude_output_format`` move into
+  ``defaults.claude_options``;
+- ignored with a note saying what otpy does instead: the features otpy lacks
+  (:mod:`otpy.compat._fields`) and, in a pipeline_ex document, fields unknown to both
+  formats (with the closest known field). A document is never refused for one of those.
 
-Pure and idempotent: the input is never changed, and migrating the result again gives the
-same config with no changes.
+Then every step goes through :func:`otpy.compat._rules.migrate_step`. An otpy pipeline
+(no ``workflow:``) only gets the step rules. Pure and idempotent: the input is never
+changed, and migrating the result again changes nothing.
 """
 
 from __future__ import annotations
 
 import copy
+import difflib
 from collections.abc import Mapping
-from typing import Any, Final
+from typing import Any
 
+from otpy.compat._fields import DEFAULTS, DEFAULTS_MOVED, ENVIRONMENT, WORKFLOW, WORKFLOW_HONOURED
 from otpy.compat._report import MigrationResult, Recorder
 from otpy.compat._rules import migrate_step
+from otpy.workspace import DEFAULT_WORKSPACE_DIR
 
 __all__ = ["migrate_pipeline"]
 
+_DEFAULTS_HONOURED = frozenset({
+    "provider", "model", "options", "failover", "claude_options", "claude_preset",
+    "gemini_model", "gemini_token_budget", "output_dir", "continue_on_error",
+})  # fmt: skip
 
-def _flatten(config: dict[str, Any], record: Recorder) -> dict[str, Any]:
-    if "workflow" not in config:
-        return config
+
+def _unwrap(config: dict[str, Any], record: Recorder) -> dict[str, Any]:
     workflow = config.pop("workflow")
     if not isinstance(workflow, Mapping):
         raise record.invalid(None, "workflow", f"must be a mapping, got {workflow!r}")
-    for key in workflow:
-        if key in config:
-            raise record.invalid(
-                None, str(key), "given both at the top level and inside workflow; keep one"
+    for key, value in config.items():
+        record.note(None, str(key), value, "ignored: outside the workflow mapping", "warning")
+    return copy.deepcopy(dict(workflow))
+
+
+def _document(flat: dict[str, Any], record: Recorder) -> None:
+    version = flat.get("version")
+    if isinstance(version, int | float) and not isinstance(version, bool):
+        flat["version"] = str(version)
+        record.change(None, "version", version, flat["version"], "a number became text")
+    if "input" in flat and "inputs" not in flat and isinstance(flat["input"], Mapping):
+        given = flat.pop("input")
+        flat["inputs"] = {name: {"default": value} for name, value in given.items()}
+        record.change(None, "input", given, flat["inputs"], "became inputs with these defaults")
+    if isinstance(flat.get("continue_on_error"), bool):
+        value = flat.pop("continue_on_error")
+        defaults = flat.setdefault("defaults", {})
+        if isinstance(defaults, dict):
+            defaults.setdefault("continue_on_error", value)
+            record.change(
+                None, "continue_on_error", value, value, "became defaults.continue_on_error"
             )
-    flat = {**config, **workflow}
-    record.change(
-        None,
-        "workflow",
-        sorted(map(str, workflow)),
-        None,
-        "flattened the workflow wrapper: its fields are now top-level",
-    )
-    return flat
+    for key in list(flat):
+        if key in WORKFLOW_HONOURED:
+            continue
+        value = flat.pop(key)
+        why = WORKFLOW.get(str(key))
+        if why is None:
+            close = difflib.get_close_matches(str(key), sorted(WORKFLOW_HONOURED), n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            why = f"not a field of pipeline_ex's workflow format{hint}"
+        record.note(None, str(key), value, f"ignored: {why}", "warning")
+    environment = flat.get("environment")
+    if isinstance(environment, dict):
+        for key in [k for k in environment if k != "mode"]:
+            why = ENVIRONMENT.get(str(key), "only environment.mode is read")
+            record.note(
+                None, f"environment.{key}", environment.pop(key), f"ignored: {why}", "warning"
+            )
+    _defaults(flat.get("defaults"), record)
 
 
-ENVIRONMENT_KEYS: Final = {
-    "checkpoint_enabled": "jobs checkpoint to their state store after every evaluation",
-    "checkpoint_dir": "jobs checkpoint to their state store after every evaluation",
-    "workspace_dir": "steps get no workspace directory (nothing reads or writes files)",
-    "output_dir": "results are returned (PipelineResult), not written to files",
-    "environment": "no per-pipeline environment; configure the runtime instead",
-}
-"""pipeline_ex workflow keys about where it ran, removed: why otpy needs none of them."""
-
-LEGACY_DEFAULTS: Final = frozenset(
-    {
-        "gemini_model",
-        "gemini_token_budget",
-        "claude_model",
-        "claude_output_format",
-        "claude_preset",
-        "output_dir",
-        "workspace_dir",
-        "checkpoint_dir",
-    }
-)
-"""pipeline_ex ``defaults`` entries (removed with a warning; anything else unknown is left
-for the schema to refuse)."""
-
-
-def _drop_environment(config: dict[str, Any], record: Recorder) -> None:
-    """Remove pipeline_ex's execution-environment keys and legacy ``defaults`` entries
-    (``gemini_model``, ``claude_output_format``, ...), each with a warning."""
-    for key, why in ENVIRONMENT_KEYS.items():
-        if key in config:
-            value = config.pop(key)
-            record.change(None, key, value, None, f"removed: {why}", level="warning")
-    defaults = config.get("defaults")
+def _defaults(defaults: Any, record: Recorder) -> None:
     if not isinstance(defaults, dict):
         return
-    for key in sorted(LEGACY_DEFAULTS.intersection(defaults)):
+    for old, new in DEFAULTS_MOVED.items():
+        if old in defaults:
+            value = defaults.pop(old)
+            options = defaults.setdefault("claude_options", {})
+            if isinstance(options, dict):
+                options.setdefault(new, value)
+                record.change(
+                    None, f"defaults.{old}", value, value, f"moved to defaults.claude_options.{new}"
+                )
+    for key in [k for k in defaults if k not in _DEFAULTS_HONOURED]:
         value = defaults.pop(key)
-        where = "provider" if str(key).endswith("_model") else "runtime"
-        record.change(
-            None,
-            f"defaults.{key}",
-            value,
-            None,
-            f"removed: pipeline defaults are provider, model, options and failover (set a "
-            f"{where} model in the step or the runtime config instead)",
-            level="warning",
-        )
+        why = DEFAULTS.get(str(key))
+        if why is None:
+            close = difflib.get_close_matches(str(key), sorted(_DEFAULTS_HONOURED), n=1)
+            why = "not a defaults field" + (f"; did you mean {close[0]!r}?" if close else "")
+        record.note(None, f"defaults.{key}", value, f"ignored: {why}", "warning")
 
 
 def migrate_pipeline(config: Mapping[str, Any]) -> MigrationResult:
-    """Rewrite a legacy pipeline config to the current schema; see the module docstring.
+    """Make a pipeline_ex document or an otpy pipeline ready for otpy's schema; see the
+    module docstring.
 
     Runs in the caller's thread, touches no file and no actor. Raises StepValidationError
     (naming the step by name or ``steps[<index>]``, and the field) when the input is not a
-    pipeline: not a mapping, ``steps`` missing or not a list, a step not a mapping, a
-    legacy block of the wrong shape, a malformed prompt part.
+    pipeline: not a mapping, ``workflow`` not a mapping, ``steps`` missing or not a list, a
+    step not a mapping.
     """
     record = Recorder()
     if not isinstance(config, Mapping):
         raise record.invalid(None, None, f"a pipeline config must be a mapping, got {config!r}")
-    migrated = _flatten(copy.deepcopy(dict(config)), record)
-    _drop_environment(migrated, record)
+    pipeline_ex = "workflow" in config
+    migrated = copy.deepcopy(dict(config))
+    if pipeline_ex:
+        migrated = _unwrap(migrated, record)
+        _document(migrated, record)
+    workspace = None
+    if pipeline_ex:
+        written = migrated.get("workspace_dir")
+        workspace = written if isinstance(written, str) and written else DEFAULT_WORKSPACE_DIR
     steps = migrated.get("steps")
     if not isinstance(steps, list):
         raise record.invalid(None, "steps", f"must be a list of step mappings, got {steps!r}")
@@ -129,5 +135,5 @@ def migrate_pipeline(config: Mapping[str, Any]) -> MigrationResult:
             raise record.invalid(f"steps[{index}]", None, f"a step must be a mapping, got {step!r}")
         name = step.get("name")
         label = name if isinstance(name, str) and name else f"steps[{index}]"
-        migrate_step(step, label, record)
-    return MigrationResult(migrated, record.changes, record.notes)
+        migrate_step(step, label, record, pipeline_ex=pipeline_ex, workspace=workspace)
+    return MigrationResult(migrated, record.changes, record.notes, pipeline_ex=pipeline_ex)

@@ -35,6 +35,11 @@ class Change:
         where = f"step {self.step!r}" if self.step is not None else "pipeline"
         return f"[{self.level}] {where}, {self.field}: {self.note}"
 
+    @property
+    def where(self) -> str:
+        """``step 'x', field`` or ``field`` (for listings)."""
+        return f"step {self.step!r}, {self.field}" if self.step is not None else self.field
+
 
 @dataclass(frozen=True, slots=True)
 class MigrationResult:
@@ -49,6 +54,25 @@ class MigrationResult:
     config: dict[str, Any]
     changes: list[Change]
     notes: list[Change] = field(default_factory=list)
+    pipeline_ex: bool = False
+    """Whether the input was a pipeline_ex workflow document (``workflow:`` at the root)."""
+
+    @property
+    def inert(self) -> list[Change]:
+        """The fields otpy ignores or that have no effect yet (warning-level notes)."""
+        return [note for note in self.notes if note.level == "warning"]
+
+    def warning(self, label: str) -> str | None:
+        """The one warning a run of this document gives about its inert fields (None if
+        there are none): how many, and each field with what otpy does instead."""
+        inert = self.inert
+        if not inert:
+            return None
+        count = f"{len(inert)} field{'s' if len(inert) != 1 else ''}"
+        verb = "has" if len(inert) == 1 else "have"
+        lines = [f"{label}: {count} of this document {verb} no effect in otpy:"]
+        lines += [f"  {note}" for note in inert]
+        return "\n".join(lines)
 
     @property
     def changed(self) -> bool:

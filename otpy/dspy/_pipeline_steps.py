@@ -112,7 +112,7 @@ def _tuned(
                     fields[part.path] = InputField(name, part.path)
                 shown.append(f"`{fields[part.path].name}`")
             else:
-                shown.append(part)
+                shown.append(part if isinstance(part, str) else part.placeholder)
         parts.append("".join(shown).strip())
     output = _unique(_identifier(planned.name), used)
     return TunedStep(

@@ -9,6 +9,8 @@ supervisor applies its restart strategy.
 
     OtpyError
     ├── ConfigurationError                  bad settings or arguments
+    │   ├── ExpressionError                 a condition or expression that does not parse or
+    │   │                                   evaluate (.text, .position, .reason)
     │   └── OutsideWorkspaceError           a path leads out of its workspace (.path, .root)
     ├── SupervisionError                    supervision tree and actor lifecycle
     │   ├── ChildSpecError (ValueError)     an invalid ChildSpec field or supervisor flag
@@ -126,6 +128,7 @@ from otpy.errors._supervision import (
     SupervisionError,
 )
 from otpy.errors._work import (
+    ExpressionError,
     JobClaimedError,
     JobError,
     LeaseLostError,
@@ -152,6 +155,7 @@ __all__ = [
     "DuplicateChildError",
     "DuplicateProviderError",
     "DuplicateStepError",
+    "ExpressionError",
     "InvalidRequestError",
     "InvalidValueError",
     "JobClaimedError",

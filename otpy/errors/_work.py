@@ -7,6 +7,7 @@ from typing import Any
 from otpy.errors._base import ConfigurationError, OtpyError
 
 __all__ = [
+    "ExpressionError",
     "JobClaimedError",
     "JobError",
     "LeaseLostError",
@@ -67,3 +68,16 @@ class OutsideWorkspaceError(ConfigurationError):
         self.path = path
         self.root = root
         self.what = what
+
+
+class ExpressionError(ConfigurationError):
+    """A condition or template expression that does not parse, or cannot be evaluated
+    with the values it got: ``text`` is the expression, ``position`` the 1-based column
+    of the problem (0 when it is not about one place), ``reason`` what is wrong."""
+
+    def __init__(self, reason: str, *, text: str, position: int = 0) -> None:
+        where = f" at column {position}" if position else ""
+        super().__init__(f"{reason}{where} in {text!r}")
+        self.reason = reason
+        self.text = text
+        self.position = position

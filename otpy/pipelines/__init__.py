@@ -13,22 +13,15 @@
 """
 
 from otpy.pipelines._check import check_references
-from otpy.pipelines._executor import MAX_DEPTH, RunProgress, StepEvent, run_plan
+from otpy.pipelines._executor import MAX_DEPTH, run_plan
 from otpy.pipelines._gateway import FAILOVER_ERRORS, ProviderDirectory, StepGateway
+from otpy.pipelines._inputs import InputSpec, InputType
 from otpy.pipelines._load import PipelineSource, load_pipeline
 from otpy.pipelines._plan import Plan, PlannedStep, check_providers, compile_pipeline
+from otpy.pipelines._progress import RunProgress, StepEvent
 from otpy.pipelines._result import PipelineResult, RunStatus, StepError, StepOutcome, StepStatus
-from otpy.pipelines._schema import (
-    NAME_PATTERN,
-    Defaults,
-    Fallback,
-    InputSpec,
-    InputType,
-    OnError,
-    Pipeline,
-    PipelineStep,
-)
-from otpy.pipelines._substep import PipelineStepType
+from otpy.pipelines._schema import Defaults, Pipeline
+from otpy.pipelines._step_schema import NAME_PATTERN, Fallback, OnError, PipelineStep
 from otpy.pipelines._templates import (
     RESULT_FIELDS,
     ROOTS,
@@ -40,6 +33,7 @@ from otpy.pipelines._templates import (
     step_record,
 )
 from otpy.pipelines._tools import StepTools, check_tools
+from otpy.steps.flow import PipelineStepType
 
 __all__ = [
     "FAILOVER_ERRORS",

@@ -17,7 +17,6 @@ the pipeline carries the report as ``pipeline.migration``.
 
 from __future__ import annotations
 
-import difflib
 import os
 import re
 from collections.abc import Mapping
@@ -27,10 +26,11 @@ from typing import Any, Final, TypeAlias
 import pydantic
 
 from otpy.compat import migrate_pipeline
-from otpy.documents import describe, dotted, parse_yaml, read_text, shown, yaml_position
+from otpy.documents import parse_yaml, read_text, yaml_position
 from otpy.errors import ConfigurationError, StepValidationError
 from otpy.pipelines._check import check_references
-from otpy.pipelines._schema import Defaults, Fallback, InputSpec, Pipeline
+from otpy.pipelines._problems import copy_error, from_pydantic, shown
+from otpy.pipelines._schema import Pipeline
 
 __all__ = ["PipelineSource", "load_pipeline", "locate", "position"]
 
@@ -39,12 +39,6 @@ PipelineSource: TypeAlias = "str | os.PathLike[str] | Mapping[str, Any] | Pipeli
 
 _SUFFIXES: Final = (".yaml", ".yml", ".json")
 _FIELD_PART: Final = re.compile(r"([^.\[\]]+)|\[(\d+)\]")
-_MODELS: Final[dict[str, type[pydantic.BaseModel]]] = {
-    "pipeline": Pipeline,
-    "defaults": Defaults,
-    "fallback": Fallback,
-    "input": InputSpec,
-}
 
 
 def _is_path(text: str) -> bool:
@@ -57,58 +51,6 @@ def _is_path(text: str) -> bool:
         return Path(text).is_file()
     except (OSError, ValueError):  # a name too long, a NUL byte: not a path
         return False
-
-
-def _step_label(config: Mapping[str, Any], index: int) -> str:
-    steps = config.get("steps")
-    step = steps[index] if isinstance(steps, list) and index < len(steps) else None
-    name = step.get("name") if isinstance(step, Mapping) else None
-    return name if isinstance(name, str) and name else f"steps[{index}]"
-
-
-def _unknown_field(loc: tuple[Any, ...]) -> str:
-    parent = loc[:-1]
-    if not parent:
-        kind = "pipeline"
-    elif parent == ("defaults",):
-        kind = "defaults"
-    elif parent[-1] == "fallback":
-        kind = "fallback"
-    else:
-        kind = "input"
-    fields = list(_MODELS[kind].model_fields)
-    close = difflib.get_close_matches(str(loc[-1]), fields, n=1)
-    hint = f"; did you mean {close[0]!r}?" if close else ""
-    if kind == "defaults" and not close:
-        hint = "; defaults of step fields go under options"
-    article = "an" if kind == "input" else "a"
-    return f"not {article} {kind} field{hint} (fields: {', '.join(fields)})"
-
-
-def _copy(exc: StepValidationError, message: str) -> StepValidationError:
-    """A StepValidationError with ``message`` as its whole text and ``exc``'s step/field."""
-    new = StepValidationError(message)
-    new.step, new.field = exc.step, exc.field
-    return new
-
-
-def _from_pydantic(exc: pydantic.ValidationError, config: Mapping[str, Any]) -> StepValidationError:
-    errors = exc.errors()
-    first = errors[0]
-    more = len(errors) - 1
-    extra = f" (and {more} more problem{'s' if more > 1 else ''})" if more else ""
-    cause = (first.get("ctx") or {}).get("error")
-    if isinstance(cause, StepValidationError):
-        return _copy(cause, f"{cause}{extra}")
-    loc = tuple(first["loc"])
-    if first["type"] == "invalid_key":
-        loc = loc[:-1]  # the key itself is not a field
-    if len(loc) >= 2 and loc[0] == "steps" and isinstance(loc[1], int):
-        step: str | None = _step_label(config, loc[1])
-        field = dotted(loc[2:])
-    else:
-        step, field = None, dotted(loc)
-    return StepValidationError(describe(first, _unknown_field) + extra, step=step, field=field)
 
 
 def _path_of(step: str | None, field: str | None, config: Mapping[str, Any]) -> list[Any] | None:
@@ -144,7 +86,7 @@ def _located(
 ) -> StepValidationError:
     """``exc`` with `` (file:line:column)`` appended when the config came from YAML."""
     where = _where(exc.step, exc.field, label, text, config)
-    return exc if where is None else _copy(exc, f"{exc} ({where})")
+    return exc if where is None else copy_error(exc, f"{exc} ({where})")
 
 
 def position(pipeline: Pipeline, step: str | None, field: str | None) -> str | None:
@@ -160,7 +102,7 @@ def position(pipeline: Pipeline, step: str | None, field: str | None) -> str | N
 def locate(pipeline: Pipeline, exc: StepValidationError) -> StepValidationError:
     """``exc`` (about ``pipeline``) with its position in the YAML appended, if known."""
     where = position(pipeline, exc.step, exc.field)
-    return exc if where is None else _copy(exc, f"{exc} ({where})")
+    return exc if where is None else copy_error(exc, f"{exc} ({where})")
 
 
 def _migratable(config: Mapping[str, Any]) -> bool:
@@ -183,13 +125,16 @@ def _build(data: Any, label: str, text: str | None) -> Pipeline:
         )
     config: Mapping[str, Any] = data
     migration = None
+    pipeline_ex = False
     try:
         if _migratable(config):
             result = migrate_pipeline(config)
             config = result.config
-            if result.changes or result.notes:
+            pipeline_ex = result.pipeline_ex
+            if result.changes or result.notes or pipeline_ex:
                 migration = result
         pipeline = Pipeline.model_validate(config)
+        pipeline._open_inputs = pipeline_ex
         check_references(pipeline)
     except StepValidationError as exc:
         located = _located(exc, label, text, config)
@@ -197,7 +142,7 @@ def _build(data: Any, label: str, text: str | None) -> Pipeline:
             raise
         raise located from exc
     except pydantic.ValidationError as exc:
-        raise _located(_from_pydantic(exc, config), label, text, config) from exc
+        raise _located(from_pydantic(exc, config), label, text, config) from exc
     pipeline._migration = migration
     pipeline._source = (label, text, config)
     return pipeline

@@ -1,5 +1,5 @@
-"""The progress of a pipeline run, shared between the thread running it and the code
-watching it: :class:`RunProgress` and the :class:`StepEvent` it reports."""
+"""Watching a run: :class:`StepEvent` (a step starts or ends, a loop item starts) and
+:class:`RunProgress` (shared between the thread running a plan and the code watching it)."""
 
 from __future__ import annotations
 
@@ -19,7 +19,8 @@ logger = logging.getLogger("otpy.pipelines")
 @dataclass(frozen=True, slots=True)
 class StepEvent:
     """Progress of a run: step ``index`` of ``total`` is starting (``outcome`` None) or
-    has finished with ``outcome``."""
+    has finished with ``outcome``; for a loop, ``item`` (1-based) of ``items`` (None for
+    a while loop) is starting."""
 
     run_id: str
     pipeline: str
@@ -27,6 +28,8 @@ class StepEvent:
     index: int
     total: int
     outcome: StepOutcome | None = None
+    item: int | None = None
+    items: int | None = None
 
 
 @dataclass
@@ -41,11 +44,19 @@ class RunProgress:
     on_step: Callable[[StepEvent], None] | None = None
     outcomes: list[StepOutcome] = field(default_factory=list)
     crash: BaseException | None = None
+    resume: bool = False
+    """Resume from the pipeline's checkpoint (it needs ``checkpoint_enabled``)."""
+    current: int = 0
+    """The index of the top-level step running now (for loop progress events)."""
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def notify(self, event: StepEvent) -> None:
+        """Call ``on_step`` with ``event`` (one call at a time: parallel loop iterations
+        report from several threads)."""
         if self.on_step is None:
             return
         try:
-            self.on_step(event)
+            with self._lock:
+                self.on_step(event)
         except Exception:
             logger.exception("pipeline run %s: the on_step callback raised", self.run_id)

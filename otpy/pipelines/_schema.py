@@ -1,4 +1,4 @@
-"""The pipeline schema (pydantic, frozen) and the checks run before a pipeline runs.
+"""The pipeline schema (pydantic, frozen): :class:`Pipeline` and its :class:`Defaults`.
 
 ::
 
@@ -9,19 +9,20 @@
       - {name: answer, type: claude, prompt: "{{ inputs.question }}", on_error: continue}
     outputs: {answer: "{{ steps.answer.output }}"}
 
-A step keeps the fields of its type as they are (``extra="allow"``); the step type's
-``validate`` checks them (``Pipeline.step_config`` gives the config it gets).
-:func:`check_references` checks every template of a pipeline against its steps and inputs.
+pipeline_ex's workflow documents (``workflow:`` at the root) load into the same model: their
+environment fields (``workspace_dir``, ``output_dir``, ``checkpoint_enabled``...), ``defaults``
+(``claude_options``, ``gemini_model``...), ``global_vars``, ``variables`` and
+``gemini_functions`` are fields here; ``otpy.compat`` names the fields otpy does not honour.
+:func:`otpy.pipelines.check_references` checks every template of a pipeline.
 """
 
 from __future__ import annotations
 
 import copy
 import difflib
-import re
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Collection, Mapping
 from pathlib import Path
-from typing import Any, Final, Literal, TypeAlias
+from typing import Any, Final
 
 from pydantic import (
     BaseModel,
@@ -35,124 +36,23 @@ from pydantic import (
 
 from otpy.compat import MigrationResult, parse_requirement
 from otpy.errors import ConfigurationError, StepValidationError
+from otpy.pipelines._inputs import InputSpec, name_problem
+from otpy.pipelines._step_schema import PipelineStep, check_name
 from otpy.steps import COMMON_FIELDS
+from otpy.workspace import DEFAULT_CHECKPOINT_DIR, DEFAULT_OUTPUT_DIR, DEFAULT_WORKSPACE_DIR
 
-__all__ = [
-    "NAME_PATTERN",
-    "Defaults",
-    "Fallback",
-    "InputSpec",
-    "InputType",
-    "OnError",
-    "Pipeline",
-    "PipelineStep",
-]
+__all__ = ["GEMINI_TYPES", "Defaults", "Pipeline"]
 
-NAME_PATTERN: Final = r"^[A-Za-z_][A-Za-z0-9_.\-]*$"
-"""What pipeline and step names look like."""
-_INPUT_NAME: Final = re.compile(r"[A-Za-z_][A-Za-z0-9_\-]*")
-
-InputType: TypeAlias = Literal["string", "integer", "number", "boolean", "list", "object", "any"]
-OnError: TypeAlias = Literal["fail", "continue", "fallback"]
-
-_TYPES: Final[dict[str, tuple[str, Callable[[Any], bool]]]] = {
-    "string": ("a string", lambda v: isinstance(v, str)),
-    "integer": ("an integer", lambda v: isinstance(v, int) and not isinstance(v, bool)),
-    "number": ("a number", lambda v: isinstance(v, int | float) and not isinstance(v, bool)),
-    "boolean": ("a boolean", lambda v: isinstance(v, bool)),
-    "list": ("a list", lambda v: isinstance(v, list | tuple)),
-    "object": ("a mapping", lambda v: isinstance(v, Mapping)),
-    "any": ("any value", lambda v: True),
-}
-NOT_TEMPLATES: Final = frozenset({"name", "type", "description", "when", "on_error", "fallback"})
-LITERAL_FIELDS: Final = {"pipeline": frozenset({"pipeline"})}
-"""Fields of a step type that hold no templates of this pipeline: a ``pipeline`` step's
-inline pipeline has its own inputs and steps (checked when it runs)."""
-
-
-def template_fields(step_type: str, config: Mapping[str, Any]) -> dict[str, Any]:
-    """The fields of a step config whose strings are templates of the pipeline."""
-    literal = LITERAL_FIELDS.get(step_type, frozenset())
-    return {k: v for k, v in config.items() if k not in NOT_TEMPLATES and k not in literal}
-
-
-def shown(value: Any) -> str:
-    """``repr(value)``, cut to 80 characters (for error messages)."""
-    text = repr(value)
-    return text if len(text) <= 80 else text[:77] + "..."
-
-
-def _name_problem(kind: str, name: object) -> str | None:
-    if isinstance(name, str) and _INPUT_NAME.fullmatch(name):
-        return None
-    return (
-        f"{kind} name {shown(name)} must start with a letter or '_' and hold only letters, "
-        "digits, '_' and '-'"
-    )
-
-
-class InputSpec(BaseModel):
-    """One pipeline input. Without a ``default`` it is required, unless ``required:
-    false`` (then it is None when not given)."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    type: InputType = Field(default="any", description="The type a given value must have.")
-    default: Any = Field(
-        default=None, description="The value when none is given (makes it optional)."
-    )
-    required: bool | None = Field(
-        default=None, description="Default: required unless it has a default."
-    )
-    description: str | None = None
-
-    @field_validator("default")
-    @classmethod
-    def _default_has_the_type(cls, value: Any, info: ValidationInfo) -> Any:
-        problem = _type_problem(info.data.get("type", "any"), value)
-        if value is not None and problem is not None:
-            raise ValueError(f"the default {problem}")
-        return value
-
-    @model_validator(mode="before")
-    @classmethod
-    def _empty_is_any(cls, data: Any) -> Any:
-        return {} if data is None else data  # `question:` with nothing under it
-
-    @model_validator(mode="after")
-    def _not_required_and_defaulted(self) -> InputSpec:
-        if self.required and self.has_default:
-            raise ValueError("has a default, so it cannot be required: drop one of the two")
-        return self
-
-    @property
-    def has_default(self) -> bool:
-        """Whether a default was given (``default: null`` counts)."""
-        return "default" in self.model_fields_set
-
-    @property
-    def is_required(self) -> bool:
-        return self.required if self.required is not None else not self.has_default
-
-    def describe(self) -> str:
-        """``string, default 'brief'`` / ``integer, required`` (for messages)."""
-        if self.has_default:
-            return f"{self.type}, default {shown(self.default)}"
-        return f"{self.type}, {'required' if self.is_required else 'optional'}"
-
-
-def _type_problem(kind: str, value: Any) -> str | None:
-    """None if ``value`` has type ``kind``, else ``must be a string, got int 3``."""
-    wanted, accepts = _TYPES[kind]
-    if accepts(value):
-        return None
-    return f"must be {wanted}, got {type(value).__name__} {shown(value)}"
+GEMINI_TYPES: Final = frozenset({"gemini", "gemini_instructor"})
+"""Step types that take ``defaults.gemini_model`` and ``defaults.gemini_token_budget``."""
 
 
 class Defaults(BaseModel):
     """Applied to every step lacking them: ``provider``, ``model``, and ``options`` (step
     fields such as ``temperature``; only to steps whose type has that field); ``failover``
-    says whether a failing provider's calls move to another capable provider."""
+    says whether a failing provider's calls move to another capable provider. From
+    pipeline_ex: ``claude_options`` (merged under each claude step's own), ``claude_preset``,
+    ``gemini_model``, ``gemini_token_budget``, ``output_dir`` and ``continue_on_error``."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -165,6 +65,19 @@ class Defaults(BaseModel):
         default=True,
         description="When a provider fails, move the call to another provider with the "
         "capabilities it needs (false: fail with the step's provider).",
+    )
+
+    claude_options: dict[str, Any] = Field(
+        default_factory=dict, description="Claude options every claude step starts from."
+    )
+    claude_preset: str | None = Field(default=None, description="The default preset.")
+    gemini_model: str | None = Field(default=None, description="The model of gemini steps.")
+    gemini_token_budget: dict[str, Any] = Field(
+        default_factory=dict, description="The token_budget of gemini steps."
+    )
+    output_dir: str | None = Field(default=None, description="Where output_to_file writes.")
+    continue_on_error: bool = Field(
+        default=False, description="A failing step lets the pipeline go on (on_error: continue)."
     )
 
     @field_validator("options")
@@ -180,118 +93,8 @@ class Defaults(BaseModel):
         return options
 
 
-class Fallback(BaseModel):
-    """What runs when a step with ``on_error: fallback`` fails: another ``step`` (named
-    ``<name>.fallback`` unless it has a name), the same step on another ``provider``, or a
-    fallback pipeline: ``{pipeline: path, inputs: {...}}`` is short for a step of type
-    ``pipeline`` (relative paths are relative to this pipeline's file)."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    step: PipelineStep | None = Field(default=None, description="A whole step to run instead.")
-    provider: str | None = Field(
-        default=None, min_length=1, description="Run the step on this provider."
-    )
-
-    @model_validator(mode="after")
-    def _exactly_one(self) -> Fallback:
-        if (self.step is None) == (self.provider is None):
-            raise ValueError("give exactly one of step (a step) or provider (a provider name)")
-        return self
-
-
-def _name_optional(schema: dict[str, Any]) -> None:
-    """JSON Schema: a fallback step may omit its name (``Pipeline`` requires it of steps)."""
-    schema["required"] = [field for field in schema.get("required", ()) if field != "name"]
-
-
 def _steps_named(schema: dict[str, Any]) -> None:
     schema["properties"]["steps"]["items"]["required"] = ["name"]
-
-
-class PipelineStep(BaseModel):
-    """One step: ``name``, ``type`` and the type's own fields (kept as they are), with
-    ``when`` (a ``{{ path }}``; a false, 0, empty or null value skips the step) and
-    ``on_error`` (``fail``, ``continue`` or ``fallback`` with a ``fallback``)."""
-
-    model_config = ConfigDict(frozen=True, extra="allow", json_schema_extra=_name_optional)
-
-    name: str = Field(pattern=NAME_PATTERN, description="Unique within the pipeline.")
-    type: str = Field(min_length=1, description="A registered step type.")
-    description: str | None = None
-    when: str | bool | None = Field(
-        default=None, description="'{{ path }}': run only if it is truthy."
-    )
-    on_error: OnError = Field(default="fail", description="What a failure of this step does.")
-    fallback: Fallback | None = Field(
-        default=None, description="Required iff on_error is fallback."
-    )
-    provider: str | None = Field(
-        default=None, description="The provider to use (else the default)."
-    )
-    model: str | None = Field(default=None, description="The model to use (else the default).")
-
-    @model_validator(mode="before")
-    @classmethod
-    def _name_the_fallback_step(cls, data: Any) -> Any:
-        if not isinstance(data, Mapping):
-            return data
-        fallback = data.get("fallback")
-        if not isinstance(fallback, Mapping):
-            return data
-        if "pipeline" in fallback and "step" not in fallback:
-            step = {"type": "pipeline", "pipeline": fallback["pipeline"]}
-            if "inputs" in fallback:
-                step["inputs"] = fallback["inputs"]
-            rest = {k: v for k, v in fallback.items() if k not in ("pipeline", "inputs")}
-            fallback = {**rest, "step": step}
-            data = {**data, "fallback": fallback}
-        inner = fallback.get("step")
-        if isinstance(inner, Mapping) and "name" not in inner and isinstance(data.get("name"), str):
-            step = {"name": f"{data['name']}.fallback", **inner}
-            return {**data, "fallback": {**fallback, "step": step}}
-        return data
-
-    @field_validator("when", mode="before")
-    @classmethod
-    def _when_is_text_or_bool(cls, value: Any) -> Any:
-        if value is None or isinstance(value, str | bool):
-            return value
-        raise ValueError(
-            "must be a template such as '{{ steps.check.output.ok }}' or true/false, got "
-            f"{type(value).__name__} {shown(value)}"
-        )
-
-    @model_validator(mode="after")
-    def _fallback_iff_on_error_fallback(self) -> PipelineStep:
-        if self.on_error == "fallback" and self.fallback is None:
-            raise StepValidationError(
-                "is required when on_error is 'fallback': give {step: {...}} or {provider: <name>}",
-                step=self.name,
-                field="fallback",
-            )
-        if self.on_error != "fallback" and self.fallback is not None:
-            raise StepValidationError(
-                f"is only used with on_error: fallback (on_error is {self.on_error!r})",
-                step=self.name,
-                field="fallback",
-            )
-        return self
-
-    @property
-    def fields(self) -> dict[str, Any]:
-        """The step type's own fields (everything but the common ones), a deep copy."""
-        return copy.deepcopy(dict(self.model_extra or {}))
-
-    @property
-    def config(self) -> dict[str, Any]:
-        """The step as written: name, type, the common fields it sets and its own fields
-        (a new dict; no pipeline defaults: see ``Pipeline.step_config``)."""
-        dumped = self.model_dump(exclude_unset=True)
-        return {"name": self.name, "type": self.type, **dumped}
-
-
-Fallback.model_rebuild()
 
 
 class Pipeline(BaseModel):
@@ -304,7 +107,7 @@ class Pipeline(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid", json_schema_extra=_steps_named)
 
-    name: str = Field(pattern=NAME_PATTERN, description="The pipeline's name.")
+    name: str = Field(description="The pipeline's name (printable text).")
     description: str | None = None
     version: str | None = Field(default=None, description="The pipeline's own version (a string).")
     requires: dict[str, str] = Field(
@@ -319,9 +122,51 @@ class Pipeline(BaseModel):
     outputs: dict[str, str] = Field(
         default_factory=dict, description="Output name -> template, e.g. '{{ steps.a.output }}'."
     )
+    workspace_dir: str | None = Field(
+        default=None, description="The directory its files live in (default ./workspace)."
+    )
+    output_dir: str | None = Field(
+        default=None, description="Where output_to_file writes (default ./outputs)."
+    )
+    checkpoint_enabled: bool = Field(
+        default=False, description="Save progress after every step; resume with --resume."
+    )
+    checkpoint_dir: str | None = Field(
+        default=None, description="Where checkpoints go (default ./checkpoints)."
+    )
+    environment: dict[str, Any] = Field(
+        default_factory=dict, description="pipeline_ex's environment (mode: ...)."
+    )
+    metadata: dict[str, Any] = Field(default_factory=dict, description="Free information.")
+    global_vars: dict[str, Any] = Field(
+        default_factory=dict, description="Read-only values, {{ global_vars.<name> }}."
+    )
+    variables: dict[str, Any] = Field(
+        default_factory=dict, description="The run's starting variables, {{ state.<name> }}."
+    )
+    gemini_functions: dict[str, dict[str, Any]] = Field(
+        default_factory=dict, description="Function declarations gemini steps may name."
+    )
 
     _migration: MigrationResult | None = PrivateAttr(default=None)
+    _open_inputs: bool = PrivateAttr(default=False)
     _source: tuple[str, str | None, Mapping[str, Any]] | None = PrivateAttr(default=None)
+
+    @field_validator("name", mode="before")
+    @classmethod
+    def _printable_name(cls, value: Any) -> Any:
+        return check_name("a pipeline", value)
+
+    @field_validator("gemini_functions")
+    @classmethod
+    def _declarations(cls, functions: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+        for name, declaration in functions.items():
+            for key in ("description", "parameters"):
+                if key not in declaration:
+                    raise ValueError(f"function {name!r} needs {key}")
+            if not isinstance(declaration["parameters"], Mapping):
+                raise ValueError(f"function {name!r}: parameters must be a JSON Schema mapping")
+        return functions
 
     @field_validator("requires")
     @classmethod
@@ -339,7 +184,7 @@ class Pipeline(BaseModel):
     def _names(cls, value: dict[str, Any], info: ValidationInfo) -> dict[str, Any]:
         kind = "an input" if info.field_name == "inputs" else "an output"
         for name in value:
-            problem = _name_problem(kind, name)
+            problem = name_problem(kind, name)
             if problem is not None:
                 raise ValueError(problem)
         return value
@@ -387,6 +232,27 @@ class Pipeline(BaseModel):
         return Path(self._source[0]).resolve().parent
 
     @property
+    def open_inputs(self) -> bool:
+        """Whether it takes any input (a pipeline_ex workflow declaring none: a nested
+        pipeline reads ``{{ inputs.x }}`` its parent passes)."""
+        return self._open_inputs and not self.inputs
+
+    @property
+    def pipeline_ex(self) -> bool:
+        """Whether it was a pipeline_ex workflow document (``workflow:`` at the root)."""
+        return self._open_inputs
+
+    def directories(self) -> tuple[str, str, str]:
+        """The workspace, output and checkpoint directories as written (relative to where
+        the pipeline runs unless absolute), pipeline_ex's defaults filled in."""
+        output = self.output_dir or self.defaults.output_dir or DEFAULT_OUTPUT_DIR
+        return (
+            self.workspace_dir or DEFAULT_WORKSPACE_DIR,
+            output,
+            self.checkpoint_dir or DEFAULT_CHECKPOINT_DIR,
+        )
+
+    @property
     def step_names(self) -> tuple[str, ...]:
         return tuple(step.name for step in self.steps)
 
@@ -405,17 +271,12 @@ class Pipeline(BaseModel):
         """``step``'s config with the pipeline defaults applied, ready for
         ``StepRegistry.validate_step``: ``provider``, ``model`` and each option the step
         does not set (a field set to null stays null: an opt-out). Options go only to
-        fields in ``accepted`` (the step type's fields) when it is given. A new dict."""
+        fields in ``accepted`` (the step type's fields) when it is given; so do the
+        pipeline_ex defaults: ``claude_options`` (merged under the step's own, and each
+        parallel task's), ``claude_preset``, and for gemini steps ``gemini_model`` and
+        ``gemini_token_budget``; the ``gemini_functions`` a step names come along. A new dict."""
         spec = self.step(step) if isinstance(step, str) else step
-        config = spec.config
-        defaults = self.defaults
-        for key, value in (("provider", defaults.provider), ("model", defaults.model)):
-            if key not in config and value is not None:
-                config[key] = value
-        for key, value in defaults.options.items():
-            if key not in config and (accepted is None or key in accepted):
-                config[key] = copy.deepcopy(value)
-        return config
+        return apply_defaults(spec.config, self, accepted)
 
     def resolve_inputs(self, given: Mapping[str, Any]) -> dict[str, Any]:
         """The run's inputs: ``given`` checked strictly against the declared types (no
@@ -429,6 +290,8 @@ class Pipeline(BaseModel):
             raise ConfigurationError(
                 f"pipeline {self.name!r}: inputs must be a mapping, got {type(given).__name__}"
             )
+        if self.open_inputs:
+            return dict(given)
         declared = ", ".join(f"{n} ({s.describe()})" for n, s in self.inputs.items()) or "none"
         unknown = [str(name) for name in given if name not in self.inputs]
         if unknown:
@@ -449,9 +312,64 @@ class Pipeline(BaseModel):
                 resolved[name] = copy.deepcopy(spec.default)
                 continue
             value = given[name]
-            problem = _type_problem(spec.type, value)
+            problem = spec.problem(value)
             optional_none = value is None and spec.default is None and not spec.is_required
             if problem is not None and not optional_none:
                 raise ConfigurationError(f"pipeline {self.name!r}: input {name!r} {problem}")
             resolved[name] = value
         return resolved
+
+
+def _merged(defaults: Mapping[str, Any], own: Any) -> Any:
+    if not defaults:
+        return own
+    return {**copy.deepcopy(dict(defaults)), **own} if isinstance(own, Mapping) else own
+
+
+def _with_options(task: Any, options: Mapping[str, Any]) -> Any:
+    if not isinstance(task, Mapping):
+        return task
+    return {**task, "claude_options": _merged(options, task.get("claude_options") or {})}
+
+
+def apply_defaults(
+    config: dict[str, Any], pipeline: Pipeline, accepted: Collection[str] | None
+) -> dict[str, Any]:
+    """``config`` (a step's, changed in place and returned) with ``pipeline``'s defaults
+    applied; see :meth:`Pipeline.step_config`."""
+    defaults = pipeline.defaults
+
+    def takes(field: str) -> bool:
+        return accepted is None or field in accepted
+
+    for key, value in (("provider", defaults.provider), ("model", defaults.model)):
+        if key not in config and value is not None:
+            config[key] = value
+    for key, value in defaults.options.items():
+        if key not in config and takes(key):
+            config[key] = copy.deepcopy(value)
+    if defaults.claude_options and takes("claude_options"):
+        config["claude_options"] = _merged(
+            defaults.claude_options, config.get("claude_options") or {}
+        )
+    tasks = config.get("parallel_tasks")
+    if defaults.claude_options and isinstance(tasks, list):
+        config["parallel_tasks"] = [_with_options(task, defaults.claude_options) for task in tasks]
+    if defaults.claude_preset and "preset" not in config and takes("preset"):
+        config["preset"] = defaults.claude_preset
+    mode = pipeline.environment.get("mode")
+    if config.get("environment_aware") is True and "preset" not in config and isinstance(mode, str):
+        config["preset"] = mode
+    if config.get("type") in GEMINI_TYPES:
+        if defaults.gemini_model and config.get("model") is None:
+            config["model"] = defaults.gemini_model
+        if defaults.gemini_token_budget and "token_budget" not in config and takes("token_budget"):
+            config["token_budget"] = copy.deepcopy(defaults.gemini_token_budget)
+    names = config.get("functions")
+    if pipeline.gemini_functions and isinstance(names, list) and takes("gemini_functions"):
+        config["gemini_functions"] = {
+            name: copy.deepcopy(pipeline.gemini_functions[name])
+            for name in names
+            if isinstance(name, str) and name in pipeline.gemini_functions
+        }
+    return config

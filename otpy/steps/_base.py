@@ -13,13 +13,15 @@ from otpy.agent import ToolRegistry
 from otpy.clock import SYSTEM_CLOCK, Clock
 from otpy.errors import ConfigurationError, StepValidationError
 from otpy.providers import Completion, CompletionRequest, ProviderGateway, Usage
+from otpy.steps._host import StepHost
 from otpy.workspace import Workspace
 
-__all__ = ["COMMON_FIELDS", "Step", "StepContext", "StepMetadata", "StepResult"]
+__all__ = ["COMMON_FIELDS", "Step", "StepContext", "StepMetadata", "StepResult", "check_choice"]
 
 COMMON_FIELDS = frozenset(
-    {"name", "type", "description", "when", "on_error", "fallback", "provider", "model"}
-)
+    {"name", "type", "description", "when", "condition", "on_error", "fallback", "provider",
+     "model", "output_to_file", "output_schema"}
+)  # fmt: skip
 """Fields any step config may carry; the executor handles them, so ``validate`` allows them."""
 
 
@@ -72,11 +74,12 @@ class StepResult(BaseModel):
 class StepContext:
     """What a running step can see and use: the run's ``inputs``, the ``outputs`` of the
     steps before it (by step name), the run's ``variables`` (steps such as
-    ``set_variable`` write them), the ``providers`` gateway, the run's ``clock`` and id,
-    ``run_pipeline`` for nested pipelines, the ``tools`` agent steps may call (the
-    runtime's registry; None: the built-in ones under default limits) and the run's
-    ``workspace`` directory (None: the ``tools.workspace`` of the limits, ``./workspace``).
-    One context belongs to one run; steps of one run get the same object."""
+    ``set_variable`` write them, ``session_variables`` outlive the run, ``local_variables``
+    the current loop iteration), the ``providers`` gateway, the run's ``clock`` and id,
+    ``run_pipeline`` for nested pipelines, the pipeline's ``workspace`` and ``output_dir``
+    (paths confined to them), the ``tools`` agent steps may call (the runtime's registry;
+    None: the built-in ones under default limits) and ``host`` (the executor, for loops).
+    The executor makes one per step execution; the dicts in it are the run's own."""
 
     providers: ProviderGateway | None = None
     inputs: Mapping[str, Any] = field(default_factory=dict)
@@ -84,11 +87,18 @@ class StepContext:
     variables: dict[str, Any] = field(default_factory=dict)
     clock: Clock = SYSTEM_CLOCK
     run_id: str = ""
-    run_pipeline: Callable[[Any, Mapping[str, Any]], Any] | None = None
-    """Runs another pipeline (a path, YAML text or a dict) with inputs inside this run and
-    returns its PipelineResult (the ``pipeline`` step type uses it); None outside a run."""
+    run_pipeline: Callable[..., Any] | None = None
+    """``run_pipeline(source, inputs, outputs=..., config=...)`` runs another pipeline (a
+    path, YAML text or a dict) inside this run and returns its PipelineResult (the
+    ``pipeline`` step type uses it); None outside a run."""
+    session_variables: dict[str, Any] = field(default_factory=dict)
+    local_variables: dict[str, Any] | None = None
     tools: ToolRegistry | None = None
     workspace: Workspace | None = None
+    output_dir: Workspace | None = None
+    host: StepHost | None = None
+    pipeline: str = ""
+    """The running pipeline's name."""
 
     def complete(
         self,
@@ -102,6 +112,23 @@ class StepContext:
         if self.providers is None:
             raise ConfigurationError("this step context has no provider gateway")
         return self.providers.complete(request, provider=provider, capabilities=capabilities)
+
+    def need_workspace(self, step_type: str) -> Workspace:
+        """The run's workspace, created if missing; ConfigurationError outside a run."""
+        if self.workspace is None:
+            raise ConfigurationError(
+                f"{step_type} needs a workspace: it runs only inside a pipeline run"
+            )
+        self.workspace.ensure()
+        return self.workspace
+
+
+def check_choice(value: Any, choices: Sequence[str], *, step: str, field: str) -> None:
+    """Raise StepValidationError unless ``value`` is None or one of ``choices``."""
+    if value is not None and value not in choices:
+        raise StepValidationError(
+            f"must be one of {', '.join(choices)}, got {value!r}", step=step, field=field
+        )
 
 
 class Step(ABC):

@@ -216,7 +216,7 @@ def test_steps_json_filters_by_capability() -> None:
     assert result.returncode == 0, result.stderr
     (step,) = json.loads(result.stdout)
     assert step["name"] == "gemini_instructor"
-    assert step["required_fields"] == ["prompt", "schema"]
+    assert step["required_fields"] == ["prompt"]
     assert "structured_output" in step["capabilities"] and step["version"] == "1.0.0"
 
 

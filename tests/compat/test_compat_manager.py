@@ -25,6 +25,7 @@ from otpy.errors import (
     StepValidationError,
     UnknownStepError,
 )
+from otpy.pipelines import compile_pipeline
 from otpy.providers import SimulatedProvider
 from otpy.state import LocalState
 from otpy.steps import StepTable
@@ -214,9 +215,14 @@ def test_migrate_and_check_versions_through_the_handle(runtime: Runtime) -> None
     result = runtime.compat.migrate_pipeline(legacy)
     assert result.config == {
         "name": "p",
-        "steps": [{"name": "a", "type": "claude", "system": "S", "prompt": "hi"}],
+        "steps": [{"name": "a", "type": "claude", "claude_options": {"system_prompt": "S"},
+                   "prompt": [{"type": "static", "content": "hi"}]}],
+    }  # fmt: skip
+    assert result.pipeline_ex and result.inert == []
+    plan = compile_pipeline(legacy, runtime.steps.table)  # valid for the registered types
+    assert plan.pipeline.pipeline_ex and plan.steps[0].config["claude_options"] == {
+        "system_prompt": "S"
     }
-    runtime.steps.validate_step(result.config["steps"][0])  # valid for the registered type
     assert runtime.compat.check_versions({name: ">=1,<2" for name in BUILTIN_STEPS}) == []
     with pytest.raises(StepValidationError, match="claude"):
         runtime.compat.check_versions({"claude": "~banana"})

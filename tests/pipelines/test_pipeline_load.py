@@ -1,4 +1,4 @@
-"""Loading pipelines: sources, safe YAML, errors with file:line:column, legacy migration."""
+"""Loading pipelines: sources, safe YAML, errors with file:line:column, pipeline_ex documents."""
 
 from __future__ import annotations
 
@@ -194,7 +194,9 @@ def test_schema_errors_name_step_field_and_position(tmp_path: Path) -> None:
     )
     assert str(step_error(GOOD.replace("name: qa\n", "name: qa\nstepz: 1\n"))) == (
         "field 'stepz': not a pipeline field; did you mean 'steps'? (fields: name, "
-        "description, version, requires, inputs, defaults, steps, outputs) (<text>:2:1)"
+        "description, version, requires, inputs, defaults, steps, outputs, workspace_dir, "
+        "output_dir, checkpoint_enabled, checkpoint_dir, environment, metadata, global_vars, "
+        "variables, gemini_functions) (<text>:2:1)"
     )
     assert str(step_error(GOOD.replace("{type: string}", "{type: text}"))) == (
         "field 'inputs.question.type': must be 'string', 'integer', 'number', 'boolean', "
@@ -220,14 +222,14 @@ def test_template_errors_name_step_field_reference_and_position() -> None:
     )
     typo = GOOD.replace("steps.answer.output", "steps.answr.output")
     assert str(step_error(typo)) == (
-        "field 'outputs.answer': steps.answr: no step 'answr' (known: answer) (<text>:9:3)"
+        "field 'outputs.answer': steps.answr: no step 'answr' (steps: answer) (<text>:9:3)"
     )
     evaluated = GOOD.replace("{{ inputs.question }}", "{{ inputs.question.__class__ }}")
     assert str(step_error(evaluated)) == (
         "step 'answer', field 'prompt': bad template: '{{ inputs.question.__class__ }}': names "
-        "starting with '__' are not allowed ('__class__'); a placeholder is only a path such "
-        "as {{ inputs.question }} or {{ steps.answer.output.title }} (nothing is evaluated) "
-        "(<text>:7:5)"
+        "starting with '__' are not allowed ('inputs.question.__class__'); a placeholder is "
+        "a path such as {{ inputs.question }} or {{ steps.answer.output.title }}, or an "
+        "expression such as {{ state.count + 1 }} (<text>:7:5)"
     )
 
 
@@ -267,67 +269,49 @@ workflow:
 """
 
 
-def test_a_legacy_config_is_migrated_and_carries_the_report(tmp_path: Path) -> None:
+def test_a_pipeline_ex_document_loads_as_it_is_with_its_report(tmp_path: Path) -> None:
     pipeline = load_pipeline(write(tmp_path, LEGACY))
-    assert pipeline.name == "review"
+    assert pipeline.name == "review" and pipeline.pipeline_ex and pipeline.open_inputs
     assert pipeline.step_names == ("analyze", "review")
     assert pipeline.step("analyze").fields == {
-        "prompt": "Analyse this:\nsome code", "max_tokens": 512, "temperature": 0.3,
-    }  # fmt: skip
-    assert pipeline.step("review").fields == {
-        "prompt": "Review using:\n{{ steps.analyze.output }}", "system": "You review code.",
+        "prompt": [
+            {"type": "static", "content": "Analyse this:"},
+            {"type": "static", "content": "some code"},
+        ],
+        "token_budget": {"max_output_tokens": 512, "temperature": 0.3},
+    }  # the step types take pipeline_ex's fields as they are
+    assert pipeline.step("review").fields["claude_options"] == {
+        "verbose": True, "system_prompt": "You review code.",
     }  # fmt: skip
     migration = pipeline.migration
-    assert migration is not None and migration.changed
-    report = migration.report()
-    assert "flattened the workflow wrapper" in report
-    assert (
-        "[warning] step 'review', claude_options.verbose: removed: otpy's telemetry and logging "
-        "cover it" in report
+    assert migration is not None and migration.pipeline_ex
+    assert [(c.step, c.field) for c in migration.inert] == [("review", "claude_options.verbose")]
+    warning = migration.warning("review.yaml")
+    assert warning is not None and warning.startswith(
+        "review.yaml: 1 field of this document has no effect in otpy:"
     )
     assert load_pipeline(GOOD).migration is None
-
-
-def test_legacy_errors_point_into_the_workflow(tmp_path: Path) -> None:
-    bad_part = LEGACY.replace("- type: previous_response", "- type: summary")
-    path = write(tmp_path, bad_part)
-    assert str(step_error(path)) == (
-        "step 'review', field 'prompt[1].type': unknown prompt part type 'summary' (known: "
-        f"static, previous_response, file, claude_continue, session_context) ({path}:21:11)"
-    )
-    bad_on_error = LEGACY.replace("      type: claude\n", "      type: claude\n      on_error: x\n")
-    assert str(step_error(bad_on_error)) == (
-        "step 'review', field 'on_error': must be 'fail', 'continue' or 'fallback', got 'x' "
-        "(<text>:15:7)"
-    )
-    later = LEGACY.replace("step: analyze", "step: review")
-    assert str(step_error(later)) == (
-        "step 'review', field 'prompt': steps.review: a step cannot read its own result "
-        "(<text>:18:7)"
-    )
 
 
 def test_a_loaded_pipeline_is_a_pipeline() -> None:
     assert isinstance(load_pipeline(GOOD), Pipeline)
 
 
-def test_a_migrated_condition_must_become_a_placeholder() -> None:
+def test_a_condition_is_compiled_with_its_position() -> None:
     path = LEGACY.replace(
         "      type: claude\n", "      type: claude\n      condition: analyze.ok\n"
     )
-    migrated = load_pipeline(path).step("review")
-    assert migrated.when == "{{ steps.analyze.output.ok }}"  # a result field: a look-up
-    legacy = LEGACY.replace(
-        "      type: claude\n", "      type: claude\n      condition: analyze.score > 3\n"
+    assert load_pipeline(path).step("review").condition == "analyze.ok"
+    bad = LEGACY.replace(
+        "      type: claude\n", "      type: claude\n      condition: analyze.score >\n"
     )
-    assert str(step_error(legacy)) == (
-        "step 'review', field 'when': must be one placeholder such as "
-        "'{{ steps.check.output.ok }}' (a false, 0, empty or null value skips the step) or "
-        "true/false, got 'analyze.score > 3' (<text>:13:7)"  # the step: when was condition
+    assert str(step_error(bad)) == (
+        "step 'review', field 'condition': bad condition: expected a value, a path, a "
+        "function call or '(', got the end at column 16 in 'analyze.score >' (<text>:15:7)"
     )
 
 
-def test_the_legacy_research_pipeline_loads_with_its_report() -> None:
+def test_the_pipeline_ex_research_document_loads_with_its_report() -> None:
     documents = (
         (Path(__file__).parent.parent / "compat" / "legacy_pipelines.yaml")
         .read_text()
@@ -336,8 +320,5 @@ def test_the_legacy_research_pipeline_loads_with_its_report() -> None:
     research = next(doc for doc in documents if "name: research" in doc)
     pipeline = load_pipeline(research)
     assert pipeline.step_names == ("chat", "pull", "many", "sturdy", "fan", "typed", "remember")
-    assert pipeline.step("chat").fields["session_id"] == "research-1"
-    assert pipeline.migration is not None
-    assert [(c.step, c.field) for c in pipeline.migration.errors] == [
-        ("sturdy", "fallback_provider")
-    ]
+    assert pipeline.step("chat").fields["session_config"]["session_name"] == "research-1"
+    assert pipeline.migration is not None and pipeline.migration.errors == []

@@ -6,12 +6,11 @@ from __future__ import annotations
 
 import re
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from pipeline_steps import EXECUTED, add_provider, executed, reset, start
+from pipeline_steps import EXECUTED, add_provider, executed, start
 from provider_plugins import ScriptedProvider
 
 from otpy import Runtime
@@ -29,18 +28,6 @@ from otpy.testing import FakeClock
 
 POSITION = re.compile(r"<text>:\d+:\d+")
 ASK_CONTINUE = "name: ask\nsteps:\n  - {name: ask, type: claude, prompt: hi, on_error: continue}\n"
-
-
-@pytest.fixture
-def rt() -> Iterator[Runtime]:
-    reset()
-    with start() as runtime:
-        yield runtime
-
-
-@pytest.fixture
-def p(rt: Runtime) -> ScriptedProvider:
-    return add_provider(rt, "p")
 
 
 def statuses(result: Any) -> list[str]:
@@ -358,8 +345,8 @@ steps:
     assert statuses(result) == ["ok", "failed", "ok"]
     b = result.step("b")
     assert b.error is not None and b.error.message == "broken" and b.output is None
-    assert p.requests[0].prompt == "after None"
-    assert result.outputs == {"a": 1, "c": "p: after None"}
+    assert p.requests[0].prompt == "after "  # None enters text as nothing
+    assert result.outputs == {"a": 1, "c": "p: after "}
     assert result.raise_for_status() is result
 
 
@@ -740,7 +727,10 @@ steps:
     [
         ("pipeline: 42", "pipeline", "must be a path, YAML text or a mapping, got int"),
         ("pipeline: sub.yaml\n    inputs: [1, 2]", "inputs", "must be a mapping"),
-        ("inputs: {a: 1}", "pipeline", "is required"),
+        ("inputs: {a: 1}", "pipeline_file", "give exactly one of pipeline_file"),
+        ("pipeline_ref: common/x", "pipeline_ref", "pipeline registries do not exist"),
+        ("pipeline: x.yaml\n    outputs: [{as: a}]", "outputs[0]", "must be a step name"),
+        ("pipeline: x.yaml\n    config: {max_depth: 0}", "config.max_depth", "an integer >= 1"),
         ("pipeline: sub.yaml\n    extra: 1", "extra", "unknown field"),
     ],
 )
@@ -789,7 +779,7 @@ def test_nesting_deeper_than_max_depth_fails_with_a_clear_error(
     assert (result.status, result.failed_step) == ("failed", "again")
     assert result.error is not None and result.error.type == "PipelineError"
     assert f"pipelines nest deeper than {MAX_DEPTH} levels" in result.error.message
-    assert [name for _, name in EXECUTED] == ["mark"] * MAX_DEPTH
+    assert [name for _, name in EXECUTED] == ["mark"] * (MAX_DEPTH + 1)  # the top one too
 
 
 # -- what a failed step spent ------------------------------------------------------------------

@@ -32,18 +32,6 @@ from otpy.testing import FakeClock, wait_until
 
 
 @pytest.fixture
-def rt() -> Iterator[Runtime]:
-    reset()
-    with start() as runtime:
-        yield runtime
-
-
-@pytest.fixture
-def p(rt: Runtime) -> ScriptedProvider:
-    return add_provider(rt, "p")
-
-
-@pytest.fixture
 def reports() -> Iterator[list[SupervisorEvent]]:
     """Every supervisor report while the test runs."""
     seen: list[SupervisorEvent] = []

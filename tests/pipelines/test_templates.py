@@ -1,4 +1,5 @@
-"""Look-up-only templates: rendering, errors naming what is missing, refusing expressions."""
+"""Templates: rendering paths and expressions, errors naming what is missing, refusing
+anything that is neither (filters, blocks, ``__`` names, unknown functions)."""
 
 from __future__ import annotations
 
@@ -63,10 +64,11 @@ def test_paths_read_keys_indexes_and_result_fields() -> None:
 
 def test_mixed_text_gets_str_of_each_value_and_json_for_collections() -> None:
     assert (
-        render("Q: {{ inputs.question }} n={{ inputs.n }} {{ inputs.none }}", SCOPE)
-        == "Q: 2+2? n=3 None"
+        render("Q: {{ inputs.question }} n={{ inputs.n }} [{{ inputs.none }}]", SCOPE)
+        == "Q: 2+2? n=3 []"  # None enters a text as nothing (pipeline_ex's to_string)
     )
     assert render("flags: {{ inputs.flags }}", SCOPE) == "flags: [true, false]"
+    assert render("{{ inputs.flags.0 }}!", SCOPE) == "true!"
     assert render("> {{ steps.search.output.items.0 }}", SCOPE) == '> {"title": "first"}'
     assert render("{{ inputs.n }}{{ inputs.n }}", SCOPE) == "33"
     assert render(" {{ inputs.n }}", SCOPE) == " 3"  # not exactly one placeholder: text
@@ -92,7 +94,7 @@ def test_rendered_values_are_never_rendered_again() -> None:
 
 def test_an_absent_root_is_empty() -> None:
     assert render("{{ vars }}", {}) == {}
-    with pytest.raises(StepValidationError, match=r"vars\.x: no variable 'x' \(known: none\)"):
+    with pytest.raises(StepValidationError, match=r"vars\.x: no variable 'x' \(variables: none\)"):
         render("{{ vars.x }}", {"inputs": {}})
 
 
@@ -117,7 +119,7 @@ def test_render_value_recurses_and_names_nested_fields() -> None:
     with pytest.raises(StepValidationError) as caught:
         render_value(bad, SCOPE, step="answer")
     assert str(caught.value) == (
-        "step 'answer', field 'options.stop[1]': vars.nope: no variable 'nope' (known: topic)"
+        "step 'answer', field 'options.stop[1]': vars.nope: no variable 'nope' (variables: topic)"
     )
     assert (caught.value.step, caught.value.field) == ("answer", "options.stop[1]")
     with pytest.raises(StepValidationError, match=r"field 'outer\.inner'"):
@@ -128,8 +130,13 @@ def test_references_lists_each_path_once_in_order() -> None:
     template = "{{ inputs.q }} {{steps.a.output.0}} {{ inputs.q }} {{ vars.v }}"
     assert references(template) == ["inputs.q", "steps.a.output.0", "vars.v"]
     assert references("no placeholders") == []
+    assert references("{{ a + inputs.n * 2 }} {{ length(steps.s.output) }}") == [
+        "a",
+        "inputs.n",
+        "steps.s.output",
+    ]
     with pytest.raises(StepValidationError, match=r"step 'x', field 'p': bad template"):
-        references("{{ a + 1 }}", step="x", field="p")
+        references("{{ a | b }}", step="x", field="p")
 
 
 def test_step_record_is_a_plain_mapping_of_the_result_fields() -> None:
@@ -154,35 +161,66 @@ def test_step_record_is_a_plain_mapping_of_the_result_fields() -> None:
 
 def test_missing_names_say_the_step_field_name_and_what_exists() -> None:
     assert fails("{{ steps.answr.output }}", step="final", field="prompt") == (
-        "step 'final', field 'prompt': steps.answr: no step 'answr' (known: search, answer)"
+        "step 'final', field 'prompt': steps.answr: no result of a step 'answr' "
+        "(steps so far: search, answer)"
     )
     assert fails("Q: {{ inputs.questoin }}", step="a", field="prompt") == (
         "step 'a', field 'prompt': inputs.questoin: no input 'questoin' "
-        "(known: question, n, flags, none)"
+        "(inputs: question, n, flags, none)"
     )
-    assert fails("{{ vars.topik }}") == "vars.topik: no variable 'topik' (known: topic)"
+    assert fails("{{ vars.topik }}") == "vars.topik: no variable 'topik' (variables: topic)"
     assert fails("{{ steps.answer.outptu }}") == (
-        "steps.answer.outptu: no field 'outptu' of a step result (known: output, text, provider)"
+        "steps.answer.outptu: no field 'outptu' in step 'answer''s result (record fields: "
+        "output, text, usage, provider, model, retries, metadata, result; output: text)"
     )
     assert fails("{{ steps.search.output.itemz }}") == (
-        "steps.search.output.itemz: no key 'itemz' (known: items, count)"
+        "steps.search.output.itemz: no key 'itemz' (keys: items, count)"
     )
     assert fails("{{ steps.search.output.items.2 }}") == (
-        "steps.search.output.items.2: index 2 is out of range (a list of 2)"
-    )
-    assert fails("{{ steps.search.output.items.first }}") == (
-        "steps.search.output.items.first: steps.search.output.items is a list of 2; "
-        "use an index 0..1"
+        "steps.search.output.items.2: not in a list of 2 (indexes 0..1)"
     )
     assert fails("{{ steps.answer.output.value }}") == (
-        "steps.answer.output.value: steps.answer.output is a str, not a mapping or a list"
+        "steps.answer.output.value: the text holds no JSON with that key"
     )
-    assert (
-        fails("{{ inputs.none.x }}")
-        == "inputs.none.x: inputs.none is None, not a mapping or a list"
+    assert fails("{{ inputs.none.x }}") == (
+        "inputs.none.x: the value there is None, not a mapping or a list"
     )
-    with pytest.raises(StepValidationError, match="is a list of 0; it is empty"):
+    assert fails("{{ nothing }}") == (
+        "nothing: no step, variable, input or global var named 'nothing' (variables: topic; "
+        "inputs: question, n, flags, none; steps: search, answer)"
+    )
+    with pytest.raises(StepValidationError, match=r"not in a list of 0 \(it is empty\)"):
         render("{{ inputs.l.x }}", {"inputs": {"l": []}})
+
+
+def test_pipeline_ex_roots_and_bare_names() -> None:
+    scope = {
+        **SCOPE,
+        "vars": {"count": 2, "pipeline_request": "make a pipeline"},
+        "loop": {"item": "a.py", "index": 0, "parent": {"item": "src", "index": 3}},
+        "global_vars": {"api": "v2"},
+        "workflow": {"name": "wf", "variables": {"declared": 1}},
+        "previous": "search",
+        "status": {"search": "ok", "answer": "skipped"},
+        "builtins": {"timestamp": "20250101_000000"},
+    }
+    assert render("{{ state.count + 1 }}", scope) == 3
+    assert render("{{ pipeline_request }}", scope) == "make a pipeline"
+    assert render("{{ loop.item }} {{ loop.parent.item }}#{{ loop.parent.index }}", scope) == (
+        "a.py src#3"
+    )
+    assert render("{{ global_vars.api }} {{ workflow.name }}", scope) == "v2 wf"
+    assert render("{{ variables.declared }} {{ timestamp }}", scope) == "1 20250101_000000"
+    assert render("{{ previous_response.count }}", scope) == 2
+    assert render("{{ previous_response:search.items.1.title }}", scope) == "second"
+    assert render("{{ steps.search.result.count }} {{ steps.search.count }}", scope) == "2 2"
+    assert render("{{ steps.search.success }} {{ steps.answer.skipped }}", scope) == "true true"
+    assert render("{{ search.count }}", scope) == 2  # a bare step name
+    assert render("{{ steps.answer.result }}", scope) == "4"
+    json_answer = {"steps": {"review": {"output": '```json\n{"score": 8}\n```'}}}
+    assert render("{{ steps.review.score }}", json_answer) == 8  # a key of the JSON answer
+    assert render("{{ length(steps.search.output.items) }}", scope) == 2
+    assert render("{{ steps.search.output.items.length }}", scope) == 2
 
 
 def test_long_key_lists_are_cut() -> None:
@@ -191,47 +229,49 @@ def test_long_key_lists_are_cut() -> None:
     assert message.endswith("k18, k19, ... (5 more))")
 
 
-# -- refusing anything but a path ---------------------------------------------------------
+# -- refusing what is neither a path nor an expression ---------------------------------------
 
 
 @pytest.mark.parametrize(
     ("template", "why"),
     [
         ("{{ inputs.question | upper }}", "filters ('|') are not allowed"),
-        ("{{ inputs.n + 1 }}", "expressions are not allowed"),
-        ("{{ inputs.n+1 }}", "expressions are not allowed"),
-        ("{{ inputs.n if inputs.n else 0 }}", "expressions are not allowed"),
-        ("{{ range(10) }}", "calls are not allowed"),
-        ("{{ inputs.flags[0] }}", "subscripts are not allowed (write items.0, not items[0])"),
-        ("{{ ''.join }}", "literals are not allowed"),
-        ('{{ "x" }}', "literals are not allowed"),
+        ("{{ inputs.n if inputs.n else 0 }}", "expected an operator or the end of the expression"),
+        ("{{ range(10) }}", "unknown function range()"),
+        ("{{ ''.join }}", "expected an operator or the end of the expression"),
         ("{{ __class__ }}", "names starting with '__' are not allowed ('__class__')"),
-        ("{{ inputs.__class__ }}", "names starting with '__' are not allowed ('__class__')"),
-        (
-            "{{ inputs.question.__class__.__mro__ }}",
-            "names starting with '__' are not allowed ('__class__')",
-        ),
-        ("{{ config.secret }}", "unknown root 'config': a path starts with inputs, steps, vars"),
-        ("{{ os }}", "unknown root 'os': a path starts with inputs, steps, vars"),
-        ("{{ inputs..n }}", "an empty name in the path"),
-        ("{{ inputs.n. }}", "an empty name in the path"),
-        ("{{ inputs.1x }}", "'1x' is neither a name nor an index"),
-        ("{{ inputs.-1 }}", "'-1' is neither a name nor an index"),
+        ("{{ inputs.__class__ }}", "names starting with '__' are not allowed ('inputs.__class__')"),
+        ("{{ inputs..n }}", "expected a name or an index after '.'"),
+        ("{{ inputs.n. }}", "expected a name or an index after '.'"),
+        ("{{ inputs.-1 }}", "expected a name or an index after '.'"),
+        ("{{ @ }}", "'@' is only the current item inside any/all/count/filter conditions"),
         ("{{  }}", "an empty placeholder"),
     ],
 )
-def test_anything_but_a_path_is_refused_naming_what(template: str, why: str) -> None:
+def test_anything_but_a_path_or_an_expression_is_refused_naming_what(
+    template: str, why: str
+) -> None:
     message = fails(f"before {template} after", step="s", field="prompt")
-    assert message == (
-        f"step 's', field 'prompt': bad template: {template!r}: {why}; a placeholder is only "
-        "a path such as {{ inputs.question }} or {{ steps.answer.output.title }} "
-        "(nothing is evaluated)"
+    assert message.startswith(f"step 's', field 'prompt': bad template: {template!r}: ")
+    assert why in message
+    assert message.endswith(
+        "; a placeholder is a path such as {{ inputs.question }} or "
+        "{{ steps.answer.output.title }}, or an expression such as {{ state.count + 1 }}"
     )
+
+
+def test_expressions_compute_from_looked_up_values() -> None:
+    assert render("{{ inputs.n + 1 }}", SCOPE) == 4
+    assert render("{{ inputs.n * 2 - 1 }} {{ inputs.flags[0] }}", SCOPE) == "5 true"
+    assert render('{{ "x" }}', SCOPE) == "x"
+    assert render("{{ inputs.n > 2 ? 'big' : 'small' }}", SCOPE) == "big"
+    with pytest.raises(StepValidationError, match="cannot evaluate cannot apply '-'"):
+        render("{{ inputs.question - 1 }}", SCOPE)
 
 
 def test_blocks_and_unclosed_placeholders_are_refused() -> None:
     assert fails("{% if inputs.n %}yes{% endif %}") == (
-        "bad template: '{%' blocks are not allowed: templates only look values up, with "
+        "bad template: '{%' blocks are not allowed: templates look values up, with "
         "placeholders such as {{ inputs.question }} or {{ steps.answer.output.title }}"
     )
     assert fails("a {{ inputs.n") == "bad template: '{{' at offset 2 is never closed with '}}'"
@@ -267,7 +307,7 @@ def test_python_objects_are_never_looked_into() -> None:
         with pytest.raises(StepValidationError):
             render(f"{{{{ inputs.obj.{name} }}}}", scope)
     message = fails_with(scope, "{{ inputs.obj.secret }}")
-    assert message == "inputs.obj.secret: inputs.obj is a Trap, not a mapping or a list"
+    assert message == "inputs.obj.secret: the value there is a Trap, not a mapping or a list"
     assert [name for name in Trap.touched if name != "__class__"] == []
 
 
@@ -334,17 +374,16 @@ PLACEHOLDER_TEXT = st.text(
 
 @settings(max_examples=300, deadline=None)
 @given(PLACEHOLDER_TEXT)
-def test_whatever_is_inside_a_placeholder_is_a_path_or_refused(inner: str) -> None:
-    """Only a bare path is ever accepted; anything else is an error, never evaluated."""
+def test_whatever_is_inside_a_placeholder_is_never_evaluated_by_python(inner: str) -> None:
+    """A path or an expression of the grammar is looked up; anything else is refused; no
+    object is ever looked into."""
     Trap.touched.clear()
     scope = {"inputs": {"x": Trap()}, "steps": {}, "vars": {}}
     try:
         render("{{" + inner + "}}", scope)
     except StepValidationError as error:
-        refused = "bad template" in str(error)
-        assert refused != is_a_path(inner.strip()), (inner, str(error))
-    else:
-        assert inner.strip() in ("inputs", "steps", "vars", "inputs.x")
+        if is_a_path(inner.strip()):
+            assert "bad template" not in str(error), (inner, str(error))
     assert [name for name in Trap.touched if name != "__class__"] == []
 
 

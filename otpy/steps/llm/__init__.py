@@ -37,6 +37,7 @@ from otpy.steps.llm._prompting import (
     Preset,
     PromptStep,
 )
+from otpy.steps.llm._robust import ACTIONS as ROBUST_ACTIONS
 from otpy.steps.llm._robust import ClaudeRobustStep
 from otpy.steps.llm._session import ClaudeSessionStep, default_session_store, session_variable
 from otpy.steps.llm._variables import SetVariableStep
@@ -49,6 +50,7 @@ __all__ = [
     "BUILTIN_STEPS",
     "MERGES",
     "PRESETS",
+    "ROBUST_ACTIONS",
     "ClaudeBatchStep",
     "ClaudeExtractStep",
     "ClaudeRobustStep",

@@ -15,7 +15,8 @@ A ``gemini`` step declares ``functions`` (tool names) and may set ``max_turns`` 
 ``max_total_tokens``. Without tools a step makes its one completion, as before. With
 them its result holds the final text, and metadata ``agent_turns``, ``files_changed``,
 ``tool_calls``, ``stop_reason``. Other pipeline_ex ``claude_options`` keys are accepted and
-named in a warning (once per step and key): otpy does not honour them.
+named in the document's one warning (``otpy.compat``): otpy does not honour them;
+``system_prompt``/``append_system_prompt`` shape the request (``build_request``).
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ from otpy.agent import (
 from otpy.errors import ConfigurationError, StepValidationError
 from otpy.providers import Completion, CompletionRequest
 from otpy.steps._base import StepContext
-from otpy.steps.llm._common import check_int, check_str, check_str_list, step_label
+from otpy.steps.llm._common import check_claude_options, check_int, check_str_list, step_label
 from otpy.workspace import Workspace
 
 __all__ = [
@@ -50,7 +51,6 @@ __all__ = [
     "check_tool_fields",
     "requested_tools",
     "tool_requests",
-    "with_system",
 ]
 
 CLAUDE_OPTIONS: Final = ("max_turns", "allowed_tools", "disallowed_tools", "system_prompt",
@@ -58,7 +58,7 @@ CLAUDE_OPTIONS: Final = ("max_turns", "allowed_tools", "disallowed_tools", "syst
 """The ``claude_options`` keys otpy honours."""
 IGNORED_CLAUDE_OPTIONS: Final = frozenset(
     {
-        "output_format", "verbose", "model", "fallback_model", "session_id",
+        "output_format", "verbose", "fallback_model", "session_id",
         "resume_session", "debug_mode", "telemetry_enabled", "cost_tracking", "retry_config",
         "timeout_ms", "async_streaming", "stream_handler", "stream_buffer_size",
         "permission_mode", "preset", "step_name",
@@ -81,34 +81,6 @@ def _tell_once(step: str, key: str, message: str) -> None:
     logger.warning("step %r: %s", step, message)
 
 
-def check_claude_options(config: Mapping[str, Any], field: str = "claude_options") -> None:
-    """Check ``config[field]`` (absent is fine): a mapping of known keys with values of
-    the right types. StepValidationError naming ``field.key``."""
-    options = config.get(field)
-    if options is None:
-        return
-    label = step_label(config)
-    if not isinstance(options, Mapping):
-        raise StepValidationError(
-            f"must be a mapping, got {type(options).__name__}", step=label, field=field
-        )
-    for key in options:
-        if key not in CLAUDE_OPTIONS and key not in IGNORED_CLAUDE_OPTIONS:
-            raise StepValidationError(
-                f"unknown option (otpy honours {', '.join(CLAUDE_OPTIONS)})",
-                step=label,
-                field=f"{field}.{key}",
-            )
-    scoped = {"name": label, **{f"{field}.{k}": v for k, v in options.items()}}
-    check_int(scoped, f"{field}.max_turns", minimum=1, maximum=1000)
-    check_int(scoped, f"{field}.max_total_tokens", minimum=1)
-    for key in ("allowed_tools", "disallowed_tools"):
-        check_str_list(scoped, f"{field}.{key}")
-    for key in ("system_prompt", "append_system_prompt"):
-        check_str(scoped, f"{field}.{key}", empty=True)
-    check_str(scoped, f"{field}.cwd")
-
-
 def check_tool_fields(config: Mapping[str, Any]) -> None:
     """Check a step's tool fields: ``claude_options``, or ``functions`` / ``max_turns`` /
     ``max_total_tokens`` of a gemini step (whichever it has)."""
@@ -125,8 +97,12 @@ def _settings(step: Mapping[str, Any]) -> tuple[dict[str, Any], str]:
     if isinstance(options, Mapping):
         return dict(options), "claude_options"
     if step.get("functions") is not None:
+        functions = step.get("functions")
+        declared = step.get("gemini_functions")  # pipeline_ex's declarations: not tools
+        if isinstance(functions, list) and isinstance(declared, Mapping):
+            functions = [name for name in functions if name not in declared]
         return {
-            "allowed_tools": step.get("functions"),
+            "allowed_tools": functions,
             "max_turns": step.get("max_turns"),
             "max_total_tokens": step.get("max_total_tokens"),
         }, "functions"
@@ -152,35 +128,20 @@ def requested_tools(step: Mapping[str, Any]) -> tuple[list[str], list[str], str]
 
 def tool_requests(step: Mapping[str, Any]) -> list[tuple[list[str], list[str], str]]:
     """Every set of tools a step config asks for, as :func:`requested_tools` gives them:
-    the step's own, and each ``parallel_claude`` instance's (its ``claude_options`` merged
-    over the step's). Sets that allow no tool are left out."""
+    the step's own, and each ``parallel_claude`` instance's and pipeline_ex task's (its
+    ``claude_options`` merged over the step's). Sets that allow no tool are left out."""
     found = [requested_tools(step)]
-    instances = step.get("instances")
     base = step.get("claude_options")
-    if isinstance(instances, list):
-        for index, item in enumerate(instances):
+    for key in ("instances", "tasks", "parallel_tasks"):
+        items = step.get(key)
+        for index, item in enumerate(items if isinstance(items, list) else []):
             own = item.get("claude_options") if isinstance(item, Mapping) else None
             if isinstance(own, Mapping):
                 merged = {**base, **own} if isinstance(base, Mapping) else dict(own)
                 allowed, disallowed, _ = requested_tools({"claude_options": merged})
-                field = f"instances[{index}].claude_options.allowed_tools"
+                field = f"{key}[{index}].claude_options.allowed_tools"
                 found.append((allowed, disallowed, field))
     return [request for request in found if request[0]]
-
-
-def with_system(step: Mapping[str, Any], request: CompletionRequest) -> CompletionRequest:
-    """``request`` with ``claude_options.system_prompt`` (replacing its system prompt) and
-    ``append_system_prompt`` (added after it, a blank line between) applied."""
-    options = step.get("claude_options")
-    if not isinstance(options, Mapping):
-        return request
-    system = options.get("system_prompt") or request.system
-    extra = options.get("append_system_prompt")
-    if extra:
-        system = f"{system}\n\n{extra}" if system else extra
-    if system == request.system:
-        return request
-    return request.model_copy(update={"system": system})
 
 
 def _root(
@@ -215,9 +176,7 @@ def ask(
     Completion) and the AgentResult (None without tools). Raises StepValidationError for
     a tool name no tool has or a ``cwd`` outside the workspace, AgentLimitError, and what
     ``send`` raises."""
-    request = with_system(step, request)
     label = step_label(step)
-    _tell_ignored(step, label)
     allowed, disallowed, field = requested_tools(step)
     if not allowed:
         return send(request), None
@@ -249,14 +208,6 @@ def ask(
         label=label,
     )
     return result.completion(), result
-
-
-def _tell_ignored(step: Mapping[str, Any], label: str) -> None:
-    options = step.get("claude_options")
-    if isinstance(options, Mapping):
-        for key in options:
-            if key in IGNORED_CLAUDE_OPTIONS:
-                _tell_once(label, key, f"claude_options.{key} is not honoured by otpy")
 
 
 def agent_metadata(result: AgentResult | None) -> dict[str, Any]:

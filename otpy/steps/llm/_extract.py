@@ -25,16 +25,19 @@ from types import MappingProxyType
 from typing import Any, ClassVar, Final
 
 from otpy.errors import InvalidValueError, StepValidationError
-from otpy.steps._base import Step, StepContext, StepMetadata, StepResult
+from otpy.steps._base import Step, StepContext, StepMetadata, StepResult, check_choice
+from otpy.steps.llm._agentic import ask
 from otpy.steps.llm._common import (
+    CLAUDE_FIELDS,
     LLM_FIELDS,
-    build_request,
     call_provider,
     check_llm_fields,
     check_str,
     check_str_list,
     step_label,
 )
+from otpy.steps.llm._extraction import FORMATS, POST_PROCESSING, apply_extraction
+from otpy.steps.llm._prompting import check_preset, preset_request
 
 __all__ = [
     "EXTRACT_KINDS",
@@ -193,24 +196,60 @@ def _excerpt(text: str) -> str:
     return text if len(text) <= _EXCERPT else text[: _EXCERPT - 3] + "..."
 
 
+DEFAULT_EXTRACT_PRESET: Final = "analysis"
+"""claude_extract's preset when none is given (pipeline_ex's)."""
+
+
+def _check_extraction(checked: Mapping[str, Any], label: str) -> None:
+    config = checked.get("extraction_config")
+    if config is None:
+        return
+    if not isinstance(config, Mapping):
+        raise StepValidationError("must be a mapping", step=label, field="extraction_config")
+    check_choice(config.get("format"), FORMATS, step=label, field="extraction_config.format")
+    steps = config.get("post_processing")
+    if steps is not None and not (
+        isinstance(steps, list) and all(s in POST_PROCESSING for s in steps)
+    ):
+        raise StepValidationError(
+            f"must be a list of {', '.join(POST_PROCESSING)}, got {steps!r}",
+            step=label,
+            field="extraction_config.post_processing",
+        )
+    limit = config.get("max_summary_length")
+    if limit is not None and (not isinstance(limit, int) or isinstance(limit, bool) or limit < 4):
+        raise StepValidationError(
+            "must be an integer >= 4", step=label, field="extraction_config.max_summary_length"
+        )
+
+
 class ClaudeExtractStep(Step):
     """``claude_extract``: structured content out of an answer.
 
-    Exactly one of ``prompt`` (ask the provider first, with the sampling fields) or
-    ``text`` (extract from the given text, no call). ``extract``: ``json`` (output: the
-    object or array), ``code`` (output: the list of code strings; ``language`` filters;
-    metadata ``languages``), or ``fields`` (with ``fields: [names]``; output: name ->
-    value, every name required). Content that is not there raises ``InvalidValueError``
-    (variable: the step, value: an excerpt of the text, rule: what was missing).
+    With ``extract``: exactly one of ``prompt`` (ask the provider first, with the sampling
+    fields) or ``text`` (extract from the given text, no call); ``extract`` is ``json``
+    (output: the object or array), ``code`` (output: the list of code strings;
+    ``language`` filters; metadata ``languages``), or ``fields`` (with ``fields:
+    [names]``; output: name -> value, every name required). Content that is not there
+    raises ``InvalidValueError`` (variable: the step, value: an excerpt of the text, rule:
+    what was missing).
+
+    Without ``extract`` (pipeline_ex's form): ask ``prompt`` with the ``preset`` (default
+    ``analysis``) and ``claude_options``, then apply ``extraction_config`` (format and
+    post-processing, see :mod:`otpy.steps.llm._extraction`); the output is the processed
+    text, metadata ``extraction_metadata`` when ``include_metadata``.
     """
 
     metadata: ClassVar[StepMetadata] = StepMetadata(
         description="Extract JSON, fenced code blocks or named fields from a provider's "
-        "answer to prompt, or from a given text.",
-        required_fields=("extract",),
-        optional_fields=("prompt", "text", "language", "fields", *LLM_FIELDS),
+        "answer to prompt, or from a given text; or pipeline_ex's extraction_config "
+        "(format, post_processing) applied to the answer.",
+        optional_fields=(
+            "extract", "prompt", "text", "language", "fields", "preset",
+            "extraction_config", *LLM_FIELDS, *CLAUDE_FIELDS,
+        ),
         capabilities=("text",),
-    )
+    )  # fmt: skip
 
     @classmethod
     def validate(cls, config: Mapping[str, Any]) -> dict[str, Any]:
@@ -218,19 +257,24 @@ class ClaudeExtractStep(Step):
         label = step_label(checked)
         prompt = check_str(checked, "prompt")
         text = check_str(checked, "text", empty=True)
+        kind = checked.get("extract")
+        check_preset(checked)
+        _check_extraction(checked, label)
+        check_llm_fields(checked)
+        if kind is None:
+            if prompt is None:
+                raise StepValidationError("is required", step=label, field="prompt")
+            for field in ("text", "language", "fields"):
+                if checked.get(field) is not None:
+                    raise StepValidationError("only applies with extract", step=label, field=field)
+            return checked
         if (prompt is None) == (text is None):
             raise StepValidationError(
                 "give exactly one of prompt (ask the provider) or text (extract from it)",
                 step=label,
                 field="prompt" if prompt is not None else "text",
             )
-        kind = checked["extract"]
-        if kind not in EXTRACT_KINDS:
-            raise StepValidationError(
-                f"must be one of {', '.join(EXTRACT_KINDS)}, got {kind!r}",
-                step=label,
-                field="extract",
-            )
+        check_choice(kind, EXTRACT_KINDS, step=label, field="extract")
         check_str(checked, "language")
         if checked.get("language") is not None and kind != "code":
             raise StepValidationError("only applies to extract: code", step=label, field="language")
@@ -241,18 +285,24 @@ class ClaudeExtractStep(Step):
             )
         if kind != "fields" and names is not None:
             raise StepValidationError("only applies to extract: fields", step=label, field="fields")
-        check_llm_fields(checked)
         return checked
 
     def execute(self, step: Mapping[str, Any], context: StepContext) -> StepResult:
         label = step_label(step)
         completion = None
         if step.get("prompt") is not None:
-            request = build_request(step, prompt=step["prompt"])
-            completion = call_provider(context, step, request, self.metadata.capabilities)
+            preset, request = preset_request(step, DEFAULT_EXTRACT_PRESET)
+            capabilities = self.metadata.capabilities
+            completion, _ = ask(
+                step, context, request,
+                lambda asked: call_provider(context, step, asked, capabilities),
+            )  # fmt: skip
             text = completion.text
         else:
             text = step["text"]
+        if step.get("extract") is None:
+            assert completion is not None
+            return self._pipeline_ex(step, completion, preset)
         output, rule, more = _extract(step, text)
         if rule is not None:
             raise InvalidValueError(variable=label, value=_excerpt(text), rule=rule)
@@ -261,6 +311,22 @@ class ClaudeExtractStep(Step):
         if completion is None:
             return StepResult(output=output, text=text, metadata=metadata)
         return StepResult.of_completion(completion, output=output, metadata=metadata)
+
+    @staticmethod
+    def _pipeline_ex(step: Mapping[str, Any], completion: Any, preset: str) -> StepResult:
+        config = step.get("extraction_config") or {}
+        processed = apply_extraction(completion.text, config)
+        metadata: dict[str, Any] = {"preset": preset, "extraction_applied": True}
+        if config.get("include_metadata"):
+            metadata["extraction_metadata"] = {
+                "format": config.get("format") or "text",
+                "post_processing_applied": list(config.get("post_processing") or []),
+                "original_length": len(completion.text),
+                "processed_length": len(processed),
+                "step_name": step_label(step),
+            }
+        result = StepResult.of_completion(completion, output=processed, metadata=metadata)
+        return result.model_copy(update={"text": processed})
 
 
 def _extract(step: Mapping[str, Any], text: str) -> tuple[Any, str | None, dict[str, Any]]:

@@ -18,6 +18,7 @@ from otpy.errors import OtpyError, StepValidationError
 from otpy.providers import Completion, Usage
 from otpy.steps._base import Step, StepContext, StepMetadata, StepResult
 from otpy.steps.llm._common import (
+    CLAUDE_FIELDS,
     LLM_FIELDS,
     build_request,
     call_provider,
@@ -26,6 +27,8 @@ from otpy.steps.llm._common import (
     check_llm_fields,
     step_label,
 )
+from otpy.steps.llm._prompting import check_preset
+from otpy.steps.llm._tasks import check_tasks, run_tasks
 
 __all__ = ["ClaudeBatchStep", "FanOutResult", "Outcome", "fan_out", "one_provider", "sum_usage"]
 
@@ -149,25 +152,37 @@ class ClaudeBatchStep(Step):
     call fails with an expected error (an OtpyError) gives None and is listed in metadata
     ``failures`` (index and error); without it the first error is raised once the calls in
     flight finish (the others are cancelled). Anything else (a bug) is always raised.
-    Usage is the sum over the answered prompts.
+    Usage is the sum over the answered prompts. pipeline_ex's ``tasks`` (or one
+    ``prompt``) with ``batch_config``: see :mod:`otpy.steps.llm._tasks`.
     """
 
     metadata: ClassVar[StepMetadata] = StepMetadata(
-        description="Run many prompts with bounded concurrency; output is the list of "
-        "answers in prompt order.",
-        required_fields=("prompts",),
-        optional_fields=("max_concurrency", "continue_on_error", *LLM_FIELDS),
+        description="Run many prompts (or pipeline_ex tasks) with bounded concurrency; "
+        "output is the list of answers in prompt order (or the batch results).",
+        optional_fields=(
+            "prompts", "tasks", "prompt", "batch_config", "preset", "max_concurrency",
+            "continue_on_error", *LLM_FIELDS, *CLAUDE_FIELDS,
+        ),
         capabilities=("text",),
-    )
+    )  # fmt: skip
 
     @classmethod
     def validate(cls, config: Mapping[str, Any]) -> dict[str, Any]:
         checked = super().validate(config)
         label = step_label(checked)
-        prompts = checked["prompts"]
+        check_preset(checked)
+        if checked.get("prompts") is None and checked.get("prompt") is not None:
+            checked.setdefault("tasks", [{"id": "default_task", "prompt": checked["prompt"]}])
+        if checked.get("tasks") is not None:
+            check_tasks(checked, "tasks")
+            check_llm_fields(checked)
+            return checked
+        prompts = checked.get("prompts")
         if isinstance(prompts, str) or not isinstance(prompts, Sequence) or not prompts:
             raise StepValidationError(
-                "must be a non-empty list of prompts", step=label, field="prompts"
+                "must be a non-empty list of prompts (or give pipeline_ex tasks)",
+                step=label,
+                field="prompts",
             )
         for index, prompt in enumerate(prompts):
             if not isinstance(prompt, str) or not prompt.strip():
@@ -182,6 +197,10 @@ class ClaudeBatchStep(Step):
         return checked
 
     def execute(self, step: Mapping[str, Any], context: StepContext) -> StepResult:
+        if step.get("tasks") is not None:
+            return run_tasks(
+                step, context, "tasks", "development", fan_out, self.metadata.capabilities
+            )
         prompts: list[str] = list(step["prompts"])
         keep_going = bool(step.get("continue_on_error", False))
         capabilities = self.metadata.capabilities

@@ -12,6 +12,7 @@ from otpy.errors import InvalidValueError, StepValidationError
 from otpy.providers import Completion, Message, Usage
 from otpy.steps._base import Step, StepContext, StepMetadata, StepResult
 from otpy.steps.llm._common import (
+    GEMINI_FIELDS,
     LLM_FIELDS,
     build_request,
     call_provider,
@@ -25,6 +26,16 @@ from otpy.steps.llm._extract import extract_json
 __all__ = ["GeminiInstructorStep", "schema_problems"]
 
 DEFAULT_MAX_RETRIES: Final = 2
+DEFAULT_SCHEMA: Final = {
+    "type": "object",
+    "properties": {
+        "text": {"type": "string", "description": "The response text"},
+        "analysis": {"type": "string", "description": "Analysis or reasoning"},
+        "summary": {"type": "string", "description": "Brief summary"},
+    },
+    "required": ["text"],
+}
+"""The schema when a step gives none (pipeline_ex's AnalysisResponse)."""
 MAX_REPORTED: Final = 5
 _UNPARSED: Final = object()
 
@@ -46,8 +57,9 @@ def schema_problems(schema: Mapping[str, Any], instance: Any) -> list[str]:
     return problems
 
 
-def _answer(completion: Completion) -> Any:
-    """The structured answer, else the text parsed as JSON (or fenced JSON in it)."""
+def structured_answer(completion: Completion) -> Any:
+    """The structured answer, else the text parsed as JSON (or fenced JSON in it); a
+    sentinel object when there is none."""
     if completion.structured is not None:
         return completion.structured
     try:
@@ -59,7 +71,8 @@ def _answer(completion: Completion) -> Any:
 
 class GeminiInstructorStep(Step):
     """``gemini_instructor``: ``prompt`` and ``schema`` (a JSON Schema, checked at
-    validate time) with ``max_retries`` (default 2) re-asks.
+    validate time; default :data:`DEFAULT_SCHEMA`, pipeline_ex's) with ``max_retries``
+    (default 2) re-asks; ``token_budget`` and ``functions`` as for ``gemini``.
 
     Asks with ``response_schema=schema`` and validates the answer (``structured``, else
     the text parsed as JSON) with ``jsonschema``. An invalid answer is re-asked in the
@@ -72,8 +85,8 @@ class GeminiInstructorStep(Step):
     metadata: ClassVar[StepMetadata] = StepMetadata(
         description="Structured output: asks for JSON matching a JSON Schema, validates it, "
         "and re-asks with the validation errors until it matches or retries run out.",
-        required_fields=("prompt", "schema"),
-        optional_fields=(*LLM_FIELDS, "max_retries"),
+        required_fields=("prompt",),
+        optional_fields=(*LLM_FIELDS, *GEMINI_FIELDS, "schema", "max_retries"),
         capabilities=("text", "structured_output"),
     )
 
@@ -82,7 +95,7 @@ class GeminiInstructorStep(Step):
         checked = super().validate(config)
         label = step_label(checked)
         check_str(checked, "prompt", required=True)
-        schema = checked["schema"]
+        schema = checked.get("schema", DEFAULT_SCHEMA)
         if not isinstance(schema, Mapping):
             raise StepValidationError(
                 f"must be a JSON Schema object, got {type(schema).__name__}",
@@ -100,7 +113,7 @@ class GeminiInstructorStep(Step):
         return checked
 
     def execute(self, step: Mapping[str, Any], context: StepContext) -> StepResult:
-        schema = dict(step["schema"])
+        schema = dict(step.get("schema") or DEFAULT_SCHEMA)
         max_retries: int = step.get("max_retries", DEFAULT_MAX_RETRIES)
         if max_retries is None:
             max_retries = DEFAULT_MAX_RETRIES
@@ -113,7 +126,7 @@ class GeminiInstructorStep(Step):
             )
             completion = call_provider(context, step, request, self.metadata.capabilities)
             usage = usage + completion.usage
-            answer = _answer(completion)
+            answer = structured_answer(completion)
             if answer is _UNPARSED:
                 problems = ["the answer is not JSON"]
             else:

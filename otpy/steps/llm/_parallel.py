@@ -9,7 +9,7 @@ from typing import Any, ClassVar, Final
 from otpy.agent import AgentResult
 from otpy.errors import StepValidationError
 from otpy.providers import Completion
-from otpy.steps._base import Step, StepContext, StepMetadata, StepResult
+from otpy.steps._base import Step, StepContext, StepMetadata, StepResult, check_choice
 from otpy.steps.llm._agentic import ask, check_claude_options, check_tool_fields
 from otpy.steps.llm._common import (
     LLM_FIELDS,
@@ -22,6 +22,7 @@ from otpy.steps.llm._common import (
     step_label,
 )
 from otpy.steps.llm._fanout import fan_out, one_provider, sum_usage
+from otpy.steps.llm._tasks import check_tasks, run_tasks
 
 __all__ = ["MERGES", "ParallelClaudeStep", "merge_texts"]
 
@@ -62,21 +63,28 @@ class ParallelClaudeStep(Step):
     Usage is summed; metadata lists each instance's ``texts`` and ``providers``; instances
     that ran as agents (tools allowed) add ``agents`` (each one's summary, None for the
     others) and ``files_changed`` (all of them together).
+    pipeline_ex's ``parallel_tasks``: see :mod:`otpy.steps.llm._tasks`.
     """
 
     metadata: ClassVar[StepMetadata] = StepMetadata(
         description="Fan one prompt out to several instances (optionally with per-instance "
         "prompt, system, temperature, provider) in parallel and merge the answers.",
-        required_fields=("instances",),
-        optional_fields=("prompt", "merge", "max_concurrency", "claude_options", *LLM_FIELDS),
+        optional_fields=(
+            "instances", "parallel_tasks", "prompt", "merge", "max_concurrency",
+            "claude_options", *LLM_FIELDS,
+        ),
         capabilities=("text",),
-    )
+    )  # fmt: skip
 
     @classmethod
     def validate(cls, config: Mapping[str, Any]) -> dict[str, Any]:
         checked = super().validate(config)
+        if checked.get("parallel_tasks") is not None:
+            check_tasks(checked, "parallel_tasks")
+            check_llm_fields(checked)
+            return checked
         label = step_label(checked)
-        instances = checked["instances"]
+        instances = checked.get("instances")
         check_str(checked, "prompt")
         if isinstance(instances, int) and not isinstance(instances, bool):
             check_int(checked, "instances", minimum=1)
@@ -96,22 +104,20 @@ class ParallelClaudeStep(Step):
                 step=label,
                 field="prompt",
             )
-        merge = checked.get("merge", "list")
-        if merge not in MERGES:
-            raise StepValidationError(
-                f"must be one of {', '.join(MERGES)}, got {merge!r}", step=label, field="merge"
-            )
+        check_choice(checked.get("merge", "list"), MERGES, step=label, field="merge")
         check_int(checked, "max_concurrency", minimum=1)
         check_llm_fields(checked)
         check_tool_fields(checked)
         return checked
 
     def execute(self, step: Mapping[str, Any], context: StepContext) -> StepResult:
+        capabilities = self.metadata.capabilities
+        if step.get("parallel_tasks") is not None:
+            return run_tasks(step, context, "parallel_tasks", "development", fan_out, capabilities)
         instances = step["instances"]
         overrides: list[Mapping[str, Any]] = (
             [{}] * instances if isinstance(instances, int) else list(instances)
         )
-        capabilities = self.metadata.capabilities
 
         def instance(override: Mapping[str, Any]) -> Callable[[], _Answer]:
             merged = _merged(step, override)

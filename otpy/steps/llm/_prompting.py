@@ -18,8 +18,10 @@ from otpy.agent import AgentResult
 from otpy.errors import StepValidationError
 from otpy.providers import Completion, CompletionRequest
 from otpy.steps._base import Step, StepContext, StepMetadata, StepResult
-from otpy.steps.llm._agentic import TOOL_FIELDS, agent_metadata, ask, check_tool_fields
+from otpy.steps.llm._agentic import agent_metadata, ask, check_tool_fields
 from otpy.steps.llm._common import (
+    CLAUDE_FIELDS,
+    GEMINI_FIELDS,
     LLM_FIELDS,
     build_request,
     call_provider,
@@ -27,8 +29,18 @@ from otpy.steps.llm._common import (
     check_str,
     step_label,
 )
+from otpy.steps.llm._functions import call_declared, declared_functions
 
-__all__ = ["PRESETS", "ClaudeSmartStep", "ClaudeStep", "GeminiStep", "Preset", "PromptStep"]
+__all__ = [
+    "DEFAULT_PRESET",
+    "PRESETS",
+    "ClaudeSmartStep",
+    "ClaudeStep",
+    "GeminiStep",
+    "Preset",
+    "PromptStep",
+    "preset_of",
+]
 
 
 class PromptStep(Step):
@@ -79,30 +91,43 @@ class PromptStep(Step):
 
 
 class ClaudeStep(PromptStep):
-    """``claude``: one prompt to a text model (Anthropic's when ``provider: anthropic``)."""
+    """``claude``: one prompt to a text model (Anthropic's when ``provider: anthropic``).
+
+    ``claude_options`` (pipeline_ex's) is kept as it is: ``system_prompt`` (with
+    ``append_system_prompt`` appended), ``model``, ``temperature`` and ``max_tokens`` shape
+    the request; ``allowed_tools`` (with ``max_turns``, ``cwd``...) run the agent loop.
+    """
 
     metadata: ClassVar[StepMetadata] = StepMetadata(
         description="Claude-style prompt: one prompt (with optional system prompt, "
-        "temperature, max_tokens, stop sequences) and its text answer; with "
+        "temperature, max_tokens, stop sequences, claude_options) and its text answer; with "
         "claude_options.allowed_tools an agent that calls tools in its workspace.",
         required_fields=("prompt",),
-        optional_fields=(*LLM_FIELDS, "claude_options"),
+        optional_fields=(*LLM_FIELDS, *CLAUDE_FIELDS),
         capabilities=("text",),
     )
 
 
 class GeminiStep(PromptStep):
-    """``gemini``: one prompt to a text model (Google's when ``provider: gemini``)."""
+    """``gemini``: one prompt to a text model (Google's when ``provider: gemini``).
+    ``token_budget`` (``max_output_tokens``, ``temperature``) shapes the request;
+    ``functions`` naming the workflow's ``gemini_functions`` declarations ask for a call of
+    the first (:mod:`otpy.steps.llm._functions`); other names are tools (the agent loop)."""
 
     metadata: ClassVar[StepMetadata] = StepMetadata(
         description="Gemini-style prompt: one prompt (with optional system instruction, "
-        "temperature, max_tokens, stop sequences) and its text answer; any provider with "
-        "the text capability serves it unless provider names one; with functions, an agent "
-        "calling those tools.",
+        "temperature, max_tokens, stop sequences, token_budget) and its text answer; any "
+        "provider with the text capability serves it unless provider names one; with "
+        "functions, an agent calling those tools (or pipeline_ex's declared functions).",
         required_fields=("prompt",),
-        optional_fields=(*LLM_FIELDS, *TOOL_FIELDS["gemini"]),
+        optional_fields=(*LLM_FIELDS, *GEMINI_FIELDS, "max_turns", "max_total_tokens"),
         capabilities=("text",),
     )
+
+    def execute(self, step: Mapping[str, Any], context: StepContext) -> StepResult:
+        if declared_functions(step):
+            return call_declared(step, context, self.metadata.capabilities)
+        return super().execute(step, context)
 
 
 @dataclass(frozen=True, slots=True)
@@ -169,49 +194,78 @@ PRESETS: Mapping[str, Preset] = MappingProxyType(
     }
 )
 """The ``claude_smart`` presets by name. Each sets the system prompt, temperature and
-max_tokens; a step's own ``system``, ``temperature`` or ``max_tokens`` overrides the
-preset's (the whole system prompt is replaced, not appended to)."""
+max_tokens; ``claude_options`` and then a step's own ``system``, ``temperature`` or
+``max_tokens`` override the preset's (the whole system prompt is replaced, not appended
+to)."""
+
+DEFAULT_PRESET = "development"
+"""claude_smart's preset when neither the step, ``defaults.claude_preset`` nor
+``environment_aware`` gives one (pipeline_ex's)."""
+
+
+def preset_of(step: Mapping[str, Any], default: str) -> str:
+    """The step's preset name (``default`` when it names none)."""
+    preset = step.get("preset")
+    return preset if isinstance(preset, str) else default
+
+
+def check_preset(config: Mapping[str, Any]) -> None:
+    """``preset``, where given, names a preset of :data:`PRESETS`."""
+    preset = config.get("preset")
+    if preset is not None and (not isinstance(preset, str) or preset not in PRESETS):
+        raise StepValidationError(
+            f"unknown preset {preset!r} (presets: {', '.join(PRESETS)})",
+            step=step_label(config),
+            field="preset",
+        )
+
+
+def preset_request(
+    step: Mapping[str, Any], default: str, **more: Any
+) -> tuple[str, CompletionRequest]:
+    """The preset name and the request of a preset step (``more``: build_request's
+    other arguments: messages, a response schema)."""
+    name = preset_of(step, default)
+    preset = PRESETS[name]
+    request = build_request(
+        step,
+        prompt=more.pop("prompt", step.get("prompt")),
+        system=preset.system,
+        temperature=preset.temperature,
+        max_tokens=preset.max_tokens,
+        **more,
+    )
+    return name, request
 
 
 class ClaudeSmartStep(PromptStep):
-    """``claude_smart``: a prompt with a preset (see :data:`PRESETS`); the result's
-    metadata names the preset."""
+    """``claude_smart``: a prompt with a preset (see :data:`PRESETS`; default
+    ``development``, or ``defaults.claude_preset``, or with ``environment_aware: true`` the
+    workflow's ``environment.mode``); the result's metadata names the preset."""
 
     metadata: ClassVar[StepMetadata] = StepMetadata(
         description="Prompt with a preset (analysis, code_review, development, chat, "
-        "production, test) supplying system prompt, temperature and max_tokens; explicit "
-        "fields override the preset; claude_options as for claude.",
-        required_fields=("prompt", "preset"),
-        optional_fields=(*LLM_FIELDS, "claude_options"),
+        "production, test; default development) supplying system prompt, temperature and "
+        "max_tokens; claude_options and explicit fields override the preset; tools as "
+        "for claude.",
+        required_fields=("prompt",),
+        optional_fields=(*LLM_FIELDS, *CLAUDE_FIELDS, "preset", "environment_aware"),
         capabilities=("text",),
     )
 
     @classmethod
     def validate(cls, config: Mapping[str, Any]) -> dict[str, Any]:
         checked = super().validate(config)
-        preset = checked["preset"]
-        if not isinstance(preset, str) or preset not in PRESETS:
-            raise StepValidationError(
-                f"unknown preset {preset!r} (presets: {', '.join(PRESETS)})",
-                step=step_label(checked),
-                field="preset",
-            )
+        check_preset(checked)
         return checked
 
     def request(self, step: Mapping[str, Any]) -> CompletionRequest:
-        preset = PRESETS[step["preset"]]
-        return build_request(
-            step,
-            prompt=step["prompt"],
-            system=preset.system,
-            temperature=preset.temperature,
-            max_tokens=preset.max_tokens,
-        )
+        return preset_request(step, DEFAULT_PRESET)[1]
 
     def execute(self, step: Mapping[str, Any], context: StepContext) -> StepResult:
         completion, agent = self.answer(step, context)
         return StepResult.of_completion(
             completion,
             output=completion.text,
-            metadata={"preset": step["preset"], **agent_metadata(agent)},
+            metadata={"preset": preset_of(step, DEFAULT_PRESET), **agent_metadata(agent)},
         )

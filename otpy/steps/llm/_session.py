@@ -26,14 +26,15 @@ from otpy.state import LocalState, StateProvider
 from otpy.steps._base import Step, StepContext, StepMetadata, StepResult
 from otpy.steps.llm._agentic import agent_metadata, ask, check_tool_fields
 from otpy.steps.llm._common import (
+    CLAUDE_FIELDS,
     LLM_FIELDS,
-    build_request,
     call_provider,
     check_int,
     check_llm_fields,
     check_str,
     step_label,
 )
+from otpy.steps.llm._prompting import check_preset, preset_request
 
 __all__ = ["ClaudeSessionStep", "default_session_store", "session_variable"]
 
@@ -72,9 +73,38 @@ def _session_lock(store: StateProvider, session_id: str) -> Any:
         return lock
 
 
+DEFAULT_SESSION_PRESET: Final = "analysis"
+"""claude_session's preset when none is given (pipeline_ex's)."""
+_UNSAFE: Final = re.compile(r"[^A-Za-z0-9_.\-/]+")
+
+
+def session_of(config: Mapping[str, Any]) -> str | None:
+    """The session id of a step: ``session_id``, else pipeline_ex's
+    ``session_config.session_name``, else the step's name (unsafe characters as ``_``)."""
+    if config.get("session_id") is not None:
+        value = config["session_id"]
+        return value if isinstance(value, str) else None
+    session = config.get("session_config")
+    name = session.get("session_name") if isinstance(session, Mapping) else None
+    if isinstance(name, str) and name:
+        return name
+    label = config.get("name")
+    return _UNSAFE.sub("_", label)[:192] if isinstance(label, str) and label else None
+
+
+def _max_turns(config: Mapping[str, Any]) -> int | None:
+    if config.get("max_turns") is not None:
+        return int(config["max_turns"])
+    session = config.get("session_config")
+    value = session.get("max_turns") if isinstance(session, Mapping) else None
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
 class ClaudeSessionStep(Step):
-    """``claude_session``: ``session_id`` and ``prompt`` (required), the sampling fields,
-    and ``max_turns`` (keep only the last N exchanges, in memory and in what is sent).
+    """``claude_session``: a ``prompt`` in a session (``session_id``, or pipeline_ex's
+    ``session_config: {session_name, max_turns}``, else the step's name), the sampling
+    fields, ``preset`` (default ``analysis``), ``claude_options``, and ``max_turns`` (keep
+    only the last N exchanges, in memory and in what is sent).
 
     The store is the class attribute ``store`` (None: :func:`default_session_store`);
     :meth:`using` makes a subclass bound to another store (the CompatibilityManager
@@ -87,8 +117,15 @@ class ClaudeSessionStep(Step):
     metadata: ClassVar[StepMetadata] = StepMetadata(
         description="Multi-turn conversation: remembers each session's turns (by "
         "session_id) in a state store and sends them with every new prompt.",
-        required_fields=("session_id", "prompt"),
-        optional_fields=(*LLM_FIELDS, "max_turns", "claude_options"),
+        required_fields=("prompt",),
+        optional_fields=(
+            *LLM_FIELDS,
+            *CLAUDE_FIELDS,
+            "session_id",
+            "session_config",
+            "max_turns",
+            "preset",
+        ),
         capabilities=("text", "chat"),
     )
 
@@ -110,7 +147,15 @@ class ClaudeSessionStep(Step):
     @classmethod
     def validate(cls, config: Mapping[str, Any]) -> dict[str, Any]:
         checked = super().validate(config)
-        session_id = check_str(checked, "session_id", required=True)
+        check_str(checked, "session_id")
+        session = checked.get("session_config")
+        if session is not None and not isinstance(session, Mapping):
+            raise StepValidationError(
+                "must be a mapping", step=step_label(checked), field="session_config"
+            )
+        if isinstance(session, Mapping):
+            check_int(session, "max_turns", minimum=1)
+        session_id = session_of(checked)
         if session_id is None or SESSION_ID.fullmatch(session_id) is None:
             raise StepValidationError(
                 f"must be 1 to 192 letters, digits, '_', '.', '-' or '/', got {session_id!r}",
@@ -119,6 +164,7 @@ class ClaudeSessionStep(Step):
             )
         check_str(checked, "prompt", required=True)
         check_int(checked, "max_turns", minimum=1)
+        check_preset(checked)
         check_llm_fields(checked)
         check_tool_fields(checked)
         return checked
@@ -141,16 +187,18 @@ class ClaudeSessionStep(Step):
 
     def execute(self, step: Mapping[str, Any], context: StepContext) -> StepResult:
         store = self.session_store()
-        session_id: str = step["session_id"]
+        session_id = session_of(step) or "default"
         prompt: str = step["prompt"]
-        max_turns: int | None = step.get("max_turns")
+        max_turns = _max_turns(step)
         name = session_variable(session_id)
         with _session_lock(store, session_id):
             turns = _load(store, name)
             if max_turns is not None:
                 turns = turns[-max_turns:]
             messages = [message for turn in turns for message in _messages(turn)]
-            request = build_request(step, prompt=prompt, messages=messages)
+            _, request = preset_request(
+                step, DEFAULT_SESSION_PRESET, prompt=prompt, messages=messages
+            )
             capabilities = self.metadata.capabilities
             completion, agent = ask(
                 step,
