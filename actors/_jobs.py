@@ -26,10 +26,12 @@ import pydantic
 
 from otpy._timers import TimerQueue
 from otpy.actors._job_handle import JobHandle
+from otpy.actors._job_heartbeat import Heartbeat
 from otpy.actors._job_record import Gift, JobCell, JobEnv, JobRecord, ended, release
 from otpy.actors._job_snapshot import stored_cell
 from otpy.actors._optimization_runner import OptimizationRunner
 from otpy.clock import Clock
+from otpy.config import RuntimeConfig
 from otpy.documents import validation_problems
 from otpy.errors import (
     ConfigurationError,
@@ -44,9 +46,12 @@ from otpy.optimize import (
     JobStatus,
     JobStore,
     Metric,
+    Owner,
     SearchSpace,
+    SQLiteJobStore,
     Strategy,
     Trial,
+    default_store_path,
     make_strategy,
     register_strategy,
     resolve_metric,
@@ -88,8 +93,36 @@ class JobsHandle:
         self._env.launch = self._launch
         self._records: dict[str, JobRecord] = {}
         self._lock = threading.Lock()
-        self._heartbeat = _Heartbeat(self)
+        self._heartbeat = Heartbeat(store, self._env.timers, self.records)
         self._heartbeat.schedule()
+
+    @classmethod
+    def open(
+        cls,
+        config: RuntimeConfig,
+        supervisor: str,
+        table: Callable[[], StepTable],
+        providers: ProviderDirectory | None,
+        clock: Clock,
+    ) -> JobsHandle:
+        """``rt.jobs`` of a runtime with ``config``: its job store opened (``jobs_store``,
+        else ``jobs.sqlite`` in ``state_dir``; StateError if it cannot be read), owned by
+        this runtime, with the config's ``jobs`` settings."""
+        path = config.jobs_store
+        store = SQLiteJobStore(
+            path if path is not None else default_store_path(config.state_dir),
+            owner=Owner.current(config.name),
+            clock=clock,
+            lease_seconds=config.jobs.lease_seconds,
+        )
+        executors = {
+            "idle_seconds": config.jobs.idle_seconds,
+            "max_threads": config.jobs.max_threads,
+        }
+        return cls(
+            config.name, supervisor, store, table, providers, clock, config.call_timeout,
+            executors=executors,
+        )  # fmt: skip
 
     def __otpy_ref__(self) -> str:
         """For ``otpy.sys`` and ``otpy.observer``: the JobSupervisor's name."""
@@ -309,40 +342,6 @@ class JobsHandle:
         for executor in self._env.executors.values():
             executor.shutdown()
         self.store.close()
-
-
-class _Heartbeat:
-    """Renews the leases of all the runtime's jobs every ``lease_seconds / 3`` (of the
-    clock), in one store transaction; a job whose lease was taken is told so."""
-
-    def __init__(self, jobs: JobsHandle) -> None:
-        self.jobs = jobs
-        self.period = jobs.store.lease_seconds / 3
-        self.timer: Any = None
-        self.stopped = False
-
-    def schedule(self) -> None:
-        if not self.stopped:
-            self.timer = self.jobs._env.timers.call_later(self.period, self.beat)
-
-    def beat(self) -> None:
-        try:
-            held = [(r, lease) for r in self.jobs.records() if (lease := r.held_lease())]
-            lost = self.jobs.store.renew([lease for _, lease in held])
-            mine = self.jobs.store.owner.id
-            for record, lease in held:
-                holder = lost.get(lease.job_id)
-                if holder is not None and (holder.owner is None or holder.owner.id != mine):
-                    record.lose(lease.epoch, holder.describe())  # (ours: a newer claim)
-        except Exception:
-            logger.exception("the job lease heartbeat failed; it tries again")
-        finally:
-            self.schedule()
-
-    def cancel(self) -> None:
-        self.stopped = True
-        if self.timer is not None:
-            self.timer.cancel()
 
 
 def _options(

@@ -49,13 +49,7 @@ from otpy.agent import AgentResult, Tool, ToolRegistry, ask_agent, check_routes
 from otpy.clock import SYSTEM_CLOCK, Clock
 from otpy.config import ProviderConfig, RuntimeConfig
 from otpy.errors import ConfigurationError, NameTakenError
-from otpy.optimize import (
-    Owner,
-    SQLiteJobStore,
-    default_store_path,
-    load_metric_plugins,
-    load_strategy_plugins,
-)
+from otpy.optimize import load_metric_plugins, load_strategy_plugins
 from otpy.pipelines import (
     PipelineResult,
     PipelineSource,
@@ -169,14 +163,6 @@ class Runtime:
                 type="supervisor",
             ),
         ]
-        job_store = SQLiteJobStore(  # opened first: a store that cannot be read starts nothing
-            config.jobs_store
-            if config.jobs_store is not None
-            else default_store_path(config.state_dir),
-            owner=Owner.current(prefix),
-            clock=clock,
-            lease_seconds=config.jobs.lease_seconds,
-        )
         try:
             self.supervisor: SupervisorRef = Supervisor.start(
                 children,
@@ -186,30 +172,22 @@ class Runtime:
                 name=f"{prefix}.root",
                 clock=clock,
             )
-        except BaseException as exc:
-            job_store.close()
+        except NameTakenError as exc:
             self._close_sessions()
-            if isinstance(exc, NameTakenError):
-                raise ConfigurationError(
-                    f"a runtime named {prefix!r} is already running in this process; "
-                    "stop it or start this one with another name"
-                ) from exc
+            raise ConfigurationError(
+                f"a runtime named {prefix!r} is already running in this process; "
+                "stop it or start this one with another name"
+            ) from exc
+        except BaseException:
+            self._close_sessions()
             raise
         self.jobs_supervisor = f"{prefix}.jobs"
         self.runs_supervisor = f"{prefix}.runs"
-        jobs = config.jobs
-        self.jobs = JobsHandle(
-            prefix,
-            self.jobs_supervisor,
-            job_store,
-            lambda: self.steps.table,
-            self.providers,
-            clock,
-            timeout,
-            executors={"idle_seconds": jobs.idle_seconds, "max_threads": jobs.max_threads},
-        )
         self.supervisor.monitor(self._root_down)
         try:
+            self.jobs = JobsHandle.open(  # a store that cannot be read stops the runtime
+                config, self.jobs_supervisor, lambda: self.steps.table, self.providers, clock
+            )
             for name, step_type in {**FLOW_STEPS, **DATA_STEPS}.items():
                 self.steps.register_step(name, step_type, replace=True)
             for name, provider_config in config.providers.items():

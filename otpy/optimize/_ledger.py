@@ -4,8 +4,8 @@ It holds the candidates proposed (a round at a time, by the strategy), the examp
 to run, the finished trials, the budgets and early stops, and the records to checkpoint;
 it says what to run next and what the status is. It runs no thread and reads no clock:
 the runner actor that owns it feeds it finished examples and the elapsed seconds, writes
-what :meth:`JobLedger.batch` gives before starting what :meth:`JobLedger.next_tasks`
-gave, and publishes :meth:`JobLedger.status`.
+what :meth:`JobLedger.batch` gives (a new round before any of its tasks starts), starts
+what :meth:`JobLedger.next_tasks` gives, and publishes :meth:`JobLedger.status`.
 
 Order of work: candidates in index order, each candidate's examples in order; a round of
 ``round_size`` candidates is proposed when the queue runs dry (an adaptive strategy's
@@ -17,16 +17,15 @@ from __future__ import annotations
 
 import logging
 from collections import deque
-from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any, overload
+from typing import Any
 
 from otpy.optimize._evaluate import examples_for
 from otpy.optimize._executor import Task
 from otpy.optimize._job import JobSpec, JobState, JobStatus, planned_evaluations
 from otpy.optimize._store import Checkpoint, CheckpointBatch
 from otpy.optimize._strategy import Strategy
-from otpy.optimize._trials import ExampleResult, Trial, is_better
+from otpy.optimize._trials import ExampleResult, History, Trial, is_better
 
 __all__ = ["Candidate", "JobLedger"]
 
@@ -45,33 +44,6 @@ class Candidate:
     errors: int = 0
     tokens: int = 0
     cost: float = 0.0
-
-
-class _History(Sequence[Trial]):
-    """The finished trials by index, built the first time a strategy reads them (an
-    adaptive strategy's with their examples; the others' without)."""
-
-    def __init__(self, trials: dict[int, Trial]) -> None:
-        self._trials = trials
-        self._list: list[Trial] | None = None
-
-    def _items(self) -> list[Trial]:
-        if self._list is None:
-            self._list = [self._trials[index] for index in sorted(self._trials)]
-        return self._list
-
-    def __len__(self) -> int:
-        return len(self._trials)
-
-    @overload
-    def __getitem__(self, index: int) -> Trial: ...
-    @overload
-    def __getitem__(self, index: slice) -> Sequence[Trial]: ...
-    def __getitem__(self, index: int | slice) -> Trial | Sequence[Trial]:
-        return self._items()[index]
-
-    def __iter__(self) -> Iterator[Trial]:
-        return iter(self._items())
 
 
 class JobLedger:
@@ -177,7 +149,7 @@ class JobLedger:
             return False
         try:
             configurations = strategy.propose(
-                _History(self.trials), n, start=self._proposed, round=self._next_round
+                History(self.trials), n, start=self._proposed, round=self._next_round
             )
         except Exception as exc:
             self.error = f"strategy {options.strategy!r} failed: {type(exc).__name__}: {exc}"
