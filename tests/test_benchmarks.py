@@ -13,12 +13,6 @@ import pytest
 
 BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
 SCRIPTS = sorted(path for path in BENCHMARKS.glob("*.py") if not path.name.startswith("_"))
-BROKEN = {
-    "resilience.py": "its section 2 raises TypeError (row() got an unexpected keyword "
-    "argument 'w'); the script belongs to the resilience work",
-}
-"""Scripts known not to run yet, with why: run all the same, a failure is reported as
-expected (xfail) until it is fixed, then the script must pass like the others."""
 
 
 def _run(script: Path, *args: str, timeout: float) -> subprocess.CompletedProcess[str]:
@@ -41,7 +35,5 @@ def test_every_benchmark_runs_with_quick(script: Path) -> None:
     if "--quick" not in usage.stdout:
         pytest.skip(f"{script.name} has no --quick flag (its --help names none)")
     result = _run(script, "--quick", timeout=540)
-    if result.returncode != 0 and script.name in BROKEN:
-        pytest.xfail(BROKEN[script.name])
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-4000:]
     assert "Traceback" not in result.stderr
