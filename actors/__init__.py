@@ -8,9 +8,11 @@ from otpy.actors._compat import (
     CompatibilityStats,
     StepsHandle,
 )
+from otpy.actors._deadline import Deadline
 from otpy.actors._health_monitor import HealthChange, HealthMonitor
-from otpy.actors._job_state import JobCell
-from otpy.actors._jobs import JobHandle, JobsHandle
+from otpy.actors._job_handle import JobHandle
+from otpy.actors._job_record import JobCell, JobRecord
+from otpy.actors._jobs import JobsHandle
 from otpy.actors._optimization_runner import OptimizationRunner
 from otpy.actors._pipeline_runner import PipelineRun, PipelineRunner, start_run
 from otpy.actors._provider_registry import ProviderRegistry, ProviderRegistryHandle
@@ -23,10 +25,12 @@ __all__ = [
     "CompatibilityHandle",
     "CompatibilityManager",
     "CompatibilityStats",
+    "Deadline",
     "HealthChange",
     "HealthMonitor",
     "JobCell",
     "JobHandle",
+    "JobRecord",
     "JobsHandle",
     "OptimizationRunner",
     "PipelineRun",

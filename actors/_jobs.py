@@ -1,15 +1,20 @@
 """``rt.jobs``: start, find, list and resume optimization jobs; :class:`JobHandle` steers one.
 
-Each job is one :class:`OptimizationRunner` (a ``transient`` child of the JobSupervisor,
-registered as ``<runtime>.job.<job_id>``) and checkpoints to the runtime's job store,
-which records the runtime (its :class:`~otpy.optimize._owner.Owner`) with a job while it
-runs or is paused: a job in the store whose owner died reads as ``interrupted``, and one
-whose owner is alive (or on another host) is not resumed here without ``force=True``.
+A job is claimed in the runtime's job store by a lease (:class:`~otpy.optimize.JobStore`):
+starting it is one atomic insert, resuming it one compare-and-set, so two runtimes never
+run one job. The runtime renews the leases of all its jobs, running or paused, by one
+heartbeat (a timer on its clock, one store transaction per beat). Each job here has a
+:class:`~otpy.actors._job_record.JobRecord`; its runner (an :class:`OptimizationRunner`,
+registered as ``<runtime>.job.<job_id>``) runs under a supervisor of its own, a
+``temporary`` child of the JobSupervisor: the job's restart budget (``max_restarts``
+within ``restart_window``) is that supervisor's, so one job crashing in a loop never
+uses up the JobSupervisor's intensity, which the other jobs depend on.
 """
 
 from __future__ import annotations
 
 import builtins
+import logging
 import os
 import threading
 import uuid
@@ -19,116 +24,51 @@ from typing import Any, cast
 
 import pydantic
 
-from otpy.actors._job_state import JobCell
+from otpy._timers import TimerQueue
+from otpy.actors._job_handle import JobHandle
+from otpy.actors._job_heartbeat import Heartbeat
+from otpy.actors._job_record import Gift, JobCell, JobEnv, JobRecord, ended, release
+from otpy.actors._job_snapshot import stored_cell
 from otpy.actors._optimization_runner import OptimizationRunner
 from otpy.clock import Clock
+from otpy.config import RuntimeConfig
 from otpy.documents import validation_problems
-from otpy.errors import CallTimeoutError, ConfigurationError, JobError, NoProcessError
-from otpy.optimize import SearchSpace, Strategy, Trial, make_strategy, register_strategy
-from otpy.optimize._checkpoint import JobStore
-from otpy.optimize._job import (
+from otpy.errors import (
+    ConfigurationError,
+    JobError,
+    StateError,
+)
+from otpy.optimize import (
+    EXECUTORS,
+    Executor,
+    JobOptions,
     JobSpec,
-    JobState,
     JobStatus,
+    JobStore,
     Metric,
-    planned_evaluations,
+    Owner,
+    SearchSpace,
+    SQLiteJobStore,
+    Strategy,
+    Trial,
+    default_store_path,
+    make_strategy,
+    register_strategy,
     resolve_metric,
 )
-from otpy.optimize._owner import Owner
-from otpy.optimize._trials import is_better
 from otpy.pipelines import Pipeline, PipelineSource, ProviderDirectory, compile_pipeline
 from otpy.steps import StepTable
-from otpy.supervision import ChildSpec, DynamicSupervisorRef, ServerRef, whereis
-from otpy.supervision._names import wait_for_name
+from otpy.supervision import ChildSpec, DynamicSupervisorRef, Supervisor, whereis
 
-__all__ = ["JobHandle", "JobsHandle"]
+__all__ = ["JobsHandle"]
 
-
-class JobHandle:
-    """One job: ``id``, ``status()`` (at once, never waits on the runner), ``pause()``,
-    ``resume()``, ``cancel()``, ``wait(timeout)`` and ``best()``.
-
-    A handle of a job read from the store (``rt.jobs.get`` of a job not started here)
-    only reports a snapshot: steering it raises JobError (an interrupted job is resumed
-    with ``rt.jobs.resume(job_id)``; one running elsewhere is steered there)."""
-
-    def __init__(self, job_id: str, cell: JobCell, runner_name: str, timeout: float) -> None:
-        self.id = job_id
-        self._cell = cell
-        self._name = runner_name
-        self._timeout = timeout
-
-    def status(self) -> JobStatus:
-        """The job's status now (published by its runner after every change)."""
-        return self._cell.status
-
-    def best(self) -> Trial | None:
-        """The best finished candidate so far (configuration, score, per-example results)."""
-        return self._cell.best
-
-    def __otpy_ref__(self) -> ServerRef[Any] | str:
-        """For ``otpy.sys``: the job's runner (its name, so a restart is waited for).
-
-        NoProcessError saying why if the job has no runner in this process: it has
-        ended, is interrupted, or runs in another runtime."""
-        status = self._cell.status
-        if not self._name:
-            where = status.owner or "another runtime"
-            raise NoProcessError(
-                f"job {self.id!r}", f"it is {status.state} in {where}, not in this process"
-            )
-        if status.finished or status.state == "interrupted" or self._cell.done.is_set():
-            raise NoProcessError(
-                f"job {self.id!r}", f"it is {status.state}: it has no runner any more"
-            )
-        return self._name
-
-    def _call(self, message: str) -> JobStatus:
-        status = self._cell.status
-        if status.finished or status.state == "interrupted":
-            if message == "cancel":
-                return status
-            if status.state == "interrupted":
-                raise JobError(
-                    f"job {self.id!r} is interrupted; it cannot {message} from this handle: "
-                    f"resume it with rt.jobs.resume({self.id!r})"
-                )
-            raise JobError(f"job {self.id!r} is {status.state}; it cannot {message}")
-        if not self._name:  # read from the store: it runs in another runtime
-            where = status.owner or "another runtime"
-            raise JobError(f"job {self.id!r} is {status.state} in {where}; {message} it there")
-        ref = whereis(self._name) or wait_for_name(self._name, self._timeout)
-        if ref is None:
-            return self._cell.status  # it finished meanwhile
-        return cast(JobStatus, ref.call(message, timeout=self._timeout))  # type: ignore[attr-defined]
-
-    def pause(self) -> JobStatus:
-        """Start no new evaluation (the ones running finish and are kept)."""
-        return self._call("pause")
-
-    def resume(self) -> JobStatus:
-        """Go on after ``pause``."""
-        return self._call("resume")
-
-    def cancel(self) -> JobStatus:
-        """End the job now, keeping the best so far (runs in flight are told to stop)."""
-        return self._call("cancel")
-
-    def wait(self, timeout: float | None = None) -> JobStatus:
-        """The status once the job has ended (completed, cancelled, failed or
-        interrupted); CallTimeoutError after ``timeout`` seconds. A handle read from the
-        store returns its snapshot at once."""
-        if not self._cell.done.wait(timeout):
-            raise CallTimeoutError(f"job {self.id!r}", timeout)
-        return self._cell.status
-
-    def __repr__(self) -> str:
-        status = self._cell.status
-        return f"<JobHandle {self.id!r} {status.state} {status.evaluations_done} done>"
+logger = logging.getLogger("otpy.jobs")
 
 
 class JobsHandle:
-    """What ``rt.jobs`` is: see :meth:`start`, :meth:`get`, :meth:`list`, :meth:`resume`."""
+    """What ``rt.jobs`` is: see :meth:`start`, :meth:`get`, :meth:`list`, :meth:`resume`.
+
+    ``executors``: settings for the executors (``idle_seconds`` of a pool thread ...)."""
 
     def __init__(
         self,
@@ -139,20 +79,56 @@ class JobsHandle:
         providers: ProviderDirectory | None,
         clock: Clock,
         timeout: float,
+        *,
+        executors: Mapping[str, Any] | None = None,
     ) -> None:
-        self._runtime = runtime
         self._supervisor = supervisor
-        self.store = store
-        self._table = table
-        self._providers = providers
         self._clock = clock
-        self._timeout = timeout
-        self._handles: dict[str, JobHandle] = {}
+        self.store = store
+        settings = {"name": runtime, **dict(executors or {})}
+        self._env = JobEnv(
+            runtime, store, TimerQueue(clock), table, providers, clock, timeout,
+            lambda name: _make_executor(name, settings),
+        )  # fmt: skip
+        self._env.launch = self._launch
+        self._records: dict[str, JobRecord] = {}
         self._lock = threading.Lock()
+        self._heartbeat = Heartbeat(store, self._env.timers, self.records)
+        self._heartbeat.schedule()
+
+    @classmethod
+    def open(
+        cls,
+        config: RuntimeConfig,
+        supervisor: str,
+        table: Callable[[], StepTable],
+        providers: ProviderDirectory | None,
+        clock: Clock,
+    ) -> JobsHandle:
+        """``rt.jobs`` of a runtime with ``config``: its job store opened (``jobs_store``,
+        else ``jobs.sqlite`` in ``state_dir``; StateError if it cannot be read), owned by
+        this runtime, with the config's ``jobs`` settings."""
+        path = config.jobs_store
+        store = SQLiteJobStore(
+            path if path is not None else default_store_path(config.state_dir),
+            owner=Owner.current(config.name),
+            clock=clock,
+            lease_seconds=config.jobs.lease_seconds,
+        )
+        executors = {
+            "idle_seconds": config.jobs.idle_seconds,
+            "max_threads": config.jobs.max_threads,
+        }
+        return cls(
+            config.name, supervisor, store, table, providers, clock, config.call_timeout,
+            executors=executors,
+        )  # fmt: skip
 
     def __otpy_ref__(self) -> str:
         """For ``otpy.sys`` and ``otpy.observer``: the JobSupervisor's name."""
         return self._supervisor
+
+    # -- start and resume -------------------------------------------------------------------
 
     def start(
         self,
@@ -160,22 +136,12 @@ class JobsHandle:
         space: Mapping[str, Any] | SearchSpace,
         trainset: Sequence[Mapping[str, Any]],
         metric: str | Metric,
-        strategy: str | type[Strategy] = "random_search",
+        strategy: str | type[Strategy] | None = None,
         *,
-        strategy_options: Mapping[str, Any] | None = None,
-        seed: int = 0,
-        concurrency: int = 4,
-        batch_size: int | None = None,
-        minibatch: int | None = None,
-        max_errors: int | None = None,
-        max_evaluations: int | None = None,
-        max_tokens: int | None = None,
-        max_seconds: float | None = None,
-        target_score: float | None = None,
-        patience: int | None = None,
-        prices: Mapping[str, tuple[float, float]] | None = None,
+        options: JobOptions | None = None,
         job_id: str | None = None,
         base_dir: str | os.PathLike[str] | None = None,
+        **settings: Any,
     ) -> JobHandle:
         """Start an optimization job and return its handle at once.
 
@@ -184,149 +150,225 @@ class JobsHandle:
         ``SearchSpace.parse``); ``trainset``: items ``{"inputs": {...}, "expected": ...}``;
         ``metric``: a registered name or ``(example, result) -> float``; ``strategy``: a
         registered name (random_search, grid, bootstrap_fewshot, tpe) or a Strategy class.
-        Budgets: ``max_evaluations`` (candidates), ``max_tokens``, ``max_seconds``; stop
-        early at ``target_score`` or after ``patience`` rounds without improvement.
-        ``batch_size`` candidates are proposed at a time (default: ``concurrency``).
-        ``base_dir``: the folder the relative sub-pipeline paths of a program given as
-        text or a mapping are relative to (a program file's are relative to its folder).
-        Everything is checked here: a bad program, space, strategy or option raises
-        before the job starts.
+        How it searches and stops: ``options`` (a :class:`JobOptions`), or its fields as
+        keywords (``seed``, ``concurrency``, ``batch_size``, ``minibatch``,
+        ``max_errors``, ``max_evaluations``, ``max_tokens``, ``max_seconds``,
+        ``target_score``, ``patience``, ``prices``, ``executor``, ``max_restarts``,
+        ``restart_window``, ``strategy_options``), not both. ``base_dir``: the folder the
+        relative sub-pipeline paths of a program given as text or a mapping are relative
+        to. Everything is checked here, before anything is stored: ConfigurationError,
+        UnknownStepError, StepValidationError; JobError if ``job_id`` is taken.
         """
         job_id = job_id or uuid.uuid4().hex[:12]
-        pipeline = compile_pipeline(program, self._table()).pipeline
-        parsed = SearchSpace.parse(space)
-        name, metric_fn = resolve_metric(metric, job=job_id)
+        self._check_running(job_id)
         if isinstance(strategy, type):
             register_strategy(strategy.name or strategy.__name__, strategy)
             strategy = strategy.name or strategy.__name__
-        make_strategy(strategy, parsed, seed=seed, **dict(strategy_options or {}))
+        chosen = _options(job_id, options, strategy, settings)
+        plan = compile_pipeline(program, self._env.table(), base_dir=base_dir)  # run as it is
+        parsed = SearchSpace.parse(space)
+        name, metric_fn = resolve_metric(metric, job=job_id)
+        made = make_strategy(chosen.strategy, parsed, seed=chosen.seed, **chosen.strategy_options)
+        if chosen.executor not in EXECUTORS:
+            raise ConfigurationError(
+                f"job {job_id!r}: unknown executor {chosen.executor!r} (registered: "
+                f"{', '.join(sorted(EXECUTORS))})"
+            )
         try:
             spec = JobSpec(
                 job_id=job_id,
-                program=_program(pipeline),
-                base_dir=_base_dir(pipeline, base_dir),
+                program=_program(plan.pipeline),
+                base_dir=_base_dir(plan.pipeline, base_dir),
                 space=parsed.to_dict(),
                 trainset=[dict(example) for example in trainset],
                 metric=name,
-                strategy=strategy,
-                strategy_options=dict(strategy_options or {}),
-                seed=seed,
-                concurrency=concurrency,
-                batch_size=batch_size or concurrency,
-                minibatch=minibatch,
-                max_errors=max_errors,
-                max_evaluations=max_evaluations,
-                max_tokens=max_tokens,
-                max_seconds=max_seconds,
-                target_score=target_score,
-                patience=patience,
-                prices=dict(prices or {}),
+                options=chosen,
             )
         except pydantic.ValidationError as exc:
             raise ConfigurationError(f"job {job_id!r}: {validation_problems(exc)}") from None
-        if self.store.holds(job_id):
-            raise JobError(
-                f"job {job_id!r} already exists in {self.store.path}; resume it with "
-                "rt.jobs.resume(job_id) or choose another job_id"
-            )
-        return self._launch(spec, metric_fn)
+        lease = self.store.create(spec)  # JobError if the id is taken
+        return self._open(Gift(lease, spec, plan, made), metric_fn)
 
     def resume(
         self, job_id: str, *, metric: str | Metric | None = None, force: bool = False
     ) -> JobHandle:
-        """Go on with job ``job_id`` from its checkpoint in the store (a job of a process
-        that stopped or was killed): finished candidates are not evaluated again, and the
-        job runs (a job stored as paused too). A job running here already: its handle.
+        """Go on with job ``job_id`` from its checkpoint in the store (a job whose runtime
+        stopped, or whose process was killed): finished candidates are not evaluated
+        again, and the job runs (a job stored as paused too). A job of this runtime that
+        has not ended: its handle.
 
-        JobError if the job has ended (completed, cancelled, failed: nothing to resume),
-        if its metric was a function and ``metric=`` is not given again, or if it is
-        running or paused in another runtime that is alive, or on another host (so whether
-        it is alive is unknown): stop it there, or pass ``force=True`` if that process is
-        gone (two runtimes running one job would both write its trials)."""
+        The claim is one compare-and-set in the store: it succeeds only if the job's lease
+        has expired or was released (its runtime stopped, or its heartbeat stopped
+        ``lease_seconds`` ago), or its process on this host has exited. JobClaimedError
+        (naming the runtime, pid and host) if another live runtime holds it: stop it
+        there, or pass ``force=True`` if that process is gone. JobError if the job has
+        finished, or its metric was a function and ``metric=`` is not given again."""
         with self._lock:
-            handle = self._handles.get(job_id)
-        if handle is not None and not handle._cell.done.is_set():
-            return handle  # running here already
-        if not self.store.holds(job_id):
-            raise JobError(f"no job {job_id!r} in {self.store.path}")
-        checkpoint = self.store.load(job_id)
-        if checkpoint.state in ("completed", "cancelled", "failed"):
-            raise JobError(f"job {job_id!r} is {checkpoint.state}; nothing to resume")
-        owner = checkpoint.owner
-        if not force and _elsewhere(checkpoint.state, owner, self.store.owner):
-            assert owner is not None
-            raise JobError(
-                f"job {job_id!r} is {checkpoint.state} in {owner.describe()}; stop it there, "
-                "or pass force=True if that process is gone"
-            )
-        spec = checkpoint.spec
+            record = self._records.get(job_id)
+        if record is not None and not record.cell.done.is_set():
+            return cast(JobHandle, record.handle)
+        self._check_running(job_id)
+        stored = self.store.load(job_id, records=False)  # JobError if there is none
+        spec = stored.spec
+        if stored.state in ("completed", "cancelled", "failed"):
+            raise JobError(f"job {job_id!r} is {stored.state}; nothing to resume")
         if metric is None and spec.metric is None:
             raise JobError(
                 f"job {job_id!r} was started with a metric function; pass metric= to resume it"
             )
         _, metric_fn = resolve_metric(metric if metric is not None else spec.metric, job=job_id)
-        self.store.save_state(job_id, "running", checkpoint.elapsed)  # this runtime owns it
-        return self._launch(spec, metric_fn)
+        lease = self.store.claim(job_id, force=force)
+        return self._open(Gift(lease, spec), metric_fn, run=True)
 
-    def _launch(self, spec: JobSpec, metric: Metric) -> JobHandle:
-        name = f"{self._runtime}.job.{spec.job_id}"
-        cell = JobCell(
-            JobStatus(
-                job_id=spec.job_id,
-                name=str(spec.program.get("name", "")),
-                state="running",
-                strategy=spec.strategy,
+    def _check_running(self, job_id: str) -> None:
+        if self._env.closing:
+            raise JobError(f"job {job_id!r}: the runtime is stopping; no job starts now")
+
+    def _open(self, gift: Gift, metric: Metric, *, run: bool = False) -> JobHandle:
+        spec = gift.spec
+        status = JobStatus(
+            job_id=spec.job_id,
+            name=str(spec.program.get("name", "")),
+            state="running",
+            strategy=spec.options.strategy,
+        )
+        cell = JobCell(status)
+        record = JobRecord(spec.job_id, cell, metric, spec.options, self._env)
+        record.gift, record.wake_running = gift, run
+        record.handle = handle = JobHandle(spec.job_id, cell, record)
+        with self._lock:
+            self._records[spec.job_id] = record
+        try:
+            self._launch(record)
+        except Exception as exc:
+            failed = status.model_copy(
+                update={"state": "failed", "error": f"{type(exc).__name__}: {exc}"}
             )
-        )
-        store, table, providers, clock = self.store, self._table, self._providers, self._clock
-        child = ChildSpec(
-            id=f"job:{spec.job_id}",
-            start=lambda: OptimizationRunner.start_named(
-                name, spec, metric, cell, store, table, providers, clock
-            ),
-            restart="transient",
-            shutdown=10.0,
-        )
+            record.settle("ended", failed, None, None)
+            release(self.store, gift.lease, failed)
+            raise JobError(f"job {spec.job_id!r}: its runner could not start: {exc}") from exc
+        return handle
+
+    def _launch(self, record: JobRecord) -> None:
+        """Start a runner incarnation of ``record`` under a supervisor of its own."""
         supervisor = whereis(self._supervisor)
         if supervisor is None:
             raise JobError(f"the job supervisor {self._supervisor!r} is not running")
-        cast(DynamicSupervisorRef, supervisor).start_child(child)
-        handle = JobHandle(spec.job_id, cell, name, self._timeout)
-        with self._lock:
-            self._handles[spec.job_id] = handle
-        return handle
+        options, clock = record.options, self._clock
+        runner = ChildSpec(
+            id="runner",
+            start=lambda: OptimizationRunner.start_named(record.runner_name, record),
+            restart="transient",
+            significant=True,
+            shutdown=10.0,
+        )
+        child = ChildSpec(
+            id=f"job:{record.job_id}",
+            start=lambda: Supervisor.start(
+                [runner],
+                max_restarts=options.max_restarts,
+                max_seconds=options.restart_window,
+                auto_shutdown="any_significant",
+                clock=clock,
+            ),
+            restart="temporary",
+            type="supervisor",
+        )
+        ref = cast(DynamicSupervisorRef, supervisor).start_child(child)
+        record.watch(ref, record.generation)
+
+    # -- reading ----------------------------------------------------------------------------
 
     def get(self, job_id: str) -> JobHandle:
-        """The handle of job ``job_id``: started here, or read from the store (then it
-        only reports a snapshot: resume it to run it). A stored job running or paused
-        in a runtime that has died (or with no owner recorded) reads as ``interrupted``;
-        one whose owner is alive or on another host keeps its state, with
-        ``status().owner`` naming that runtime. JobError if there is no such job."""
+        """The handle of job ``job_id``: one of this runtime's, or read from the store (then
+        it only reports a snapshot: resume it to run it). A stored job whose lease has
+        expired, was released, or whose process on this host has exited reads as
+        ``interrupted``; one with a live lease keeps its state, with ``status().owner``
+        naming the holder. JobError if there is no such job."""
         with self._lock:
-            handle = self._handles.get(job_id)
-        if handle is not None:
-            return handle
+            record = self._records.get(job_id)
+        if record is not None:
+            return cast(JobHandle, record.handle)
         if not self.store.holds(job_id):
             raise JobError(f"no job {job_id!r} here or in {self.store.path}")
-        return JobHandle(job_id, _stored_cell(self.store, job_id), "", self._timeout)
+        return JobHandle(job_id, stored_cell(self.store, job_id), None)
 
     def list(self) -> list[JobStatus]:
-        """Every job started here and every job in the store, by job id (a stored job
+        """Every job of this runtime and every job in the store, by job id (a stored job
         reads as :meth:`get` tells)."""
         with self._lock:
-            live = {job_id: h.status() for job_id, h in self._handles.items()}
+            live = {job_id: record.cell.status for job_id, record in self._records.items()}
         for job_id in self.store.job_ids():
-            if job_id not in live and self.store.holds(job_id):
-                live[job_id] = _stored_cell(self.store, job_id).status
+            if job_id not in live:
+                live[job_id] = stored_cell(self.store, job_id).status
         return [live[job_id] for job_id in sorted(live)]
 
     def trials(self, job_id: str) -> builtins.list[Trial]:
         """Job ``job_id``'s finished candidates, by index, as checkpointed (with their
         per-example results); JobError if the store has no such job."""
-        if not self.store.holds(job_id):
-            raise JobError(f"no job {job_id!r} in {self.store.path}")
         trials = self.store.load(job_id).trials
         return [trials[index] for index in sorted(trials)]
+
+    def records(self) -> builtins.list[JobRecord]:
+        with self._lock:
+            return builtins.list(self._records.values())
+
+    # -- the runtime stops ------------------------------------------------------------------
+
+    def stopping(self) -> None:
+        """The runtime begins to stop: a runner that goes now reads as interrupted."""
+        self._env.closing = True
+        self._heartbeat.cancel()
+
+    def close(self) -> None:
+        """After the supervision tree is down: hibernated jobs are released (state
+        ``interrupted``, in one transaction), then timers, executors and the store close."""
+        self.stopping()
+        idle = [r for r in self.records() if r.phase == "hibernated" and r.lease is not None]
+        items = []
+        for record in idle:
+            status = record.cell.status.model_copy(
+                update={"state": "interrupted", "stop_reason": "stopped"}
+            )
+            assert record.lease is not None
+            items.append((record.lease, ended(status)))
+            record.settle("ended", status, record.cell.best, None)
+        if items:
+            try:
+                self.store.write_many(items)
+            except StateError as exc:
+                logger.warning("could not release %d paused jobs: %s", len(items), exc)
+        self._env.timers.close()
+        for executor in self._env.executors.values():
+            executor.shutdown()
+        self.store.close()
+
+
+def _options(
+    job_id: str, options: JobOptions | None, strategy: str | None, settings: Mapping[str, Any]
+) -> JobOptions:
+    """The job's one JobOptions: ``options``, or built once from the keywords."""
+    if options is not None:
+        if settings or strategy is not None:
+            given = ", ".join(sorted([*settings, *(["strategy"] if strategy else [])]))
+            raise ConfigurationError(
+                f"job {job_id!r}: give options= or the option keywords ({given}), not both"
+            )
+        return options
+    fields = {**settings, **({"strategy": strategy} if strategy is not None else {})}
+    try:
+        return JobOptions(**fields)
+    except pydantic.ValidationError as exc:
+        raise ConfigurationError(f"job {job_id!r}: {validation_problems(exc)}") from None
+
+
+def _make_executor(name: str, settings: Mapping[str, Any]) -> Executor:
+    factory = EXECUTORS.get(name)
+    if factory is None:
+        raise ConfigurationError(
+            f"unknown executor {name!r} (registered: {', '.join(sorted(EXECUTORS))})"
+        )
+    return factory(settings)
 
 
 def _program(pipeline: Pipeline) -> dict[str, Any]:
@@ -341,47 +383,3 @@ def _base_dir(pipeline: Pipeline, given: str | os.PathLike[str] | None) -> str |
     if pipeline.base_dir is not None:
         return str(pipeline.base_dir)
     return None if given is None else str(Path(given).resolve())
-
-
-def _elsewhere(state: JobState, owner: Owner | None, here: Owner | None) -> bool:
-    """Whether a stored job in ``state`` may be running in a runtime other than ``here``:
-    running or paused, and its owner is alive or cannot be told (on another host)."""
-    if state not in ("running", "paused") or owner is None or owner == here:
-        return False
-    return owner.alive() is not False
-
-
-def _stored_cell(store: JobStore, job_id: str) -> JobCell:
-    """A cell with the status a stored checkpoint tells (the best trial included): a
-    running or paused job whose owner is dead, or not recorded, is ``interrupted``."""
-    checkpoint = store.load(job_id)
-    spec = checkpoint.spec
-    state, owner = checkpoint.state, checkpoint.owner
-    if state in ("running", "paused") and (owner is None or owner.alive() is False):
-        state = "interrupted"
-    best: Trial | None = None
-    for trial in checkpoint.trials.values():
-        if is_better(trial, best):
-            best = trial
-    status = JobStatus(
-        job_id=job_id,
-        name=str(spec.program.get("name", "")),
-        state=state,
-        strategy=spec.strategy,
-        evaluations_done=len(checkpoint.trials),
-        evaluations_total=planned_evaluations(spec, SearchSpace.from_dict(spec.space).size),
-        best_score=best.score if best is not None else None,
-        best_configuration=dict(best.configuration) if best is not None else None,
-        best_index=best.index if best is not None else None,
-        errors=sum(t.errors for t in checkpoint.trials.values()),
-        aborted=sum(1 for t in checkpoint.trials.values() if t.status == "aborted"),
-        tokens=sum(t.tokens for t in checkpoint.trials.values()),
-        cost=sum(t.cost for t in checkpoint.trials.values()),
-        elapsed=checkpoint.elapsed,
-        error=checkpoint.error,
-        owner=owner.describe() if owner is not None and state != "interrupted" else None,
-    )
-    cell = JobCell(status)
-    cell.publish(status, best)
-    cell.done.set()  # a snapshot that never changes: nothing to wait for
-    return cell

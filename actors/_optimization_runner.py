@@ -1,464 +1,340 @@
-"""The ``OptimizationRunner``: one GenServer per optimization job, under the JobSupervisor.
+"""The ``OptimizationRunner``: one incarnation of a job's runner, a thin shell around its
+:class:`~otpy.optimize.JobLedger`.
 
-Its mailbox only ever holds short messages: evaluations run on a thread pool of
-``concurrency`` workers, and each finished example comes back as a message. The runner
-asks the strategy for candidates a round at a time, scores each candidate on the
-trainset (or its minibatch), checkpoints every finished candidate to the job's state
-store, keeps the best, and stops at a budget. Its :class:`JobStatus` is published into
-a cell the :class:`JobHandle` reads without a message, so ``status()`` answers at once
-whatever the runner is doing.
+The ledger decides (what to run, what to write, when the job is over, its status); the
+runner does the rest: its mailbox, the executor session evaluations run on, the time
+budget's timer, and the store writes. One loop step (:meth:`_step`) takes the results
+that came back, asks the ledger for the next tasks, writes what the ledger has to
+checkpoint — in one fenced transaction, before any of the new tasks starts — then
+starts them and publishes the status. Results come back in batches (one message for all
+that finished since the last step), so a checkpoint is one transaction per batch.
 
-On start it reads the job's checkpoint (if any) and goes on from there: candidates
-already scored are never evaluated again; a job not finished is recorded as owned by this
-runtime again (the store's ``owner``), so that a restart after a crash keeps the owner
-current. It is a ``transient`` child: restarted after a crash, not after it finished.
+Exits, each explicit (nothing here relies on how a GenServer treats a cast's exception):
+
+- the job ends (completed, cancelled, failed): final state written, lease released;
+- paused with nothing in flight: it *hibernates* (state written, lease kept; the job's
+  record stands for it until resumed);
+- a checkpoint write fails: it crashes (``stop_after`` with the error: abnormal), its
+  supervisor restarts it from the checkpoint;
+- the lease was taken (a write refused, or the heartbeat says so): it stops at once,
+  writes nothing more, and the job reads ``taken_over``;
+- its runtime stops: state ``interrupted`` written, lease released.
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
-from collections import deque
-from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
-from otpy.actors._job_state import Candidate, JobCell
-from otpy.clock import Clock
-from otpy.optimize import ExampleResult, SearchSpace, Strategy, Trial, make_strategy
-from otpy.optimize._checkpoint import Checkpoint, JobStore
-from otpy.optimize._evaluate import evaluate_example, examples_for
-from otpy.optimize._job import JobSpec, JobState, JobStatus, Metric, planned_evaluations
-from otpy.optimize._trials import is_better
-from otpy.pipelines import Plan, ProviderDirectory, RunProgress, compile_pipeline
-from otpy.steps import StepTable
-from otpy.supervision import GenServer
-from otpy.telemetry import TraceContext, emit_safely, use_context
+from otpy.actors._deadline import Deadline
+from otpy.actors._job_record import JobRecord
+from otpy.errors import JobError, LeaseLostError
+from otpy.optimize import (
+    ExecutorSession,
+    JobLedger,
+    JobSpec,
+    JobState,
+    JobStatus,
+    JobWork,
+    Lease,
+    SearchSpace,
+    Trial,
+    make_strategy,
+)
+from otpy.pipelines import compile_pipeline
+from otpy.supervision import NORMAL, Down, GenServer, is_abnormal
+from otpy.telemetry import emit_safely
 
 __all__ = ["OptimizationRunner"]
 
 logger = logging.getLogger("otpy.jobs")
 
+_STEP, _DRAIN = "step", "drain"
+
+
+class _Halt(Exception):
+    """The runner has stopped (ended, crashed or lost its lease): handle nothing more."""
+
 
 class OptimizationRunner(GenServer):
-    """Runs one job (see the module docstring). Calls: ``"pause"``, ``"resume"``,
-    ``"cancel"`` (each returns the JobStatus after it)."""
+    """One incarnation of job ``record``'s runner (see the module docstring). Calls:
+    ``"pause"``, ``"resume"``, ``"cancel"`` (each returns the JobStatus after it)."""
 
-    def __init__(
-        self,
-        spec: JobSpec,
-        metric: Metric,
-        cell: JobCell,
-        store: JobStore,
-        table: Callable[[], StepTable],
-        providers: ProviderDirectory | None,
-        clock: Clock,
-    ) -> None:
+    def __init__(self, record: JobRecord) -> None:
         super().__init__()
-        self.spec = spec
-        self.metric = metric
-        self.cell = cell
-        self.store = store
-        self.table = table
-        self.providers = providers
-        self.clock = clock
-        self.trace = TraceContext(spec.job_id, None)
-        self.candidates: dict[int, Candidate] = {}
-        self.trials: dict[int, Trial] = {}
-        self.queue: deque[tuple[int, int]] = deque()
-        self.runs: dict[int, RunProgress] = {}
-        self.in_flight = 0
-        self.next_round = 0
-        self.proposed = 0
-        self.exhausted = False
-        self.stop_reason: str | None = None
-        self.state: JobState = "running"
-        self.error: str | None = None
-        self.tokens = 0
-        self.cost = 0.0
-        self.errors = 0
-        self.best: Trial | None = None
-        self.stale_rounds = 0
-        self.round_size: dict[int, int] = {}
-        self.round_done: dict[int, int] = {}
-        self.unfinished = 0  # candidates proposed and not finished
-        self.aborted = 0
-        self.final = False
-        self.loaded = False  # on_start read the checkpoint: on_stop may write the state
+        self.record = record
+        self.env = record.env
+        self.halted = False
+        self.ledger: JobLedger | None = None
+        self.finished: list[Trial] = []  # trials to tell telemetry of, once checkpointed
+        self.lease: Lease | None = None
+        self.running_since: float | None = None
+        self.banked = 0.0
 
-    # -- start: the checkpoint ----------------------------------------------------------------
+    # -- start: the lease, the checkpoint, the plan, the strategy ---------------------------
 
     def on_start(self) -> None:
-        spec, store = self.spec, self.store
-        created = not store.holds(spec.job_id)
-        if created:
-            store.create(spec)  # running, owned by this runtime
-        checkpoint = store.load(spec.job_id)
-        if not created and checkpoint.state not in ("completed", "cancelled", "failed"):
-            state: JobState = "paused" if checkpoint.state == "paused" else "running"
-            store.save_state(spec.job_id, state, checkpoint.elapsed)  # this runtime owns it
-        self.loaded = True
-        self.elapsed_before = checkpoint.elapsed
-        self.started = self.clock.monotonic()
-        self.pool = ThreadPoolExecutor(
-            max_workers=spec.concurrency, thread_name_prefix=f"otpy-job-{spec.job_id}"
-        )
-        self.space = SearchSpace.from_dict(spec.space)
-        self.plan: Plan | None = None
-        self.strategy: Strategy | None = None
-        try:
-            self.plan = compile_pipeline(dict(spec.program), self.table(), base_dir=spec.base_dir)
-            self.strategy = make_strategy(
-                spec.strategy, self.space, seed=spec.seed, **spec.strategy_options
+        record, env = self.record, self.env
+        gift, run_paused = record.take_gift()
+        ref = self.actor_ref
+        ref.monitor(self._exited)
+        self.deadline = Deadline(env.timers, ref, "deadline")
+        if gift is None:
+            try:
+                lease = env.store.claim(record.job_id)  # a restart or a wake-up: ours again
+            except JobError as exc:
+                self._halt_taken_over(getattr(exc, "owner", None), str(exc))
+                return
+            checkpoint = env.store.load(record.job_id)
+            spec, plan, strategy = checkpoint.spec, None, None
+        else:
+            lease, spec, plan, strategy, checkpoint = (
+                gift.lease, gift.spec, gift.plan, gift.strategy, None
+            )  # fmt: skip
+            if plan is None:  # resumed by a handle: the store has its checkpoint
+                checkpoint = env.store.load(record.job_id)
+        self.lease = lease
+        self.spec: JobSpec = spec
+        if plan is None:
+            plan = compile_pipeline(dict(spec.program), env.table(), base_dir=spec.base_dir)
+        space = SearchSpace.from_dict(spec.space)
+        if strategy is None:
+            options = spec.options
+            strategy = make_strategy(
+                options.strategy, space, seed=options.seed, **options.strategy_options
             )
-        except Exception as exc:
-            self.state, self.error = "failed", f"{type(exc).__name__}: {exc}"
-        self._restore(checkpoint)
-        self._publish()
-        self.actor_ref.cast("pump")
+        ledger = self.ledger = JobLedger(spec, strategy, space_size=space.size)
+        if checkpoint is not None:
+            ledger.restore(checkpoint)
+            self.banked = checkpoint.elapsed
+        if run_paused:
+            ledger.resume()
+        work = JobWork(spec, plan, record.metric, env.providers, env.clock)
+        self.session: ExecutorSession = env.executor(spec.options.executor).open(
+            work, lambda: ref.cast(_DRAIN)
+        )
+        if ledger.state == "running":
+            self._run()
+        record.attach(ref, lease, self._status(), ledger.best)
+        ref.cast(("step", run_paused))  # a paused job resumed: its state is written then
 
-    def _restore(self, checkpoint: Checkpoint) -> None:
-        if checkpoint.state in ("completed", "cancelled", "failed"):
-            self.state, self.error = checkpoint.state, checkpoint.error
-        elif checkpoint.state == "paused" and self.state != "failed":
-            self.state = "paused"
-        for round_number in sorted(checkpoint.rounds):
-            self._add_round(round_number, checkpoint.rounds[round_number], queue=False)
-        for index in sorted(checkpoint.trials):
-            self._record(checkpoint.trials[index], save=False)
-        for index in sorted(self.candidates):
-            candidate = self.candidates[index]
-            if not candidate.finished:
-                self.queue.extend((index, example) for example in candidate.examples)
-        self.proposed = sum(len(r) for r in checkpoint.rounds.values())
-        self.next_round = max(checkpoint.rounds, default=-1) + 1
-        self._check_budgets()
+    def _exited(self, down: Down) -> None:
+        """Whatever way this incarnation exits (killed too): nothing comes back to it."""
+        session = getattr(self, "session", None)
+        if session is not None:
+            session.close()
+        deadline = getattr(self, "deadline", None)
+        if deadline is not None:
+            deadline.cancel()
+        if is_abnormal(down.reason):
+            self.record.note_crash(down.reason)
+        self.record.exited(down.ref)
 
-    def _add_round(
-        self, round_number: int, candidates: list[dict[str, Any]], *, queue: bool = True
-    ) -> None:
-        spec = self.spec
-        for item in candidates:
-            index = int(item["index"])
-            examples = examples_for(len(spec.trainset), spec.minibatch, spec.seed, index)
-            candidate = Candidate(index, round_number, dict(item["configuration"]), examples)
-            candidate.finished = index in self.trials
-            self.candidates[index] = candidate
-            self.round_size[round_number] = self.round_size.get(round_number, 0) + 1
-            if candidate.finished:
-                self.round_done[round_number] = self.round_done.get(round_number, 0) + 1
-            else:
-                self.unfinished += 1
-            if queue and not candidate.finished:
-                self.queue.extend((index, example) for example in examples)
-
-    # -- messages -----------------------------------------------------------------------------
+    # -- messages ---------------------------------------------------------------------------
 
     def on_receive(self, message: Any) -> Any:
-        if message == "pump":
-            self._pump()
-            self._settle()
-            return None
-        if isinstance(message, tuple) and message[0] == "done":
-            self._done(message[1], message[2], message[3])
-            self._settle()
-            return None
-        if message in ("pause", "resume", "cancel"):
-            return getattr(self, f"_{message}")()
-        return super().on_receive(message)
-
-    def _pause(self) -> JobStatus:
-        if self.state == "running":
-            self.state = "paused"
-            self.store.save_state(self.spec.job_id, "paused", self._elapsed())
-            self._publish()
-        return self.cell.status
-
-    def _resume(self) -> JobStatus:
-        if self.state == "paused":
-            self.state = "running"
-            self.store.save_state(self.spec.job_id, "running", self._elapsed())
-            self._pump()
-            self._settle()
-        return self.cell.status
-
-    def _cancel(self) -> JobStatus:
-        if self.state in ("running", "paused"):
-            for progress in self.runs.values():
-                progress.cancel.set()
-            self._finish("cancelled")
-        return self.cell.status
-
-    # -- the loop -----------------------------------------------------------------------------
-
-    def _pump(self) -> None:
-        if self.final:
-            return
-        if self.state in ("completed", "cancelled", "failed"):
-            self._finish(self.state)  # restored finished, or could not start
-            return
-        if self.state != "running":
-            return
-        while self.in_flight < self.spec.concurrency and self.stop_reason is None:
-            task = self._next_task()
-            if task is None and not self._propose():
-                break
-            if task is not None:
-                self._submit(*task)
-        if self.in_flight == 0 and (self.stop_reason is not None or not self.queue):
-            self._finish("completed")
-
-    def _settle(self) -> None:
-        """Publish the status once a message has been handled (``_finish`` publishes the
-        final one itself), so status() shows the evaluations now in flight."""
-        if not self.final:
-            self._publish()
-
-    def _next_task(self) -> tuple[int, int] | None:
-        while self.queue:
-            index, example = self.queue.popleft()
-            if not self.candidates[index].finished:
-                return index, example
-        return None
-
-    def _propose(self) -> bool:
-        spec, strategy = self.spec, self.strategy
-        if self.exhausted or strategy is None or self.stop_reason is not None:
-            return False
-        if strategy.adaptive and self.unfinished:
-            return False  # the next round waits for this one (see Strategy.adaptive)
-        n = spec.batch_size
-        if spec.max_evaluations is not None:
-            n = min(n, spec.max_evaluations - self.proposed)
-        if n <= 0:
-            return False
-        history = [self.trials[i] for i in sorted(self.trials)]
+        if self.halted:
+            return self.record.cell.status
         try:
-            configurations = strategy.propose(
-                history, n, start=self.proposed, round=self.next_round
-            )
-        except Exception as exc:
-            self.error = f"strategy {spec.strategy!r} failed: {type(exc).__name__}: {exc}"
-            self.stop_reason = "failed"
-            logger.exception("job %s: the strategy failed", spec.job_id)
-            return False
-        if not configurations:
-            self.exhausted = True
-            return False
-        candidates = [
-            {"index": self.proposed + i, "configuration": configuration}
-            for i, configuration in enumerate(configurations)
-        ]
-        self.store.save_round(spec.job_id, self.next_round, candidates)
-        self._add_round(self.next_round, candidates)
-        self.proposed += len(candidates)
-        self.next_round += 1
-        return True
+            if message in (_DRAIN, _STEP):
+                self._step()
+            elif isinstance(message, tuple) and message[0] == _STEP:
+                self._step(force_write=message[1])
+            elif message in ("pause", "resume", "cancel"):
+                getattr(self, f"_{message}")()
+            elif self.deadline.fresh(message):
+                self._expire()
+            elif isinstance(message, tuple) and message[0] == "lost":
+                self._lost(message[1], message[2])
+            elif isinstance(message, tuple) and message[0] == "deadline":
+                pass  # a stale deadline (paused, resumed or re-armed since)
+            else:
+                return super().on_receive(message)
+        except _Halt:
+            pass
+        return self.record.cell.status
 
-    def _submit(self, index: int, example: int) -> None:
-        candidate = self.candidates[index]
-        progress = RunProgress()
-        self.runs[id(progress)] = progress
-        self.in_flight += 1
-        plan = self.plan
-        assert plan is not None
-        ref = self.actor_ref
+    def _pause(self) -> None:
+        ledger = self._ledger()
+        if ledger.pause():
+            self._bank()
+            self._step(force_write=True)
 
-        def work() -> tuple[ExampleResult, float]:
-            with use_context(self.trace):
-                return evaluate_example(
-                    plan,
-                    example,
-                    self.spec.trainset[example],
-                    candidate.configuration,
-                    self.metric,
-                    providers=self.providers,
-                    clock=self.clock,
-                    progress=progress,
-                    prices=self.spec.prices,
-                )
+    def _resume(self) -> None:
+        ledger = self._ledger()
+        if ledger.resume():
+            self._run()
+            self._step(force_write=True)
 
-        def done(future: Future[tuple[ExampleResult, float]]) -> None:
-            try:
-                outcome: Any = future.result()
-            except BaseException as exc:  # cancelled, or a bug in evaluate_example
-                outcome = (ExampleResult(example=example, score=None, error=repr(exc)), 0.0)
-            with contextlib.suppress(Exception):  # a runner that is gone drops the result
-                ref.cast(("done", index, progress, outcome))
+    def _cancel(self) -> None:
+        self.session.close()  # in flight: told to stop, their results dropped
+        self._ledger().in_flight = 0
+        self._finish("cancelled", reason="cancelled")
 
-        self.pool.submit(work).add_done_callback(done)
-
-    def _done(
-        self, index: int, progress: RunProgress, outcome: tuple[ExampleResult, float]
-    ) -> None:
-        self.runs.pop(id(progress), None)
-        self.in_flight -= 1
-        result, cost = outcome
-        candidate = self.candidates[index]
-        self.tokens += result.tokens
-        self.cost += cost
-        if not candidate.finished and not self.final:
-            candidate.results[result.example] = result
-            candidate.tokens += result.tokens
-            candidate.cost += cost
-            if result.score is None:
-                candidate.errors += 1
-                self.errors += 1
-            max_errors = self.spec.max_errors
-            if max_errors is not None and candidate.errors > max_errors:
-                self._complete(candidate, "aborted")
-            elif len(candidate.results) == len(candidate.examples):
-                self._complete(candidate, "completed")
-        self._check_budgets()
-        self._pump()
-
-    def _complete(self, candidate: Candidate, status: str) -> None:
-        self._mark_finished(candidate)
-        results = [candidate.results[i] for i in sorted(candidate.results)]
-        scores = [r.score if r.score is not None else 0.0 for r in results]
-        trial = Trial(
-            index=candidate.index,
-            round=candidate.round,
-            configuration=candidate.configuration,
-            status="aborted" if status == "aborted" else "completed",
-            score=None if status == "aborted" else sum(scores) / max(1, len(scores)),
-            examples=tuple(results),
-            errors=candidate.errors,
-            tokens=candidate.tokens,
-            cost=candidate.cost,
-            duration=sum(r.duration for r in results),
-        )
-        self._record(trial, save=True)
-
-    def _record(self, trial: Trial, *, save: bool) -> None:
-        if save:
-            self.store.save_trial(self.spec.job_id, trial)  # the checkpoint: one transaction
-            emit_safely(
-                "job.evaluation",
-                {"score": trial.score or 0.0, "tokens": trial.tokens},
-                {"job_id": self.spec.job_id, "index": trial.index, "status": trial.status},
-            )
-        self.trials[trial.index] = trial
-        candidate = self.candidates.get(trial.index)
-        if candidate is not None:
-            self._mark_finished(candidate)
-        if trial.status == "aborted":
-            self.aborted += 1
-        if not save:  # restored from the checkpoint
-            self.tokens += trial.tokens
-            self.cost += trial.cost
-            self.errors += trial.errors
-        if is_better(trial, self.best):
-            self.best = trial
-        if self.strategy is not None and save:
-            try:
-                self.strategy.observe(trial)
-            except Exception:
-                logger.exception("job %s: strategy.observe failed", self.spec.job_id)
-        self._count_rounds(trial.round)
-
-    def _mark_finished(self, candidate: Candidate) -> None:
-        if candidate.finished:
+    def _expire(self) -> None:
+        ledger = self._ledger()
+        left = ledger.seconds_left(self._elapsed())
+        if left is not None and left > 0:  # the timer fired early: wait the rest
+            self.deadline.arm(left)
             return
-        candidate.finished = True
-        self.unfinished -= 1
-        self.round_done[candidate.round] = self.round_done.get(candidate.round, 0) + 1
+        self.session.close()
+        ledger.expire()
+        self._finish("completed")
 
-    def _count_rounds(self, round_number: int) -> None:
-        """When round ``round_number`` has finished: a round that did not give the best
-        trial so far is one more round without improvement (``patience``). O(1): the
-        runner keeps each round's size and finished count."""
-        size = self.round_size.get(round_number, 0)
-        if size == 0 or self.round_done.get(round_number, 0) != size:
-            return
-        if self.best is not None and self.best.round == round_number:
-            self.stale_rounds = 0
-        else:
-            self.stale_rounds += 1
+    def _lost(self, epoch: int, owner: str | None) -> None:
+        if self.lease is not None and self.lease.epoch == epoch:
+            self._halt_taken_over(owner, None)
+            raise _Halt
 
-    def _check_budgets(self) -> None:
-        spec = self.spec
-        if self.stop_reason is not None:
-            return
-        best = self.best.score if self.best is not None else None
-        if spec.max_tokens is not None and self.tokens >= spec.max_tokens:
-            self.stop_reason = "max_tokens"
-        elif spec.max_seconds is not None and self._elapsed() >= spec.max_seconds:
-            self.stop_reason = "max_seconds"
-        elif spec.target_score is not None and best is not None and best >= spec.target_score:
-            self.stop_reason = "target_score"
-        elif spec.patience is not None and self.stale_rounds >= spec.patience:
-            self.stop_reason = "patience"
-        if self.stop_reason is not None:
-            self.queue.clear()
+    # -- the loop ---------------------------------------------------------------------------
 
-    def _finish(self, state: JobState) -> None:
-        if self.final:
-            return
-        if self.stop_reason == "failed":
-            state = "failed"
-        self.final = True
-        self.state = state
-        self.queue.clear()
-        self.store.save_state(self.spec.job_id, state, self._elapsed(), self.error)
+    def _step(self, *, force_write: bool = False) -> None:
+        ledger = self._ledger()
+        for task, result, cost in self.session.take():
+            trial = ledger.record(task, result, cost)
+            if trial is not None:
+                self.finished.append(trial)
+        if ledger.state in ("completed", "cancelled", "failed"):
+            self._finish(ledger.state)  # restored finished
+        tasks = ledger.next_tasks()
+        if ledger.state == "running" and ledger.idle:
+            self._finish("completed")
+        if ledger.state == "paused" and ledger.in_flight == 0:
+            self._hibernate()
+        if tasks and not ledger.new_rounds:
+            self.session.submit(tasks)  # their candidates are stored: start them at once
+            tasks = []
+        if ledger.pending or force_write:
+            self._write()  # finished trials (and new rounds: before their candidates start)
         self._publish()
-        self.pool.shutdown(wait=False, cancel_futures=True)
+        if tasks:
+            self.session.submit(tasks)
+
+    def _write(self, *, state: JobState | None = None, release: bool = False) -> None:
+        """Checkpoint what the ledger has (fenced by the lease): crash if the store fails,
+        stop at once if the lease was taken."""
+        assert self.lease is not None and self.ledger is not None
+        batch = self.ledger.batch(self._elapsed(), state=state, release=release)
+        try:
+            self.lease = self.env.store.write(self.lease, batch)
+            for trial in self.finished:  # checkpointed: now they may be told
+                emit_safely(
+                    "job.evaluation",
+                    {"score": trial.score or 0.0, "tokens": trial.tokens},
+                    {"job_id": self.spec.job_id, "index": trial.index, "status": trial.status},
+                )
+            self.finished.clear()
+        except LeaseLostError as exc:
+            self._halt_taken_over(exc.owner, str(exc))
+            raise _Halt from None
+        except Exception as exc:  # the store failed: let it crash, restart from the checkpoint
+            logger.error("job %s: checkpoint failed (%s); restarting", self.spec.job_id, exc)
+            self.halted = True
+            self.stop_after(exc)
+            raise _Halt from None
+
+    def _finish(self, state: JobState, *, reason: str | None = None) -> None:
+        ledger = self._ledger()
+        self._bank()
+        ledger.end(state, reason=reason)
+        self._write(release=True)
+        status = self._status()
+        self._leave("ended", status)
         emit_safely(
             "job.finished",
-            {"evaluations": len(self.trials), "tokens": self.tokens},
-            {"job_id": self.spec.job_id, "state": state, "reason": self.stop_reason or ""},
+            {"evaluations": len(ledger.trials), "tokens": ledger.tokens},
+            {"job_id": self.spec.job_id, "state": status.state, "reason": ledger.stop_reason or ""},
         )
-        self.stop_after("normal")
+        raise _Halt
 
-    # -- status -------------------------------------------------------------------------------
+    def _hibernate(self) -> None:
+        self._write()  # paused, nothing in flight: the checkpoint is all there is
+        self._leave("hibernated", self._status())
+        raise _Halt
+
+    def _leave(self, phase: Any, status: JobStatus) -> None:
+        self.halted = True
+        self.session.close()
+        self.deadline.cancel()
+        ledger = self.ledger
+        best = ledger.best if ledger else None
+        self.record.settle(phase, status, best, self.lease, by=self.actor_ref)
+        self.stop_after(NORMAL)
+
+    def _halt_taken_over(self, owner: str | None, error: str | None) -> None:
+        ledger = self.ledger
+        if ledger is not None:
+            self._bank()
+            ledger.in_flight = 0
+            status = self._status(state="taken_over")
+        else:
+            status = self.record.cell.status
+        where = owner or "nobody (the lease was released)"
+        status = status.model_copy(
+            update={
+                "state": "taken_over",
+                "in_flight": 0,
+                "owner": owner,
+                "stop_reason": "taken_over",
+                "error": error or f"another runtime took the job over: {where} holds its lease",
+            }
+        )
+        self.lease = None
+        self.halted = True
+        if getattr(self, "session", None) is not None:
+            self.session.close()
+        self.deadline.cancel()
+        self.record.settle(
+            "ended", status, ledger.best if ledger else None, None, by=self.actor_ref
+        )
+        if ledger is None:
+            self.actor_ref.cast(_STEP)  # on_start: exit once started (halted: it stops)
+        self.stop_after(NORMAL)
+
+    # -- time and status --------------------------------------------------------------------
+
+    def _run(self) -> None:
+        self.running_since = self.env.clock.monotonic()
+        left = self._ledger().seconds_left(self._elapsed())
+        if left is not None:
+            self.deadline.arm(max(0.0, left))
+
+    def _bank(self) -> None:
+        """Pausing or ending: bank the running time, stop the deadline."""
+        if self.running_since is not None:
+            self.banked += max(0.0, self.env.clock.monotonic() - self.running_since)
+            self.running_since = None
+        self.deadline.cancel()
 
     def _elapsed(self) -> float:
-        return self.elapsed_before + max(0.0, self.clock.monotonic() - self.started)
+        since = self.running_since
+        running = 0.0 if since is None else max(0.0, self.env.clock.monotonic() - since)
+        return self.banked + running
+
+    def _status(self, *, state: JobState | None = None) -> JobStatus:
+        return self._ledger().status(self._elapsed(), state=state, restarts=self.record.restarts)
 
     def _publish(self) -> None:
-        spec, best = self.spec, self.best
-        done = len(self.trials)
-        total = planned_evaluations(spec, self.space.size)
-        elapsed = self._elapsed()
-        eta = None
-        if total is not None and done and self.state == "running":
-            eta = elapsed / done * max(0, total - done)
-        status = JobStatus(
-            job_id=spec.job_id,
-            name=str(spec.program.get("name", "")),
-            state=self.state,
-            strategy=spec.strategy,
-            evaluations_done=done,
-            evaluations_total=total,
-            in_flight=self.in_flight,
-            best_score=best.score if best is not None else None,
-            best_configuration=dict(best.configuration) if best is not None else None,
-            best_index=best.index if best is not None else None,
-            errors=self.errors,
-            aborted=self.aborted,
-            tokens=self.tokens,
-            cost=self.cost,
-            elapsed=elapsed,
-            eta=eta,
-            error=self.error,
-        )
-        self.cell.publish(status, best)
+        self.record.publish(self._status(), self._ledger().best, by=self.actor_ref)
 
-    # -- exits --------------------------------------------------------------------------------
+    def _ledger(self) -> JobLedger:
+        assert self.ledger is not None
+        return self.ledger
 
-    def _close(self) -> None:
-        for progress in self.runs.values():
-            progress.cancel.set()
-        pool = getattr(self, "pool", None)
-        if pool is not None:
-            pool.shutdown(wait=False, cancel_futures=True)
+    # -- exits ------------------------------------------------------------------------------
 
     def on_stop(self) -> None:
-        if not self.final and self.loaded:
-            self.state = "interrupted"  # the runtime stopped: resumable from the checkpoint
-            self.store.save_state(self.spec.job_id, "interrupted", self._elapsed(), None)
-            self._publish()
-        self._close()
-
-    def on_failure(self, *exc_info: Any) -> None:
-        self._close()
+        if self.halted or self.ledger is None:
+            return
+        # the runtime (or the job's supervisor) stops it: resumable from the checkpoint
+        self.halted = True
+        self._bank()
+        self.ledger.in_flight = 0
+        status = self._status(state="interrupted").model_copy(update={"stop_reason": "stopped"})
+        try:
+            self._write(state="interrupted", release=True)
+        except _Halt:
+            pass
+        except Exception:
+            logger.exception("job %s: could not record it interrupted", self.spec.job_id)
+        self.record.settle("ended", status, self.ledger.best, None, by=self.actor_ref)

@@ -1,17 +1,59 @@
-"""What every benchmark script shares: a table row printer, interleaved timing rounds and
-per-call latency samples with their percentiles.
+"""What every benchmark script shares: the command line (``--quick``), the header and
+footer lines, a table row printer, interleaved timing rounds and per-call latency samples
+with their percentiles.
 
 The scripts run as ``python benchmarks/<name>.py``, so this module is importable as
-``_harness`` (the script's folder is first on ``sys.path``).
+``_harness`` (the script's folder is first on ``sys.path``). ``--quick`` runs every
+section with fewer operations, in seconds: CI runs each script that way
+(tests/test_benchmarks.py), so a script that no longer runs is caught.
 """
 
 from __future__ import annotations
 
+import argparse
+import os
+import platform
 import statistics
+import threading
 import time
 from collections.abc import Callable
 
 Op = Callable[[], object]
+
+
+def run(
+    name: str,
+    doc: str | None,
+    body: Callable[[argparse.Namespace], None],
+    *,
+    options: Callable[[argparse.ArgumentParser], None] | None = None,
+) -> None:
+    """The script's ``main``: parse ``--quick`` (and ``options``' arguments), print the
+    header (machine, load), run ``body(args)``, print the total time and any thread left."""
+    parser = argparse.ArgumentParser(description=(doc or "").splitlines()[0])
+    parser.add_argument(
+        "--quick", action="store_true", help="every section, fewer operations: a few seconds"
+    )
+    if options is not None:
+        options(parser)
+    args = parser.parse_args()
+    print(
+        f"otpy {name} benchmark{' (--quick)' if args.quick else ''}: {platform.machine()}, "
+        f"{os.cpu_count()} CPUs, Python {platform.python_version()}, "
+        f"load average {os.getloadavg()[0]:.2f}"
+    )
+    started = time.perf_counter()
+    body(args)
+    extra = [th.name for th in threading.enumerate() if th is not threading.main_thread()]
+    print(
+        f"\ntotal {time.perf_counter() - started:.1f} s, load average "
+        f"{os.getloadavg()[0]:.2f}, threads left: {extra or 'none'}"
+    )
+
+
+def verdict(ok: bool) -> str:
+    """The goal column's word."""
+    return "ok" if ok else "MISSED"
 
 
 def row(name: str, *cells: str, title: str = "", w: int = 44, cell: int = 11) -> None:

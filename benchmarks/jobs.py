@@ -1,7 +1,7 @@
-"""otpy's optimization jobs: 1,000 evaluations on a simulated 50 ms provider at concurrency
-32 against the ideal and against the same runs on a bare thread pool, ``status()`` latency
-while 32 evaluations are in flight, the checkpoint's cost per evaluation against a raw
-sqlite3 insert of the same JSON, and the memory and threads an idle (paused) job holds.
+"""otpy's optimization jobs: evaluation overhead against the ideal and against the same
+plan on a bare thread pool, the cost per evaluation at 1,000 / 10,000 / 100,000
+evaluations (flat?), ``status()`` latency while evaluations run, the checkpoint's cost
+against a bare sqlite3 insert, threads and memory per paused job, and lease renewal.
 
 Run from the repo root: ``.venv/bin/python benchmarks/jobs.py [--quick]``.
 """
@@ -10,16 +10,14 @@ from __future__ import annotations
 
 import argparse
 import gc
-import json
+import itertools
 import math
-import os
-import platform
-import sqlite3
 import statistics
+import subprocess
+import sys
 import tempfile
 import threading
 import time
-import tracemalloc
 import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -27,20 +25,15 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from _harness import percentiles, row
+from _harness import percentiles, row, run, verdict
+from _jobs_store import bench_checkpoint, bench_renewal
 
 import otpy
 from otpy.actors import JobHandle
-from otpy.clock import SYSTEM_CLOCK
-from otpy.optimize import ExampleResult, SearchSpace, Trial, make_strategy
-from otpy.optimize._checkpoint import JobStore
-from otpy.optimize._evaluate import evaluate_example
-from otpy.optimize._job import METRICS
+from otpy.optimize import SearchSpace, make_strategy
 from otpy.pipelines import run_plan
-from otpy.providers import CompletionRequest
-from otpy.providers._simulated import SimulatedProvider
+from otpy.providers import CompletionRequest, SimulatedProvider
 
-perf = time.perf_counter_ns
 SEED = 7
 CONCURRENCY = 32
 LATENCY = 0.05
@@ -57,6 +50,8 @@ steps:
 INSTRUCTIONS = ["Answer briefly.", "Think step by step, then answer.", "Reply with a number only."]
 SPACE: dict[str, Any] = {"temperature": {"low": 0.0, "high": 1.5}, "instruction": INSTRUCTIONS}
 TRAINSET: list[dict[str, Any]] = [{"inputs": {"question": "What is 2 + 2?"}, "expected": "4"}]
+GOALS: list[tuple[str, str, str, bool]] = []
+"""The summary: (measure, figure, goal, met)."""
 
 
 def answer(request: CompletionRequest) -> str:
@@ -67,11 +62,11 @@ def answer(request: CompletionRequest) -> str:
     return "The answer is four."
 
 
-def runtime(store: str, latency: float) -> tuple[otpy.Runtime, SimulatedProvider]:
+def runtime(store: str, latency: float, **jobs: Any) -> tuple[otpy.Runtime, SimulatedProvider]:
     """A runtime whose only provider is a simulated one we hold (to count its calls)."""
     provider = SimulatedProvider(seed=SEED, latency=latency, responses=answer, keep_requests=0)
     name = f"bench-{uuid.uuid4().hex[:6]}"
-    rt = otpy.start({"name": name, "plugins": False, "jobs_store": store})
+    rt = otpy.start({"name": name, "plugins": False, "jobs_store": store, "jobs": jobs})
     try:  # replaces the embedded default of the same name
         rt.providers.register_provider(
             "simulated", provider, limits={"timeout": None}, replace=True
@@ -82,353 +77,262 @@ def runtime(store: str, latency: float) -> tuple[otpy.Runtime, SimulatedProvider
     return rt, provider
 
 
-def start_job(rt: otpy.Runtime, evaluations: int, concurrency: int = CONCURRENCY) -> JobHandle:
+def start_job(rt: otpy.Runtime, evaluations: int | None, **options: Any) -> JobHandle:
     return rt.jobs.start(
         PROGRAM, SPACE, TRAINSET, "exact_match",
-        max_evaluations=evaluations, concurrency=concurrency, seed=SEED,
+        max_evaluations=evaluations, seed=SEED, **{"concurrency": CONCURRENCY, **options},
     )  # fmt: skip
 
 
-# -- 1. throughput ----------------------------------------------------------------------------
+# -- 1. evaluation overhead and cost per evaluation -------------------------------------------
 
-Kind = Callable[[ThreadPoolExecutor, int], None]
-"""Runs ``count`` one-example candidates (the pool is for the baselines) and checks them."""
+Kind = Callable[[int], None]
+"""Runs ``count`` one-example candidates and checks them."""
 
 
-def contenders(rt: otpy.Runtime, n: int) -> dict[str, Kind]:
-    """The job and its baselines: the same configurations (from the job's strategy and
-    seed) run by ``run_plan`` or ``evaluate_example`` on a bare ThreadPoolExecutor(32)."""
+def contenders(rt: otpy.Runtime, n: int, pool: ThreadPoolExecutor) -> dict[str, Kind]:
+    """The job and its baseline: the same configurations (from the job's strategy and seed)
+    run by ``run_plan`` on a bare ThreadPoolExecutor(32)."""
     space = SearchSpace.parse(SPACE)
     configurations = make_strategy("random_search", space, seed=SEED).propose(
         [], n, start=0, round=0
     )
-    plan, providers = rt.compile_pipeline(PROGRAM), rt.providers
-    example, metric = TRAINSET[0], METRICS["exact_match"]
+    plan, providers, inputs = rt.compile_pipeline(PROGRAM), rt.providers, TRAINSET[0]["inputs"]
 
-    def bare(pool: ThreadPoolExecutor, count: int) -> None:
+    def bare(count: int) -> None:
         futures = [
-            pool.submit(run_plan, plan, example["inputs"], providers=providers, variables=c)
+            pool.submit(run_plan, plan, inputs, providers=providers, variables=c)
             for c in configurations[:count]
         ]
-        assert all(future.result(60).status == "completed" for future in futures)
+        assert all(future.result(600).status == "completed" for future in futures)
 
-    evaluate = partial(evaluate_example, plan, 0, example, providers=providers, clock=SYSTEM_CLOCK)
-
-    def evaluated(pool: ThreadPoolExecutor, count: int) -> None:
-        futures = [pool.submit(evaluate, c, metric) for c in configurations[:count]]
-        assert all(future.result(60)[0].score is not None for future in futures)
-
-    def job(_: ThreadPoolExecutor, count: int) -> None:
-        status = start_job(rt, count).wait(300)
+    def job(count: int) -> None:
+        status = start_job(rt, count).wait(3600)
         assert status.state == "completed" and status.evaluations_done == count, status
 
-    return {
-        "(a) run_plan on a ThreadPoolExecutor(32) (baseline)": bare,
-        "(b) evaluate_example (+ metric) on the same pool": evaluated,
-        "(c) rt.jobs.start(...).wait(): the OptimizationRunner": job,
-    }
+    return {"run_plan on a bare ThreadPoolExecutor(32)": bare, "rt.jobs.start(...).wait()": job}
 
 
 def measure(
     kinds: dict[str, Kind], sim: SimulatedProvider, sizes: list[int]
 ) -> dict[str, list[tuple[float, float]]]:
-    """(wall s, process CPU s) per kind for each size in ``sizes`` (interleaved, the order
-    flipped every time), after a warm-up; checks one provider call per evaluation."""
+    """(wall s, process CPU s) per kind for each size (interleaved, the order flipped each
+    time), after a warm-up; checks one provider call per evaluation."""
     per: dict[str, list[tuple[float, float]]] = {k: [] for k in kinds}
-    with ThreadPoolExecutor(CONCURRENCY) as pool:
-        for fn in kinds.values():
-            fn(pool, 2 * CONCURRENCY)  # warm-up (and the pool's threads)
-        for r, size in enumerate(sizes):
-            for name in list(kinds) if r % 2 == 0 else list(kinds)[::-1]:
-                calls, cpu, t = sim.calls, time.process_time(), time.perf_counter()
-                kinds[name](pool, size)
-                per[name].append((time.perf_counter() - t, time.process_time() - cpu))
-                assert sim.calls - calls == size, (name, sim.calls - calls)
+    for fn in kinds.values():
+        fn(2 * CONCURRENCY)
+    for r, size in enumerate(sizes):
+        for name in list(kinds) if r % 2 == 0 else list(kinds)[::-1]:
+            gc.collect()
+            calls, cpu, t = sim.calls, time.process_time(), time.perf_counter()
+            kinds[name](size)
+            per[name].append((time.perf_counter() - t, time.process_time() - cpu))
+            assert sim.calls - calls == size, (name, sim.calls - calls)
     return per
 
 
-def bench_throughput(rt: otpy.Runtime, sim: SimulatedProvider, n: int, rounds: int) -> None:
+def bench_throughput(folder: Path, n: int, rounds: int) -> None:
+    rt, sim = runtime(str(folder / "throughput.sqlite"), LATENCY)
+    with rt, ThreadPoolExecutor(CONCURRENCY) as pool:
+        per = measure(contenders(rt, n, pool), sim, [n] * rounds)
     ideal = n * LATENCY / CONCURRENCY
-    per = measure(contenders(rt, n), sim, [n] * rounds)
     title = (
-        f"1. {n:,} evaluations (a one-step program, 1 example each: one provider call per "
-        f"run, checked), simulated provider {LATENCY * 1000:.0f} ms/call, concurrency "
-        f"{CONCURRENCY}: ideal {n:,} x {LATENCY * 1000:.0f} ms / {CONCURRENCY} = "
-        f"{ideal * 1000:.1f} ms (in waves of {CONCURRENCY}: "
-        f"{math.ceil(n / CONCURRENCY) * LATENCY * 1000:.0f} ms"
-        + ("; the goal is for 1,000: none here" if n < 1000 else "")
-        + f"); median of {rounds} rounds; cpu: process CPU time"
+        f"1. {n:,} evaluations (one provider call each, checked), simulated provider "
+        f"{LATENCY * 1000:.0f} ms/call, concurrency {CONCURRENCY}: ideal {ideal * 1000:.0f} ms "
+        f"(in waves of {CONCURRENCY}: {math.ceil(n / CONCURRENCY) * LATENCY * 1000:.0f} ms); "
+        f"median of {rounds} rounds"
     )
-    row("", "wall ms", "best ms", "cpu ms", "wall/ideal", "goal <=1.2x", title=title, w=54, cell=12)
+    row("", "wall ms", "best ms", "cpu ms", "wall/ideal", title=title, w=54, cell=12)
     for name, values in per.items():
         wall = statistics.median(v[0] for v in values)
+        cells = (f"{wall * 1000:.0f}", f"{min(v[0] for v in values) * 1000:.0f}")
         cpu = statistics.median(v[1] for v in values)
-        best = min(v[0] for v in values)
-        verdict = "ok" if wall / ideal <= 1.2 else "MISSED"
-        verdict = verdict if name.startswith("(c)") and n >= 1000 else ""
-        cells = (f"{wall * 1000:.0f}", f"{best * 1000:.0f}", f"{cpu * 1000:.0f}")
-        row(name, *cells, f"{wall / ideal:.2f}x", verdict, w=54, cell=12)
+        row(name, *cells, f"{cpu * 1000:.0f}", f"{wall / ideal:.2f}x", w=54, cell=12)
+    job = statistics.median(v[0] for v in per["rt.jobs.start(...).wait()"]) / ideal
+    GOALS.append((f"{n:,} evaluations x 50 ms @32 vs ideal", f"{job:.2f}x", "<= 1.05x",
+                  job <= 1.05))  # fmt: skip
 
 
-def bench_ceiling(store: str, small: int, large: int) -> None:
-    """The same with a 0 ms provider: CPU-bound, so the wall time per evaluation is the
-    work each one costs (under one GIL), the runner's included; a short and a long job."""
-    rt, sim = runtime(store, 0.0)
+def bench_cost(folder: Path, sizes: list[int], rounds: int) -> None:
+    """CPU per evaluation with a 0 ms provider (CPU-bound: what is left is the work each
+    evaluation costs), bare pool against the job, at each size."""
+    rt, sim = runtime(str(folder / "cost.sqlite"), 0.0)
     with rt:
-        per = measure(contenders(rt, large), sim, [small] * 3 + [large])
+        with ThreadPoolExecutor(CONCURRENCY) as pool:
+            kinds = contenders(rt, max(sizes), pool)
+            runs = [size for size in sizes for _ in range(rounds if size == sizes[0] else 1)]
+            per = measure(kinds, sim, runs)
+        parts = tenths(rt, sizes[-1])
     title = (
-        f"1b. The same with a 0 ms provider (CPU-bound: what is left is the work per "
-        f"evaluation, the runner's included): wall µs per evaluation, {small:,} evaluations "
-        f"(median of 3 runs) and {large:,} (one run)"
+        f"2. The same with a 0 ms provider: process CPU µs per evaluation at each size "
+        f"({sizes[0]:,}: median of {rounds} runs, the others one run), and the job's against "
+        "the bare pool's"
     )
-    cells = (f"µs @{small:,}", f"µs @{large:,}", "growth", f"cpu @{large:,}")
-    row("", *cells, title=title, w=54, cell=12)
+    row("", *(f"@{size:,}" for size in sizes), title=title, w=54, cell=12)
+    cost: dict[str, list[float]] = {}
     for name, values in per.items():
-        short = statistics.median(wall for wall, _ in values[:3]) / small * 1e6
-        wall, cpu = values[-1]
-        long = wall / large * 1e6
-        row(name, f"{short:.0f}", f"{long:.0f}", f"{long / short:.2f}x",
-            f"{cpu / large * 1e6:.0f}", w=54, cell=12)  # fmt: skip
-
-
-# -- 2. status() while evaluations are in flight ------------------------------------------------
-
-
-def bench_status(rt: otpy.Runtime, n: int) -> None:
-    """Another thread calls ``status()`` in a loop (about every 0.2 ms) while a job of
-    ``n`` evaluations at concurrency 32 runs."""
-    samples: list[float] = []
-    in_flight: list[int] = []
-    stop = threading.Event()
-    t = time.perf_counter()
-    handle = start_job(rt, n)
-
-    def sample() -> None:
-        while not stop.is_set():
-            t0 = perf()
-            status = handle.status()
-            samples.append((perf() - t0) / 1000)
-            in_flight.append(status.in_flight)
-            stop.wait(0.0002)
-
-    sampler = threading.Thread(target=sample, name="bench-status-sampler")
-    sampler.start()
-    status = handle.wait(120)
-    wall = time.perf_counter() - t
-    stop.set()
-    sampler.join()
-    assert status.state == "completed" and status.evaluations_done == n, status
-    full = [s for s, k in zip(samples, in_flight, strict=True) if k == CONCURRENCY]
+        first = statistics.median(cpu for _, cpu in values[:rounds]) / sizes[0]
+        later = zip(values[rounds:], sizes[1:], strict=True)
+        cost[name] = [first] + [cpu / size for (_, cpu), size in later]
+        row(name, *(f"{c * 1e6:.0f}" for c in cost[name]), w=54, cell=12)
+    bare, job = cost.values()
+    row("job / bare", *(f"{j / b:.2f}x" for j, b in zip(job, bare, strict=True)), w=54, cell=12)
+    ratio = max(j / b for j, b in zip(job, bare, strict=True))
+    GOALS.append(("CPU per evaluation, job vs bare pool (worst size)", f"{ratio:.2f}x",
+                  "<= 1.3x", ratio <= 1.3))  # fmt: skip
+    growth = parts[-1] / parts[0]
     title = (
-        f"2. JobHandle.status() from another thread while a job like row 1's runs ({n:,} "
-        f"evaluations, wall {wall * 1000:.0f} ms with the sampler): µs per call"
+        f"   one more job of {sizes[-1]:,} evaluations, its process CPU µs per evaluation by "
+        "tenth (the same process all along: is the last tenth dearer than the first?)"
     )
+    row("", "first", "5th", "last", "last/first", title=title, w=54, cell=12)
+    row("rt.jobs.start(...).wait()", *(f"{parts[i] * 1e6:.0f}" for i in (0, 4, 9)),
+        f"{growth:.2f}x", w=54, cell=12)  # fmt: skip
+    GOALS.append((f"cost per evaluation, last vs first tenth of {sizes[-1]:,}", f"{growth:.2f}x",
+                  "flat (<= 1.1x)", growth <= 1.1))  # fmt: skip
+
+
+def tenths(rt: otpy.Runtime, n: int) -> list[float]:
+    """Process CPU seconds per evaluation in each tenth of one job of ``n`` evaluations."""
+    handle, step, marks = start_job(rt, n), n // 10, [(0, time.process_time())]
+    while len(marks) <= 10:
+        done = handle.status().evaluations_done
+        if done >= len(marks) * step or handle.status().finished:
+            marks.append((done, time.process_time()))
+        time.sleep(0.002)
+    assert handle.wait(600).evaluations_done == n
+    return [(c1 - c0) / max(1, d1 - d0) for (d0, c0), (d1, c1) in itertools.pairwise(marks)]
+
+
+# -- 3. status() while evaluations are in flight ------------------------------------------------
+
+
+def bench_status(folder: Path, n: int) -> None:
+    """Another thread calls ``status()`` in a loop while a job of ``n`` evaluations runs."""
+    rt, _ = runtime(str(folder / "status.sqlite"), LATENCY)
+    samples: list[float] = []
+    stop = threading.Event()
+    with rt:
+        handle = start_job(rt, n)
+
+        def sample() -> None:
+            while not stop.is_set():
+                t0 = time.perf_counter_ns()
+                handle.status()
+                samples.append((time.perf_counter_ns() - t0) / 1000)
+                stop.wait(0.0002)
+
+        sampler = threading.Thread(target=sample, name="bench-status-sampler")
+        sampler.start()
+        status = handle.wait(300)
+        stop.set()
+        sampler.join()
+    assert status.state == "completed" and status.evaluations_done == n, status
+    v50, v99, top = percentiles(samples)
+    title = f"3. JobHandle.status() from another thread while a job of {n:,} evaluations runs"
     row("", "samples", "p50 µs", "p99 µs", "max µs", "goal <50ms", title=title, w=54)
-    for name, values in (
-        ("every sample", samples),
-        (f"samples that saw {CONCURRENCY} evaluations in flight", full),
-    ):
-        v50, v99, _ = percentiles(values or [math.nan])
-        verdict = "ok" if v99 < 50_000 else "MISSED"
-        cells = (f"{len(values):,}", f"{v50:.1f}", f"{v99:.1f}", f"{max(values, default=0):.0f}")
-        row(name, *cells, verdict, w=54)
+    row("every sample", f"{len(samples):,}", f"{v50:.1f}", f"{v99:.1f}", f"{top:.0f}",
+        verdict(v99 < 50_000), w=54)  # fmt: skip
 
 
-# -- 3. checkpoint cost -----------------------------------------------------------------------
+# -- 5. paused jobs -----------------------------------------------------------------------------
 
 
-def realistic_trial(examples: int) -> Trial:
-    """A candidate as the runner records it: its configuration, and per example the
-    inputs, expected value, the program's outputs (a short paragraph), tokens, duration."""
-    results = tuple(
-        ExampleResult(
-            example=i,
-            score=float(i % 3 == 0),
-            inputs={"question": f"Question {i}: what is the capital of the country with code {i}?"},
-            expected=f"City {i}",
-            output={"answer": f"Answer {i}: " + "The capital is a city on a river. " * 10},
-            tokens=180 + i,
-            duration=0.05 + i / 1000,
-        )
-        for i in range(examples)
-    )
-    return Trial(
-        index=0, round=0, status="completed", examples=results,
-        configuration={"temperature": 0.7163482268202525, "instruction": INSTRUCTIONS[1]},
-        score=sum(r.score or 0.0 for r in results) / examples,
-        tokens=sum(r.tokens for r in results), duration=sum(r.duration for r in results),
-    )  # fmt: skip
-
-
-def raw_store(path: Path) -> sqlite3.Connection:
-    """The baseline: one sqlite3 connection set up as SQLiteState sets its own (WAL,
-    synchronous NORMAL, autocommit with explicit transactions), one table."""
-    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-    conn.execute("PRAGMA journal_mode = WAL")
-    conn.execute("PRAGMA synchronous = NORMAL")
-    conn.execute("CREATE TABLE trials (job TEXT, name TEXT, value TEXT, PRIMARY KEY (job, name))")
-    return conn
-
-
-def insert(conn: sqlite3.Connection, name: str, text: str) -> None:
-    conn.execute("BEGIN IMMEDIATE")
-    conn.execute("INSERT INTO trials VALUES (?, ?, ?)", ("job", name, text))
-    conn.execute("COMMIT")
-
-
-BASE = "sqlite3 INSERT of the JSON text (baseline)"
-
-
-def checkpoints(
-    conn: sqlite3.Connection, store: JobStore, base: Trial, total: int
-) -> dict[str, Callable[[int], object]]:
-    """Three ways to store finished candidate ``i`` (``i`` < ``total``; each a new row)."""
-    examples = len(base.examples)
-    text = json.dumps(base.model_dump(mode="json"))
-    trials = [base.model_copy(update={"index": i}) for i in range(total)]  # shallow copies
-    job_id = f"bench-{examples}"
-    return {
-        BASE: lambda i: insert(conn, f"{examples}/a{i}", text),
-        "+ model_dump + json.dumps each time": lambda i: insert(
-            conn, f"{examples}/b{i}", json.dumps(trials[i].model_dump(mode="json"))
-        ),
-        "JobStore.save_trial (SQLiteState)": lambda i: store.save_trial(job_id, trials[i]),
-    }
-
-
-def bench_checkpoint(n: int, rounds: int) -> None:
-    """µs per checkpoint of one finished candidate (one transaction each, on a file)."""
-    with tempfile.TemporaryDirectory(prefix="otpy-bench-") as folder:
-        conn = raw_store(Path(folder) / "raw.sqlite")
-        store = JobStore(Path(folder) / "jobs.sqlite")
-        for examples in (1, 10):
-            base = realistic_trial(examples)
-            kinds = checkpoints(conn, store, base, (rounds + 1) * n)
-            per: dict[str, list[float]] = {k: [] for k in kinds}
-            for r in range(rounds + 1):  # round 0 is the warm-up
-                for name in list(kinds) if r % 2 == 0 else list(kinds)[::-1]:
-                    fn = kinds[name]
-                    for i in range(r * n, (r + 1) * n):
-                        t = perf()
-                        fn(i)
-                        if r:
-                            per[name].append((perf() - t) / 1000)
-            size = len(json.dumps(base.model_dump(mode="json")))
-            title = (
-                f"3{'ab'[examples > 1]}. Checkpoint of one finished candidate with {examples} "
-                f"example{'s' * (examples > 1)} ({size:,} bytes of JSON) on a file "
-                f"(WAL, synchronous NORMAL); {n:,} ops x {rounds} rounds"
-            )
-            row("", "mean µs", "p50 µs", "p99 µs", "vs base", title=title, w=54)
-            base_mean = statistics.fmean(per[BASE])
-            for name, values in per.items():
-                v50, v99, _ = percentiles(values)
-                mean = statistics.fmean(values)
-                row(name, f"{mean:.0f}", f"{v50:.0f}", f"{v99:.0f}", f"{mean / base_mean:.2f}x",
-                    w=54)  # fmt: skip
-        conn.close()
-        store.close()
-
-
-# -- 4. idle jobs -----------------------------------------------------------------------------
-
-
-def rss_kib() -> int | None:
-    """This process's resident set now, in KiB (None where there is no /proc)."""
+def rss_kib() -> int:
+    """This process's resident set now, in KiB (0 where there is no /proc)."""
     status = Path("/proc/self/status")
     lines = status.read_text().splitlines() if status.exists() else []
-    return next((int(line.split()[1]) for line in lines if line.startswith("VmRSS:")), None)
+    return next((int(line.split()[1]) for line in lines if line.startswith("VmRSS:")), 0)
 
 
-def wait_idle(handles: list[JobHandle], timeout: float = 60) -> None:
-    """Until every job is paused with nothing in flight (polled: a handle has no event
-    for it)."""
+def wait_for(predicate: Callable[[], bool], what: str, timeout: float = 600) -> None:
+    """Until ``predicate()`` (polled: nothing signals these states)."""
     deadline = time.monotonic() + timeout
-    for handle in handles:
-        while True:
-            status = handle.status()
-            if status.state == "paused" and status.in_flight == 0:
-                break
-            assert time.monotonic() < deadline, status
-            time.sleep(0.001)
+    while not predicate():
+        assert time.monotonic() < deadline, what
+        time.sleep(0.005)
 
 
-def bench_idle(store: str, jobs: int, concurrency: int) -> tuple[str, ...]:
-    """Start ``jobs`` jobs and pause each at once; what the process holds per paused job."""
-    rt, _ = runtime(store, 0.0)
-    with rt:
-        warm = start_job(rt, 10_000, concurrency)
-        warm.pause()
-        wait_idle([warm])
-        warm.cancel()
-        gc.collect()
-        threads, rss = threading.active_count(), rss_kib()
-        tracemalloc.start()
-        traced = tracemalloc.get_traced_memory()[0]
-        handles = []
-        for _ in range(jobs):
-            handle = start_job(rt, 10_000, concurrency)
-            handle.pause()
-            handles.append(handle)
-        wait_idle(handles)
-        gc.collect()
-        traced = tracemalloc.get_traced_memory()[0] - traced
-        tracemalloc.stop()
-        rss_after, threads_after = rss_kib(), threading.active_count()
-        pool_threads = sum(1 for th in threading.enumerate() if th.name.startswith("otpy-job-"))
-        done = sum(h.status().evaluations_done for h in handles)
-        for handle in handles:
-            handle.cancel()
-    rss_cell = "n/a" if rss is None or rss_after is None else f"{(rss_after - rss) / jobs:.0f}"
-    return (
-        f"{jobs}",
-        f"{concurrency}",
-        f"{done / jobs:.1f}",
-        f"{traced / jobs / 1024:.0f}",
-        rss_cell,
-        f"{(threads_after - threads) / jobs:.2f}",
-        f"{pool_threads / jobs:.2f}",
-    )
+def paused_child(count: int) -> None:
+    """In a process of its own (a clean RSS): start ``count`` jobs and pause each at once;
+    once all have hibernated and the idle evaluation threads have retired, print
+    ``PAUSED <threads> <RSS KiB per job> <ms per job>``."""
+    endless = {"strategy_options": {"unique": False}, "concurrency": 4}
+    with tempfile.TemporaryDirectory(prefix="otpy-bench-") as name:
+        rt, _ = runtime(str(Path(name) / "paused.sqlite"), 0.0, idle_seconds=0.2)
+        with rt:
+            warm = start_job(rt, None, **endless)
+            warm.cancel()
+            gc.collect()
+            threads, rss, t = threading.active_count(), rss_kib(), time.perf_counter()
+            handles = []
+            for _ in range(count):
+                handle = start_job(rt, None, **endless)
+                handle.pause()
+                handles.append(handle)
+            for handle in handles:
+                wait_for(lambda h=handle: h.status().in_flight == 0, "paused")  # type: ignore[misc]
+            spent = time.perf_counter() - t
+            wait_for(partial(lambda n: threading.active_count() <= n, threads + 1), "retired")
+            gc.collect()
+            grown, now = (rss_kib() - rss) / count, threading.active_count()
+            assert all(h.status().state == "paused" for h in handles)
+            print(f"PAUSED {now} {grown:.2f} {spent / count * 1000:.2f}", flush=True)
 
 
-def bench_memory(jobs: int) -> None:
-    cells = ["jobs", "concur.", "evals", "traced KiB"]
-    cells += ["RSS KiB", "threads", "pool thr."]
+def bench_paused(counts: list[int]) -> None:
+    """Threads and RSS per paused job, each count in a fresh process."""
     title = (
-        "4. Idle jobs: each started then paused at once (the evaluations already submitted "
-        "finish; evals: how many); per paused job, once all are idle (simulated provider "
-        "0 ms): tracemalloc and RSS growth, threads (the runner's and its pool's: created on "
-        "demand, up to the concurrency, kept until the job ends)"
+        "5. Paused jobs (each started, then paused at once: the evaluations already started "
+        "finish, then its runner checkpoints and exits); once all are paused and the pool's "
+        "idle threads have retired: threads in the process, RSS growth per paused job (a "
+        "fresh process per row), and the time to start and pause one"
     )
-    row("", *cells, title=title, w=2, cell=11)
-    with tempfile.TemporaryDirectory(prefix="otpy-bench-") as folder:
-        for index, (count, concurrency) in enumerate(((jobs, 4), (max(1, jobs // 4), 32))):
-            store = str(Path(folder) / f"idle{index}.sqlite")
-            row("", *bench_idle(store, count, concurrency), w=2, cell=11)
+    row("", "jobs", "threads", "RSS KiB/job", "ms/job", "goal", title=title, w=24, cell=13)
+    for count in counts:
+        child = subprocess.run(
+            [sys.executable, __file__, "--paused", str(count)],
+            capture_output=True, text=True, timeout=3600, check=False,
+        )  # fmt: skip
+        line = next((x for x in child.stdout.splitlines() if x.startswith("PAUSED ")), "")
+        assert child.returncode == 0 and line, child.stdout + child.stderr
+        now, grown, spent = int(line.split()[1]), float(line.split()[2]), line.split()[3]
+        ok = now < 50 and grown <= 1024 * 1024 / 10_000
+        row(f"{count:,} paused", f"{count:,}", f"{now}", f"{grown:.1f}", spent, verdict(ok),
+            w=24, cell=13)  # fmt: skip
+    GOALS.append((f"{counts[-1]:,} paused jobs: threads in the process", f"{now}", "< 50",
+                  now < 50))  # fmt: skip
+    GOALS.append(("RSS per paused job", f"{grown:.1f} KiB", "<= 104.9 KiB (1 GiB/10k)",
+                  grown <= 1024 * 1024 / 10_000))  # fmt: skip
+
+
+def summary() -> None:
+    row("", "now", "goal", "", title="7. The job path against its goals (issue 24)", w=52, cell=26)
+    for measure_, figure, goal, met in GOALS:
+        row(measure_, figure, goal, verdict(met), w=52, cell=26)
+
+
+def sections(args: argparse.Namespace) -> None:
+    if args.paused is not None:
+        paused_child(args.paused)
+        return
+    quick = args.quick
+    with tempfile.TemporaryDirectory(prefix="otpy-bench-") as name:
+        folder = Path(name)
+        bench_throughput(folder, 200 if quick else 1_000, 2 if quick else 3)
+        bench_cost(folder, [300, 1_200] if quick else [1_000, 10_000, 100_000], 1 if quick else 3)
+        bench_status(folder, 200 if quick else 1_000)
+        bench_checkpoint(folder, GOALS, 200 if quick else 1_000, 2 if quick else 5)
+        bench_paused([10, 50, 200] if quick else [10, 1_000, 10_000])
+        bench_renewal(folder, GOALS, [100, 1_000] if quick else [1_000, 10_000])
+    summary()
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="a smaller run of a few seconds")
-    quick = parser.parse_args().quick
-    print(
-        f"otpy jobs benchmark{' (--quick)' if quick else ''}: {platform.machine()}, "
-        f"{os.cpu_count()} CPUs, Python {platform.python_version()}, "
-        f"load average {os.getloadavg()[0]:.2f}"
-    )
-    t = time.perf_counter()
-    evaluations = 200 if quick else 1_000
-    with tempfile.TemporaryDirectory(prefix="otpy-bench-") as folder:
-        rt, sim = runtime(str(Path(folder) / "jobs.sqlite"), LATENCY)
-        with rt:
-            bench_throughput(rt, sim, evaluations, 3 if quick else 5)
-            bench_ceiling(str(Path(folder) / "ceiling.sqlite"), evaluations, 5 * evaluations)
-            bench_status(rt, evaluations)
-    bench_checkpoint(200 if quick else 1_000, 3 if quick else 5)
-    bench_memory(50 if quick else 200)
-    extra = [th.name for th in threading.enumerate() if th is not threading.main_thread()]
-    print(f"\ntotal {time.perf_counter() - t:.1f} s, load average {os.getloadavg()[0]:.2f}, "
-          f"threads left: {extra or 'none'}")  # fmt: skip
+    def options(parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("--paused", type=int, metavar="N", help=argparse.SUPPRESS)
+
+    run("jobs", __doc__, sections, options=options)
 
 
 if __name__ == "__main__":

@@ -9,10 +9,7 @@ Run from the repo root: ``.venv/bin/python benchmarks/pipelines.py [--quick]``.
 from __future__ import annotations
 
 import argparse
-import os
-import platform
 import statistics
-import threading
 import time
 import uuid
 from collections.abc import Callable, Mapping
@@ -21,7 +18,7 @@ from functools import partial
 from typing import Any
 
 import yaml
-from _harness import Op, interleaved, percentiles, row, time_ops
+from _harness import Op, interleaved, percentiles, row, run, time_ops
 
 import otpy
 from otpy.pipelines import Plan, load_pipeline, run_plan
@@ -170,8 +167,8 @@ def batch_supervised(rt: otpy.Runtime, plan: Plan, count: int) -> tuple[float, f
     t = time.perf_counter()
     runs = [rt.start_pipeline(plan, {"text": f"{TEXT} {i}"}) for i in range(count)]
     started = time.perf_counter() - t
-    for run in runs:
-        result = run.wait(60)
+    for started_run in runs:
+        result = started_run.wait(60)
         assert result.status == "completed", result.error
     return time.perf_counter() - t, started
 
@@ -306,24 +303,17 @@ def bench_loop(items: int, rounds: int) -> None:
         row(name, f"{value / 1000:.1f}", f"{value / items:.1f}", extra, w=52)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="a smaller run of a few seconds")
-    quick = parser.parse_args().quick
-    print(
-        f"otpy pipelines benchmark{' (--quick)' if quick else ''}: {platform.machine()}, "
-        f"{os.cpu_count()} CPUs, Python {platform.python_version()}, "
-        f"load average {os.getloadavg()[0]:.2f}"
-    )
-    t = time.perf_counter()
-    n, rounds = (200, 3) if quick else (2_000, 5)
+def sections(args: argparse.Namespace) -> None:
+    quick = args.quick
+    n, rounds = (100, 2) if quick else (2_000, 5)
     bench_overhead(n, rounds)
-    bench_concurrent(3 if quick else 9)
-    bench_compile(50 if quick else 200, rounds)
-    bench_loop(1_000, 3 if quick else 9)
-    extra = [th.name for th in threading.enumerate() if th is not threading.main_thread()]
-    print(f"\ntotal {time.perf_counter() - t:.1f} s, load average {os.getloadavg()[0]:.2f}, "
-          f"threads left: {extra or 'none'}")  # fmt: skip
+    bench_concurrent(2 if quick else 9)
+    bench_compile(20 if quick else 200, rounds)
+    bench_loop(1_000, 2 if quick else 9)
+
+
+def main() -> None:
+    run("pipelines", __doc__, sections)
 
 
 if __name__ == "__main__":

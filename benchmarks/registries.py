@@ -8,15 +8,13 @@ Run from the repo root: ``.venv/bin/python benchmarks/registries.py [--quick]``.
 from __future__ import annotations
 
 import argparse
-import os
-import platform
 import threading
 import time
 import uuid
 from collections.abc import Mapping
 from typing import Any
 
-from _harness import Op, interleaved, percentiles, row
+from _harness import Op, interleaved, percentiles, row, run
 
 import otpy
 from otpy.providers import STRATEGIES, CompletionRequest, SimulatedProvider
@@ -67,7 +65,7 @@ def bench_steps(rt: otpy.Runtime, n: int, rounds: int) -> None:
         n // 10,
         rounds,
     )
-    ops = 100
+    ops = max(10, min(100, n // 50))
     readers = 4
     row("", "reads/s", "writes/s", title=f"   {readers} busy reader threads while one thread "
         f"registers {ops} (each write waits for GIL turns: actor and caller threads)")  # fmt: skip
@@ -124,17 +122,8 @@ def bench_select(rt: otpy.Runtime, n: int, rounds: int) -> None:
     )
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="a smaller run of a few seconds")
-    quick = parser.parse_args().quick
-    print(
-        f"otpy registries benchmark{' (--quick)' if quick else ''}: {platform.machine()}, "
-        f"{os.cpu_count()} CPUs, Python {platform.python_version()}, "
-        f"load average {os.getloadavg()[0]:.2f}"
-    )
-    t = time.perf_counter()
-    n, rounds = (2_000, 3) if quick else (20_000, 5)
+def sections(args: argparse.Namespace) -> None:
+    n, rounds = (500, 2) if args.quick else (20_000, 5)
     config = {
         "name": f"bench-{uuid.uuid4().hex[:6]}",
         "plugins": False,
@@ -143,9 +132,10 @@ def main() -> None:
     with otpy.start(config) as rt:
         bench_steps(rt, n, rounds)
         bench_select(rt, n, rounds)
-    extra = [th.name for th in threading.enumerate() if th is not threading.main_thread()]
-    print(f"\ntotal {time.perf_counter() - t:.1f} s, load average {os.getloadavg()[0]:.2f}, "
-          f"threads left: {extra or 'none'}")  # fmt: skip
+
+
+def main() -> None:
+    run("registries", __doc__, sections)
 
 
 if __name__ == "__main__":

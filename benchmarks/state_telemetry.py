@@ -11,8 +11,6 @@ from __future__ import annotations
 import argparse
 import collections
 import math
-import os
-import platform
 import random
 import sqlite3
 import tempfile
@@ -21,7 +19,7 @@ import time
 import tracemalloc
 from pathlib import Path
 
-from _harness import Op, time_ops
+from _harness import Op, run, time_ops
 from _harness import row as _row
 
 from otpy.state import LocalState, RedisState, SQLiteState, StateProvider
@@ -279,16 +277,9 @@ def bench_histogram(n: int, rounds: int, samples: int) -> None:
         row(f"p{q}", f"{true:.4f}", f"{est:.4f}", f"{abs(est - true) / true:.3%}")
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="a smaller run of a few seconds")
-    quick = parser.parse_args().quick
-    print(
-        f"otpy state + telemetry benchmark{' (--quick)' if quick else ''}: "
-        f"{platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}, "
-        f"SQLite {sqlite3.sqlite_version}, load average {os.getloadavg()[0]:.2f}"
-    )
-    t = perf()
+def sections(args: argparse.Namespace) -> None:
+    quick = args.quick
+    print(f"SQLite {sqlite3.sqlite_version}")
     n, rounds = (5_000, 3) if quick else (50_000, 5)
     bench_local(n, rounds)
     with tempfile.TemporaryDirectory() as directory:
@@ -296,9 +287,10 @@ def main() -> None:
         bench_backends(200 if quick else 2_000, rounds, Path(directory))
     bench_emit(n, rounds)
     bench_histogram(n, rounds, 100_000 if quick else 1_000_000)
-    extra = [th.name for th in threading.enumerate() if th is not threading.main_thread()]
-    print(f"\ntotal {perf() - t:.1f} s, load average {os.getloadavg()[0]:.2f}, threads left: "
-          f"{extra or 'none'}")  # fmt: skip
+
+
+def main() -> None:
+    run("state + telemetry", __doc__, sections)
 
 
 if __name__ == "__main__":

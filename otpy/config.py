@@ -36,6 +36,7 @@ __all__ = [
     "AgentConfig",
     "AgentRoute",
     "HealthConfig",
+    "JobsConfig",
     "ModelConfig",
     "ProviderConfig",
     "RuntimeConfig",
@@ -123,6 +124,19 @@ class SupervisionConfig(_Config):
     max_seconds: float = Field(default=5.0, gt=0)
 
 
+class JobsConfig(_Config):
+    """How a runtime runs optimization jobs: a job's lease in the store lasts
+    ``lease_seconds`` unless renewed (the runtime renews all its leases every third of
+    that; a job whose runtime died can be resumed elsewhere once it has expired, or at
+    once on the same host); an evaluation thread with no work for ``idle_seconds`` exits
+    (a paused job holds none); ``max_threads`` caps the evaluation threads of the
+    runtime (None: as many as the running jobs' concurrency asks for)."""
+
+    lease_seconds: float = Field(default=30.0, gt=0)
+    idle_seconds: float = Field(default=10.0, gt=0)
+    max_threads: int | None = Field(default=None, ge=1)
+
+
 _STATE_FIELDS = {"memory": (), "sqlite": ("path", "timeout"), "redis": ("url", "prefix", "timeout")}
 
 
@@ -202,6 +216,7 @@ class RuntimeConfig(_Config):
     state: StateConfig = Field(default_factory=StateConfig)
     plugins: bool = True
     call_timeout: float = Field(default=5.0, gt=0)
+    jobs: JobsConfig = Field(default_factory=JobsConfig)
     tools: ToolLimits = Field(
         default_factory=ToolLimits,
         description="What agent steps' tools may do: the workspace folder, size caps, and "

@@ -50,8 +50,6 @@ from otpy.clock import SYSTEM_CLOCK, Clock
 from otpy.config import ProviderConfig, RuntimeConfig
 from otpy.errors import ConfigurationError, NameTakenError
 from otpy.optimize import load_metric_plugins, load_strategy_plugins
-from otpy.optimize._checkpoint import JobStore, default_store_path
-from otpy.optimize._owner import Owner
 from otpy.pipelines import (
     PipelineResult,
     PipelineSource,
@@ -185,21 +183,11 @@ class Runtime:
             raise
         self.jobs_supervisor = f"{prefix}.jobs"
         self.runs_supervisor = f"{prefix}.runs"
-        store = config.jobs_store
-        self.jobs = JobsHandle(
-            prefix,
-            self.jobs_supervisor,
-            JobStore(
-                store if store is not None else default_store_path(config.state_dir),
-                owner=Owner.current(prefix),
-            ),
-            lambda: self.steps.table,
-            self.providers,
-            clock,
-            timeout,
-        )
         self.supervisor.monitor(self._root_down)
         try:
+            self.jobs = JobsHandle.open(  # a store that cannot be read stops the runtime
+                config, self.jobs_supervisor, lambda: self.steps.table, self.providers, clock
+            )
             for name, step_type in {**FLOW_STEPS, **DATA_STEPS}.items():
                 self.steps.register_step(name, step_type, replace=True)
             for name, provider_config in config.providers.items():
@@ -374,9 +362,13 @@ class Runtime:
             servers, self._servers = self._servers, []
         for server in servers:
             server.stop()
+        jobs = getattr(self, "jobs", None)
+        if jobs is not None:
+            jobs.stopping()  # a runner that goes now leaves its job interrupted
         if self.supervisor.is_alive():
             self.supervisor.shutdown(timeout)
-        self.jobs.store.close()
+        if jobs is not None:
+            jobs.close()
         self._close_sessions()
         for provider in self._built:
             try:

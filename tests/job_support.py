@@ -21,7 +21,7 @@ import sys
 import threading
 import uuid
 from collections import Counter
-from collections.abc import Iterator, Mapping
+from collections.abc import Collection, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -29,7 +29,7 @@ from typing import Any
 import otpy
 from otpy import Runtime
 from otpy.clock import Clock
-from otpy.optimize._job import register_metric
+from otpy.optimize import SearchSpace, make_strategy, register_metric
 from otpy.providers import CompletionRequest, SimulatedProvider
 from otpy.steps import Step, StepContext, StepMetadata, StepResult
 from otpy.testing import wait_until
@@ -122,6 +122,13 @@ def configuration_of(request: CompletionRequest) -> Config:
     return instruction, request.temperature
 
 
+def candidates(seed: int, n: int, space: Mapping[str, Any] = SPACE) -> list[Config]:
+    """The configurations of the first ``n`` candidates of a random-search job with
+    ``seed`` on ``space``, as the provider sees them."""
+    strategy = make_strategy("random_search", SearchSpace.parse(space), seed=seed)
+    return [config_key(c) for c in strategy.propose([], n, start=0, round=0)]
+
+
 def config_key(configuration: Mapping[str, Any]) -> Config:
     """What :func:`configuration_of` gives for the requests of ``configuration``."""
     temperature = configuration.get("temperature")
@@ -134,12 +141,22 @@ class Answers:
     time of each (``times``), and holds calls at a gate on demand.
 
     With ``hold_from`` set, every call after the first ``hold_from`` waits (in the
-    provider's caller thread) until :meth:`release`; ``held`` counts the ones waiting.
-    A call held 30 s (a test that forgot to release it) answers anyway.
+    provider's caller thread) until :meth:`release`; with ``free`` set, every call of a
+    configuration not in it waits (calls of concurrent candidates reach the provider in
+    no set order: ``free=candidates(seed, 1)`` lets candidate 0 finish, whatever the
+    order). ``held`` counts the ones waiting. A call held 30 s (a test that forgot to
+    release it) answers anyway.
     """
 
-    def __init__(self, *, hold_from: int | None = None, clock: Clock | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        hold_from: int | None = None,
+        free: Collection[Config] | None = None,
+        clock: Clock | None = None,
+    ) -> None:
         self.hold_from = hold_from
+        self.free = None if free is None else set(free)
         self.clock = clock
         self.gate = threading.Event()
         self.changed = threading.Condition()
@@ -156,6 +173,7 @@ class Answers:
             if self.clock is not None:
                 self.times.append(self.clock.monotonic())
             hold = self.hold_from is not None and number > self.hold_from
+            hold = hold or (self.free is not None and configuration_of(request) not in self.free)
             if hold:
                 self.held += 1
             self.changed.notify_all()
@@ -223,16 +241,18 @@ def start(
     clock: Clock | None = None,
     limits: Mapping[str, Any] | None = None,
     name: str | None = None,
+    jobs: Mapping[str, Any] | None = None,
 ) -> tuple[Runtime, SimulatedProvider]:
     """A runtime (a unique name, no plugins, jobs checkpointing to ``store``) with one
     simulated provider :data:`PROVIDER` answering with ``answers`` (a new
     :class:`Answers` if None; one attempt, no timeout, plus ``limits``) and the ``shaky``
-    step type. Stop it (``with rt:``) in the test."""
+    step type; ``jobs``: the config's ``jobs`` section. Stop it (``with rt:``) in the test."""
     config = {
         "name": name or f"jobs-{uuid.uuid4().hex[:8]}",
         "plugins": False,
         "providers": {},
         "jobs_store": str(store),
+        "jobs": dict(jobs or {}),
     }
     rt = otpy.start(config, clock=clock) if clock is not None else otpy.start(config)
     try:

@@ -179,7 +179,8 @@ def test_public_api_is_re_exported() -> None:
         "otpy.actors": {
             "ChatAgent", "ChatCell", "ChatHandle", "chat_child",
             "CompatibilityHandle", "CompatibilityManager", "CompatibilityStats", "HealthChange",
-            "HealthMonitor", "JobCell", "JobHandle", "JobsHandle", "OptimizationRunner",
+            "Deadline", "HealthMonitor", "JobCell", "JobHandle", "JobRecord", "JobsHandle",
+            "OptimizationRunner",
             "PipelineRun", "PipelineRunner", "ProviderRegistry",
             "ProviderRegistryHandle", "StepRegistry", "StepRegistryHandle", "StepsHandle",
             "start_run",
@@ -202,6 +203,10 @@ def test_public_api_is_re_exported() -> None:
             "load_metric_plugins", "load_strategy_plugins", "make_strategy", "parse_job_file",
             "register_metric",
             "register_strategy", "resolve_metric", "strategy_names",
+            "JobLedger", "JobStore", "SQLiteJobStore", "Checkpoint", "CheckpointBatch", "Lease",
+            "Holder", "Owner", "default_store_path", "Executor", "ExecutorSession", "JobWork",
+            "Task", "Outcome", "ThreadExecutor", "EXECUTORS", "register_executor",
+            "planned_evaluations", "is_better", "ranked",
         },
         "otpy.compat": {
             "Change", "Incompatibility", "MigrationResult", "check_versions",

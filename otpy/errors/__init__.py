@@ -42,6 +42,10 @@ supervisor applies its restart strategy.
     │   └── NoProviderAvailable             no healthy provider has the capabilities
     ├── PipelineError                       a pipeline run failed (.result, .step)
     ├── JobError                            an optimization job cannot do what was asked
+    │   ├── JobClaimedError                 another live runtime holds the job's lease
+    │   │                                   (.job_id, .owner, .state, .expires)
+    │   └── LeaseLostError                  a write fenced out: the job was taken over
+    │                                       (.job_id, .owner)
     ├── ToolError                           a tool call failed; the model is told (.tool)
     ├── AgentLimitError                     an agent loop hit max_turns or its token
     │                                       budget (.limit, .result so far)
@@ -123,7 +127,14 @@ from otpy.errors._supervision import (
     StartChildError,
     SupervisionError,
 )
-from otpy.errors._work import ExpressionError, JobError, OutsideWorkspaceError, PipelineError
+from otpy.errors._work import (
+    ExpressionError,
+    JobClaimedError,
+    JobError,
+    LeaseLostError,
+    OutsideWorkspaceError,
+    PipelineError,
+)
 
 __all__ = [
     "AgentError",
@@ -147,7 +158,9 @@ __all__ = [
     "ExpressionError",
     "InvalidRequestError",
     "InvalidValueError",
+    "JobClaimedError",
     "JobError",
+    "LeaseLostError",
     "MaxChildrenError",
     "NameTakenError",
     "NoProcessError",

@@ -6,7 +6,14 @@ from typing import Any
 
 from otpy.errors._base import ConfigurationError, OtpyError
 
-__all__ = ["ExpressionError", "JobError", "OutsideWorkspaceError", "PipelineError"]
+__all__ = [
+    "ExpressionError",
+    "JobClaimedError",
+    "JobError",
+    "LeaseLostError",
+    "OutsideWorkspaceError",
+    "PipelineError",
+]
 
 
 class PipelineError(OtpyError):
@@ -22,6 +29,32 @@ class PipelineError(OtpyError):
 class JobError(OtpyError):
     """An optimization job cannot do what was asked: no such job, a job id already in the
     store, pausing a job that has ended, resuming without its metric."""
+
+
+class JobClaimedError(JobError):
+    """Starting or resuming a job found it claimed by another live runtime: ``job_id``,
+    ``owner`` (``runtime NAME, pid N on HOST``), ``state`` (as stored) and ``expires``
+    (when its lease runs out unless renewed, epoch seconds)."""
+
+    def __init__(
+        self, message: str, *, job_id: str, owner: str, state: str, expires: float | None
+    ) -> None:
+        super().__init__(message)
+        self.job_id = job_id
+        self.owner = owner
+        self.state = state
+        self.expires = expires
+
+
+class LeaseLostError(JobError):
+    """A checkpoint write (or a lease renewal) was refused: another runtime claimed the
+    job since (``owner`` names it, None if the lease was released). The runner that gets
+    it stops at once and never writes again."""
+
+    def __init__(self, message: str, *, job_id: str, owner: str | None) -> None:
+        super().__init__(message)
+        self.job_id = job_id
+        self.owner = owner
 
 
 class OutsideWorkspaceError(ConfigurationError):

@@ -1,14 +1,27 @@
 """Optimization: the search space, the trials a strategy sees, and the strategies.
 
-Everything here is pure and actor-free; the OptimizationRunner drives it. A job is
-described by a :class:`JobSpec` (or a job file, :func:`load_job_file`) and reports a
-:class:`JobStatus`; metrics are functions ``(example, result) -> float``, registered by
-name (:func:`register_metric`, plugins of group ``otpy.metrics``). Importing the
-package registers the built-in strategies: ``random_search``, ``grid``,
+Everything here is actor-free; the OptimizationRunner drives it. A job is described by
+a :class:`JobSpec` (its :class:`JobOptions` from a job file, :func:`load_job_file`, the
+command line or ``rt.jobs.start``) and reports a :class:`JobStatus`; its bookkeeping is
+a :class:`JobLedger`; it checkpoints to a :class:`JobStore` (``SQLiteJobStore``) under a
+:class:`Lease`; its evaluations run on an :class:`Executor` (``"threads"``:
+:class:`ThreadExecutor`). Metrics are functions ``(example, result) -> float``,
+registered by name (:func:`register_metric`, plugins of group ``otpy.metrics``).
+Importing the package registers the built-in strategies: ``random_search``, ``grid``,
 ``bootstrap_fewshot`` and ``tpe`` (the last needs the extra ``otpy[optuna]``).
 """
 
 from otpy.optimize._bootstrap import BootstrapFewShot
+from otpy.optimize._executor import (
+    EXECUTORS,
+    Executor,
+    ExecutorSession,
+    JobWork,
+    Outcome,
+    Task,
+    ThreadExecutor,
+    register_executor,
+)
 from otpy.optimize._job import (
     METRIC_PLUGIN_GROUP,
     METRICS,
@@ -18,11 +31,23 @@ from otpy.optimize._job import (
     JobStatus,
     Metric,
     load_metric_plugins,
+    planned_evaluations,
     register_metric,
     resolve_metric,
 )
 from otpy.optimize._jobfile import JobFile, load_job_file, parse_job_file
+from otpy.optimize._ledger import JobLedger
+from otpy.optimize._owner import Owner
 from otpy.optimize._space import Choice, Demos, FloatRange, IntRange, SearchSpace, Variable
+from otpy.optimize._sqlite_store import SQLiteJobStore
+from otpy.optimize._store import (
+    Checkpoint,
+    CheckpointBatch,
+    Holder,
+    JobStore,
+    Lease,
+    default_store_path,
+)
 from otpy.optimize._strategies import GridSearch, RandomSearch
 from otpy.optimize._strategy import (
     STRATEGY_PLUGIN_GROUP,
@@ -33,36 +58,56 @@ from otpy.optimize._strategy import (
     strategy_names,
 )
 from otpy.optimize._tpe import TPEStrategy
-from otpy.optimize._trials import ExampleResult, Trial
+from otpy.optimize._trials import ExampleResult, Trial, is_better, ranked
 
 __all__ = [
+    "EXECUTORS",
     "METRICS",
     "METRIC_PLUGIN_GROUP",
     "STRATEGY_PLUGIN_GROUP",
     "BootstrapFewShot",
+    "Checkpoint",
+    "CheckpointBatch",
     "Choice",
     "Demos",
     "ExampleResult",
+    "Executor",
+    "ExecutorSession",
     "FloatRange",
     "GridSearch",
+    "Holder",
     "IntRange",
     "JobFile",
+    "JobLedger",
     "JobOptions",
     "JobSpec",
     "JobState",
     "JobStatus",
+    "JobStore",
+    "JobWork",
+    "Lease",
     "Metric",
+    "Outcome",
+    "Owner",
     "RandomSearch",
+    "SQLiteJobStore",
     "SearchSpace",
     "Strategy",
     "TPEStrategy",
+    "Task",
+    "ThreadExecutor",
     "Trial",
     "Variable",
+    "default_store_path",
+    "is_better",
     "load_job_file",
     "load_metric_plugins",
     "load_strategy_plugins",
     "make_strategy",
     "parse_job_file",
+    "planned_evaluations",
+    "ranked",
+    "register_executor",
     "register_metric",
     "register_strategy",
     "resolve_metric",

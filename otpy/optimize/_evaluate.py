@@ -87,7 +87,8 @@ def evaluate_example(
     except Exception as exc:  # a bad input, a step or metric bug: this example fails alone
         value, error = None, _failure(exc)
     duration = max(0.0, clock.monotonic() - started)
-    record = ExampleResult(
+    # every field is made here (the score checked finite above): no validation per example
+    record = ExampleResult.model_construct(
         example=index,
         score=value,
         error=error,

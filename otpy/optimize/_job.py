@@ -9,14 +9,16 @@ import threading
 from collections.abc import Callable, Mapping
 from typing import Any, Literal, TypeAlias
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from otpy._plugins import EntryPoints, PluginReport, load_plugins
 from otpy.errors import ConfigurationError
 
 __all__ = [
+    "ENDED",
     "METRICS",
     "METRIC_PLUGIN_GROUP",
+    "OPTION_NAMES",
     "JobOptions",
     "JobSpec",
     "JobState",
@@ -29,10 +31,16 @@ __all__ = [
 ]
 
 JobState: TypeAlias = Literal[
-    "running", "paused", "completed", "cancelled", "failed", "interrupted"
+    "running", "paused", "completed", "cancelled", "failed", "interrupted", "taken_over"
 ]
 """``interrupted``: its runtime stopped (or its process died) before it finished; resume
-it with ``rt.jobs.resume(job_id)``."""
+it with ``rt.jobs.resume(job_id)``. ``taken_over``: another runtime claimed the job (its
+lease had expired) and runs it now; this handle's runner stopped without writing again
+(``owner`` names the new holder). Neither is ever stored: the store says ``running`` or
+``paused`` with a lease that is live, expired or released."""
+
+ENDED: tuple[JobState, ...] = ("completed", "cancelled", "failed", "interrupted", "taken_over")
+"""The states after which nothing more happens to a job in this runtime."""
 
 Metric: TypeAlias = Callable[[Mapping[str, Any], Any], float]
 """``metric(example, result) -> score``: ``example`` the trainset item (``inputs``,
@@ -116,11 +124,15 @@ def resolve_metric(
 
 class JobOptions(BaseModel):
     """How a job searches and when it stops: the strategy (with its options) and seed, the
-    concurrency, ``minibatch`` examples per candidate, ``max_errors`` failed examples
-    before a candidate is aborted, the budgets (``max_evaluations``, ``max_tokens``,
-    ``max_seconds``), the early stops (``target_score``, ``patience`` rounds without
-    improvement) and ``prices`` per model (per million input and output tokens). Shared
-    by :class:`JobSpec` and a job file."""
+    concurrency, ``batch_size`` candidates proposed at a time (default: the concurrency),
+    ``minibatch`` examples per candidate, ``max_errors`` failed examples before a candidate
+    is aborted, the budgets (``max_evaluations``, ``max_tokens``, ``max_seconds`` of
+    running time), the early stops (``target_score``, ``patience`` rounds without
+    improvement), ``prices`` per model (per million input and output tokens), the
+    ``executor`` evaluations run on (``"threads"``: the runtime's shared pool), and the
+    runner's restart budget: more than ``max_restarts`` crashes within
+    ``restart_window`` seconds end the job ``failed``. The one type a job file, the
+    command line, ``rt.jobs.start`` and the runner share."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -128,6 +140,7 @@ class JobOptions(BaseModel):
     strategy_options: dict[str, Any] = Field(default_factory=dict)
     seed: int = 0
     concurrency: int = Field(default=4, ge=1, le=1024)
+    batch_size: int | None = Field(default=None, ge=1)
     minibatch: int | None = Field(default=None, ge=1)
     max_errors: int | None = Field(default=None, ge=0)
     max_evaluations: int | None = Field(default=None, ge=1)
@@ -136,6 +149,9 @@ class JobOptions(BaseModel):
     target_score: float | None = None
     patience: int | None = Field(default=None, ge=1)
     prices: dict[str, tuple[float, float]] = Field(default_factory=dict)
+    executor: str = Field(default="threads", min_length=1)
+    max_restarts: int = Field(default=3, ge=0)
+    restart_window: float = Field(default=60.0, gt=0)
 
     @field_validator("target_score")
     @classmethod
@@ -144,13 +160,23 @@ class JobOptions(BaseModel):
             raise ValueError(f"must be a finite number, got {value!r}")
         return value
 
+    @property
+    def round_size(self) -> int:
+        """Candidates proposed at a time: ``batch_size``, else the concurrency."""
+        return self.batch_size or self.concurrency
 
-class JobSpec(JobOptions):
+
+OPTION_NAMES: frozenset[str] = frozenset(JobOptions.model_fields)
+
+
+class JobSpec(BaseModel):
     """Everything that defines a job, stored with it so that another process can resume
     it: the program (a pipeline config, and the folder its sub-pipeline paths are
     relative to), the space, the trainset, the metric's name (None when it was a
-    function: resuming then needs it again) and the :class:`JobOptions`.
-    ``batch_size`` candidates are proposed at a time (a round)."""
+    function: resuming then needs it again) and its :class:`JobOptions`. A spec stored
+    by an earlier otpy (the options beside the other fields) is read too."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
 
     job_id: str = Field(pattern=r"^[A-Za-z0-9_.\-]{1,128}$")
     program: dict[str, Any]
@@ -158,7 +184,16 @@ class JobSpec(JobOptions):
     space: dict[str, Any]
     trainset: list[dict[str, Any]] = Field(min_length=1)
     metric: str | None = None
-    batch_size: int = Field(default=8, ge=1)
+    options: JobOptions = Field(default_factory=JobOptions)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _flat_options(cls, data: Any) -> Any:
+        if isinstance(data, Mapping) and OPTION_NAMES & set(data):
+            flat = {key: value for key, value in data.items() if key in OPTION_NAMES}
+            rest = {key: value for key, value in data.items() if key not in OPTION_NAMES}
+            return {**rest, "options": {**flat, **dict(rest.get("options") or {})}}
+        return data
 
     @field_validator("trainset")
     @classmethod
@@ -176,9 +211,14 @@ class JobStatus(BaseModel):
     """A job now: its ``state``, evaluations done of the total (None when the budget does
     not say), examples in flight, the best score, configuration and candidate index so
     far, failed examples (``errors``) and aborted candidates, tokens and cost spent,
-    ``elapsed`` seconds (across restarts and processes), the ``eta`` in seconds (None
-    when unknown), for a failed job ``error``, and for a job read from the store that
-    runs in another process, ``owner`` (``runtime NAME, pid N on HOST``)."""
+    ``elapsed`` seconds of running (across restarts and processes; pauses not counted),
+    the ``eta`` in seconds (None when unknown), ``stop_reason`` (why it stopped or is
+    stopping: ``max_evaluations``, ``exhausted``, ``max_tokens``, ``max_seconds``,
+    ``target_score``, ``patience``, ``cancelled``, ``restarts``, ``taken_over``,
+    ``stopped``, ...), ``error`` (what went wrong: a failed job's cause, a lost lease),
+    ``restarts`` (crashed runners restarted so far in this runtime), and ``owner``
+    (``runtime NAME, pid N on HOST``) for a job that runs in another runtime: read from
+    the store with a live lease, or ``taken_over``."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -200,21 +240,30 @@ class JobStatus(BaseModel):
     eta: float | None = None
     error: str | None = None
     owner: str | None = None
+    stop_reason: str | None = None
+    restarts: int = 0
 
     @property
     def finished(self) -> bool:
+        """Completed, cancelled or failed: the job is over, wherever it ran."""
         return self.state in ("completed", "cancelled", "failed")
+
+    @property
+    def ended(self) -> bool:
+        """Nothing more happens to it in this runtime: finished, interrupted (resumable)
+        or taken over by another runtime. ``JobHandle.wait`` returns then."""
+        return self.state in ENDED
 
 
 EXHAUSTIVE = ("grid", "random_search")
 """Strategies that never propose a candidate twice: a finite space bounds their jobs."""
 
 
-def planned_evaluations(spec: JobSpec, space_size: int | None) -> int | None:
-    """How many candidates ``spec``'s job evaluates, when its budget or its space says:
-    ``max_evaluations``, and for a strategy that never repeats a candidate the size of a
-    finite space (``space_size``), whichever is smaller; None when neither says."""
-    total = spec.max_evaluations
-    if space_size is not None and spec.strategy in EXHAUSTIVE:
+def planned_evaluations(options: JobOptions, space_size: int | None) -> int | None:
+    """How many candidates a job with ``options`` evaluates, when its budget or its space
+    says: ``max_evaluations``, and for a strategy that never repeats a candidate the size
+    of a finite space (``space_size``), whichever is smaller; None when neither says."""
+    total = options.max_evaluations
+    if space_size is not None and options.strategy in EXHAUSTIVE:
         total = space_size if total is None else min(total, space_size)
     return total

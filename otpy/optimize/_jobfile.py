@@ -30,11 +30,11 @@ from pathlib import Path
 from typing import Any, Final
 
 import pydantic
-from pydantic import ConfigDict, Field, PrivateAttr
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
 
 from otpy.documents import describe, more_problems, parse_yaml, read_text, shown, yaml_position
 from otpy.errors import ConfigurationError
-from otpy.optimize._job import JobOptions, resolve_metric
+from otpy.optimize._job import OPTION_NAMES, JobOptions, resolve_metric
 from otpy.optimize._space import SearchSpace
 from otpy.optimize._strategy import make_strategy
 
@@ -43,11 +43,12 @@ __all__ = ["JobFile", "load_job_file", "parse_job_file"]
 _TRAINSET_SUFFIXES: Final = (".yaml", ".yml", ".json", ".jsonl")
 
 
-class JobFile(JobOptions):
+class JobFile(BaseModel):
     """A job file, read: ``program`` is a Path (resolved against the file's folder) or a
     pipeline mapping, ``trainset`` the examples themselves, ``store`` a resolved path or
-    None; the rest are the :class:`JobOptions`. :meth:`start_arguments` gives the
-    keywords of ``rt.jobs.start``."""
+    None, and ``options`` the :class:`JobOptions` its other fields give (they sit beside
+    the rest in the file). :meth:`start_arguments` gives the arguments of
+    ``rt.jobs.start``."""
 
     model_config = ConfigDict(frozen=True, extra="forbid", arbitrary_types_allowed=True)
 
@@ -57,8 +58,8 @@ class JobFile(JobOptions):
     space: dict[str, Any]
     trainset: list[dict[str, Any]] = Field(min_length=1)
     metric: str = Field(min_length=1)
-    batch_size: int | None = Field(default=None, ge=1)
     store: Path | None = None
+    options: JobOptions = Field(default_factory=JobOptions)
     _text: str = PrivateAttr(default="")
 
     def position(self, *path: str | int) -> str:
@@ -67,10 +68,18 @@ class JobFile(JobOptions):
         return yaml_position(self._text, str(self.path), path)
 
     def start_arguments(self) -> dict[str, Any]:
-        """The keywords of ``rt.jobs.start`` this file asks for (an inline program's
-        sub-pipeline paths are relative to the file's folder)."""
-        fields = set(type(self).model_fields) - {"path", "store"}
-        arguments = {name: getattr(self, name) for name in sorted(fields)}
+        """The arguments of ``rt.jobs.start`` this file asks for: the program, space,
+        trainset, metric, ``options`` (the one JobOptions) and the job id if it gives one
+        (an inline program's sub-pipeline paths are relative to the file's folder)."""
+        arguments: dict[str, Any] = {
+            "program": self.program,
+            "space": self.space,
+            "trainset": self.trainset,
+            "metric": self.metric,
+            "options": self.options,
+        }
+        if self.job_id is not None:
+            arguments["job_id"] = self.job_id
         if not isinstance(self.program, Path):
             arguments["base_dir"] = self.path.resolve().parent
         return arguments
@@ -119,11 +128,14 @@ def parse_job_file(text: str, path: str | os.PathLike[str]) -> JobFile:
             trainset,
             lambda index: yaml_position(text, label, ["trainset", index]) + f": trainset[{index}]",
         )
+    options = {name: fields.pop(name) for name in list(fields) if name in OPTION_NAMES}
     try:
-        job = JobFile.model_validate({**fields, "path": path})
+        job = JobFile.model_validate({**fields, "options": options, "path": path})
     except pydantic.ValidationError as exc:
         error = exc.errors()[0]
         loc = list(error["loc"])
+        if loc[:1] == ["options"]:  # an option sits beside the other fields in the file
+            loc = loc[1:]
         where = yaml_position(text, label, loc)
         field = ".".join(str(part) for part in loc) or "(top level)"
         message = describe(error, _unknown_field)
@@ -135,6 +147,7 @@ def parse_job_file(text: str, path: str | os.PathLike[str]) -> JobFile:
 
 def _check_names(job: JobFile, text: str, label: str) -> None:
     """The space parses, and the metric and strategy are registered (with their options)."""
+    options = job.options
     try:
         space = SearchSpace.parse(job.space)
     except ConfigurationError as exc:
@@ -143,7 +156,7 @@ def _check_names(job: JobFile, text: str, label: str) -> None:
         raise ConfigurationError(f"{where}: {exc}") from None
     for field, check in (
         ("metric", lambda: resolve_metric(job.metric)),
-        ("strategy", lambda: make_strategy(job.strategy, space, **job.strategy_options)),
+        ("strategy", lambda: make_strategy(options.strategy, space, **options.strategy_options)),
     ):
         try:
             check()
@@ -168,7 +181,7 @@ def _check_examples(examples: list[Any], where: Callable[[int], str]) -> None:
 
 
 def _unknown_field(loc: tuple[Any, ...]) -> str:
-    fields = sorted(set(JobFile.model_fields) - {"path"})
+    fields = sorted((set(JobFile.model_fields) - {"path", "options"}) | OPTION_NAMES)
     close = difflib.get_close_matches(str(loc[-1]), fields, n=1)
     hint = f"; did you mean {close[0]!r}?" if close else ""
     return f"not a job file field{hint} (fields: {', '.join(fields)})"

@@ -1,12 +1,13 @@
-"""Which live process runs a stored job: its :class:`Owner`, recorded with the job's state
-while it runs or is paused, so that another process reading the store can tell a job
-running elsewhere from one whose process died."""
+"""Who holds a stored job's lease: its :class:`Owner` (a runtime in a process on a host),
+recorded with the lease, so that another process reading the store can say where a job
+runs, and tell a lease whose process died on this host from one that is alive."""
 
 from __future__ import annotations
 
 import os
 import socket
 import sys
+import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -39,23 +40,31 @@ def process_token(pid: int) -> int | None:
 
 @dataclass(frozen=True, slots=True)
 class Owner:
-    """The runtime that runs a job: its ``runtime`` name, ``pid`` and ``host``, and a
-    ``token`` (:func:`process_token`) that tells the process from a later one given the
-    same PID (None when unknown)."""
+    """The runtime that holds a job's lease: its ``runtime`` name, ``pid`` and ``host``,
+    a ``token`` (:func:`process_token`) that tells the process from a later one given the
+    same PID (None when unknown), and ``id``, unique to this runtime's life (two runtimes
+    of one name, one after the other in a process, have different ids)."""
 
     runtime: str
     pid: int
     host: str
     token: int | None = None
+    id: str = ""
 
     @classmethod
     def current(cls, runtime: str) -> Owner:
-        """This process, running runtime ``runtime``."""
+        """This process, running runtime ``runtime`` (a new ``id`` each call)."""
         pid = os.getpid()
-        return cls(runtime, pid, socket.gethostname(), process_token(pid))
+        return cls(runtime, pid, socket.gethostname(), process_token(pid), uuid.uuid4().hex)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"runtime": self.runtime, "pid": self.pid, "host": self.host, "token": self.token}
+        return {
+            "runtime": self.runtime,
+            "pid": self.pid,
+            "host": self.host,
+            "token": self.token,
+            "id": self.id,
+        }
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Owner:
@@ -66,6 +75,7 @@ class Owner:
             int(data["pid"]),
             str(data["host"]),
             None if token is None else int(token),
+            str(data.get("id") or ""),
         )
 
     def alive(self) -> bool | None:

@@ -6,12 +6,12 @@ Both models are frozen and round-trip through ``model_dump(mode="json")`` /
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from typing import Any, Literal
+from collections.abc import Iterable, Iterator, Sequence
+from typing import Any, Literal, overload
 
 from pydantic import BaseModel, ConfigDict
 
-__all__ = ["ExampleResult", "Trial", "is_better", "ranked"]
+__all__ = ["ExampleResult", "History", "Trial", "is_better", "ranked"]
 
 
 class ExampleResult(BaseModel):
@@ -70,3 +70,30 @@ def is_better(trial: Trial, best: Trial | None) -> bool:
 def ranked(trials: Iterable[Trial]) -> list[Trial]:
     """``trials`` best first, in :func:`is_better`'s order (aborted ones last)."""
     return sorted(trials, key=lambda t: (t.score is None, -(t.score or 0.0), t.index))
+
+
+class History(Sequence[Trial]):
+    """The finished trials by index, built the first time a strategy reads them (an
+    adaptive strategy's with their examples; the others' without)."""
+
+    def __init__(self, trials: dict[int, Trial]) -> None:
+        self._trials = trials
+        self._list: list[Trial] | None = None
+
+    def _items(self) -> list[Trial]:
+        if self._list is None:
+            self._list = [self._trials[index] for index in sorted(self._trials)]
+        return self._list
+
+    def __len__(self) -> int:
+        return len(self._trials)
+
+    @overload
+    def __getitem__(self, index: int) -> Trial: ...
+    @overload
+    def __getitem__(self, index: slice) -> Sequence[Trial]: ...
+    def __getitem__(self, index: int | slice) -> Trial | Sequence[Trial]:
+        return self._items()[index]
+
+    def __iter__(self) -> Iterator[Trial]:
+        return iter(self._items())

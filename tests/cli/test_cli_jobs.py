@@ -26,12 +26,12 @@ from otpy.errors import ConfigurationError
 from otpy.optimize import (
     METRICS,
     JobStatus,
+    SQLiteJobStore,
     Trial,
     load_job_file,
     load_metric_plugins,
     register_metric,
 )
-from otpy.optimize._checkpoint import JobStore
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "examples" / "jobs" / "qa_tuning.yaml"
@@ -85,7 +85,7 @@ def _job_dir(tmp_path: Path, job: str = JOB) -> Path:
 
 
 def _stored(store: Path, job_id: str) -> dict[int, Trial]:
-    jobs = JobStore(store)
+    jobs = SQLiteJobStore(store)
     try:
         return jobs.load(job_id).trials
     finally:
@@ -142,17 +142,18 @@ def test_ctrl_c_leaves_the_job_interrupted_and_resume_finishes_it(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     store = tmp_path / "jobs.sqlite"
-    slow = tmp_path / "slow.yaml"
-    slow.write_text("providers:\n  simulated:\n    options: {latency: 0.25}\n")
-    job = tmp_path / "job.yaml"  # the example's, two at a time: about 4.5 s of calls
+    held = tmp_path / "held.yaml"  # the provider answers candidate 0's 6 calls, holds the rest
+    held.write_text("providers:\n  simulated:\n    type: held\n")
+    job = tmp_path / "job.yaml"  # the example's, one call at a time: candidate 0's come first
     job.write_text(
         EXAMPLE.read_text()
-        .replace("concurrency: 4", "concurrency: 2")
+        .replace("concurrency: 4", "concurrency: 1")
         .replace("trainset: qa_train.jsonl", f"trainset: {EXAMPLE.parent / 'qa_train.jsonl'}")
     )
     process = subprocess.Popen(
-        _otpy("optimize", job, "--store", store, "--config", slow, "--job-id", "cc",
-              "--progress-interval", "0"),
+        [sys.executable, str(Path(__file__).with_name("held_cli.py")), "6",
+         "optimize", job, "--store", store, "--config", held, "--job-id", "cc",
+         "--progress-interval", "0"],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -160,21 +161,26 @@ def test_ctrl_c_leaves_the_job_interrupted_and_resume_finishes_it(
     )  # fmt: skip
     assert process.stderr is not None
     seen = []
-    for line in process.stderr:  # wait until a candidate is finished and checkpointed
-        seen.append(line)
-        done = re.search(r"\] (\d+)/6 evals", line)
-        if done is not None and int(done.group(1)) >= 1:
-            break
-    else:
-        pytest.fail(f"no candidate finished: {seen}")
-    process.send_signal(signal.SIGINT)
-    out, err = process.communicate(timeout=TIMEOUT)
+    try:
+        for line in process.stderr:  # until candidate 0 is checkpointed: the job cannot end
+            seen.append(line)
+            done = re.search(r"\] (\d+)/6 evals", line)
+            if done is not None and int(done.group(1)) >= 1:
+                break
+        else:
+            pytest.fail(f"no candidate finished: {seen}")
+        process.send_signal(signal.SIGINT)
+        out, err = process.communicate(timeout=TIMEOUT)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
     assert process.returncode == 130, err
     assert out == ""  # no table for a job that did not end
     assert "Traceback" not in err
     assert f"go on with: otpy jobs resume cc --store {store}" in err
     before = _stored(store, "cc")
-    assert 1 <= len(before) < 6
+    assert sorted(before) == [0]  # candidate 0 only: the rest were held
 
     assert main(["jobs", "list", "--store", str(store)]) == 0
     assert capsys.readouterr().out.splitlines()[1].split()[2] == "interrupted"
@@ -206,7 +212,9 @@ def test_a_job_file_resolves_its_paths_against_its_folder(
     arguments = job.start_arguments()
     parameters = inspect.signature(JobsHandle.start).parameters
     assert set(arguments) <= set(parameters)  # every field is a start keyword
-    assert {"program", "space", "trainset", "metric", "strategy"} <= set(arguments)
+    assert set(arguments) == {"program", "space", "trainset", "metric", "options"}
+    assert arguments["options"] is job.options  # one JobOptions, no round trip
+    assert (job.options.strategy, job.options.round_size) == ("grid", 4)
 
     (path.parent / "data" / "train.json").write_text(json.dumps(TRAIN))
     (path.parent / "data" / "train.yaml").write_text(json.dumps(TRAIN))  # JSON is YAML
@@ -289,7 +297,7 @@ def test_a_bad_job_file_exits_2_naming_the_place(
     err = capsys.readouterr().err
     assert err.startswith("otpy: error: ") and message in err, err
     assert "Traceback" not in err
-    assert not store.exists() or not JobStore(store).job_ids()  # nothing was started
+    assert not store.exists() or not SQLiteJobStore(store).job_ids()  # nothing was started
 
 
 def test_bad_options_and_unknown_jobs_exit_2(

@@ -18,6 +18,7 @@ from job_support import (
     RAISING_METRIC,
     SPACE,
     Answers,
+    candidates,
     config_key,
     start,
     trainset,
@@ -118,7 +119,7 @@ def test_pause_starts_no_new_evaluation_keeps_the_ones_in_flight_and_resume_goes
 
 
 def test_cancel_ends_the_job_keeping_the_best_so_far(store: Path) -> None:
-    answers = Answers(hold_from=2)
+    answers = Answers(free=candidates(5, 1))  # candidate 0 runs, the others' calls wait
     rt, _ = start(store, answers)
     with rt:
         job = rt.jobs.start(
@@ -263,7 +264,9 @@ def test_max_tokens_stops_the_job_at_the_example_that_reaches_it(store: Path) ->
     assert sum(t.tokens for t in trials.values()) <= final.tokens
 
 
-def test_max_seconds_stops_the_job_when_an_evaluation_ends_past_it(store: Path) -> None:
+def test_max_seconds_ends_the_job_at_its_deadline_dropping_what_is_in_flight(
+    store: Path,
+) -> None:
     clock = FakeClock()
     answers = Answers(hold_from=2)
     rt, _ = start(store, answers, clock=clock)
@@ -281,11 +284,13 @@ def test_max_seconds_stops_the_job_when_an_evaluation_ends_past_it(store: Path) 
         try:
             answers.wait_held(1)  # candidate 1's first example
             assert job.status().evaluations_done == 1
-            clock.advance(60)
+            clock.advance(60)  # the deadline's timer fires at 50
+            final = job.wait(10)  # at once: the held evaluation is dropped, not waited for
         finally:
             answers.release()
-        final = job.wait(10)
-    assert (final.state, final.evaluations_done) == ("completed", 1)
+    assert (final.state, final.evaluations_done, final.stop_reason) == (
+        "completed", 1, "max_seconds",
+    )  # fmt: skip
     assert final.elapsed >= 50 and answers.calls == 3  # nothing started past the budget
 
 
@@ -519,6 +524,7 @@ def test_bad_input_is_refused_with_a_clear_error_and_nothing_starts(store: Path)
 
         first = rt.jobs.start(QA, SPACE, trainset(2), "exact_match", max_evaluations=1, job_id="j")
         first.wait(10)
+        wait_until(lambda: job_children(rt) == 0, 20)  # its runner's supervisor exits after it
         calls = provider.calls
         with pytest.raises(JobError, match="'j' already exists"):
             rt.jobs.start(QA, SPACE, trainset(2), "exact_match", job_id="j")
@@ -527,6 +533,7 @@ def test_bad_input_is_refused_with_a_clear_error_and_nothing_starts(store: Path)
             QA, SPACE, trainset(2), lambda example, result: 1.0, max_evaluations=1, job_id="f"
         )
         lambda_job.wait(10)
+        wait_until(lambda: job_children(rt) == 0, 20)
         calls = provider.calls
         with pytest.raises(JobError, match="'f' is completed; nothing to resume"):
             rt.jobs.resume("f")  # (tests/test_jobs_owner.py: the metric of an interrupted job)
@@ -556,7 +563,7 @@ def test_list_and_get_show_live_and_stored_jobs_and_a_stopped_job_resumes(
             QA, SPACE, trainset(2), "exact_match", max_evaluations=2, seed=1, job_id="done"
         ).wait(10)
 
-    answers = Answers(hold_from=2)
+    answers = Answers(free=candidates(1, 1))  # candidate 0 runs, the others' calls wait
     rt, _ = start(store, answers)
     with rt:
         job = rt.jobs.start(

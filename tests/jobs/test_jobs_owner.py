@@ -1,6 +1,6 @@
-"""Job ownership: a stored job records the runtime (process) that runs it, so another
-runtime on the same store reads a job whose process died as ``interrupted`` and refuses to
-resume one whose owner is alive (or cannot be told: another host) unless ``force=True``.
+"""Job ownership: a stored job's lease records the runtime (process) that runs it, so
+another runtime on the same store reads a job whose process died (or whose lease expired)
+as ``interrupted`` and refuses to resume one whose lease is live unless ``force=True``.
 
 Subprocesses run jobs with ``tests/job_worker.py`` and say on stdout when they are ready;
 nothing waits on a sleep."""
@@ -23,6 +23,7 @@ from job_support import (
     QA,
     SPACE,
     Answers,
+    candidates,
     job_worker,
     kill_worker,
     start,
@@ -31,8 +32,8 @@ from job_support import (
 )
 
 from otpy.__main__ import main
-from otpy.errors import JobError
-from otpy.optimize._checkpoint import JobStore
+from otpy.errors import JobClaimedError, JobError
+from otpy.optimize import SQLiteJobStore
 from otpy.optimize._owner import Owner, process_token
 from otpy.supervision import whereis
 from otpy.testing import wait_until
@@ -117,7 +118,9 @@ def test_a_job_of_a_killed_process_reads_as_interrupted_and_resumes(tmp_path: Pa
     with rt:
         stored = rt.jobs.store.load(job_id)
         assert stored.state == "running"  # as the killed process left it
-        assert stored.owner is not None and stored.owner.pid == process.pid
+        owner = stored.holder.owner
+        assert owner is not None and owner.pid == process.pid
+        assert stored.holder.live(rt.clock.time())  # its lease has not expired: it died
         [listed] = rt.jobs.list()
         handle = rt.jobs.get(job_id)
         status = handle.status()
@@ -127,7 +130,7 @@ def test_a_job_of_a_killed_process_reads_as_interrupted_and_resumes(tmp_path: Pa
             handle.resume()
         final = rt.jobs.resume(job_id).wait(20)  # no force needed: its owner is dead
         assert (final.state, final.evaluations_done) == ("completed", 10)
-        assert rt.jobs.store.load(job_id).owner is None  # finished: nobody owns it
+        assert rt.jobs.store.load(job_id).holder.owner is None  # finished: released
 
 
 @pytest.mark.skipif(not POSIX, reason="SIGKILL is POSIX")
@@ -194,26 +197,27 @@ def _interrupted(store: Path, job_id: str, metric: Any = "exact_match") -> None:
 def test_a_job_owned_on_another_host_is_resumed_only_with_force(tmp_path: Path) -> None:
     store = tmp_path / "jobs.sqlite"
     _interrupted(store, "far")
-    far = Owner("rt-far", 4242, "elsewhere.invalid", 7)
-    claim = JobStore(store, owner=far)
-    claim.save_state("far", "running", 1.0)  # as a runtime on another host would
+    far = Owner("rt-far", 4242, "elsewhere.invalid", 7, "far-id")
+    claim = SQLiteJobStore(store, owner=far)
+    claim.claim("far")  # as a runtime on another host would: its lease is live
     claim.close()
 
     rt, _ = start(store)
     with rt:
         status = rt.jobs.get("far").status()
         assert (status.state, status.owner) == ("running", far.describe())
-        with pytest.raises(JobError, match=re.escape(far.describe())):
+        with pytest.raises(JobClaimedError, match=re.escape(far.describe())) as err:
             rt.jobs.resume("far")
+        assert (err.value.owner, err.value.state) == (far.describe(), "running")
         job = rt.jobs.resume("far", force=True)
         final = job.wait(20)
         assert (final.state, final.evaluations_done) == ("completed", 3)
-        assert rt.jobs.store.load("far").owner is None
+        assert rt.jobs.store.load("far").holder.owner is None
 
 
-def test_a_restarted_runner_keeps_its_runtime_the_owner(tmp_path: Path) -> None:
+def test_a_restarted_runner_claims_the_job_again_and_stays_its_runtime_s(tmp_path: Path) -> None:
     store = tmp_path / "jobs.sqlite"
-    answers = Answers(hold_from=2)  # candidate 0 finishes, then calls wait
+    answers = Answers(free=candidates(0, 1))  # candidate 0 finishes, the others' calls wait
     rt, _ = start(store, answers)
     with rt:
         job = rt.jobs.start(
@@ -223,23 +227,22 @@ def test_a_restarted_runner_keeps_its_runtime_the_owner(tmp_path: Path) -> None:
         try:
             answers.wait_held(2)
             wait_status(job, lambda s: s.evaluations_done == 1)
-            assert job.pause().state == "paused"
-            assert rt.jobs.store.load("r").owner == rt.jobs.store.owner
-            # a store of an older version recorded no owner: the restart records it again
-            unowned = JobStore(store)
-            unowned.save_state("r", "paused", 0.0)
-            unowned.close()
+            assert job.pause().state == "paused"  # two evaluations still in flight
+            first = rt.jobs.store.load("r").holder
+            assert (first.owner, first.epoch) == (rt.jobs.store.owner, 1)
             runner = whereis(name)
             assert runner is not None
             runner.kill()
-            wait_until(lambda: (r := whereis(name)) is not runner and r, 10)
-            assert job.pause().state == "paused"  # a call: the new runner has started
+            # the restarted runner claims the job again (a new epoch fences the old one
+            # out), finds it paused with nothing in flight, and hibernates
+            wait_status(job, lambda s: s.restarts == 1 and s.in_flight == 0)
+            wait_until(lambda: whereis(name) is None, 20)
             stored = rt.jobs.store.load("r")
-            assert (stored.state, stored.owner) == ("paused", rt.jobs.store.owner)
+            assert (stored.state, stored.holder.owner) == ("paused", rt.jobs.store.owner)
+            assert stored.holder.epoch == 2
             assert rt.jobs.resume("r") is job  # its own runtime: no refusal
 
             mine = rt.jobs.store.owner
-            assert mine is not None
             other, _ = start(store)  # another runtime of this process: the owner is alive
             with other:
                 seen = other.jobs.get("r").status()
@@ -248,9 +251,9 @@ def test_a_restarted_runner_keeps_its_runtime_the_owner(tmp_path: Path) -> None:
                     other.jobs.resume("r")
         finally:
             answers.release()
-        assert job.resume().state == "running"
+        assert job.resume().state == "running"  # a new runner, from the checkpoint
         final = job.wait(20)
-    assert (final.state, final.evaluations_done) == ("completed", 4)
+    assert (final.state, final.evaluations_done, final.restarts) == ("completed", 4, 1)
 
 
 def _one(example: Mapping[str, Any], result: Any) -> float:

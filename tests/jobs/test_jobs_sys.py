@@ -1,5 +1,6 @@
 """otpy.sys on a job runner: a suspend loses nothing (in-flight evaluations finish and
-their results wait in the mailbox); the job's own pause is what stops the spending."""
+their results wait for the runner: one message in its mailbox for the batch); the job's
+own pause is what stops the spending."""
 
 from __future__ import annotations
 
@@ -29,7 +30,8 @@ def test_suspending_a_job_runner_loses_no_evaluation(store: Path) -> None:
             answers.wait_held(4)
             otpy.sys.suspend(job)
             answers.release()  # the 4 in flight finish while the runner is suspended
-            wait_until(lambda: otpy.sys.get_status(job).mailbox >= 4)
+            # their results wait in the executor, one wake-up message in the runner's mailbox
+            wait_until(lambda: answers.held == 0 and otpy.sys.get_status(job).mailbox >= 1)
             status = otpy.sys.get_status(job)
             assert status.suspended and job.status().evaluations_done == 0
             assert job.status().in_flight == 4  # their results wait in the mailbox
