@@ -19,13 +19,25 @@ from otpy.providers._base import (
     estimate_tokens,
 )
 from otpy.providers._gemini import GeminiProvider
-from otpy.providers._health import HealthRule, ProviderHealth, ProviderStats, StatsSnapshot
+from otpy.providers._health import (
+    HealthRule,
+    ProviderHealth,
+    ProviderStats,
+    StatsSnapshot,
+    Verdict,
+    decide,
+)
 from otpy.providers._limits import ProviderLimits
 from otpy.providers._select import STRATEGIES
 from otpy.providers._simulated import SimulatedProvider, SimulatedStats
 from otpy.providers._table import ProviderEntry, ProviderTable, as_capabilities, make_entry
 from otpy.providers._tooling import TOOL_NAME_PATTERN, ToolCall, ToolResult, ToolSpec
-from otpy.providers._types import PROVIDER_TYPES, ProviderType, register_provider_type
+from otpy.providers._types import (
+    PROVIDER_TYPES,
+    ProviderType,
+    make_provider,
+    register_provider_type,
+)
 from otpy.providers._view import ProviderView
 
 __all__ = [
@@ -56,8 +68,11 @@ __all__ = [
     "ToolResult",
     "ToolSpec",
     "Usage",
+    "Verdict",
     "as_capabilities",
+    "decide",
     "estimate_tokens",
     "make_entry",
+    "make_provider",
     "register_provider_type",
 ]
