@@ -204,6 +204,7 @@ class OptimizationRunner(GenServer):
         if tasks and not ledger.new_rounds:
             self.session.submit(tasks)  # their candidates are stored: start them at once
             tasks = []
+        ledger.look_ahead()  # the next round goes on record now, not at the boundary
         if ledger.pending or force_write:
             self._write()  # finished trials (and new rounds: before their candidates start)
         self._publish()
