@@ -71,13 +71,14 @@ class JobCell:
 @dataclass
 class Gift:
     """What the first runner of a job started or resumed by a handle is given: the lease
-    just claimed, the spec, and for a new job the plan and strategy already made (a new
-    job has no checkpoint to read)."""
+    just claimed, the spec, whether the job is ``fresh`` (new: it has no checkpoint to
+    read), and for a new pipeline job the plan and strategy already made."""
 
     lease: Lease
     spec: JobSpec
     plan: Plan | None = None
     strategy: Strategy | None = None
+    fresh: bool = False
 
 
 @dataclass

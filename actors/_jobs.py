@@ -187,7 +187,7 @@ class JobsHandle:
         except pydantic.ValidationError as exc:
             raise ConfigurationError(f"job {job_id!r}: {validation_problems(exc)}") from None
         lease = self.store.create(spec)  # JobError if the id is taken
-        return self._open(Gift(lease, spec, plan, made), metric_fn)
+        return self._open(Gift(lease, spec, plan, made, fresh=True), metric_fn)
 
     def resume(
         self, job_id: str, *, metric: str | Metric | None = None, force: bool = False

@@ -12,6 +12,7 @@ Importing the package registers the built-in strategies: ``random_search``, ``gr
 """
 
 from otpy.optimize._bootstrap import BootstrapFewShot
+from otpy.optimize._dspy_spec import REFERENCE_PATTERN, DSPyJob, DSPyTarget
 from otpy.optimize._executor import (
     EXECUTORS,
     Executor,
@@ -25,6 +26,7 @@ from otpy.optimize._executor import (
 from otpy.optimize._job import (
     METRIC_PLUGIN_GROUP,
     METRICS,
+    JobKind,
     JobOptions,
     JobSpec,
     JobState,
@@ -64,11 +66,14 @@ __all__ = [
     "EXECUTORS",
     "METRICS",
     "METRIC_PLUGIN_GROUP",
+    "REFERENCE_PATTERN",
     "STRATEGY_PLUGIN_GROUP",
     "BootstrapFewShot",
     "Checkpoint",
     "CheckpointBatch",
     "Choice",
+    "DSPyJob",
+    "DSPyTarget",
     "Demos",
     "ExampleResult",
     "Executor",
@@ -78,6 +83,7 @@ __all__ = [
     "Holder",
     "IntRange",
     "JobFile",
+    "JobKind",
     "JobLedger",
     "JobOptions",
     "JobSpec",
