@@ -34,8 +34,10 @@ from otpy._cli_common import (
     subcommand,
     table,
 )
+from otpy._cli_dspy import dspy_lines, dspy_progress, start_from_file
 from otpy.errors import CallTimeoutError, JobError, StepValidationError, UnknownStepError
 from otpy.optimize import (
+    DSPyJobFile,
     JobStatus,
     Trial,
     load_job_file,
@@ -126,6 +128,8 @@ def optimize_command(args: argparse.Namespace) -> int:
     job = load_job_file(Path(args.job))
     store = args.store if args.store is not None else job.store
     with start_runtime(config, jobs_store=None if store is None else str(store)) as rt:
+        if isinstance(job, DSPyJobFile):
+            return follow_job(rt, start_from_file(rt, job, args.job_id).id, args)
         arguments = job.start_arguments()
         if args.job_id is not None:
             arguments["job_id"] = args.job_id
@@ -224,7 +228,8 @@ class JobProgress:
         self._shown_at = -float("inf")
 
     def update(self, status: JobStatus, *, final: bool = False) -> None:
-        key = (status.state, status.evaluations_done, status.in_flight, status.tokens)
+        key = (status.state, status.evaluations_done, status.in_flight, status.tokens,
+               status.lm_calls, status.replayed_calls)  # fmt: skip
         if key == self._last and not final:
             return
         now = time.monotonic()
@@ -239,10 +244,17 @@ class JobProgress:
 
     def render(self, status: JobStatus) -> str:
         """``[####----] 12/27 evals  best 0.8333 (#4)  1,234 tok  3 running  5.20s  ETA 6.10s``."""
+        parts = [] if status.state == "running" else [status.state]
+        parts += dspy_progress(status) if status.kind == "dspy" else self._evaluations(status)
+        parts.append(duration(status.elapsed))
+        if status.eta is not None:
+            parts.append(f"ETA {duration(status.eta)}")
+        return "  ".join(parts)
+
+    def _evaluations(self, status: JobStatus) -> list[str]:
+        """A pipeline job's part: the bar, the best, tokens, errors, examples running."""
         done, total = status.evaluations_done, status.evaluations_total
         parts: list[str] = []
-        if status.state != "running":
-            parts.append(status.state)
         if total:
             filled = min(BAR_WIDTH, round(BAR_WIDTH * done / total))
             bar = self.console.symbol("bar") * filled + self.console.symbol("gap") * (
@@ -258,10 +270,7 @@ class JobProgress:
             parts.append(f"{status.errors} error{'s' if status.errors != 1 else ''}")
         if status.in_flight:
             parts.append(f"{status.in_flight} running")
-        parts.append(duration(status.elapsed))
-        if status.eta is not None:
-            parts.append(f"ETA {duration(status.eta)}")
-        return "  ".join(parts)
+        return parts
 
 
 def trial_rows(trials: Sequence[Trial], names: Sequence[str]) -> list[list[str]]:
@@ -295,7 +304,10 @@ def _cell(value: Any) -> str:
 
 
 def job_lines(status: JobStatus, trials: Sequence[Trial], top: int, *, store: str) -> list[str]:
-    """The best ``top`` candidates as a table, a summary line and the best configuration."""
+    """The best ``top`` candidates as a table, a summary line and the best configuration
+    (a DSPy job's: its evaluations, see ``dspy_lines``)."""
+    if status.kind == "dspy":
+        return dspy_lines(status, trials, top, store=store)
     best = ranked(trials)[:top]
     names = list(status.best_configuration or (best[0].configuration if best else {}))
     lines: list[str] = []

@@ -12,6 +12,17 @@ Importing the package registers the built-in strategies: ``random_search``, ``gr
 """
 
 from otpy.optimize._bootstrap import BootstrapFewShot
+from otpy.optimize._dspy_jobfile import DSPyJobFile, OptimizerChoice
+from otpy.optimize._dspy_ledger import (
+    BEST_RESULT,
+    PROGRAM_RESULT,
+    DSPyLedger,
+    Evaluation,
+    LMCalls,
+    beats,
+    ranked_evaluations,
+    score_of,
+)
 from otpy.optimize._dspy_spec import REFERENCE_PATTERN, DSPyJob, DSPyTarget
 from otpy.optimize._executor import (
     EXECUTORS,
@@ -24,6 +35,7 @@ from otpy.optimize._executor import (
     register_executor,
 )
 from otpy.optimize._job import (
+    ENDED,
     METRIC_PLUGIN_GROUP,
     METRICS,
     JobKind,
@@ -63,6 +75,17 @@ from otpy.optimize._tpe import TPEStrategy
 from otpy.optimize._trials import ExampleResult, Trial, is_better, ranked
 
 __all__ = [
+    "DSPyJobFile",
+    "OptimizerChoice",
+    "ENDED",
+    "BEST_RESULT",
+    "PROGRAM_RESULT",
+    "DSPyLedger",
+    "Evaluation",
+    "LMCalls",
+    "beats",
+    "ranked_evaluations",
+    "score_of",
     "EXECUTORS",
     "METRICS",
     "METRIC_PLUGIN_GROUP",
