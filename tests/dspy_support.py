@@ -41,14 +41,16 @@ def runtime(
     *providers: SimulatedProvider,
     clock: Clock | None = None,
     limits: Mapping[str, Any] | None = None,
+    store: str = ":memory:",
 ) -> Iterator[Runtime]:
-    """A runtime (unique name, no plugins, no default provider) with ``providers``
-    registered under their names (no timeout, plus ``limits``); stopped on exit."""
+    """A runtime (unique name, no plugins, no default provider, jobs in ``store``) with
+    ``providers`` registered under their names (no timeout, plus ``limits``); stopped on
+    exit."""
     config = {
         "name": f"dspy-{uuid.uuid4().hex[:8]}",
         "plugins": False,
         "providers": {},
-        "jobs_store": ":memory:",
+        "jobs_store": store,
     }
     rt = otpy.start(config, clock=clock) if clock is not None else otpy.start(config)
     with rt:

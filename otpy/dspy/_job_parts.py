@@ -18,6 +18,8 @@ import importlib
 import inspect
 import json
 import sys
+import threading
+import types
 import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -232,11 +234,17 @@ def compile_arguments(optimizer: Any, trainset: list[Any], valset: list[Any] | N
     return arguments
 
 
+_LOCKS = {type(threading.Lock()): threading.Lock, type(threading.RLock()): threading.RLock}
+
+
 def fresh(template: Any) -> Any:
-    """A deep copy of ``template`` (a program or an optimizer) for one run; a shallow one,
-    with a warning, if it cannot be deep-copied (a re-run may then not replay exactly)."""
+    """A deep copy of ``template`` (a program or an optimizer) for one run, its locks new
+    ones (DSPy's optimizers hold some); a shallow one, with a warning, if it cannot be
+    deep-copied (a re-run may then not replay exactly)."""
     try:
-        return template.deepcopy() if isinstance(template, dspy.Module) else copy.deepcopy(template)
+        if isinstance(template, dspy.Module):
+            return template.deepcopy()
+        return copy.deepcopy(template, _new_locks(template))
     except Exception as exc:  # an attribute that cannot be copied
         warnings.warn(
             f"otpy.dspy: {type(template).__name__} cannot be deep-copied ({exc}); each run "
@@ -244,6 +252,29 @@ def fresh(template: Any) -> Any:
             stacklevel=2,
         )
         return copy.copy(template)
+
+
+def _new_locks(root: Any) -> dict[int, Any]:
+    """A deep-copy memo giving every lock held by ``root``'s attributes (and the lists,
+    dicts and objects in them) a new lock."""
+    memo: dict[int, Any] = {}
+    seen: set[int] = set()
+    stack = [root]
+    while stack:
+        item = stack.pop()
+        if id(item) in seen:
+            continue
+        seen.add(id(item))
+        make = _LOCKS.get(type(item))
+        if make is not None:
+            memo[id(item)] = make()
+        elif isinstance(item, dict):
+            stack.extend(item.values())
+        elif isinstance(item, list | tuple | set):
+            stack.extend(item)
+        elif hasattr(item, "__dict__") and not isinstance(item, type | types.ModuleType):
+            stack.extend(vars(item).values())
+    return memo
 
 
 def target_of(job_lm: Any) -> DSPyTarget:
