@@ -244,7 +244,7 @@ class JobProgress:
 
     def render(self, status: JobStatus) -> str:
         """``[####----] 12/27 evals  best 0.8333 (#4)  1,234 tok  3 running  5.20s  ETA 6.10s``."""
-        parts = [] if status.state == "running" else [status.state]
+        parts: list[str] = [] if status.state == "running" else [status.state]
         parts += dspy_progress(status) if status.kind == "dspy" else self._evaluations(status)
         parts.append(duration(status.elapsed))
         if status.eta is not None:

@@ -34,9 +34,7 @@ def main(store: str, job_id: str, kill_at: int) -> int:
     rt = otpy.start(config)
     try:
         rt.providers.register_provider("sim", sim, limits={"timeout": None})
-        job = rt.jobs.start_dspy(
-            trainset=examples(10), job_id=job_id, base_dir=HERE, **MIPRO_JOB
-        )
+        job = rt.jobs.start_dspy(trainset=examples(10), job_id=job_id, base_dir=HERE, **MIPRO_JOB)
         status = wait_until(
             lambda: (s := job.status()).lm_calls >= kill_at and s.in_flight and s, timeout=30
         )

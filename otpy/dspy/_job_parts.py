@@ -191,7 +191,7 @@ def make_optimizer(
         if options:
             raise ConfigurationError(f"optimizer {EVALUATE!r} takes no options")
         return None
-    parameters = inspect.signature(cls.__init__).parameters
+    parameters = inspect.signature(cls).parameters
     takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values())
     unknown = [key for key in options if key not in parameters and not takes_any]
     if unknown:

@@ -12,7 +12,7 @@ Importing the package registers the built-in strategies: ``random_search``, ``gr
 """
 
 from otpy.optimize._bootstrap import BootstrapFewShot
-from otpy.optimize._dspy_jobfile import DSPyJobFile, OptimizerChoice
+from otpy.optimize._dspy_jobfile import DSPyJobFile
 from otpy.optimize._dspy_ledger import (
     BEST_RESULT,
     PROGRAM_RESULT,
@@ -23,7 +23,7 @@ from otpy.optimize._dspy_ledger import (
     ranked_evaluations,
     score_of,
 )
-from otpy.optimize._dspy_spec import REFERENCE_PATTERN, DSPyJob, DSPyTarget
+from otpy.optimize._dspy_spec import DSPyJob, DSPyTarget
 from otpy.optimize._executor import (
     EXECUTORS,
     Executor,
@@ -76,7 +76,6 @@ from otpy.optimize._trials import ExampleResult, Trial, is_better, ranked
 
 __all__ = [
     "DSPyJobFile",
-    "OptimizerChoice",
     "ENDED",
     "BEST_RESULT",
     "PROGRAM_RESULT",
@@ -89,7 +88,6 @@ __all__ = [
     "EXECUTORS",
     "METRICS",
     "METRIC_PLUGIN_GROUP",
-    "REFERENCE_PATTERN",
     "STRATEGY_PLUGIN_GROUP",
     "BootstrapFewShot",
     "Checkpoint",

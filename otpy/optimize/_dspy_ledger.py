@@ -92,7 +92,7 @@ def score_of(value: Any) -> float:
     as GEPA's feedback metrics return; anything else or not finite: 0.0)."""
     for candidate in (value, getattr(value, "score", None)):
         try:
-            number = float(candidate)
+            number = float(candidate)  # type: ignore[arg-type]
         except (TypeError, ValueError):
             continue
         return number if math.isfinite(number) else 0.0

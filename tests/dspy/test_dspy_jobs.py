@@ -196,7 +196,7 @@ def test_the_saved_program_is_dspys_format_and_another_runtime_reads_the_job(
         )
         program = stored.program()  # imported by its reference, its state loaded
         assert program.dump_state() == loaded.dump_state()
-        with pytest.raises(JobError, match="running|completed"):
+        with pytest.raises(JobError, match=r"completed; it cannot pause"):
             stored.pause()
         with pytest.raises(JobError, match="completed; nothing to resume"):
             other.jobs.resume("mipro")
