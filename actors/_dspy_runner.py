@@ -34,13 +34,11 @@ from otpy.optimize import (
     ENDED,
     PROGRAM_RESULT,
     Checkpoint,
-    CheckpointBatch,
     DSPyLedger,
     JobSpec,
     JobState,
     JobStatus,
     LMCalls,
-    Trial,
 )
 from otpy.supervision import ServerRef
 
@@ -107,10 +105,6 @@ class DSPyRunner(JobRunner):
 
     # -- the hooks --------------------------------------------------------------------------
 
-    @property
-    def state(self) -> JobState:
-        return self.ledger.state
-
     def status(self, elapsed: float, state: JobState | None = None) -> JobStatus:
         run, ledger = self.run, self.ledger
         calls = run.calls() if run is not None else LMCalls()
@@ -143,15 +137,6 @@ class DSPyRunner(JobRunner):
     def elapsed(self) -> float:
         run = self.run
         return run.gate.elapsed() if run is not None else self.banked
-
-    def best(self) -> Trial | None:
-        return self.ledger.best
-
-    def batch(self, elapsed: float, state: JobState | None, release: bool) -> CheckpointBatch:
-        return self.ledger.batch(elapsed, state=state, release=release)
-
-    def end(self, state: JobState, reason: str | None) -> None:
-        self.ledger.end(state, reason=reason)
 
     def close_work(self) -> None:
         if self.run is not None:

@@ -22,7 +22,7 @@ base does the rest, the same for both:
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import Any, Protocol
 
 from otpy.actors._deadline import Deadline
 from otpy.actors._job_record import Gift, JobRecord
@@ -31,7 +31,7 @@ from otpy.optimize import Checkpoint, CheckpointBatch, JobSpec, JobState, JobSta
 from otpy.supervision import NORMAL, Down, GenServer, is_abnormal
 from otpy.telemetry import emit_safely
 
-__all__ = ["Halt", "JobRunner"]
+__all__ = ["Halt", "JobRunner", "Ledger"]
 
 logger = logging.getLogger("otpy.jobs")
 
@@ -42,9 +42,28 @@ class Halt(Exception):
     """The runner has stopped (ended, crashed or lost its lease): handle nothing more."""
 
 
+class Ledger(Protocol):
+    """What a runner needs of its kind's bookkeeping (``JobLedger``, ``DSPyLedger``)."""
+
+    state: JobState
+    best: Trial | None
+
+    def batch(
+        self, elapsed: float, *, state: JobState | None = None, release: bool = False
+    ) -> CheckpointBatch: ...
+
+    def end(
+        self, state: JobState, *, reason: str | None = None, error: str | None = None
+    ) -> None: ...
+
+
 class JobRunner(GenServer):
     """One incarnation of job ``record``'s runner (see the module docstring). Calls:
-    ``"pause"``, ``"resume"``, ``"cancel"`` (each returns the JobStatus after it)."""
+    ``"pause"``, ``"resume"``, ``"cancel"`` (each returns the JobStatus after it).
+
+    A kind sets ``ledger`` (its bookkeeping) in :meth:`open`."""
+
+    ledger: Ledger
 
     def __init__(self, record: JobRecord) -> None:
         super().__init__()
@@ -68,21 +87,21 @@ class JobRunner(GenServer):
     @property
     def state(self) -> JobState:
         """The job's state in the bookkeeping."""
-        raise NotImplementedError
+        return self.ledger.state
 
     def status(self, elapsed: float, state: JobState | None = None) -> JobStatus:
         raise NotImplementedError
 
     def best(self) -> Trial | None:
-        raise NotImplementedError
+        return self.ledger.best
 
     def batch(self, elapsed: float, state: JobState | None, release: bool) -> CheckpointBatch:
         """What to checkpoint now (taken: the next batch holds only what is new)."""
-        raise NotImplementedError
+        return self.ledger.batch(elapsed, state=state, release=release)
 
     def end(self, state: JobState, reason: str | None) -> None:
         """Mark the job ended in the bookkeeping."""
-        raise NotImplementedError
+        self.ledger.end(state, reason=reason)
 
     def start_work(self) -> None:
         """Start (or go on with) the work, once the job runs."""

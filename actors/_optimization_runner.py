@@ -19,7 +19,6 @@ from otpy.actors._job_record import Gift
 from otpy.actors._job_runner import JobRunner
 from otpy.optimize import (
     Checkpoint,
-    CheckpointBatch,
     ExecutorSession,
     JobLedger,
     JobSpec,
@@ -69,21 +68,8 @@ class OptimizationRunner(JobRunner):
         ref = self.actor_ref
         self.session = env.executor(spec.options.executor).open(work, lambda: ref.cast(_DRAIN))
 
-    @property
-    def state(self) -> JobState:
-        return self.ledger.state
-
     def status(self, elapsed: float, state: JobState | None = None) -> JobStatus:
         return self.ledger.status(elapsed, state=state, restarts=self.record.restarts)
-
-    def best(self) -> Trial | None:
-        return self.ledger.best
-
-    def batch(self, elapsed: float, state: JobState | None, release: bool) -> CheckpointBatch:
-        return self.ledger.batch(elapsed, state=state, release=release)
-
-    def end(self, state: JobState, reason: str | None) -> None:
-        self.ledger.end(state, reason=reason)
 
     def close_work(self) -> None:
         if self.session is not None:

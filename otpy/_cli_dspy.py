@@ -14,7 +14,7 @@ from otpy.errors import ConfigurationError
 from otpy.optimize import DSPyJobFile, JobStatus, Trial, ranked_evaluations
 from otpy.runtime import Runtime
 
-__all__ = ["dspy_lines", "dspy_progress", "jobs_export", "start_from_file"]
+__all__ = ["dspy_lines", "dspy_progress", "jobs_export", "spent", "start_from_file"]
 
 CELL_WIDTH = 40
 """How much of a predictor's instructions the table shows."""
@@ -79,10 +79,7 @@ def dspy_lines(status: JobStatus, trials: Sequence[Trial], top: int, *, store: s
         f"{duration(status.elapsed)}, {status.evaluations_done} evaluations, "
         f"{status.lm_calls:,} LLM calls, {status.tokens:,} tokens"
     )
-    if status.cost:
-        summary += f", ${status.cost:.4f}"
-    if status.best_score is not None:
-        summary += f", best {status.best_score:.4g} (#{status.best_index})"
+    summary = spent(status, summary)
     if status.stop_reason and status.stop_reason not in ("cancelled", "error"):
         summary += f"; stopped by {status.stop_reason}"
     lines.append(summary)
@@ -90,6 +87,15 @@ def dspy_lines(status: JobStatus, trials: Sequence[Trial], top: int, *, store: s
         lines.append(f"  error: {status.error}")
     lines.append(f"store: {store}")
     return lines
+
+
+def spent(status: JobStatus, summary: str) -> str:
+    """``summary`` with the job's cost (if any) and best score (if any)."""
+    if status.cost:
+        summary += f", ${status.cost:.4f}"
+    if status.best_score is not None:
+        summary += f", best {status.best_score:.4g} (#{status.best_index})"
+    return summary
 
 
 def _cell(value: Any) -> str:

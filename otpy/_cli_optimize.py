@@ -34,7 +34,7 @@ from otpy._cli_common import (
     subcommand,
     table,
 )
-from otpy._cli_dspy import dspy_lines, dspy_progress, start_from_file
+from otpy._cli_dspy import dspy_lines, dspy_progress, spent, start_from_file
 from otpy.errors import CallTimeoutError, JobError, StepValidationError, UnknownStepError
 from otpy.optimize import (
     DSPyJobFile,
@@ -321,11 +321,7 @@ def job_lines(status: JobStatus, trials: Sequence[Trial], top: int, *, store: st
         f"{status.evaluations_done}{total} evaluations, {status.errors} failed examples, "
         f"{status.tokens:,} tokens"
     )
-    if status.cost:
-        summary += f", ${status.cost:.4f}"
-    if status.best_score is not None:
-        summary += f", best {status.best_score:.4g} (#{status.best_index})"
-    lines.append(summary)
+    lines.append(spent(status, summary))
     if status.error:
         lines.append(f"  error: {status.error}")
     if status.best_configuration:

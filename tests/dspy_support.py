@@ -72,3 +72,19 @@ def examples(count: int, start: int = 0) -> list[Any]:
 def exact(example: Any, prediction: Any, trace: Any = None) -> float:
     """The metric: 1.0 when the answer is the expected one."""
     return float(prediction.answer == example.answer)
+
+
+def searching() -> SimulatedProvider:
+    """A simulated provider playing ReAct: it calls the ``search`` tool with the question,
+    then finishes (answers by :func:`half_right`)."""
+
+    def searched(prompt: StructuredPrompt) -> bool:
+        return "observation_0" in prompt.inputs.get("trajectory", "")
+
+    return simulated(
+        field_values={
+            "next_tool_name": lambda p: "finish" if searched(p) else "search",
+            "next_tool_args": lambda p: {} if searched(p) else {"query": p.inputs["question"]},
+            "answer": half_right,
+        }
+    )

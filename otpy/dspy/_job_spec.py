@@ -109,20 +109,20 @@ def dspy_job(
         if held_out is not None:
             compile_arguments(made, [], examples_of(held_out), {})
     try:
-        job = DSPyJob(
-            program=program_ref,
-            program_name=_name(program_ref, template),
-            optimizer=label,
-            optimizer_given=not name_given,
-            optimizer_options=dict(optimizer_options or {}),
-            compile_options=compiling,
-            metric=metric_ref,
-            valset=held_out,
-            threads=threads,
-            lm=target_of(chosen_lm),
-            base_dir=folder,
-            **budgets,
-        )
+        described: dict[str, Any] = {
+            "program": program_ref,
+            "program_name": _name(program_ref, template),
+            "optimizer": label,
+            "optimizer_given": not name_given,
+            "optimizer_options": dict(optimizer_options or {}),
+            "compile_options": compiling,
+            "metric": metric_ref,
+            "valset": held_out,
+            "threads": threads,
+            "lm": target_of(chosen_lm),
+            "base_dir": folder,
+        }
+        job = DSPyJob(**described, **budgets)
         spec = JobSpec(
             job_id=job_id,
             kind="dspy",

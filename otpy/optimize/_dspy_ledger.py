@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from otpy.optimize._job import JobSpec, JobState, JobStatus
+from otpy.optimize._ledger_state import LedgerState
 from otpy.optimize._store import Checkpoint, CheckpointBatch
 from otpy.optimize._trials import ExampleResult, Trial
 
@@ -99,7 +100,7 @@ def score_of(value: Any) -> float:
     return 0.0
 
 
-class DSPyLedger:
+class DSPyLedger(LedgerState):
     """One DSPy job's evaluations, results, state and status (see the module docstring)."""
 
     def __init__(self, spec: JobSpec) -> None:
@@ -120,10 +121,7 @@ class DSPyLedger:
         for index in sorted(checkpoint.trials):
             self._count(checkpoint.trials[index])
         self.results.update(checkpoint.results)
-        if checkpoint.state in ("completed", "cancelled", "failed"):
-            self.end(checkpoint.state, error=checkpoint.error)
-        elif checkpoint.state == "paused":
-            self.state = "paused"
+        self.restore_state(checkpoint)
         return self
 
     @property
@@ -173,18 +171,6 @@ class DSPyLedger:
         """Keep result ``name`` (written with the next batch)."""
         self.results[name] = text
         self._results_out[name] = text
-
-    def pause(self) -> bool:
-        if self.state != "running":
-            return False
-        self.state = "paused"
-        return True
-
-    def resume(self) -> bool:
-        if self.state != "paused":
-            return False
-        self.state = "running"
-        return True
 
     def end(self, state: JobState, *, reason: str | None = None, error: str | None = None) -> None:
         """The job ended in ``state`` (``reason``: why it stopped; ``error``: a failure)."""

@@ -5,14 +5,12 @@ or after SIGKILL in a new one, paying for no call twice."""
 
 from __future__ import annotations
 
-import logging
 import os
 import signal
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -30,13 +28,7 @@ TESTS = Path(__file__).resolve().parents[1]
 WAIT = 30
 
 
-@pytest.fixture(autouse=True)
-def _quiet_dspy() -> Iterator[None]:
-    logger = logging.getLogger("dspy")
-    level = logger.level
-    logger.setLevel(logging.WARNING)
-    yield
-    logger.setLevel(level)
+pytestmark = pytest.mark.usefixtures("quiet_dspy")
 
 
 class Held:

@@ -5,32 +5,22 @@ program, and the job's handle and store."""
 from __future__ import annotations
 
 import json
-import logging
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import dspy
 import dspy_job_fixtures as fx
 import pytest
-from dspy_support import exact, examples, half_right, runtime, simulated
+from dspy_support import exact, examples, runtime, searching, simulated
 
 import otpy.dspy
 from otpy.errors import ConfigurationError, JobError
-from otpy.providers._prompt_formats import StructuredPrompt
 
 TESTS = Path(__file__).resolve().parents[1]
 WAIT = 30
 
 
-@pytest.fixture(autouse=True)
-def _quiet_dspy() -> Iterator[None]:
-    """DSPy logs every evaluation's score at INFO; the tests read statuses instead."""
-    logger = logging.getLogger("dspy")
-    level = logger.level
-    logger.setLevel(logging.WARNING)
-    yield
-    logger.setLevel(level)
+pytestmark = pytest.mark.usefixtures("quiet_dspy")
 
 
 def _bfs(**options: Any) -> dict[str, Any]:
@@ -73,16 +63,7 @@ def test_chain_of_thought_evaluated_as_a_job() -> None:
 
 
 def test_react_with_a_python_tool_as_a_job() -> None:
-    def searched(prompt: StructuredPrompt) -> bool:
-        return "observation_0" in prompt.inputs.get("trajectory", "")
-
-    sim = simulated(
-        field_values={
-            "next_tool_name": lambda p: "finish" if searched(p) else "search",
-            "next_tool_args": lambda p: {} if searched(p) else {"query": p.inputs["question"]},
-            "answer": half_right,
-        }
-    )
+    sim = searching()
     queries: list[str] = []
 
     def search(query: str) -> str:
