@@ -33,11 +33,11 @@ from pathlib import Path
 from typing import Any, Literal
 
 import pydantic
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
 from otpy.documents import describe, more_problems, shown, yaml_position
 from otpy.errors import ConfigurationError
-from otpy.optimize._dspy_spec import REFERENCE_PATTERN
+from otpy.optimize._dspy_spec import reference
 
 __all__ = ["DSPyJobFile", "OptimizerChoice", "parse_dspy_job_file"]
 
@@ -76,12 +76,12 @@ class DSPyJobFile(BaseModel):
     path: Path
     kind: Literal["dspy"] = "dspy"
     job_id: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_.\-]{1,128}$")
-    program: str = Field(pattern=REFERENCE_PATTERN)
+    program: str
     optimizer: OptimizerChoice
     trainset: list[dict[str, Any]] = Field(min_length=1)
     valset: list[dict[str, Any]] | None = None
     inputs: list[str] = Field(min_length=1)
-    metric: str = Field(pattern=REFERENCE_PATTERN)
+    metric: str
     lm: LMChoice | None = None
     seed: int = 0
     threads: int | None = Field(default=None, ge=1, le=1024)
@@ -94,6 +94,7 @@ class DSPyJobFile(BaseModel):
     restart_window: float = Field(default=60.0, gt=0)
     store: Path | None = None
     _text: str = PrivateAttr(default="")
+    _references = field_validator("program", "metric")(reference)
 
     @model_validator(mode="before")
     @classmethod
@@ -183,6 +184,12 @@ def parse_dspy_job_file(
 
 
 def _unknown_field(loc: tuple[Any, ...]) -> str:
+    nested = {"optimizer": OptimizerChoice, "lm": LMChoice}.get(str(loc[0]))
+    if nested is not None and len(loc) > 1:
+        fields = sorted(nested.model_fields)
+        close = difflib.get_close_matches(str(loc[-1]), fields, n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        return f"not a field of {loc[0]}{hint} (fields: {', '.join(fields)})"
     fields = sorted(set(DSPyJobFile.model_fields) - {"path"} | {"jobs_store"})
     close = difflib.get_close_matches(str(loc[-1]), fields, n=1)
     hint = f"; did you mean {close[0]!r}?" if close else ""

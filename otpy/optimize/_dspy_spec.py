@@ -12,14 +12,26 @@ example (``expected`` the example's other fields).
 from __future__ import annotations
 
 import math
+import re
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-__all__ = ["REFERENCE_PATTERN", "DSPyJob", "DSPyTarget"]
+__all__ = ["REFERENCE_PATTERN", "DSPyJob", "DSPyTarget", "reference"]
 
 REFERENCE_PATTERN = r"^[A-Za-z_][A-Za-z0-9_.]*:[A-Za-z_][A-Za-z0-9_.]*$"
 """``module:attr``: a module to import and an attribute path in it."""
+
+
+def reference(value: str | None) -> str | None:
+    """``value`` if it is a reference ``module:attr`` (or None); ValueError saying what one
+    is otherwise."""
+    if value is not None and not re.fullmatch(REFERENCE_PATTERN, value):
+        raise ValueError(
+            f"must be a reference 'module:attr' (a module to import, an attribute in it), "
+            f"got {value!r}"
+        )
+    return value
 
 
 class DSPyTarget(BaseModel):
@@ -49,13 +61,13 @@ class DSPyJob(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    program: str | None = Field(default=None, pattern=REFERENCE_PATTERN)
+    program: str | None = None
     program_name: str = ""
     optimizer: str = Field(min_length=1)
     optimizer_given: bool = False
     optimizer_options: dict[str, Any] = Field(default_factory=dict)
     compile_options: dict[str, Any] = Field(default_factory=dict)
-    metric: str | None = Field(default=None, pattern=REFERENCE_PATTERN)
+    metric: str | None = None
     valset: list[dict[str, Any]] | None = None
     threads: int | None = Field(default=None, ge=1, le=1024)
     lm: DSPyTarget = Field(default_factory=DSPyTarget)
@@ -64,6 +76,8 @@ class DSPyJob(BaseModel):
     max_tokens: int | None = Field(default=None, ge=1)
     max_cost: float | None = Field(default=None, gt=0)
     max_seconds: float | None = Field(default=None, gt=0)
+
+    _references = field_validator("program", "metric")(reference)
 
     @field_validator("max_cost", "max_seconds")
     @classmethod

@@ -19,6 +19,7 @@ import dspy_job_fixtures as fx
 import pytest
 from dspy_support import exact, examples, half_right, runtime, simulated
 
+from otpy.__main__ import main
 from otpy.errors import StateError
 from otpy.optimize import JobStatus
 from otpy.providers._prompt_formats import StructuredPrompt
@@ -190,7 +191,7 @@ def _worker(store: Path, job_id: str, kill_at: int) -> subprocess.Popen[str]:
 
 
 def test_sigkill_at_call_n_then_resume_in_a_new_process_pays_no_call_twice(
-    tmp_path: Path,
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """A single-threaded, seeded MIPROv2 job is killed at call N of M; resumed by its
     references in a new process, it makes only the M - N calls never answered (the one in
@@ -211,6 +212,8 @@ def test_sigkill_at_call_n_then_resume_in_a_new_process_pays_no_call_twice(
                 break
         assert line.split()[:2] == ["CALLS", str(kill_at)], line
         in_flight = int(line.split()[3])
+        assert main(["jobs", "pause", "mipro", "--store", str(store)]) == 1
+        assert f", pid {worker.pid} on " in capsys.readouterr().err  # it runs there
     finally:
         worker.send_signal(signal.SIGKILL)
         worker.wait(WAIT)
