@@ -186,8 +186,8 @@ class DSPyRunner(JobRunner):
         run, ledger = self.run, self.ledger
         assert run is not None
         why = run.gate.exhausted_by
-        if run.gate.state == "cancelled" or ledger.state != "running":
-            return  # cancelled, hibernating or interrupted here: already settled
+        if run.gate.state == "cancelled" or ledger.state not in ("running", "paused"):
+            return  # cancelled, hibernated or interrupted here: already settled
         if outcome.program is not None:  # compiled (a spent budget it got past counts)
             ledger.keep(PROGRAM_RESULT, program_json(outcome.program))
             self.record.work.compiled = outcome.program

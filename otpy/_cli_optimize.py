@@ -15,7 +15,10 @@ or interrupted, 2 bad input, 130 after Ctrl-C.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import logging
+import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -129,7 +132,10 @@ def optimize_command(args: argparse.Namespace) -> int:
     store = args.store if args.store is not None else job.store
     with start_runtime(config, jobs_store=None if store is None else str(store)) as rt:
         if isinstance(job, DSPyJobFile):
-            return follow_job(rt, start_from_file(rt, job, args.job_id).id, args)
+            out = Console(sys.stdout)
+            with contextlib.redirect_stdout(sys.stderr):  # DSPy prints its progress there
+                handle = start_from_file(rt, job, args.job_id)
+            return follow_job(rt, handle.id, args, out=out)
         arguments = job.start_arguments()
         if args.job_id is not None:
             arguments["job_id"] = args.job_id
@@ -176,29 +182,40 @@ def check_options(args: argparse.Namespace) -> None:
         raise CliError(f"--progress-interval must be 0 or more seconds, got {interval}")
 
 
-def follow_job(rt: Runtime, job_id: str, args: argparse.Namespace) -> int:
+def follow_job(
+    rt: Runtime, job_id: str, args: argparse.Namespace, *, out: Console | None = None
+) -> int:
     """Wait for job ``job_id`` with progress on stderr (unless ``args.quiet``), then print
-    its outcome on stdout; the exit status. Ctrl-C stops the runtime (the job is left
-    ``interrupted``) and says how to resume it."""
-    out, err = Console(), Console(error=True)
+    its outcome on ``out`` (stdout); the exit status. While it waits, what the job's code
+    prints (DSPy's progress) goes to stderr, so that stdout holds only the outcome. Ctrl-C
+    stops the runtime (the job is left ``interrupted``) and says how to resume it."""
+    out, err = out or Console(sys.stdout), Console(error=True)
     handle = rt.jobs.get(job_id)
     progress = None if args.quiet else JobProgress(err, interval=args.progress_interval)
+    if handle.status().kind == "dspy":
+        logging.getLogger("dspy").setLevel(logging.WARNING)  # the progress line says it
     try:
-        while True:
-            try:
-                status = handle.wait(TICK)
-                break
-            except CallTimeoutError:
-                if progress is not None:
-                    progress.update(handle.status())
+        with contextlib.redirect_stdout(sys.stderr):
+            while True:
+                try:
+                    status = handle.wait(TICK)
+                    break
+                except CallTimeoutError:
+                    if progress is not None:
+                        progress.update(handle.status())
     except KeyboardInterrupt:
         rt.stop()  # the runner saves the job as interrupted
         status = handle.status()
         if progress is not None:
             progress.update(status, final=True)
+        kept = (
+            f"{status.lm_calls} LLM calls journaled"
+            if status.kind == "dspy"
+            else f"{status.evaluations_done} evaluations kept"
+        )
         err.line(
-            f"otpy: interrupted: job {job_id} is checkpointed ({status.evaluations_done} "
-            f"evaluations kept); go on with: otpy jobs resume {job_id} --store {rt.jobs.store.path}"
+            f"otpy: interrupted: job {job_id} is checkpointed ({kept}); go on with: "
+            f"otpy jobs resume {job_id} --store {rt.jobs.store.path}"
         )
         return EXIT_INTERRUPTED
     if progress is not None:

@@ -61,7 +61,7 @@ class CompileProgress(BaseCallback):  # type: ignore[misc]
     ) -> None:
         super().__init__()
         self._sink = sink
-        self._clock = clock
+        self.clock = clock
         self._lock = threading.Lock()
         self._best = best
         self._count = 0
@@ -100,7 +100,7 @@ class CompileProgress(BaseCallback):  # type: ignore[misc]
             self._evaluations[call_id] = (
                 inputs.get("program"),
                 len(devset),
-                self._clock.monotonic(),
+                self.clock.monotonic(),
             )
 
     def on_evaluate_end(
@@ -111,7 +111,11 @@ class CompileProgress(BaseCallback):  # type: ignore[misc]
         results = getattr(outputs, "results", None)
         if started is None or exception is not None or not results:
             return  # stopped, or failed: nothing was scored
-        program, _, began = started
+        self.report(started[0], results, started[2])
+
+    def report(self, program: Any, results: Any, began: float) -> None:
+        """An evaluation of ``program`` that began at ``began`` (the clock's) gave
+        ``results`` (``(example, prediction, score)`` each): tell the sink."""
         scores = tuple(score_of(result[-1]) for result in results)
         score = sum(scores) / len(scores)
         with self._lock:  # numbered, judged and sent in one order
@@ -126,6 +130,6 @@ class CompileProgress(BaseCallback):  # type: ignore[misc]
                     scores=scores,
                     configuration=configuration_of(program),
                     state=program_json(program) if best and program is not None else None,
-                    duration=max(0.0, self._clock.monotonic() - began),
+                    duration=max(0.0, self.clock.monotonic() - began),
                 )
             )

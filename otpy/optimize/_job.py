@@ -231,7 +231,7 @@ class JobStatus(BaseModel):
     the ``eta`` in seconds (None when unknown), ``stop_reason`` (why it stopped or is
     stopping: ``max_evaluations``, ``exhausted``, ``max_tokens``, ``max_seconds``,
     ``target_score``, ``patience``, ``cancelled``, ``restarts``, ``taken_over``,
-    ``stopped``, ...), ``error`` (what went wrong: a failed job's cause, a lost lease),
+    ``stopped``; a DSPy job's ``max_calls``, ``max_cost``, ``error``, ...), ``error`` (what went wrong: a failed job's cause, a lost lease),
     ``restarts`` (crashed runners restarted so far in this runtime), and ``owner``
     (``runtime NAME, pid N on HOST``) for a job that runs in another runtime: read from
     the store with a live lease, or ``taken_over``.
