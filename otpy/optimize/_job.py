@@ -231,10 +231,11 @@ class JobStatus(BaseModel):
     the ``eta`` in seconds (None when unknown), ``stop_reason`` (why it stopped or is
     stopping: ``max_evaluations``, ``exhausted``, ``max_tokens``, ``max_seconds``,
     ``target_score``, ``patience``, ``cancelled``, ``restarts``, ``taken_over``,
-    ``stopped``; a DSPy job's ``max_calls``, ``max_cost``, ``error``, ...), ``error`` (what went wrong: a failed job's cause, a lost lease),
-    ``restarts`` (crashed runners restarted so far in this runtime), and ``owner``
-    (``runtime NAME, pid N on HOST``) for a job that runs in another runtime: read from
-    the store with a live lease, or ``taken_over``.
+    ``stopped``; a DSPy job's ``max_calls``, ``max_cost``, ``error``, ...), ``error``
+    (what went wrong: a failed job's cause, a lost lease), ``restarts`` (crashed runners
+    restarted so far in this runtime), and ``owner`` (``runtime NAME, pid N on HOST``)
+    for a job that runs in another runtime: read from the store with a live lease, or
+    ``taken_over``.
 
     A DSPy job (``kind="dspy"``) also reports its LLM calls: ``lm_calls`` made live (and
     paid for) over the job's life, ``replayed_calls`` answered from its call journal by
