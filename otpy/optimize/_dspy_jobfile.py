@@ -184,7 +184,8 @@ def parse_dspy_job_file(
 
 
 def _unknown_field(loc: tuple[Any, ...]) -> str:
-    nested = {"optimizer": OptimizerChoice, "lm": LMChoice}.get(str(loc[0]))
+    choices: dict[str, type[BaseModel]] = {"optimizer": OptimizerChoice, "lm": LMChoice}
+    nested = choices.get(str(loc[0]))
     if nested is not None and len(loc) > 1:
         fields = sorted(nested.model_fields)
         close = difflib.get_close_matches(str(loc[-1]), fields, n=1)
