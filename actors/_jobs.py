@@ -19,17 +19,23 @@ import os
 import threading
 import uuid
 from collections.abc import Callable, Mapping, Sequence
-from pathlib import Path
 from typing import Any, cast
 
 import pydantic
 
 from otpy._timers import TimerQueue
+from otpy.actors._dspy_jobs import DSPyJobs, job_program, quiet_runs, resumed_parts
 from otpy.actors._job_handle import JobHandle
 from otpy.actors._job_heartbeat import Heartbeat
+from otpy.actors._job_kinds import (
+    base_dir_of,
+    job_options,
+    make_executor,
+    program_of,
+    runner_type,
+)
 from otpy.actors._job_record import Gift, JobCell, JobEnv, JobRecord, ended, release
 from otpy.actors._job_snapshot import stored_cell
-from otpy.actors._optimization_runner import OptimizationRunner
 from otpy.clock import Clock
 from otpy.config import RuntimeConfig
 from otpy.documents import validation_problems
@@ -40,7 +46,6 @@ from otpy.errors import (
 )
 from otpy.optimize import (
     EXECUTORS,
-    Executor,
     JobOptions,
     JobSpec,
     JobStatus,
@@ -56,7 +61,7 @@ from otpy.optimize import (
     register_strategy,
     resolve_metric,
 )
-from otpy.pipelines import Pipeline, PipelineSource, ProviderDirectory, compile_pipeline
+from otpy.pipelines import PipelineSource, ProviderDirectory, compile_pipeline
 from otpy.steps import StepTable
 from otpy.supervision import ChildSpec, DynamicSupervisorRef, Supervisor, whereis
 
@@ -65,8 +70,9 @@ __all__ = ["JobsHandle"]
 logger = logging.getLogger("otpy.jobs")
 
 
-class JobsHandle:
-    """What ``rt.jobs`` is: see :meth:`start`, :meth:`get`, :meth:`list`, :meth:`resume`.
+class JobsHandle(DSPyJobs):
+    """What ``rt.jobs`` is: see :meth:`start`, :meth:`start_dspy`, :meth:`get`,
+    :meth:`list`, :meth:`resume`.
 
     ``executors``: settings for the executors (``idle_seconds`` of a pool thread ...)."""
 
@@ -88,7 +94,7 @@ class JobsHandle:
         settings = {"name": runtime, **dict(executors or {})}
         self._env = JobEnv(
             runtime, store, TimerQueue(clock), table, providers, clock, timeout,
-            lambda name: _make_executor(name, settings),
+            lambda name: make_executor(name, settings),
         )  # fmt: skip
         self._env.launch = self._launch
         self._records: dict[str, JobRecord] = {}
@@ -164,7 +170,7 @@ class JobsHandle:
         if isinstance(strategy, type):
             register_strategy(strategy.name or strategy.__name__, strategy)
             strategy = strategy.name or strategy.__name__
-        chosen = _options(job_id, options, strategy, settings)
+        chosen = job_options(job_id, options, strategy, settings)
         plan = compile_pipeline(program, self._env.table(), base_dir=base_dir)  # run as it is
         parsed = SearchSpace.parse(space)
         name, metric_fn = resolve_metric(metric, job=job_id)
@@ -177,8 +183,8 @@ class JobsHandle:
         try:
             spec = JobSpec(
                 job_id=job_id,
-                program=_program(plan.pipeline),
-                base_dir=_base_dir(plan.pipeline, base_dir),
+                program=program_of(plan.pipeline),
+                base_dir=base_dir_of(plan.pipeline, base_dir),
                 space=parsed.to_dict(),
                 trainset=[dict(example) for example in trainset],
                 metric=name,
@@ -187,10 +193,16 @@ class JobsHandle:
         except pydantic.ValidationError as exc:
             raise ConfigurationError(f"job {job_id!r}: {validation_problems(exc)}") from None
         lease = self.store.create(spec)  # JobError if the id is taken
-        return self._open(Gift(lease, spec, plan, made), metric_fn)
+        return self._open(Gift(lease, spec, plan, made, fresh=True), metric_fn)
 
     def resume(
-        self, job_id: str, *, metric: str | Metric | None = None, force: bool = False
+        self,
+        job_id: str,
+        *,
+        metric: Any = None,
+        force: bool = False,
+        program: Any = None,
+        optimizer: Any = None,
     ) -> JobHandle:
         """Go on with job ``job_id`` from its checkpoint in the store (a job whose runtime
         stopped, or whose process was killed): finished candidates are not evaluated
@@ -202,7 +214,13 @@ class JobsHandle:
         ``lease_seconds`` ago), or its process on this host has exited. JobClaimedError
         (naming the runtime, pid and host) if another live runtime holds it: stop it
         there, or pass ``force=True`` if that process is gone. JobError if the job has
-        finished, or its metric was a function and ``metric=`` is not given again."""
+        finished, or its metric was a function and ``metric=`` is not given again.
+
+        A DSPy job re-runs its compile from the start with the same seed, answered from
+        its call journal up to the first call never answered (nothing is paid twice); its
+        program, optimizer and metric come from their references, else from this
+        runtime's earlier run of it, else must be given again (``program=``,
+        ``optimizer=``, ``metric=``)."""
         with self._lock:
             record = self._records.get(job_id)
         if record is not None and not record.cell.done.is_set():
@@ -212,6 +230,12 @@ class JobsHandle:
         spec = stored.spec
         if stored.state in ("completed", "cancelled", "failed"):
             raise JobError(f"job {job_id!r} is {stored.state}; nothing to resume")
+        if spec.kind == "dspy":
+            given = {"program": program, "optimizer": optimizer, "metric": metric}
+            parts = resumed_parts(self._env, spec, record, given)
+            lease = self.store.claim(job_id, force=force)
+            previous = record.run if record is not None else None
+            return self._open(Gift(lease, spec), None, run=True, work=parts, previous=previous)
         if metric is None and spec.metric is None:
             raise JobError(
                 f"job {job_id!r} was started with a metric function; pass metric= to resume it"
@@ -224,18 +248,32 @@ class JobsHandle:
         if self._env.closing:
             raise JobError(f"job {job_id!r}: the runtime is stopping; no job starts now")
 
-    def _open(self, gift: Gift, metric: Metric, *, run: bool = False) -> JobHandle:
+    def _open(
+        self,
+        gift: Gift,
+        metric: Metric | None,
+        *,
+        run: bool = False,
+        work: Any = None,
+        previous: Any = None,
+    ) -> JobHandle:
         spec = gift.spec
         status = JobStatus(
             job_id=spec.job_id,
             name=str(spec.program.get("name", "")),
             state="running",
             strategy=spec.options.strategy,
+            kind=spec.kind,
         )
         cell = JobCell(status)
-        record = JobRecord(spec.job_id, cell, metric, spec.options, self._env)
+        record = JobRecord(spec.job_id, cell, metric, spec.options, self._env)  # type: ignore[arg-type]
         record.gift, record.wake_running = gift, run
-        record.handle = handle = JobHandle(spec.job_id, cell, record)
+        record.work, record.run = work, previous
+        record.runner_type = runner_type(spec.kind)
+        program = (
+            None if spec.kind != "dspy" else lambda: job_program(self._env, spec.job_id, record)
+        )
+        record.handle = handle = JobHandle(spec.job_id, cell, record, program)
         with self._lock:
             self._records[spec.job_id] = record
         try:
@@ -257,7 +295,7 @@ class JobsHandle:
         options, clock = record.options, self._clock
         runner = ChildSpec(
             id="runner",
-            start=lambda: OptimizationRunner.start_named(record.runner_name, record),
+            start=lambda: record.runner_type.start_named(record.runner_name, record),
             restart="transient",
             significant=True,
             shutdown=10.0,
@@ -291,7 +329,11 @@ class JobsHandle:
             return cast(JobHandle, record.handle)
         if not self.store.holds(job_id):
             raise JobError(f"no job {job_id!r} here or in {self.store.path}")
-        return JobHandle(job_id, stored_cell(self.store, job_id), None)
+        cell = stored_cell(self.store, job_id, self._env.journals)
+        program = None
+        if cell.status.kind == "dspy":
+            program = lambda: job_program(self._env, job_id, None)  # noqa: E731
+        return JobHandle(job_id, cell, None, program)
 
     def list(self) -> list[JobStatus]:
         """Every job of this runtime and every job in the store, by job id (a stored job
@@ -300,7 +342,7 @@ class JobsHandle:
             live = {job_id: record.cell.status for job_id, record in self._records.items()}
         for job_id in self.store.job_ids():
             if job_id not in live:
-                live[job_id] = stored_cell(self.store, job_id).status
+                live[job_id] = stored_cell(self.store, job_id, self._env.journals).status
         return [live[job_id] for job_id in sorted(live)]
 
     def trials(self, job_id: str) -> builtins.list[Trial]:
@@ -341,45 +383,7 @@ class JobsHandle:
         self._env.timers.close()
         for executor in self._env.executors.values():
             executor.shutdown()
+        quiet_runs(self.records(), self._env.timeout)  # their answers journaled first
+        if self._env.journal_store is not None:
+            self._env.journal_store.close()
         self.store.close()
-
-
-def _options(
-    job_id: str, options: JobOptions | None, strategy: str | None, settings: Mapping[str, Any]
-) -> JobOptions:
-    """The job's one JobOptions: ``options``, or built once from the keywords."""
-    if options is not None:
-        if settings or strategy is not None:
-            given = ", ".join(sorted([*settings, *(["strategy"] if strategy else [])]))
-            raise ConfigurationError(
-                f"job {job_id!r}: give options= or the option keywords ({given}), not both"
-            )
-        return options
-    fields = {**settings, **({"strategy": strategy} if strategy is not None else {})}
-    try:
-        return JobOptions(**fields)
-    except pydantic.ValidationError as exc:
-        raise ConfigurationError(f"job {job_id!r}: {validation_problems(exc)}") from None
-
-
-def _make_executor(name: str, settings: Mapping[str, Any]) -> Executor:
-    factory = EXECUTORS.get(name)
-    if factory is None:
-        raise ConfigurationError(
-            f"unknown executor {name!r} (registered: {', '.join(sorted(EXECUTORS))})"
-        )
-    return factory(settings)
-
-
-def _program(pipeline: Pipeline) -> dict[str, Any]:
-    source = pipeline.source
-    if source is not None:
-        return dict(source[2])
-    return pipeline.model_dump(mode="json", exclude_unset=True)
-
-
-def _base_dir(pipeline: Pipeline, given: str | os.PathLike[str] | None) -> str | None:
-    """Where a job's sub-pipeline paths resolve: the program file's folder, else ``given``."""
-    if pipeline.base_dir is not None:
-        return str(pipeline.base_dir)
-    return None if given is None else str(Path(given).resolve())

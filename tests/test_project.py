@@ -210,6 +210,9 @@ def test_public_api_is_re_exported() -> None:
             "Holder", "Owner", "default_store_path", "Executor", "ExecutorSession", "JobWork",
             "Task", "Outcome", "ThreadExecutor", "EXECUTORS", "register_executor",
             "planned_evaluations", "is_better", "ranked",
+            "ENDED", "JobKind", "DSPyJob", "DSPyTarget", "DSPyJobFile", "DSPyLedger",
+            "Evaluation", "LMCalls", "BEST_RESULT", "PROGRAM_RESULT", "beats", "score_of",
+            "ranked_evaluations",
         },
         "otpy.compat": {
             "Change", "Incompatibility", "MigrationResult", "check_versions",

@@ -12,6 +12,18 @@ Importing the package registers the built-in strategies: ``random_search``, ``gr
 """
 
 from otpy.optimize._bootstrap import BootstrapFewShot
+from otpy.optimize._dspy_jobfile import DSPyJobFile
+from otpy.optimize._dspy_ledger import (
+    BEST_RESULT,
+    PROGRAM_RESULT,
+    DSPyLedger,
+    Evaluation,
+    LMCalls,
+    beats,
+    ranked_evaluations,
+    score_of,
+)
+from otpy.optimize._dspy_spec import DSPyJob, DSPyTarget
 from otpy.optimize._executor import (
     EXECUTORS,
     Executor,
@@ -23,8 +35,10 @@ from otpy.optimize._executor import (
     register_executor,
 )
 from otpy.optimize._job import (
+    ENDED,
     METRIC_PLUGIN_GROUP,
     METRICS,
+    JobKind,
     JobOptions,
     JobSpec,
     JobState,
@@ -61,15 +75,23 @@ from otpy.optimize._tpe import TPEStrategy
 from otpy.optimize._trials import ExampleResult, Trial, is_better, ranked
 
 __all__ = [
+    "BEST_RESULT",
+    "ENDED",
     "EXECUTORS",
     "METRICS",
     "METRIC_PLUGIN_GROUP",
+    "PROGRAM_RESULT",
     "STRATEGY_PLUGIN_GROUP",
     "BootstrapFewShot",
     "Checkpoint",
     "CheckpointBatch",
     "Choice",
+    "DSPyJob",
+    "DSPyJobFile",
+    "DSPyLedger",
+    "DSPyTarget",
     "Demos",
+    "Evaluation",
     "ExampleResult",
     "Executor",
     "ExecutorSession",
@@ -78,6 +100,7 @@ __all__ = [
     "Holder",
     "IntRange",
     "JobFile",
+    "JobKind",
     "JobLedger",
     "JobOptions",
     "JobSpec",
@@ -85,6 +108,7 @@ __all__ = [
     "JobStatus",
     "JobStore",
     "JobWork",
+    "LMCalls",
     "Lease",
     "Metric",
     "Outcome",
@@ -98,6 +122,7 @@ __all__ = [
     "ThreadExecutor",
     "Trial",
     "Variable",
+    "beats",
     "default_store_path",
     "is_better",
     "load_job_file",
@@ -107,9 +132,11 @@ __all__ = [
     "parse_job_file",
     "planned_evaluations",
     "ranked",
+    "ranked_evaluations",
     "register_executor",
     "register_metric",
     "register_strategy",
     "resolve_metric",
+    "score_of",
     "strategy_names",
 ]
