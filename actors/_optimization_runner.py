@@ -132,7 +132,6 @@ class OptimizationRunner(JobRunner):
         if tasks and not ledger.new_rounds:
             session.submit(tasks)  # their candidates are stored: start them at once
             tasks = []
-        ledger.look_ahead()  # the next round goes on record now, not at the boundary
         if ledger.pending or force_write:
             self.write()  # finished trials (and new rounds: before their candidates start)
         self.publish()

@@ -8,10 +8,9 @@ what :meth:`JobLedger.batch` gives (a new round before any of its tasks starts),
 what :meth:`JobLedger.next_tasks` gives, and publishes :meth:`JobLedger.status`.
 
 Order of work: candidates in index order, each candidate's examples in order; a round of
-``round_size`` candidates is proposed when the queue runs dry, or a round early through
-:meth:`JobLedger.look_ahead` (an adaptive strategy's next round waits for the rounds before
-it to finish). Every operation is O(1) amortised per example (the history is only built
-when a strategy reads it).
+``round_size`` candidates is proposed when the queue runs dry (an adaptive strategy's
+next round waits for the rounds before it to finish). Every operation is O(1) amortised
+per example (the history is only built when a strategy reads it).
 """
 
 from __future__ import annotations
@@ -128,15 +127,6 @@ class JobLedger(LedgerState):
                     free -= 1
         self.in_flight += len(tasks)
         return tasks
-
-    def look_ahead(self) -> bool:
-        """Propose a non-adaptive strategy's next round early, while a round's worth of
-        examples is not queued yet: written with the batch at hand, it is on record when
-        slots free up, so its examples start then without waiting for a write (proposing
-        when the queue runs dry makes every round boundary wait for one). Whether it did."""
-        if self.strategy.adaptive or self.state != "running" or self.stop_reason is not None:
-            return False
-        return len(self.queue) < self.options.concurrency and self._propose()
 
     @property
     def idle(self) -> bool:

@@ -1,5 +1,5 @@
-"""A round is on record before any of its candidates runs, when the runner proposes it
-early (``JobLedger.look_ahead``) as when the queue runs dry."""
+"""A round is on record before any of its candidates runs (checked from inside every
+evaluation, against the store)."""
 
 from __future__ import annotations
 

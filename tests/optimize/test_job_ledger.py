@@ -170,31 +170,6 @@ def test_an_adaptive_strategy_waits_for_its_round_and_sees_the_trials_by_index()
     assert Adaptive.seen == [[], [0, 1]]
 
 
-def test_look_ahead_records_the_next_round_before_the_queue_runs_dry() -> None:
-    book = ledger(examples=1, concurrency=2, batch_size=2)
-    first = book.next_tasks()  # round 0: candidates 0 and 1, the queue is empty
-    assert book.look_ahead()  # round 1 proposed now, written with this batch
-    assert [number for number, _ in book.batch(1.0).rounds] == [0, 1]
-    assert not book.look_ahead()  # a round's worth is queued: nothing more
-    finish(book, first)
-    second = book.next_tasks()
-    assert [t.candidate for t in second] == [2, 3]
-    assert not book.new_rounds  # on record already: they start without waiting for a write
-    assert book.look_ahead() and [n for n, _ in book.batch(2.0).rounds] == [2]
-
-
-def test_look_ahead_waits_for_an_adaptive_strategy_and_a_stopped_or_paused_job() -> None:
-    adaptive = ledger(examples=1, strategy=Adaptive(SPACE), concurrency=2, batch_size=2)
-    adaptive.next_tasks()
-    assert not adaptive.look_ahead()  # its next round needs this one's results
-    paused = ledger(examples=1, concurrency=2, batch_size=2)
-    paused.next_tasks()
-    assert paused.pause() and not paused.look_ahead()
-    capped = ledger(examples=1, concurrency=2, batch_size=2, max_evaluations=2)
-    capped.next_tasks()
-    assert not capped.look_ahead()  # max_evaluations proposed already
-
-
 class Failing(Strategy):
     name = "failing-test"
 
