@@ -60,11 +60,12 @@ class Spares:
     a child starts), ``top_up`` in a crashed child's, ``close`` when the supervisor exits.
     """
 
-    __slots__ = ("closed", "lock", "parked")
+    __slots__ = ("closed", "lock", "parked", "starting")
 
     def __init__(self) -> None:
         self.lock = threading.Lock()
         self.parked: list[_Spare] = []
+        self.starting = 0  # spares being started (children crashing at once start no more)
         self.closed = False
 
     def run(self, loop: Callable[[], None], name: str) -> bool:
@@ -83,15 +84,19 @@ class Spares:
         restart's path); a spare that comes too late (supervisor gone) is ended and
         waited for here, so whoever joins the calling thread finds no thread left."""
         with self.lock:
-            if self.closed or len(self.parked) >= CAPACITY:
+            if self.closed or len(self.parked) + self.starting >= CAPACITY:
                 return
+            self.starting += 1
         spare = _Spare(self)
         try:
             spare.thread.start()
         except RuntimeError:  # no thread to spare (a resource limit): restarts start one
+            with self.lock:
+                self.starting -= 1
             return
         with self.lock:
-            if not self.closed and len(self.parked) < CAPACITY:
+            self.starting -= 1
+            if not self.closed:
                 self.parked.append(spare)
                 return
         spare.go.release()

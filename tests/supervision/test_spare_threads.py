@@ -21,7 +21,7 @@ from otpy.supervision import (
     Supervisor,
     _spare,
 )
-from otpy.testing import FakeClock, wait_idle, wait_until
+from otpy.testing import FakeClock, wait_until
 
 BIG = 10**6
 LATER = Backoff(min=1, max=1, random_factor=0)  # restarts once the clock moves 1 s
@@ -78,7 +78,7 @@ def test_a_restart_runs_on_the_thread_a_crash_parked(clock: FakeClock) -> None:
     sup, ref = start(Crashy, clock)
     ref.tell("die")  # its thread parks a spare on its way out
     waiting = parked(ref)
-    wait_idle()  # the supervisor has seen the exit and set its backoff timer
+    clock.wait_for_timers(1)  # the supervisor has seen the exit: its backoff timer is set
     clock.advance(1)
     thread, marked, ref = Crashy.started.get(timeout=10)
     assert thread in waiting
@@ -105,7 +105,7 @@ def test_spares_end_with_their_supervisor(kill: bool, clock: FakeClock) -> None:
 def test_a_daemon_actor_parks_no_spare(clock: FakeClock) -> None:
     sup, ref = start(DaemonCrashy, clock)
     ref.tell("die")
-    wait_idle()  # the supervisor has seen the exit and set its backoff timer
+    clock.wait_for_timers(1)  # the supervisor has seen the exit: its backoff timer is set
     clock.advance(1)
     thread, _, ref = DaemonCrashy.started.get(timeout=10)
     assert thread.daemon
@@ -121,7 +121,7 @@ def test_an_unused_spare_ends_after_its_idle_time(
     ref.tell("die")
     waiting = parked(ref)
     ended(waiting)  # retired
-    wait_idle()  # the supervisor has seen the exit and set its backoff timer
+    clock.wait_for_timers(1)  # the supervisor has seen the exit: its backoff timer is set
     clock.advance(1)
     thread, _, ref = Crashy.started.get(timeout=10)  # a thread of its own, as without spares
     assert thread not in waiting
@@ -133,9 +133,24 @@ def test_a_normal_exit_parks_no_spare(clock: FakeClock) -> None:
     sup, ref = start(Crashy, clock)
     old = ref
     ref.stop()  # permanent: restarted, but an exit that is not a crash parks nothing
-    wait_idle()  # the supervisor has seen the exit and set its backoff timer
+    clock.wait_for_timers(1)  # the supervisor has seen the exit: its backoff timer is set
     clock.advance(1)
     _, _, ref = Crashy.started.get(timeout=10)
     assert ref.call("ping") == "ping"
     assert old._life.spares is not None and old._life.spares.parked == []
+    sup.stop()
+
+
+def test_children_crashing_at_once_park_no_more_than_the_capacity(clock: FakeClock) -> None:
+    specs = [ChildSpec.actor(Crashy, id=i, backoff=LATER) for i in range(8)]
+    sup = Supervisor.start(specs, max_restarts=BIG, clock=clock)
+    firsts = [Crashy.started.get(timeout=10) for _ in specs]
+    for _, _, ref in firsts:
+        ref.tell("die")
+    for thread, _, _ in firsts:  # each has parked a spare, or found enough parked
+        thread.join(10)
+    holder = firsts[0][2]._life.spares
+    assert holder is not None and len(holder.parked) == _spare.CAPACITY
+    named = [t for t in threading.enumerate() if t.name.startswith("otpy-spare-")]
+    assert len(named) == _spare.CAPACITY  # none started beyond it
     sup.stop()
