@@ -159,7 +159,7 @@ class GenServer(pykka.ThreadingActor):
     # -- the actor's thread -------------------------------------------------------------
 
     def _start_actor_loop(self) -> None:
-        # A supervisor's restart runs the loop on a thread it has parked (see _spare).
+        # A supervisor's child runs on a thread the supervisor has parked, if any (see _spare).
         spares = self._actor_ref._life.spares
         name = f"{type(self).__name__}-{next(_loops)}"
         if spares is None or self.use_daemon_thread or not spares.run(self._actor_loop, name):
