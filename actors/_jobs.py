@@ -45,6 +45,7 @@ from otpy.optimize import (
     JobSpec,
     JobStatus,
     JobStore,
+    JobWork,
     Metric,
     Owner,
     SearchSpace,
@@ -52,11 +53,12 @@ from otpy.optimize import (
     Strategy,
     Trial,
     default_store_path,
+    make_executor,
     make_strategy,
     register_strategy,
     resolve_metric,
 )
-from otpy.pipelines import Pipeline, PipelineSource, ProviderDirectory, compile_pipeline
+from otpy.pipelines import Pipeline, PipelineSource, Plan, ProviderDirectory, compile_pipeline
 from otpy.steps import StepTable
 from otpy.supervision import ChildSpec, DynamicSupervisorRef, Supervisor, whereis
 
@@ -68,7 +70,9 @@ logger = logging.getLogger("otpy.jobs")
 class JobsHandle:
     """What ``rt.jobs`` is: see :meth:`start`, :meth:`get`, :meth:`list`, :meth:`resume`.
 
-    ``executors``: settings for the executors (``idle_seconds`` of a pool thread ...)."""
+    ``executors``: settings for the executors (``idle_seconds`` of a pool thread ...;
+    ``config``: the runtime's config); ``default_executor``: what a job naming none runs
+    on."""
 
     def __init__(
         self,
@@ -81,6 +85,7 @@ class JobsHandle:
         timeout: float,
         *,
         executors: Mapping[str, Any] | None = None,
+        default_executor: str = "threads",
     ) -> None:
         self._supervisor = supervisor
         self._clock = clock
@@ -88,7 +93,7 @@ class JobsHandle:
         settings = {"name": runtime, **dict(executors or {})}
         self._env = JobEnv(
             runtime, store, TimerQueue(clock), table, providers, clock, timeout,
-            lambda name: _make_executor(name, settings),
+            lambda name: make_executor(name, settings), default_executor=default_executor,
         )  # fmt: skip
         self._env.launch = self._launch
         self._records: dict[str, JobRecord] = {}
@@ -115,13 +120,13 @@ class JobsHandle:
             clock=clock,
             lease_seconds=config.jobs.lease_seconds,
         )
+        jobs = config.jobs
         executors = {
-            "idle_seconds": config.jobs.idle_seconds,
-            "max_threads": config.jobs.max_threads,
-        }
+            "idle_seconds": jobs.idle_seconds, "max_threads": jobs.max_threads, "config": config
+        }  # fmt: skip
         return cls(
             config.name, supervisor, store, table, providers, clock, config.call_timeout,
-            executors=executors,
+            executors=executors, default_executor=jobs.executor.type,
         )  # fmt: skip
 
     def __otpy_ref__(self) -> str:
@@ -156,8 +161,9 @@ class JobsHandle:
         ``target_score``, ``patience``, ``prices``, ``executor``, ``max_restarts``,
         ``restart_window``, ``strategy_options``), not both. ``base_dir``: the folder the
         relative sub-pipeline paths of a program given as text or a mapping are relative
-        to. Everything is checked here, before anything is stored: ConfigurationError,
-        UnknownStepError, StepValidationError; JobError if ``job_id`` is taken.
+        to. Everything is checked here, before anything is stored: ConfigurationError
+        (also: what the executor cannot run, e.g. a metric function that cannot reach Ray
+        workers), UnknownStepError, StepValidationError; JobError if ``job_id`` is taken.
         """
         job_id = job_id or uuid.uuid4().hex[:12]
         self._check_running(job_id)
@@ -169,11 +175,13 @@ class JobsHandle:
         parsed = SearchSpace.parse(space)
         name, metric_fn = resolve_metric(metric, job=job_id)
         made = make_strategy(chosen.strategy, parsed, seed=chosen.seed, **chosen.strategy_options)
-        if chosen.executor not in EXECUTORS:
+        executor = chosen.executor or self._env.default_executor
+        if executor not in EXECUTORS:
             raise ConfigurationError(
-                f"job {job_id!r}: unknown executor {chosen.executor!r} (registered: "
+                f"job {job_id!r}: unknown executor {executor!r} (registered: "
                 f"{', '.join(sorted(EXECUTORS))})"
             )
+        chosen = chosen.model_copy(update={"executor": executor})
         try:
             spec = JobSpec(
                 job_id=job_id,
@@ -186,6 +194,7 @@ class JobsHandle:
             )
         except pydantic.ValidationError as exc:
             raise ConfigurationError(f"job {job_id!r}: {validation_problems(exc)}") from None
+        self._prepare(spec, plan, metric_fn)
         lease = self.store.create(spec)  # JobError if the id is taken
         return self._open(Gift(lease, spec, plan, made), metric_fn)
 
@@ -217,8 +226,21 @@ class JobsHandle:
                 f"job {job_id!r} was started with a metric function; pass metric= to resume it"
             )
         _, metric_fn = resolve_metric(metric if metric is not None else spec.metric, job=job_id)
+        plan = compile_pipeline(dict(spec.program), self._env.table(), base_dir=spec.base_dir)
+        self._prepare(spec, plan, metric_fn)
         lease = self.store.claim(job_id, force=force)
         return self._open(Gift(lease, spec), metric_fn, run=True)
+
+    def executor(self, name: str | None = None) -> Executor:
+        """The executor ``name`` (None: the default) of this runtime's jobs, made on first
+        use; ConfigurationError for a name nobody registered."""
+        return self._env.executor(name or self._env.default_executor)
+
+    def _prepare(self, spec: JobSpec, plan: Plan, metric: Metric) -> None:
+        """Let the job's executor refuse what it cannot run (and get ready for it)."""
+        env = self._env
+        work = JobWork(spec, plan, metric, env.providers, self._clock, env.table())
+        self.executor(spec.options.executor).prepare(work)
 
     def _check_running(self, job_id: str) -> None:
         if self._env.closing:
@@ -360,15 +382,6 @@ def _options(
         return JobOptions(**fields)
     except pydantic.ValidationError as exc:
         raise ConfigurationError(f"job {job_id!r}: {validation_problems(exc)}") from None
-
-
-def _make_executor(name: str, settings: Mapping[str, Any]) -> Executor:
-    factory = EXECUTORS.get(name)
-    if factory is None:
-        raise ConfigurationError(
-            f"unknown executor {name!r} (registered: {', '.join(sorted(EXECUTORS))})"
-        )
-    return factory(settings)
 
 
 def _program(pipeline: Pipeline) -> dict[str, Any]:

@@ -109,10 +109,9 @@ class OptimizationRunner(GenServer):
             self.banked = checkpoint.elapsed
         if run_paused:
             ledger.resume()
-        work = JobWork(spec, plan, record.metric, env.providers, env.clock)
-        self.session: ExecutorSession = env.executor(spec.options.executor).open(
-            work, lambda: ref.cast(_DRAIN)
-        )
+        work = JobWork(spec, plan, record.metric, env.providers, env.clock, env.table())
+        executor = env.executor(spec.options.executor or env.default_executor)
+        self.session: ExecutorSession = executor.open(work, lambda: ref.cast(_DRAIN))
         if ledger.state == "running":
             self._run()
         record.attach(ref, lease, self._status(), ledger.best)

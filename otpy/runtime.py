@@ -59,8 +59,7 @@ from otpy.pipelines import (
     check_tools,
     compile_pipeline,
 )
-from otpy.providers import Provider, ProviderTable
-from otpy.providers._types import make_provider
+from otpy.providers import Provider, ProviderTable, make_provider
 from otpy.state import StateProvider
 from otpy.steps import StepTable
 from otpy.steps.data import DATA_STEPS

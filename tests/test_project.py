@@ -125,8 +125,9 @@ def test_public_api_is_re_exported() -> None:
     assert set(otpy.supervision.__all__) == documented_supervision
     documented_resilience = {
         "RateLimiter", "Limit", "Permit", "LimiterStats", "BucketStats", "ClockedMemoryStorage",
-        "CircuitBreaker", "BreakerStats", "PROBE_IN_FLIGHT",
-        "RetryPolicy", "RetryAttempt", "is_retryable", "parse_retry_after", "retry_after_of",
+        "CircuitBreaker", "BreakerStats", "PROBE_IN_FLIGHT", "SHARED_SCHEMES",
+        "shared_breaker_storage", "RetryPolicy", "RetryAttempt", "is_retryable",
+        "parse_retry_after", "retry_after_of",
         "call_with_timeout", "Fallback", "FallbackResult", "OptionFailure",
         "guard", "Guard", "Guarded", "GuardResult", "NOT_FAULTS", "ResilienceEvent", "EventSink",
     }  # fmt: skip
@@ -158,8 +159,8 @@ def test_public_api_is_re_exported() -> None:
             "SimulatedStats", "StatsSnapshot", "Usage", "estimate_tokens", "GeminiProvider",
             "AnthropicProvider",
             "PROVIDER_TYPES", "ProviderType", "register_provider_type", "ProviderView",
-            "make_entry", "as_capabilities", "TOOL_NAME_PATTERN", "ToolCall", "ToolResult",
-            "ToolSpec",
+            "make_entry", "make_provider", "as_capabilities", "TOOL_NAME_PATTERN", "ToolCall",
+            "ToolResult", "ToolSpec",
         },
         "otpy.agent": {
             "BUILTIN_TOOLS", "DEFAULT_MAX_TURNS", "KEPT_VARIABLES", "AgentOptions", "AgentResult",
@@ -206,6 +207,7 @@ def test_public_api_is_re_exported() -> None:
             "JobLedger", "JobStore", "SQLiteJobStore", "Checkpoint", "CheckpointBatch", "Lease",
             "Holder", "Owner", "default_store_path", "Executor", "ExecutorSession", "JobWork",
             "Task", "Outcome", "ThreadExecutor", "EXECUTORS", "register_executor",
+            "make_executor", "ExecutorConfig", "evaluate_example",
             "planned_evaluations", "is_better", "ranked",
         },
         "otpy.compat": {

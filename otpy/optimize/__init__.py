@@ -12,6 +12,7 @@ Importing the package registers the built-in strategies: ``random_search``, ``gr
 """
 
 from otpy.optimize._bootstrap import BootstrapFewShot
+from otpy.optimize._evaluate import evaluate_example
 from otpy.optimize._executor import (
     EXECUTORS,
     Executor,
@@ -20,8 +21,10 @@ from otpy.optimize._executor import (
     Outcome,
     Task,
     ThreadExecutor,
+    make_executor,
     register_executor,
 )
+from otpy.optimize._executor_config import ExecutorConfig
 from otpy.optimize._job import (
     METRIC_PLUGIN_GROUP,
     METRICS,
@@ -72,6 +75,7 @@ __all__ = [
     "Demos",
     "ExampleResult",
     "Executor",
+    "ExecutorConfig",
     "ExecutorSession",
     "FloatRange",
     "GridSearch",
@@ -99,6 +103,7 @@ __all__ = [
     "Trial",
     "Variable",
     "default_store_path",
+    "evaluate_example",
     "is_better",
     "load_job_file",
     "load_metric_plugins",
@@ -107,6 +112,7 @@ __all__ = [
     "parse_job_file",
     "planned_evaluations",
     "ranked",
+    "make_executor",
     "register_executor",
     "register_metric",
     "register_strategy",

@@ -25,7 +25,12 @@ from otpy.providers._select import STRATEGIES
 from otpy.providers._simulated import SimulatedProvider, SimulatedStats
 from otpy.providers._table import ProviderEntry, ProviderTable, as_capabilities, make_entry
 from otpy.providers._tooling import TOOL_NAME_PATTERN, ToolCall, ToolResult, ToolSpec
-from otpy.providers._types import PROVIDER_TYPES, ProviderType, register_provider_type
+from otpy.providers._types import (
+    PROVIDER_TYPES,
+    ProviderType,
+    make_provider,
+    register_provider_type,
+)
 from otpy.providers._view import ProviderView
 
 __all__ = [
@@ -59,5 +64,6 @@ __all__ = [
     "as_capabilities",
     "estimate_tokens",
     "make_entry",
+    "make_provider",
     "register_provider_type",
 ]
