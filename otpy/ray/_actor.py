@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from collections import OrderedDict
 from typing import Any
 
@@ -89,11 +90,13 @@ class EvaluationWorker:
 
     @ray.method(concurrency_group=CONTROL)
     def info(self) -> dict[str, Any]:
-        """This worker now: ``pid``, ``node`` id, evaluations ``running`` and ``done``."""
+        """This worker now: ``pid``, ``node`` id, evaluations ``running`` and ``done``,
+        and the ``cpu`` seconds its process has used."""
         with self._lock:
             running, done = len(self._running), self._done
         node = ray.get_runtime_context().get_node_id()
-        return {"pid": os.getpid(), "node": node, "running": running, "done": done}
+        cpu = time.process_time()
+        return {"pid": os.getpid(), "node": node, "running": running, "done": done, "cpu": cpu}
 
 
 def _payload(box: list[Any]) -> JobPayload:

@@ -46,7 +46,7 @@ __all__ = ["KEPT_JOBS", "WorkerEnv", "WorkerJob", "own_keys"]
 
 logger = logging.getLogger("otpy.jobs")
 
-KEPT_JOBS = 16
+KEPT_JOBS = 64
 """Jobs whose compiled plan a worker keeps (the least recently used goes first)."""
 
 
