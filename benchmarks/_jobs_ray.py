@@ -97,9 +97,11 @@ Timing = tuple[float, float, float]
 """Wall seconds, driver CPU seconds, Ray workers' CPU seconds (0 on threads)."""
 
 
-def bench_throughput(folder: Path, n: int, rounds: int, latency: float, goals: list[Any]) -> None:
+def bench_throughput(
+    folder: Path, n: int, rounds: int, latency: float, goals: list[Any], *, single: int = 20
+) -> None:
     """The same jobs on threads and on Ray, interleaved: ``n`` evaluations at concurrency
-    32 (``rounds`` times), and a few at concurrency 1 (the latency Ray adds to one)."""
+    32 (``rounds`` times), and ``single`` at concurrency 1 (the latency Ray adds to one)."""
     rt = runtime(folder, latency)
     with rt:
 
@@ -123,11 +125,11 @@ def bench_throughput(folder: Path, n: int, rounds: int, latency: float, goals: l
             for executor in ("threads", "ray") if r % 2 == 0 else ("ray", "threads"):
                 job(executor, 64, 32)  # warm
                 runs.setdefault((executor, 32), []).append(job(executor, n, 32))
-                runs.setdefault((executor, 1), []).append(job(executor, 20, 1))
+                runs.setdefault((executor, 1), []).append(job(executor, single, 1))
     title = (
         f"8. Ray: {n:,} evaluations x {latency * 1000:.0f} ms at concurrency 32 (ideal "
-        f"{n * latency / 32 * 1000:.0f} ms), and 20 at concurrency 1, on a local Ray of 2 CPUs "
-        "(2 actors x 32 threads, on the same 2 cores as this driver) against the runtime's "
+        f"{n * latency / 32 * 1000:.0f} ms), and {single} at concurrency 1, on a local Ray of "
+        "2 CPUs (2 actors x 32 threads, on the same 2 cores as this driver) against the runtime's "
         f"threads, interleaved; median of {rounds}. ms/eval: wall x concurrency / evaluations "
         "(the time one evaluation held its slot; 50 ms ideal)"
     )
@@ -135,7 +137,7 @@ def bench_throughput(folder: Path, n: int, rounds: int, latency: float, goals: l
         title=title, w=26, cell=16)  # fmt: skip
     slot: dict[tuple[str, int], float] = {}
     for (executor, concurrency), values in runs.items():
-        count = n if concurrency == 32 else 20
+        count = n if concurrency == 32 else single
         wall, cpu, remote = (statistics.median(v[i] for v in values) for i in range(3))
         ideal = count * latency / concurrency
         slot[executor, concurrency] = wall * concurrency / count
@@ -224,7 +226,10 @@ def bench_ray(folder: Path, quick: bool, goals: list[Any]) -> None:
         print(f"  skipped: {why}")
         return
     try:
-        bench_throughput(folder, 200 if quick else 1_000, 1 if quick else 3, 0.05, goals)
+        if quick:
+            bench_throughput(folder, 200, 1, 0.05, goals, single=10)
+        else:
+            bench_throughput(folder, 1_000, 3, 0.05, goals)
         bench_in_flight(folder, 1_000 if quick else 10_000, goals)
     finally:
         stop.set()

@@ -13,22 +13,14 @@ import hashlib
 from pathlib import Path
 from typing import Any
 
+from job_support import PLAIN_QA
+
 import otpy
 
 TESTS = str(Path(__file__).resolve().parent)
 
-PROGRAM = """\
-name: qa
-inputs:
-  q: {type: string}
-steps:
-  - name: answer
-    type: claude
-    temperature: "{{ vars.temperature }}"
-    prompt: "{{ vars.instruction }} Q: {{ inputs.q }}"
-outputs:
-  answer: "{{ steps.answer.output }}"
-"""
+PROGRAM = PLAIN_QA
+"""A program of one provider call, on built-in step types only."""
 
 SLOW_STEPS = 10
 _CALL = (
