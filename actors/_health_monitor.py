@@ -12,8 +12,7 @@ from typing import Any
 from otpy._checks import is_finite_number
 from otpy.clock import SYSTEM_CLOCK, Clock, TimerHandle
 from otpy.errors import ConfigurationError, OtpyError
-from otpy.providers import Provider, ProviderEntry
-from otpy.providers._health import HealthRule, decide
+from otpy.providers import HealthRule, Provider, ProviderEntry, decide
 from otpy.resilience import call_with_timeout
 from otpy.supervision import ChildSpec, GenServer
 from otpy.telemetry import emit_safely, redact_value

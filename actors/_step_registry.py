@@ -18,13 +18,20 @@ import logging
 from collections.abc import Hashable, Mapping
 from typing import Any
 
-from otpy._plugins import PluginReport
+from otpy._plugins import EntryPoints, PluginReport
 from otpy._snapshot import Snapshot
 from otpy.clock import SYSTEM_CLOCK, Clock
 from otpy.errors import ConfigurationError
-from otpy.steps import Step, StepMetadata
-from otpy.steps._plugins import EntryPoints, load_step_plugins
-from otpy.steps._table import StepEntry, StepTable, StepValidator, make_entry, validate_step
+from otpy.steps import (
+    Step,
+    StepEntry,
+    StepMetadata,
+    StepTable,
+    StepValidator,
+    load_step_plugins,
+    make_entry,
+    validate_step,
+)
 from otpy.supervision import ChildSpec, GenServer, NamedHandle, ServerRef
 from otpy.telemetry import emit_safely
 

@@ -41,8 +41,8 @@ from otpy.optimize import (
     load_job_file,
     load_metric_plugins,
     load_strategy_plugins,
+    ranked,
 )
-from otpy.optimize._trials import ranked
 from otpy.runtime import Runtime
 
 __all__ = [

@@ -3,6 +3,7 @@
 Knows nothing of LLMs; imports only pykka, ``otpy.errors`` and ``otpy.clock``.
 """
 
+from ._base import is_supervisor
 from ._child import ChildCounts, ChildInfo, ChildState, SupervisorStats
 from ._dynamic import DynamicSupervisor, DynamicSupervisorRef
 from ._events import SupervisorEvent, SupervisorEventSink, add_event_sink, remove_event_sink
@@ -11,7 +12,7 @@ from ._genserver import GenServer
 from ._handle import NamedHandle, call, cast
 from ._names import register, registered, unregister, whereis
 from ._policy import Backoff, RestartIntensity, should_restart
-from ._ref import Down, Monitor, ServerRef, ServerStats
+from ._ref import Down, Monitor, ServerRef, ServerStats, handled_count
 from ._spec import ChildSpec
 from ._supervisor import Supervisor, SupervisorRef
 
@@ -43,6 +44,8 @@ __all__ = [
     "add_event_sink",
     "call",
     "cast",
+    "handled_count",
+    "is_supervisor",
     "is_abnormal",
     "register",
     "registered",

@@ -6,7 +6,7 @@ import logging
 import random
 from collections.abc import Hashable, Sequence
 from dataclasses import fields
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, TypeGuard
 
 from otpy.clock import SYSTEM_CLOCK, Clock
 from otpy.errors import StartChildError
@@ -312,3 +312,8 @@ class SupervisorBase(GenServer):
         """Stop every child and exit with reason shutdown once this message is handled."""
         self._terminate_all()
         self.stop_after(SHUTDOWN)
+
+
+def is_supervisor(ref: object) -> TypeGuard[ServerRef[Any]]:
+    """Whether ``ref`` is the ref of a supervisor (a Supervisor or a DynamicSupervisor)."""
+    return isinstance(ref, ServerRef) and issubclass(ref.actor_class, SupervisorBase)

@@ -28,7 +28,7 @@ from otpy.errors import CallTimeoutError, NoProcessError
 from . import _names
 from ._exit import KILLED, SHUTDOWN, ExitReason
 
-__all__ = ["Down", "Monitor", "ServerRef", "ServerStats"]
+__all__ = ["Down", "handled_count", "Monitor", "ServerRef", "ServerStats"]
 
 logger = logging.getLogger("otpy.supervision")
 
@@ -308,6 +308,13 @@ class ServerRef(ActorRef[A], Generic[A]):
     def wait_exit(self, timeout: float | None = None) -> bool:
         """Block until the actor has exited (monitors told); False after ``timeout``."""
         return self._life.exited.wait(timeout)
+
+
+def handled_count(ref: ServerRef[Any], timeout: float | None = None) -> int:
+    """How many messages ``ref`` has handled, asked through its mailbox: the answer comes
+    once everything sent to it before has been handled (idle detection, as in
+    ``otpy.testing.wait_idle``). NoProcessError-like Pykka errors if it is dead."""
+    return int(ref.ask(_Ping(), block=True, timeout=timeout))
 
 
 def drain(ref: ActorRef[Any]) -> None:

@@ -107,6 +107,8 @@ def test_public_api_is_re_exported() -> None:
         "NamedHandle",
         "call",
         "cast",
+        "handled_count",
+        "is_supervisor",
         "whereis",
         "register",
         "unregister",
@@ -159,8 +161,9 @@ def test_public_api_is_re_exported() -> None:
             "SimulatedStats", "StatsSnapshot", "Usage", "estimate_tokens", "GeminiProvider",
             "AnthropicProvider",
             "PROVIDER_TYPES", "ProviderType", "register_provider_type", "ProviderView",
-            "make_entry", "make_provider", "as_capabilities", "TOOL_NAME_PATTERN", "ToolCall",
-            "ToolResult", "ToolSpec",
+            "make_entry", "make_provider", "Verdict", "decide", "as_capabilities",
+            "TOOL_NAME_PATTERN", "ToolCall", "ToolResult",
+            "ToolSpec",
         },
         "otpy.agent": {
             "BUILTIN_TOOLS", "DEFAULT_MAX_TURNS", "KEPT_VARIABLES", "AgentOptions", "AgentResult",
@@ -175,7 +178,7 @@ def test_public_api_is_re_exported() -> None:
         "otpy.steps": {
             "COMMON_FIELDS", "STEP_PLUGIN_GROUP", "Step", "StepContext", "StepEntry",
             "StepMetadata", "StepResult", "StepTable", "StepValidator", "load_step_plugins",
-            "validate_step", "BodyRun", "StepHost", "check_choice",
+            "validate_step", "BodyRun", "StepHost", "check_choice", "make_entry",
         },
         "otpy.actors": {
             "ChatAgent", "ChatCell", "ChatHandle", "chat_child",

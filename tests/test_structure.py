@@ -170,3 +170,29 @@ def test_the_architecture_document_names_real_public_names() -> None:
     assert packages - listed <= {"otpy.testing.compliance", "otpy.steps.llm"} | {
         p for p in packages if p.count(".") > 1
     }
+
+
+def test_no_module_is_over_400_lines() -> None:
+    long = {
+        name: count
+        for name, path in _modules().items()
+        if (count := len(path.read_text().splitlines())) > 400
+    }
+    assert long == {}
+
+
+def test_no_package_imports_another_packages_private_modules() -> None:
+    """``otpy.a._b`` is imported only inside ``otpy.a``; other packages use what ``otpy.a``
+    exports (its ``__init__``)."""
+    modules = _modules()
+    reaching = []
+    for name, path in sorted(modules.items()):
+        for target in sorted(_imports(name, path, modules)):
+            parts = target.split(".")
+            private = next((i for i, part in enumerate(parts) if part.startswith("_")), None)
+            if private is None or parts[private].startswith("__"):
+                continue
+            owner = ".".join(parts[:private])
+            if name != owner and not name.startswith(owner + "."):
+                reaching.append(f"{name} -> {target}")
+    assert reaching == []

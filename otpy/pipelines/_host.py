@@ -25,7 +25,7 @@ from otpy.pipelines._progress import RunProgress, StepEvent
 from otpy.pipelines._result import StepOutcome
 from otpy.pipelines._templates import render
 from otpy.providers import Usage
-from otpy.steps._host import BodyRun
+from otpy.steps import BodyRun
 
 __all__ = ["LoopHost", "resolve_source"]
 

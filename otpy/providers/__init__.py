@@ -19,7 +19,14 @@ from otpy.providers._base import (
     estimate_tokens,
 )
 from otpy.providers._gemini import GeminiProvider
-from otpy.providers._health import HealthRule, ProviderHealth, ProviderStats, StatsSnapshot
+from otpy.providers._health import (
+    HealthRule,
+    ProviderHealth,
+    ProviderStats,
+    StatsSnapshot,
+    Verdict,
+    decide,
+)
 from otpy.providers._limits import ProviderLimits
 from otpy.providers._select import STRATEGIES
 from otpy.providers._simulated import SimulatedProvider, SimulatedStats
@@ -61,7 +68,9 @@ __all__ = [
     "ToolResult",
     "ToolSpec",
     "Usage",
+    "Verdict",
     "as_capabilities",
+    "decide",
     "estimate_tokens",
     "make_entry",
     "make_provider",

@@ -10,7 +10,7 @@ from otpy.steps._base import (
 )
 from otpy.steps._host import BodyRun, StepHost
 from otpy.steps._plugins import STEP_PLUGIN_GROUP, load_step_plugins
-from otpy.steps._table import StepEntry, StepTable, StepValidator, validate_step
+from otpy.steps._table import StepEntry, StepTable, StepValidator, make_entry, validate_step
 
 __all__ = [
     "COMMON_FIELDS",
@@ -26,5 +26,6 @@ __all__ = [
     "check_choice",
     "StepValidator",
     "load_step_plugins",
+    "make_entry",
     "validate_step",
 ]

@@ -9,9 +9,7 @@ from typing import Any
 
 from pykka import ActorRegistry
 
-from otpy.supervision import ServerRef
-from otpy.supervision._base import SupervisorBase
-from otpy.supervision._ref import _Ping
+from otpy.supervision import ServerRef, handled_count, is_supervisor
 
 __all__ = ["stop_all", "wait_exit", "wait_idle", "wait_until"]
 
@@ -53,7 +51,7 @@ def wait_idle(timeout: float = 5.0) -> None:
         for ref in _live_servers():
             remaining = max(0.001, deadline - time.monotonic())
             try:
-                current[ref.actor_urn] = ref.ask(_Ping(), block=True, timeout=remaining)
+                current[ref.actor_urn] = handled_count(ref, remaining)
             except Exception:  # it died meanwhile: the set changed, go round again
                 current[ref.actor_urn] = -1
         if current == previous:
@@ -74,7 +72,7 @@ def stop_all(timeout: float = 5.0) -> None:
     """Stop every actor: supervisors first, oldest first (so none restarts a child), then
     the rest; anything that does not stop within ``timeout`` is killed."""
     for ref in ActorRegistry.get_all():
-        if isinstance(ref, ServerRef) and issubclass(ref.actor_class, SupervisorBase):
+        if is_supervisor(ref):
             ref.shutdown(timeout)
     for ref in ActorRegistry.get_all():
         if isinstance(ref, ServerRef):
