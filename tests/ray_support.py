@@ -13,9 +13,11 @@ import hashlib
 from pathlib import Path
 from typing import Any
 
+import yaml
 from job_support import PLAIN_QA
 
 import otpy
+from otpy.optimize import register_metric
 
 TESTS = str(Path(__file__).resolve().parent)
 
@@ -45,14 +47,27 @@ def score(example: Any, result: Any) -> float:
     return int(hashlib.sha256(text.encode()).hexdigest()[:4], 16) / 0xFFFF
 
 
-def config(name: str, **providers: Any) -> dict[str, Any]:
-    """A runtime whose jobs run on Ray by default, on the providers given (by default one
-    simulated provider ``simulated``)."""
+register_metric("ray_score", score, replace=True)
+"""By name, for job files (a worker gets it by reference: ``ray_support:score``)."""
+
+
+def job_file(**options: Any) -> str:
+    """A job file of :data:`PROGRAM` with metric ``ray_score`` and ``options``."""
+    fields = {
+        "program": yaml.safe_load(PROGRAM), "space": SPACE, "trainset": TRAINSET,
+        "metric": "ray_score", **options,
+    }  # fmt: skip
+    return yaml.safe_dump(fields, sort_keys=False)
+
+
+def config(name: str, executor: str = "ray", **providers: Any) -> dict[str, Any]:
+    """A runtime whose jobs run on ``executor`` by default, on the providers given (by
+    default one simulated provider ``simulated``)."""
     return {
         "name": name,
         "plugins": False,
         "jobs_store": ":memory:",
-        "jobs": {"executor": {"type": "ray", "threads": 16}},
+        "jobs": {"executor": {"type": executor, "threads": 16}},
         "providers": providers or {"simulated": {"options": {"seed": 3}}},
     }
 

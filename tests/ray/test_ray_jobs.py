@@ -16,14 +16,27 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any, cast
 
 import pytest
 from limiter_load import window_peak
-from ray_support import PROGRAM, SLOW, SLOW_STEPS, SPACE, TESTS, TRAINSET, config, score, trials
+from ray_support import (
+    PROGRAM,
+    SLOW,
+    SLOW_STEPS,
+    SPACE,
+    TESTS,
+    TRAINSET,
+    config,
+    job_file,
+    score,
+    trials,
+)
 from redis_server import start_redis
 
 import otpy
+from otpy.optimize import parse_job_file
 from otpy.resilience import Limit
 from otpy.telemetry import Event, get_telemetry
 from otpy.testing import wait_until
@@ -64,18 +77,23 @@ def _origins(events: list[Event]) -> dict[str, int]:
     return counts
 
 
-def test_a_200_evaluation_job_on_ray_equals_the_thread_run() -> None:
-    """50 candidates x 4 examples, the same seed: the same trials, best and tokens; the
-    workers' provider calls reach the driver's telemetry under the job's trace."""
+def test_a_200_evaluation_job_on_ray_equals_the_thread_run(tmp_path: Path) -> None:
+    """50 candidates x 4 examples, the same seed, the same job file but for ``executor:
+    ray``: the same trials, best and tokens; the workers' provider calls reach the
+    driver's telemetry."""
     seen: list[Event] = []
     hub = get_telemetry()
     subscription = hub.subscribe(seen.append, "provider.call")
     options: dict[str, Any] = {"max_evaluations": 50, "seed": 11, "concurrency": 16}
+    files = {}
+    for executor in ("threads", "ray"):
+        text = job_file(**options, **({"executor": executor} if executor == "ray" else {}))
+        files[executor] = parse_job_file(text, tmp_path / f"{executor}.yaml")
+    assert files["ray"].options.executor == "ray" and files["threads"].options.executor is None
     try:
-        with otpy.start(config("ray-equal")) as rt:
-            on_threads = rt.jobs.start(PROGRAM, SPACE, TRAINSET, score, executor="threads",
-                                       **options)  # fmt: skip
-            on_ray = rt.jobs.start(PROGRAM, SPACE, TRAINSET, score, **options)  # the default
+        with otpy.start(config("ray-equal", executor="threads")) as rt:
+            on_threads = rt.jobs.start(**files["threads"].start_arguments())  # the default
+            on_ray = rt.jobs.start(**files["ray"].start_arguments())
             threads, remote = on_threads.wait(60), on_ray.wait(60)
             assert remote.state == threads.state == "completed"
             assert remote.evaluations_done == 50 and remote.errors == 0
@@ -83,7 +101,6 @@ def test_a_200_evaluation_job_on_ray_equals_the_thread_run() -> None:
                 threads.best_index, threads.best_score, threads.tokens
             )  # fmt: skip
             assert trials(rt, remote.job_id) == trials(rt, threads.job_id)
-            assert rt.jobs.get(remote.job_id).status().state == "completed"
             done = sum(worker["done"] for worker in _pool(rt).workers())
     finally:
         hub.unsubscribe(subscription)
