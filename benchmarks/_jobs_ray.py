@@ -25,7 +25,7 @@ import otpy
 from otpy.optimize import ExecutorSession, JobSpec, JobWork, Task, ThreadExecutor
 from otpy.ray import RayExecutor
 
-QUICK_START = 20.0
+QUICK_START = 60.0
 KEEPERS: list[threading.Thread] = []
 PROGRAM = """\
 name: qa

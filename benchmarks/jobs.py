@@ -4,8 +4,8 @@ evaluations (flat?), ``status()`` latency while evaluations run, the checkpoint'
 against a bare sqlite3 insert, threads and memory per paused job, and lease renewal.
 
 With ``--executor ray`` it runs the Ray section alone (the same job on a local Ray and on
-threads, and the driver's memory per evaluation in flight); ``--quick`` runs every section,
-the Ray one small (skipped, saying so, if Ray cannot start in a few seconds).
+threads, and the driver's memory per evaluation in flight; ``--quick``: small, and skipped,
+saying so, if Ray cannot start in a few seconds); without it, every other section.
 
 Run from the repo root: ``.venv/bin/python benchmarks/jobs.py [--quick] [--executor ray]``.
 """
@@ -334,8 +334,6 @@ def sections(args: argparse.Namespace) -> None:
         bench_checkpoint(folder, GOALS, 200 if quick else 1_000, 2 if quick else 5)
         bench_paused([10, 50, 200] if quick else [10, 1_000, 10_000])
         bench_renewal(folder, GOALS, [100, 1_000] if quick else [1_000, 10_000])
-        if quick:
-            bench_ray(folder, quick, GOALS)
     summary()
 
 

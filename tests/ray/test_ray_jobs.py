@@ -9,9 +9,12 @@ folder is on their PYTHONPATH through the cluster's runtime environment.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import signal
+import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -60,6 +63,16 @@ def cluster() -> Iterator[None]:
     )
     yield
     ray.shutdown()
+
+
+def _driver(*address: str) -> dict[str, Any]:
+    """Run ``tests/ray_driver.py`` (a job on Ray from a fresh process); its report."""
+    script = os.path.join(TESTS, "ray_driver.py")
+    done = subprocess.run(
+        [sys.executable, script, *address], capture_output=True, text=True, timeout=90
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    return cast(dict[str, Any], json.loads(done.stdout.strip().splitlines()[-1]))
 
 
 def _pool(rt: otpy.Runtime) -> RayExecutor:
@@ -154,7 +167,7 @@ def test_cancel_ends_the_job_and_stops_remote_work_within_a_second() -> None:
         wait_until(lambda: sum(w["running"] for w in pool.workers()) == 0, 1.0, "stopped")
         assert time.monotonic() - started < 1.0
         done = sum(w["done"] for w in pool.workers())
-        assert done < 48  # the queued evaluations never ran
+        assert done <= 2 * 16  # at most what ran at once (2 actors x 16 threads): none queued ran
         assert handle.status().evaluations_done == 0  # nothing came back after the cancel
     assert SLOW_STEPS * 0.2 > 1.0  # an evaluation left to finish would have taken longer
 
@@ -177,15 +190,22 @@ def test_pause_stops_submitting_and_resume_finishes_the_same_job(
         handle = rt.jobs.start(PROGRAM, SPACE, TRAINSET, score, **options)
         wait_until(lambda: handle.status().evaluations_done >= 2, 30, "two candidates")
         handle.pause()
-        wait_until(lambda: handle.status().in_flight == 0, 10, "drained")
+        paused = wait_until(
+            lambda: (s := handle.status()).in_flight == 0 and s.state == "paused" and s, 10,
+            "drained",
+        )  # fmt: skip
+        assert paused.evaluations_done < 16  # it paused mid-job
+        # Nothing of the job left anywhere: not queued in the driver, not on an actor, so
+        # nothing more can run until it is resumed.
+        assert pool.pool.waiting() == 0 and sum(w["busy"] for w in pool.workers()) == 0
+        assert sum(w["running"] for w in pool.workers()) == 0
         done = sum(w["done"] for w in pool.workers())
-        assert sum(w["busy"] for w in pool.workers()) == 0
-        assert sum(w["done"] for w in pool.workers()) == done  # nothing was sent since
-        assert handle.status().state == "paused"
+        assert done >= paused.evaluations_done * len(TRAINSET)
         handle.resume()
         remote = handle.wait(60)
         threads = rt.jobs.start(PROGRAM, SPACE, TRAINSET, score, executor="threads", **options)
         assert remote.state == "completed" and remote.evaluations_done == 16
+        assert sum(w["done"] for w in pool.workers()) == 16 * len(TRAINSET)  # each ran once
         assert trials(rt, remote.job_id) == trials(rt, threads.wait(60).job_id)
     warnings = [r.getMessage() for r in caplog.records if "on executor 'ray'" in r.getMessage()]
     assert len(warnings) == 1 and "providers limited in memory (fast)" in warnings[0]
@@ -228,3 +248,27 @@ def test_two_workers_and_the_driver_keep_one_redis_limit(redis_url: str) -> None
     timeline = [(e.measurements["admitted_at"], {"requests": 1}) for e in seen]
     peak = window_peak(timeline, Limit("requests", "20/second"))
     assert peak == 20  # the limit bound (36 calls in about 2 s), and was never exceeded
+
+
+def test_the_runtime_config_joins_the_cluster_its_address_names() -> None:
+    """``jobs.executor: {type: ray, address: <this module's cluster>}`` in another process:
+    Ray is connected when the first job needs it, not before; the job runs on this
+    cluster's node and needs no ``executor=``; the runtime's stop disconnects it and
+    leaves the cluster up."""
+    here = ray.get_runtime_context()
+    report = _driver(here.gcs_address)
+    assert report["state"] == "completed" and report["evaluations"] == 2, report
+    assert report["initialized_before"] is False and report["initialized_after"] is False
+    assert report["gcs"] == here.gcs_address and report["nodes"] == [here.get_node_id()]
+    assert ray.is_initialized() and ray.get(ray.put(1)) == 1  # the cluster is still up
+
+
+def test_with_no_address_a_local_ray_starts_when_a_job_needs_it() -> None:
+    """No ``address`` and no Ray in the process: the first job starts a local Ray (not
+    this module's), and the runtime's stop shuts it down."""
+    report = _driver()
+    assert report["state"] == "completed" and report["evaluations"] == 2, report
+    assert report["initialized_before"] is False and report["initialized_after"] is False
+    here = ray.get_runtime_context()
+    assert report["gcs"] != here.gcs_address
+    assert len(report["nodes"]) == 1 and report["nodes"] != [here.get_node_id()]
