@@ -37,6 +37,7 @@ steps:
     prompt: "{{ vars.instruction }} Q: {{ inputs.question }}"
     temperature: "{{ vars.temperature }}"
 """
+"""The program both benchmarks time (``jobs.py`` imports it from here)."""
 SPACE: dict[str, Any] = {
     "temperature": {"low": 0.0, "high": 1.5},
     "instruction": ["Answer briefly.", "Think step by step, then answer."],

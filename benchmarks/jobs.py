@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from _harness import percentiles, row, run, verdict
-from _jobs_ray import bench_ray
+from _jobs_ray import PROGRAM, bench_ray
 from _jobs_store import bench_checkpoint, bench_renewal
 
 import otpy
@@ -42,16 +42,6 @@ from otpy.providers import CompletionRequest, SimulatedProvider
 SEED = 7
 CONCURRENCY = 32
 LATENCY = 0.05
-PROGRAM = """\
-name: qa
-inputs:
-  question: {type: string}
-steps:
-  - name: answer
-    type: claude
-    prompt: "{{ vars.instruction }} Q: {{ inputs.question }}"
-    temperature: "{{ vars.temperature }}"
-"""
 INSTRUCTIONS = ["Answer briefly.", "Think step by step, then answer.", "Reply with a number only."]
 SPACE: dict[str, Any] = {"temperature": {"low": 0.0, "high": 1.5}, "instruction": INSTRUCTIONS}
 TRAINSET: list[dict[str, Any]] = [{"inputs": {"question": "What is 2 + 2?"}, "expected": "4"}]
