@@ -4,7 +4,9 @@ group, so a run starts one Ray whatever the number of pytest workers.
 
 Each test starts a runtime of its own (its executor places two evaluation actors, one per
 CPU). The workers import the metric by reference from ``tests/ray_support.py``: this
-folder is on their PYTHONPATH through the cluster's runtime environment.
+folder is on their PYTHONPATH through the cluster's runtime environment. How a runtime
+config reaches Ray (an ``address``, or none: a local Ray started at the first job) is
+tested from a fresh process, ``tests/ray_driver.py``, since this one already runs Ray.
 """
 
 from __future__ import annotations
