@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from otpy.actors._job_record import JobCell, JobRecord
@@ -14,16 +15,24 @@ __all__ = ["JobHandle"]
 
 class JobHandle:
     """One job: ``id``, ``status()`` (at once, never waits on the runner), ``pause()``,
-    ``resume()``, ``cancel()``, ``wait(timeout)`` and ``best()``.
+    ``resume()``, ``cancel()``, ``wait(timeout)``, ``best()`` and, for a DSPy job,
+    ``program()``.
 
     A handle of a job read from the store (``rt.jobs.get`` of a job not started here)
     only reports a snapshot: steering it raises JobError (an interrupted job is resumed
     with ``rt.jobs.resume(job_id)``; one running elsewhere is steered there)."""
 
-    def __init__(self, job_id: str, cell: JobCell, record: JobRecord | None) -> None:
+    def __init__(
+        self,
+        job_id: str,
+        cell: JobCell,
+        record: JobRecord | None,
+        program: Callable[[], Any] | None = None,
+    ) -> None:
         self.id = job_id
         self._cell = cell
         self._record = record
+        self._program = program
 
     def status(self) -> JobStatus:
         """The job's status now (published by its runner after every change)."""
@@ -32,6 +41,15 @@ class JobHandle:
     def best(self) -> Trial | None:
         """The best finished candidate so far (configuration, score, per-example results)."""
         return self._cell.best
+
+    def program(self) -> Any:
+        """A DSPy job's program (``dspy.Module``): the compiled one, or the best evaluated
+        when a budget stopped the compile; loaded from the job store (DSPy's saved state,
+        into a copy of the job's program) unless this process compiled it. Blocks on a
+        store read; JobError if the job is not a DSPy job or has no program yet."""
+        if self._program is None:
+            raise JobError(f"job {self.id!r} has no program here")
+        return self._program()
 
     def __otpy_ref__(self) -> ServerRef[Any] | str:
         """For ``otpy.sys``: the job's runner (its name, so a restart is waited for).

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from otpy._timers import TimerQueue
+from otpy.calls import JournalStore, SQLiteJournalStore, journal_path
 from otpy.clock import Clock
 from otpy.errors import JobError, NoProcessError, StateError
 from otpy.optimize import (
@@ -52,16 +53,23 @@ Phase = Literal["starting", "running", "hibernated", "ended"]
 
 class JobCell:
     """The published status and best trial of a job, and the event set once it has
-    ended here (:attr:`JobStatus.ended`)."""
+    ended here (:attr:`JobStatus.ended`). ``live``, if set (by a runner whose counts move
+    between publications: a DSPy job's LLM calls), brings a status read up to date."""
 
     def __init__(self, status: JobStatus) -> None:
-        self.status = status
+        self._status = status
         self.best: Trial | None = None
         self.done = threading.Event()
+        self.live: Callable[[JobStatus], JobStatus] | None = None
+
+    @property
+    def status(self) -> JobStatus:
+        status, live = self._status, self.live
+        return status if live is None else live(status)
 
     def publish(self, status: JobStatus, best: Trial | None) -> None:
         self.best = best
-        self.status = status  # one assignment: readers see the old or the new, whole
+        self._status = status  # one assignment: readers see the old or the new, whole
         if status.ended:
             self.done.set()
         else:
@@ -71,19 +79,21 @@ class JobCell:
 @dataclass
 class Gift:
     """What the first runner of a job started or resumed by a handle is given: the lease
-    just claimed, the spec, and for a new job the plan and strategy already made (a new
-    job has no checkpoint to read)."""
+    just claimed, the spec, whether the job is ``fresh`` (new: it has no checkpoint to
+    read), and for a new pipeline job the plan and strategy already made."""
 
     lease: Lease
     spec: JobSpec
     plan: Plan | None = None
     strategy: Strategy | None = None
+    fresh: bool = False
 
 
 @dataclass
 class JobEnv:
     """What a runtime's jobs share: the store, the timers, the executors (made on first
-    use, by name; ``default_executor`` for the jobs naming none), the step table,
+    use, by name; ``default_executor`` for the jobs naming none), the call journals of
+    DSPy jobs (``journals()``: beside the store, opened on first use), the step table,
     providers and clock, and ``launch(record)`` (starts a runner incarnation under its own
     supervisor; set by JobsHandle)."""
 
@@ -100,6 +110,7 @@ class JobEnv:
     closing: bool = False
     executors: dict[str, Executor] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    journal_store: JournalStore | None = None
 
     def executor(self, name: str) -> Executor:
         with self.lock:
@@ -107,6 +118,13 @@ class JobEnv:
             if found is None:
                 found = self.executors[name] = self.make_executor(name)
             return found
+
+    def journals(self) -> JournalStore:
+        """The call journals of this runtime's DSPy jobs (``<store>.journal``)."""
+        with self.lock:
+            if self.journal_store is None:
+                self.journal_store = SQLiteJournalStore(journal_path(self.store.path))
+            return self.journal_store
 
 
 class JobRecord:
@@ -131,6 +149,9 @@ class JobRecord:
         self.restarts = 0
         self.crashed: str | None = None
         self.handle: Any = None  # its JobHandle (one per record)
+        self.runner_type: Any = None  # the runner class its incarnations are (by the kind)
+        self.work: Any = None  # what the kind's runner needs that the store does not hold
+        self.run: Any = None  # the kind's last run of the job here (a DSPy compile's)
         self.started: JobStatus = cell.status  # the last runner's first status
         self._cond = threading.Condition()
 

@@ -2,18 +2,35 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from otpy.actors._job_record import JobCell
-from otpy.optimize import JobStatus, JobStore, SearchSpace, Trial, is_better, planned_evaluations
+from otpy.calls import CallJournal, JournalStore
+from otpy.optimize import (
+    Checkpoint,
+    DSPyLedger,
+    JobState,
+    JobStatus,
+    JobStore,
+    LMCalls,
+    SearchSpace,
+    Trial,
+    is_better,
+    planned_evaluations,
+)
 
 __all__ = ["stored_cell"]
 
 
-def stored_cell(store: JobStore, job_id: str) -> JobCell:
+def stored_cell(
+    store: JobStore, job_id: str, journals: Callable[[], JournalStore] | None = None
+) -> JobCell:
     """A cell with the status a stored checkpoint tells (the best trial included), that
     never changes (``done`` is set). A job that has not finished reads as ``interrupted``
     when its lease has expired or was released, or its process on this host has exited;
     with a live lease it keeps its state (``running`` if just claimed), ``owner`` naming
-    the holder."""
+    the holder. A DSPy job's LLM calls, tokens and cost are what its call journal (in
+    ``journals()``) holds."""
     checkpoint = store.load(job_id)
     spec, holder, state = checkpoint.spec, checkpoint.holder, checkpoint.state
     owner = None
@@ -24,6 +41,12 @@ def stored_cell(store: JobStore, job_id: str) -> JobCell:
             state = "running" if state == "interrupted" else state  # claimed, not yet written
         else:
             state = "interrupted"
+    if checkpoint.spec.kind == "dspy":
+        status = _dspy_status(checkpoint, state, journals)
+        cell = JobCell(status.model_copy(update={"owner": owner}))
+        cell.publish(cell.status, DSPyLedger(checkpoint.spec).restore(checkpoint).best)
+        cell.done.set()
+        return cell
     best: Trial | None = None
     for trial in checkpoint.trials.values():
         if is_better(trial, best):
@@ -51,3 +74,18 @@ def stored_cell(store: JobStore, job_id: str) -> JobCell:
     cell.publish(status, best)
     cell.done.set()  # a snapshot that never changes: nothing to wait for
     return cell
+
+
+def _dspy_status(
+    checkpoint: Checkpoint, state: JobState, journals: Callable[[], JournalStore] | None
+) -> JobStatus:
+    ledger = DSPyLedger(checkpoint.spec).restore(checkpoint)
+    calls = LMCalls()
+    if journals is not None:
+        spent = CallJournal(journals(), checkpoint.spec.job_id).spent(
+            checkpoint.spec.options.prices
+        )
+        calls = LMCalls(calls=spent.calls, tokens=spent.tokens, cost=spent.cost)
+    return ledger.status(checkpoint.elapsed, calls, state=state).model_copy(
+        update={"error": checkpoint.error}
+    )

@@ -19,17 +19,24 @@ import os
 import threading
 import uuid
 from collections.abc import Callable, Mapping, Sequence
-from pathlib import Path
 from typing import Any, cast
 
 import pydantic
 
 from otpy._timers import TimerQueue
+from otpy.actors._dspy_jobs import DSPyJobs, job_program, quiet_runs, resumed_parts
 from otpy.actors._job_handle import JobHandle
 from otpy.actors._job_heartbeat import Heartbeat
+from otpy.actors._job_kinds import (
+    base_dir_of,
+    chosen_executor,
+    job_options,
+    prepare,
+    program_of,
+    runner_type,
+)
 from otpy.actors._job_record import Gift, JobCell, JobEnv, JobRecord, ended, release
 from otpy.actors._job_snapshot import stored_cell
-from otpy.actors._optimization_runner import OptimizationRunner
 from otpy.clock import Clock
 from otpy.config import RuntimeConfig
 from otpy.documents import validation_problems
@@ -39,13 +46,11 @@ from otpy.errors import (
     StateError,
 )
 from otpy.optimize import (
-    EXECUTORS,
     Executor,
     JobOptions,
     JobSpec,
     JobStatus,
     JobStore,
-    JobWork,
     Metric,
     Owner,
     SearchSpace,
@@ -58,7 +63,7 @@ from otpy.optimize import (
     register_strategy,
     resolve_metric,
 )
-from otpy.pipelines import Pipeline, PipelineSource, Plan, ProviderDirectory, compile_pipeline
+from otpy.pipelines import PipelineSource, ProviderDirectory, compile_pipeline
 from otpy.steps import StepTable
 from otpy.supervision import ChildSpec, DynamicSupervisorRef, Supervisor, whereis
 
@@ -67,8 +72,9 @@ __all__ = ["JobsHandle"]
 logger = logging.getLogger("otpy.jobs")
 
 
-class JobsHandle:
-    """What ``rt.jobs`` is: see :meth:`start`, :meth:`get`, :meth:`list`, :meth:`resume`.
+class JobsHandle(DSPyJobs):
+    """What ``rt.jobs`` is: see :meth:`start`, :meth:`start_dspy`, :meth:`get`,
+    :meth:`list`, :meth:`resume`.
 
     ``executors``: settings for the executors (``idle_seconds`` of a pool thread ...;
     ``config``: the runtime's config); ``default_executor``: what a job naming none runs
@@ -170,23 +176,17 @@ class JobsHandle:
         if isinstance(strategy, type):
             register_strategy(strategy.name or strategy.__name__, strategy)
             strategy = strategy.name or strategy.__name__
-        chosen = _options(job_id, options, strategy, settings)
+        chosen = job_options(job_id, options, strategy, settings)
         plan = compile_pipeline(program, self._env.table(), base_dir=base_dir)  # run as it is
         parsed = SearchSpace.parse(space)
         name, metric_fn = resolve_metric(metric, job=job_id)
         made = make_strategy(chosen.strategy, parsed, seed=chosen.seed, **chosen.strategy_options)
-        executor = chosen.executor or self._env.default_executor
-        if executor not in EXECUTORS:
-            raise ConfigurationError(
-                f"job {job_id!r}: unknown executor {executor!r} (registered: "
-                f"{', '.join(sorted(EXECUTORS))})"
-            )
-        chosen = chosen.model_copy(update={"executor": executor})
+        chosen = chosen_executor(job_id, chosen, self._env.default_executor)
         try:
             spec = JobSpec(
                 job_id=job_id,
-                program=_program(plan.pipeline),
-                base_dir=_base_dir(plan.pipeline, base_dir),
+                program=program_of(plan.pipeline),
+                base_dir=base_dir_of(plan.pipeline, base_dir),
                 space=parsed.to_dict(),
                 trainset=[dict(example) for example in trainset],
                 metric=name,
@@ -194,12 +194,18 @@ class JobsHandle:
             )
         except pydantic.ValidationError as exc:
             raise ConfigurationError(f"job {job_id!r}: {validation_problems(exc)}") from None
-        self._prepare(spec, plan, metric_fn)
+        prepare(self._env, spec, plan, metric_fn)
         lease = self.store.create(spec)  # JobError if the id is taken
-        return self._open(Gift(lease, spec, plan, made), metric_fn)
+        return self._open(Gift(lease, spec, plan, made, fresh=True), metric_fn)
 
     def resume(
-        self, job_id: str, *, metric: str | Metric | None = None, force: bool = False
+        self,
+        job_id: str,
+        *,
+        metric: Any = None,
+        force: bool = False,
+        program: Any = None,
+        optimizer: Any = None,
     ) -> JobHandle:
         """Go on with job ``job_id`` from its checkpoint in the store (a job whose runtime
         stopped, or whose process was killed): finished candidates are not evaluated
@@ -211,7 +217,13 @@ class JobsHandle:
         ``lease_seconds`` ago), or its process on this host has exited. JobClaimedError
         (naming the runtime, pid and host) if another live runtime holds it: stop it
         there, or pass ``force=True`` if that process is gone. JobError if the job has
-        finished, or its metric was a function and ``metric=`` is not given again."""
+        finished, or its metric was a function and ``metric=`` is not given again.
+
+        A DSPy job re-runs its compile from the start with the same seed, answered from
+        its call journal up to the first call never answered (nothing is paid twice); its
+        program, optimizer and metric come from their references, else from this
+        runtime's earlier run of it, else must be given again (``program=``,
+        ``optimizer=``, ``metric=``)."""
         with self._lock:
             record = self._records.get(job_id)
         if record is not None and not record.cell.done.is_set():
@@ -221,13 +233,19 @@ class JobsHandle:
         spec = stored.spec
         if stored.state in ("completed", "cancelled", "failed"):
             raise JobError(f"job {job_id!r} is {stored.state}; nothing to resume")
+        if spec.kind == "dspy":
+            given = {"program": program, "optimizer": optimizer, "metric": metric}
+            parts = resumed_parts(self._env, spec, record, given)
+            lease = self.store.claim(job_id, force=force)
+            previous = record.run if record is not None else None
+            return self._open(Gift(lease, spec), None, run=True, work=parts, previous=previous)
         if metric is None and spec.metric is None:
             raise JobError(
                 f"job {job_id!r} was started with a metric function; pass metric= to resume it"
             )
         _, metric_fn = resolve_metric(metric if metric is not None else spec.metric, job=job_id)
         plan = compile_pipeline(dict(spec.program), self._env.table(), base_dir=spec.base_dir)
-        self._prepare(spec, plan, metric_fn)
+        prepare(self._env, spec, plan, metric_fn)
         lease = self.store.claim(job_id, force=force)
         return self._open(Gift(lease, spec), metric_fn, run=True)
 
@@ -236,28 +254,36 @@ class JobsHandle:
         use; ConfigurationError for a name nobody registered."""
         return self._env.executor(name or self._env.default_executor)
 
-    def _prepare(self, spec: JobSpec, plan: Plan, metric: Metric) -> None:
-        """Let the job's executor refuse what it cannot run (and get ready for it)."""
-        env = self._env
-        work = JobWork(spec, plan, metric, env.providers, self._clock, env.table())
-        self.executor(spec.options.executor).prepare(work)
-
     def _check_running(self, job_id: str) -> None:
         if self._env.closing:
             raise JobError(f"job {job_id!r}: the runtime is stopping; no job starts now")
 
-    def _open(self, gift: Gift, metric: Metric, *, run: bool = False) -> JobHandle:
+    def _open(
+        self,
+        gift: Gift,
+        metric: Metric | None,
+        *,
+        run: bool = False,
+        work: Any = None,
+        previous: Any = None,
+    ) -> JobHandle:
         spec = gift.spec
         status = JobStatus(
             job_id=spec.job_id,
             name=str(spec.program.get("name", "")),
             state="running",
             strategy=spec.options.strategy,
+            kind=spec.kind,
         )
         cell = JobCell(status)
-        record = JobRecord(spec.job_id, cell, metric, spec.options, self._env)
+        record = JobRecord(spec.job_id, cell, metric, spec.options, self._env)  # type: ignore[arg-type]
         record.gift, record.wake_running = gift, run
-        record.handle = handle = JobHandle(spec.job_id, cell, record)
+        record.work, record.run = work, previous
+        record.runner_type = runner_type(spec.kind)
+        program = (
+            None if spec.kind != "dspy" else lambda: job_program(self._env, spec.job_id, record)
+        )
+        record.handle = handle = JobHandle(spec.job_id, cell, record, program)
         with self._lock:
             self._records[spec.job_id] = record
         try:
@@ -279,7 +305,7 @@ class JobsHandle:
         options, clock = record.options, self._clock
         runner = ChildSpec(
             id="runner",
-            start=lambda: OptimizationRunner.start_named(record.runner_name, record),
+            start=lambda: record.runner_type.start_named(record.runner_name, record),
             restart="transient",
             significant=True,
             shutdown=10.0,
@@ -313,7 +339,11 @@ class JobsHandle:
             return cast(JobHandle, record.handle)
         if not self.store.holds(job_id):
             raise JobError(f"no job {job_id!r} here or in {self.store.path}")
-        return JobHandle(job_id, stored_cell(self.store, job_id), None)
+        cell = stored_cell(self.store, job_id, self._env.journals)
+        program = None
+        if cell.status.kind == "dspy":
+            program = lambda: job_program(self._env, job_id, None)  # noqa: E731
+        return JobHandle(job_id, cell, None, program)
 
     def list(self) -> list[JobStatus]:
         """Every job of this runtime and every job in the store, by job id (a stored job
@@ -322,7 +352,7 @@ class JobsHandle:
             live = {job_id: record.cell.status for job_id, record in self._records.items()}
         for job_id in self.store.job_ids():
             if job_id not in live:
-                live[job_id] = stored_cell(self.store, job_id).status
+                live[job_id] = stored_cell(self.store, job_id, self._env.journals).status
         return [live[job_id] for job_id in sorted(live)]
 
     def trials(self, job_id: str) -> builtins.list[Trial]:
@@ -363,36 +393,7 @@ class JobsHandle:
         self._env.timers.close()
         for executor in self._env.executors.values():
             executor.shutdown()
+        quiet_runs(self.records(), self._env.timeout)  # their answers journaled first
+        if self._env.journal_store is not None:
+            self._env.journal_store.close()
         self.store.close()
-
-
-def _options(
-    job_id: str, options: JobOptions | None, strategy: str | None, settings: Mapping[str, Any]
-) -> JobOptions:
-    """The job's one JobOptions: ``options``, or built once from the keywords."""
-    if options is not None:
-        if settings or strategy is not None:
-            given = ", ".join(sorted([*settings, *(["strategy"] if strategy else [])]))
-            raise ConfigurationError(
-                f"job {job_id!r}: give options= or the option keywords ({given}), not both"
-            )
-        return options
-    fields = {**settings, **({"strategy": strategy} if strategy is not None else {})}
-    try:
-        return JobOptions(**fields)
-    except pydantic.ValidationError as exc:
-        raise ConfigurationError(f"job {job_id!r}: {validation_problems(exc)}") from None
-
-
-def _program(pipeline: Pipeline) -> dict[str, Any]:
-    source = pipeline.source
-    if source is not None:
-        return dict(source[2])
-    return pipeline.model_dump(mode="json", exclude_unset=True)
-
-
-def _base_dir(pipeline: Pipeline, given: str | os.PathLike[str] | None) -> str | None:
-    """Where a job's sub-pipeline paths resolve: the program file's folder, else ``given``."""
-    if pipeline.base_dir is not None:
-        return str(pipeline.base_dir)
-    return None if given is None else str(Path(given).resolve())

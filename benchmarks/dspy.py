@@ -1,7 +1,9 @@
 """otpy.dspy: ``dspy.Evaluate`` of 1,000 examples on a simulated 50 ms model at 32 threads
 through a bare DSPy engine against the same through ``otpy.dspy.lm`` (the provider layer:
-selection, limiter, breaker, retries, telemetry) and with a job's gate and SQLite call
-journal; the journal's replay speed over 10,000 calls; its bytes per call.
+selection, limiter, breaker, retries, telemetry), with a job's gate and SQLite call
+journal, and as a supervised job (``rt.jobs.start_dspy(program, "evaluate", ...)``: its
+store, runner, gate, journal, callbacks and saved program); the journal's replay speed
+over 10,000 calls; its bytes per call.
 
 Run from the repo root: ``.venv/bin/python benchmarks/dspy.py [--quick]``.
 """
@@ -105,7 +107,12 @@ def bench_evaluate(n: int, latency: float, rounds: int, folder: Path) -> None:
     def simulated(name: str) -> SimulatedProvider:
         return SimulatedProvider(name, seed=SEED, latency=latency, keep_requests=0)
 
-    config = {"name": f"bench-{uuid.uuid4().hex[:6]}", "plugins": False, "providers": {}}
+    config = {
+        "name": f"bench-{uuid.uuid4().hex[:6]}",
+        "plugins": False,
+        "providers": {},
+        "jobs_store": str(folder / "bench-jobs.sqlite"),
+    }
     with otpy.start(config) as rt:
         rt.providers.register_provider("sim", simulated("sim"), limits={"timeout": None})
         limits = {"timeout": None, "rpm": 1_000_000, "tpm": 1_000_000_000}
@@ -118,11 +125,28 @@ def bench_evaluate(n: int, latency: float, rounds: int, folder: Path) -> None:
             journal = CallJournal(store, f"job-{uuid.uuid4().hex}")  # a new job: all live
             return otpy.dspy.call_scope(CallGate(), journal)
 
+        def as_job() -> tuple[float, float]:
+            cpu, start = time.process_time(), time.perf_counter()
+            job = rt.jobs.start_dspy(
+                dspy.Predict("question -> answer"),
+                "evaluate",
+                devset(n),
+                metric=lambda example, prediction, trace=None: float(bool(prediction.answer)),
+                threads=THREADS,
+                lm=through,
+            )
+            status = job.wait(600)
+            seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
+            assert status.state == "completed" and status.best_score == 1.0, status
+            assert status.lm_calls == n, status
+            return seconds, cpu
+
         kinds: dict[str, Callable[[], tuple[float, float]]] = {
             "(a) dspy.LM(engine=BareEngine) (baseline)": lambda: evaluate(bare, n),
             "(b) otpy.dspy.lm(rt): the provider layer": lambda: evaluate(through, n),
             "(c) (b) with rpm + tpm limits (moving window)": lambda: evaluate(limited, n),
             "(d) (b) + a job's gate and SQLite journal": lambda: evaluate(through, n, job_scope),
+            "(e) (d) as a job: rt.jobs.start_dspy('evaluate')": as_job,
         }
         for fn in kinds.values():
             evaluate(bare, THREADS)  # warm-up: threads, imports

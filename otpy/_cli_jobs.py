@@ -1,9 +1,13 @@
-"""``otpy jobs list|status|resume``: the jobs in a job store.
+"""``otpy jobs list|status|resume|pause|cancel|export``: the jobs in a job store.
 
 The store is ``--store PATH``, else the runtime config's ``jobs_store`` (``--config``),
 else the default (``$OTPY_STATE_DIR/jobs.sqlite``). ``list`` shows every job in it,
-``status ID`` one job with its best candidates, ``resume ID`` goes on with a job that
-stopped (its process was stopped or killed) and follows it as ``otpy optimize`` does.
+``status ID`` one job with its best candidates (a DSPy job: its evaluations), ``resume
+ID`` goes on with a job that stopped (its process was stopped or killed) and follows it
+as ``otpy optimize`` does. ``pause ID`` and ``cancel ID`` act on a job that runs in this
+command's runtime; a job that runs in another process is steered there (the command says
+which process holds it), an interrupted one resumed. ``export ID FILE`` writes a DSPy
+job's program as DSPy saves it.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ import json
 from typing import Any
 
 from otpy._cli_common import (
+    EXIT_FAILED,
     EXIT_OK,
     Console,
     add_config_option,
@@ -21,6 +26,7 @@ from otpy._cli_common import (
     subcommand,
     table,
 )
+from otpy._cli_dspy import jobs_export
 from otpy._cli_optimize import (
     add_follow_options,
     add_report_options,
@@ -30,9 +36,17 @@ from otpy._cli_optimize import (
     job_document,
     job_lines,
 )
+from otpy.errors import JobError
 from otpy.optimize import JobStatus
 
-__all__ = ["add_jobs_parser", "jobs_list", "jobs_resume", "jobs_status", "status_rows"]
+__all__ = [
+    "add_jobs_parser",
+    "jobs_list",
+    "jobs_resume",
+    "jobs_status",
+    "jobs_steer",
+    "status_rows",
+]
 
 
 def add_jobs_parser(commands: Any) -> None:
@@ -67,7 +81,16 @@ def add_jobs_parser(commands: Any) -> None:
         help="resume even though the store says another process runs it (it is gone)",
     )
     add_follow_options(resume)
-    for parser, handler in ((listing, jobs_list), (status, jobs_status), (resume, jobs_resume)):
+    handlers = [(listing, jobs_list), (status, jobs_status), (resume, jobs_resume)]
+    for action, what in (("pause", "hold a job's work"), ("cancel", "end a job for good")):
+        steer = actions.add_parser(action, help=f"{what} (one that runs in this runtime)")
+        steer.add_argument("job_id", metavar="ID")
+        handlers.append((steer, jobs_steer))
+    export = actions.add_parser("export", help="write a DSPy job's program (DSPy's .json)")
+    export.add_argument("job_id", metavar="ID")
+    export.add_argument("file", metavar="FILE", help="the .json file to write")
+    handlers.append((export, jobs_export))
+    for parser, handler in handlers:
         add_store_option(parser, "(default: the runtime config's jobs_store)")
         add_config_option(parser)
         parser.set_defaults(handler=handler)
@@ -135,3 +158,28 @@ def jobs_resume(args: argparse.Namespace) -> int:
     with start_runtime(args.config, jobs_store=args.store) as rt:
         handle = rt.jobs.resume(args.job_id, metric=args.metric, force=args.force)
         return follow_job(rt, handle.id, args)
+
+
+def jobs_steer(args: argparse.Namespace) -> int:
+    """``otpy jobs pause|cancel ID``: steer a job this command's runtime runs, or say where
+    it runs (exit 1)."""
+    with start_runtime(args.config, jobs_store=args.store) as rt:
+        handle = rt.jobs.get(args.job_id)
+        status = handle.status()
+        try:
+            status = getattr(handle, args.action)()
+        except JobError:
+            where = rt.jobs.store.path
+            if status.owner is not None:
+                why = f"it runs in {status.owner}: {args.action} it there"
+            elif status.state == "interrupted":
+                why = (
+                    f"no process runs it (interrupted); go on with: otpy jobs resume "
+                    f"{args.job_id} --store {where}"
+                )
+            else:
+                why = f"it is {status.state}"
+            Console(error=True).line(f"otpy: job {args.job_id} cannot {args.action}: {why}")
+            return EXIT_FAILED
+    Console().line(f"{args.job_id}: {status.state}")
+    return EXIT_OK

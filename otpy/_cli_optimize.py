@@ -15,7 +15,10 @@ or interrupted, 2 bad input, 130 after Ctrl-C.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import logging
+import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -34,8 +37,10 @@ from otpy._cli_common import (
     subcommand,
     table,
 )
+from otpy._cli_dspy import dspy_lines, dspy_progress, spent, start_from_file
 from otpy.errors import CallTimeoutError, JobError, StepValidationError, UnknownStepError
 from otpy.optimize import (
+    DSPyJobFile,
     JobStatus,
     Trial,
     load_job_file,
@@ -126,6 +131,11 @@ def optimize_command(args: argparse.Namespace) -> int:
     job = load_job_file(Path(args.job))
     store = args.store if args.store is not None else job.store
     with start_runtime(config, jobs_store=None if store is None else str(store)) as rt:
+        if isinstance(job, DSPyJobFile):
+            out = Console(sys.stdout)
+            with contextlib.redirect_stdout(sys.stderr):  # DSPy prints its progress there
+                handle = start_from_file(rt, job, args.job_id)
+            return follow_job(rt, handle.id, args, out=out)
         arguments = job.start_arguments()
         if args.job_id is not None:
             arguments["job_id"] = args.job_id
@@ -172,29 +182,40 @@ def check_options(args: argparse.Namespace) -> None:
         raise CliError(f"--progress-interval must be 0 or more seconds, got {interval}")
 
 
-def follow_job(rt: Runtime, job_id: str, args: argparse.Namespace) -> int:
+def follow_job(
+    rt: Runtime, job_id: str, args: argparse.Namespace, *, out: Console | None = None
+) -> int:
     """Wait for job ``job_id`` with progress on stderr (unless ``args.quiet``), then print
-    its outcome on stdout; the exit status. Ctrl-C stops the runtime (the job is left
-    ``interrupted``) and says how to resume it."""
-    out, err = Console(), Console(error=True)
+    its outcome on ``out`` (stdout); the exit status. While it waits, what the job's code
+    prints (DSPy's progress) goes to stderr, so that stdout holds only the outcome. Ctrl-C
+    stops the runtime (the job is left ``interrupted``) and says how to resume it."""
+    out, err = out or Console(sys.stdout), Console(error=True)
     handle = rt.jobs.get(job_id)
     progress = None if args.quiet else JobProgress(err, interval=args.progress_interval)
+    if handle.status().kind == "dspy":
+        logging.getLogger("dspy").setLevel(logging.WARNING)  # the progress line says it
     try:
-        while True:
-            try:
-                status = handle.wait(TICK)
-                break
-            except CallTimeoutError:
-                if progress is not None:
-                    progress.update(handle.status())
+        with contextlib.redirect_stdout(sys.stderr):
+            while True:
+                try:
+                    status = handle.wait(TICK)
+                    break
+                except CallTimeoutError:
+                    if progress is not None:
+                        progress.update(handle.status())
     except KeyboardInterrupt:
         rt.stop()  # the runner saves the job as interrupted
         status = handle.status()
         if progress is not None:
             progress.update(status, final=True)
+        kept = (
+            f"{status.lm_calls} LLM calls journaled"
+            if status.kind == "dspy"
+            else f"{status.evaluations_done} evaluations kept"
+        )
         err.line(
-            f"otpy: interrupted: job {job_id} is checkpointed ({status.evaluations_done} "
-            f"evaluations kept); go on with: otpy jobs resume {job_id} --store {rt.jobs.store.path}"
+            f"otpy: interrupted: job {job_id} is checkpointed ({kept}); go on with: "
+            f"otpy jobs resume {job_id} --store {rt.jobs.store.path}"
         )
         return EXIT_INTERRUPTED
     if progress is not None:
@@ -224,7 +245,8 @@ class JobProgress:
         self._shown_at = -float("inf")
 
     def update(self, status: JobStatus, *, final: bool = False) -> None:
-        key = (status.state, status.evaluations_done, status.in_flight, status.tokens)
+        key = (status.state, status.evaluations_done, status.in_flight, status.tokens,
+               status.lm_calls, status.replayed_calls)  # fmt: skip
         if key == self._last and not final:
             return
         now = time.monotonic()
@@ -239,10 +261,17 @@ class JobProgress:
 
     def render(self, status: JobStatus) -> str:
         """``[####----] 12/27 evals  best 0.8333 (#4)  1,234 tok  3 running  5.20s  ETA 6.10s``."""
+        parts: list[str] = [] if status.state == "running" else [status.state]
+        parts += dspy_progress(status) if status.kind == "dspy" else self._evaluations(status)
+        parts.append(duration(status.elapsed))
+        if status.eta is not None:
+            parts.append(f"ETA {duration(status.eta)}")
+        return "  ".join(parts)
+
+    def _evaluations(self, status: JobStatus) -> list[str]:
+        """A pipeline job's part: the bar, the best, tokens, errors, examples running."""
         done, total = status.evaluations_done, status.evaluations_total
         parts: list[str] = []
-        if status.state != "running":
-            parts.append(status.state)
         if total:
             filled = min(BAR_WIDTH, round(BAR_WIDTH * done / total))
             bar = self.console.symbol("bar") * filled + self.console.symbol("gap") * (
@@ -258,10 +287,7 @@ class JobProgress:
             parts.append(f"{status.errors} error{'s' if status.errors != 1 else ''}")
         if status.in_flight:
             parts.append(f"{status.in_flight} running")
-        parts.append(duration(status.elapsed))
-        if status.eta is not None:
-            parts.append(f"ETA {duration(status.eta)}")
-        return "  ".join(parts)
+        return parts
 
 
 def trial_rows(trials: Sequence[Trial], names: Sequence[str]) -> list[list[str]]:
@@ -295,7 +321,10 @@ def _cell(value: Any) -> str:
 
 
 def job_lines(status: JobStatus, trials: Sequence[Trial], top: int, *, store: str) -> list[str]:
-    """The best ``top`` candidates as a table, a summary line and the best configuration."""
+    """The best ``top`` candidates as a table, a summary line and the best configuration
+    (a DSPy job's: its evaluations, see ``dspy_lines``)."""
+    if status.kind == "dspy":
+        return dspy_lines(status, trials, top, store=store)
     best = ranked(trials)[:top]
     names = list(status.best_configuration or (best[0].configuration if best else {}))
     lines: list[str] = []
@@ -309,11 +338,7 @@ def job_lines(status: JobStatus, trials: Sequence[Trial], top: int, *, store: st
         f"{status.evaluations_done}{total} evaluations, {status.errors} failed examples, "
         f"{status.tokens:,} tokens"
     )
-    if status.cost:
-        summary += f", ${status.cost:.4f}"
-    if status.best_score is not None:
-        summary += f", best {status.best_score:.4g} (#{status.best_index})"
-    lines.append(summary)
+    lines.append(spent(status, summary))
     if status.error:
         lines.append(f"  error: {status.error}")
     if status.best_configuration:

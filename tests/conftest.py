@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import faulthandler
+import logging
 import os
 import sys
 import threading
@@ -53,3 +54,13 @@ def hub(clock: FakeClock) -> Iterator[Telemetry]:
     previous = set_telemetry(fresh)
     yield fresh
     set_telemetry(previous)
+
+
+@pytest.fixture
+def quiet_dspy() -> Iterator[None]:
+    """DSPy logs every evaluation's score at INFO: quiet while the test reads statuses."""
+    logger = logging.getLogger("dspy")
+    level = logger.level
+    logger.setLevel(logging.WARNING)
+    yield
+    logger.setLevel(level)

@@ -41,14 +41,16 @@ def runtime(
     *providers: SimulatedProvider,
     clock: Clock | None = None,
     limits: Mapping[str, Any] | None = None,
+    store: str = ":memory:",
 ) -> Iterator[Runtime]:
-    """A runtime (unique name, no plugins, no default provider) with ``providers``
-    registered under their names (no timeout, plus ``limits``); stopped on exit."""
+    """A runtime (unique name, no plugins, no default provider, jobs in ``store``) with
+    ``providers`` registered under their names (no timeout, plus ``limits``); stopped on
+    exit."""
     config = {
         "name": f"dspy-{uuid.uuid4().hex[:8]}",
         "plugins": False,
         "providers": {},
-        "jobs_store": ":memory:",
+        "jobs_store": store,
     }
     rt = otpy.start(config, clock=clock) if clock is not None else otpy.start(config)
     with rt:
@@ -70,3 +72,19 @@ def examples(count: int, start: int = 0) -> list[Any]:
 def exact(example: Any, prediction: Any, trace: Any = None) -> float:
     """The metric: 1.0 when the answer is the expected one."""
     return float(prediction.answer == example.answer)
+
+
+def searching() -> SimulatedProvider:
+    """A simulated provider playing ReAct: it calls the ``search`` tool with the question,
+    then finishes (answers by :func:`half_right`)."""
+
+    def searched(prompt: StructuredPrompt) -> bool:
+        return "observation_0" in prompt.inputs.get("trajectory", "")
+
+    return simulated(
+        field_values={
+            "next_tool_name": lambda p: "finish" if searched(p) else "search",
+            "next_tool_args": lambda p: {} if searched(p) else {"query": p.inputs["question"]},
+            "answer": half_right,
+        }
+    )

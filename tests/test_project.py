@@ -212,6 +212,9 @@ def test_public_api_is_re_exported() -> None:
             "Task", "Outcome", "ThreadExecutor", "EXECUTORS", "register_executor",
             "make_executor", "ExecutorConfig", "evaluate_example",
             "planned_evaluations", "is_better", "ranked",
+            "ENDED", "JobKind", "DSPyJob", "DSPyTarget", "DSPyJobFile", "DSPyLedger",
+            "Evaluation", "LMCalls", "BEST_RESULT", "PROGRAM_RESULT", "beats", "score_of",
+            "ranked_evaluations",
         },
         "otpy.compat": {
             "Change", "Incompatibility", "MigrationResult", "check_versions",

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import math
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Literal, TypeAlias
 
@@ -142,7 +142,9 @@ class CallGate:
 
     ``budget`` limits them; ``prices`` price the answers; ``spent`` and ``elapsed`` are
     what the job spent before (a resumed job), counted against the budget; ``clock``
-    measures running time. Every method is safe from any thread; ``enter``, ``replay`` and
+    measures running time; ``on_quiet`` is called (in the thread of the call that left,
+    outside the gate's lock; it must not block) when the last call in flight leaves a
+    paused gate. Every method is safe from any thread; ``enter``, ``replay`` and
     ``wait_quiet`` block (on pause, on ``max_calls``), nothing else does.
     """
 
@@ -154,6 +156,7 @@ class CallGate:
         clock: Clock = SYSTEM_CLOCK,
         spent: CallTotals | None = None,
         elapsed: float = 0.0,
+        on_quiet: Callable[[], None] | None = None,
     ) -> None:
         if budget is not None and not isinstance(budget, CallBudget):
             raise ConfigurationError(f"budget must be a CallBudget, got {budget!r}")
@@ -163,6 +166,7 @@ class CallGate:
         self.prices: Prices = dict(prices or {})
         self.clock = clock
         self.before = spent or CallTotals()
+        self.on_quiet = on_quiet
         self._lock = threading.Condition()
         self._totals = CallTotals()
         self._state: GateState = "running"
@@ -199,6 +203,12 @@ class CallGate:
             if self._state != "cancelled":
                 self._state = "cancelled"
                 self._lock.notify_all()
+
+    def restore(self, spent: CallTotals) -> None:
+        """Count ``spent`` as what was spent before this gate (in place of ``spent`` given
+        to the constructor): a resumed job's journal, read once the gate exists."""
+        with self._lock:
+            self.before = spent
 
     @property
     def state(self) -> GateState:
@@ -255,9 +265,10 @@ class CallGate:
 
     def leave(self, completion: Completion | None) -> None:
         """After a live call that ``enter`` admitted: free its slot and count it (None: it
-        failed). Never raises, never blocks."""
+        failed). Never raises, never blocks (but for ``on_quiet``)."""
         with self._lock:
             self._in_flight -= 1
+            quiet = self._in_flight == 0 and self._state == "paused"
             totals = self._totals
             if completion is None:
                 self._totals = totals + CallTotals(failed=1)
@@ -270,6 +281,8 @@ class CallGate:
                     cost=cost_of(completion, self.prices),
                 )
             self._lock.notify_all()
+        if quiet and self.on_quiet is not None:
+            self.on_quiet()
 
     def replay(self) -> None:
         """Before an answer from the journal: wait while paused, then count it. Raises

@@ -16,6 +16,9 @@
     tuned = dspy.BootstrapFewShot(metric=m).compile(module, trainset=examples)
     otpy.dspy.save_pipeline(tuned, "tuned.yaml")        # ... that `otpy run` runs
 
+    job = rt.jobs.start_dspy(qa, "MIPROv2", trainset, metric=m, max_cost=2.0)  # a job:
+    job.pause(); job.resume(); job.status().lm_calls; job.wait(); job.program()
+
 On the ``simulated`` provider every DSPy adapter prompt (ChatAdapter, JSONAdapter,
 XMLAdapter) is answered in its format with every output field filled, so all of this
 runs offline. ``import otpy`` never imports DSPy; importing this module without it raises
@@ -40,16 +43,32 @@ if Version(_dspy.__version__) < Version("3.4"):  # pragma: no cover
     )
 
 from otpy.dspy._engine import SCOPE_KEY, AsyncOtpyEngine, CallScope, OtpyEngine, current_scope
+from otpy.dspy._job_parts import (
+    EVALUATE,
+    DSPyParts,
+    load_reference,
+    optimizer_class,
+    program_from_json,
+    program_json,
+)
+from otpy.dspy._job_progress import CompileProgress
+from otpy.dspy._job_run import CompileOutcome, CompileRun
+from otpy.dspy._job_spec import dspy_job, dspy_parts, job_lm, program_template
 from otpy.dspy._lm import HasProviders, bind, call_scope, lm
 from otpy.dspy._pipeline_module import PipelineModule, PipelineRuntime
 from otpy.dspy._pipeline_steps import PREDICT_TYPE, InputField, TunedStep
 from otpy.dspy._save import save_pipeline
 
 __all__ = [
+    "EVALUATE",
     "PREDICT_TYPE",
     "SCOPE_KEY",
     "AsyncOtpyEngine",
     "CallScope",
+    "CompileOutcome",
+    "CompileProgress",
+    "CompileRun",
+    "DSPyParts",
     "HasProviders",
     "InputField",
     "OtpyEngine",
@@ -59,6 +78,14 @@ __all__ = [
     "bind",
     "call_scope",
     "current_scope",
+    "dspy_job",
+    "dspy_parts",
+    "job_lm",
     "lm",
+    "load_reference",
+    "optimizer_class",
+    "program_from_json",
+    "program_json",
+    "program_template",
     "save_pipeline",
 ]

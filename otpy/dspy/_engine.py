@@ -226,6 +226,12 @@ class OtpyEngine:
             stacklevel=4,
         )
 
+    def __deepcopy__(self, memo: dict[int, Any]) -> OtpyEngine:
+        """The engine itself: it holds no state of a program, only the runtime's providers
+        (which are shared, never copied), so a deep copy of a program, an LM or an
+        optimizer (a DSPy job copies its optimizer for every run) shares it."""
+        return self
+
     def stream(self, request: lm15.Request) -> Iterator[Any]:
         """The whole answer as stream events (otpy's providers answer in one piece)."""
         return iter(lm15.response_to_events(self.complete(request)))
@@ -255,6 +261,10 @@ class AsyncOtpyEngine:
 
     async def aclose(self) -> None:
         return None
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> AsyncOtpyEngine:
+        """The engine itself (see ``OtpyEngine.__deepcopy__``)."""
+        return self
 
     def dump_state(self) -> dict[str, Any]:
         return self.engine.dump_state()

@@ -12,6 +12,18 @@ Importing the package registers the built-in strategies: ``random_search``, ``gr
 """
 
 from otpy.optimize._bootstrap import BootstrapFewShot
+from otpy.optimize._dspy_jobfile import DSPyJobFile
+from otpy.optimize._dspy_ledger import (
+    BEST_RESULT,
+    PROGRAM_RESULT,
+    DSPyLedger,
+    Evaluation,
+    LMCalls,
+    beats,
+    ranked_evaluations,
+    score_of,
+)
+from otpy.optimize._dspy_spec import DSPyJob, DSPyTarget
 from otpy.optimize._evaluate import evaluate_example
 from otpy.optimize._executor import (
     EXECUTORS,
@@ -26,8 +38,10 @@ from otpy.optimize._executor import (
 )
 from otpy.optimize._executor_config import ExecutorConfig
 from otpy.optimize._job import (
+    ENDED,
     METRIC_PLUGIN_GROUP,
     METRICS,
+    JobKind,
     JobOptions,
     JobSpec,
     JobState,
@@ -64,15 +78,23 @@ from otpy.optimize._tpe import TPEStrategy
 from otpy.optimize._trials import ExampleResult, Trial, is_better, ranked
 
 __all__ = [
+    "BEST_RESULT",
+    "ENDED",
     "EXECUTORS",
     "METRICS",
     "METRIC_PLUGIN_GROUP",
+    "PROGRAM_RESULT",
     "STRATEGY_PLUGIN_GROUP",
     "BootstrapFewShot",
     "Checkpoint",
     "CheckpointBatch",
     "Choice",
+    "DSPyJob",
+    "DSPyJobFile",
+    "DSPyLedger",
+    "DSPyTarget",
     "Demos",
+    "Evaluation",
     "ExampleResult",
     "Executor",
     "ExecutorConfig",
@@ -82,6 +104,7 @@ __all__ = [
     "Holder",
     "IntRange",
     "JobFile",
+    "JobKind",
     "JobLedger",
     "JobOptions",
     "JobSpec",
@@ -89,6 +112,7 @@ __all__ = [
     "JobStatus",
     "JobStore",
     "JobWork",
+    "LMCalls",
     "Lease",
     "Metric",
     "Outcome",
@@ -102,20 +126,23 @@ __all__ = [
     "ThreadExecutor",
     "Trial",
     "Variable",
+    "beats",
     "default_store_path",
     "evaluate_example",
     "is_better",
     "load_job_file",
     "load_metric_plugins",
+    "make_executor",
     "load_strategy_plugins",
     "make_strategy",
     "parse_job_file",
     "planned_evaluations",
     "ranked",
-    "make_executor",
+    "ranked_evaluations",
     "register_executor",
     "register_metric",
     "register_strategy",
     "resolve_metric",
+    "score_of",
     "strategy_names",
 ]

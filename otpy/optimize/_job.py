@@ -13,12 +13,14 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from otpy._plugins import EntryPoints, PluginReport, load_plugins
 from otpy.errors import ConfigurationError
+from otpy.optimize._dspy_spec import DSPyJob
 
 __all__ = [
     "ENDED",
     "METRICS",
     "METRIC_PLUGIN_GROUP",
     "OPTION_NAMES",
+    "JobKind",
     "JobOptions",
     "JobSpec",
     "JobState",
@@ -38,6 +40,10 @@ it with ``rt.jobs.resume(job_id)``. ``taken_over``: another runtime claimed the 
 lease had expired) and runs it now; this handle's runner stopped without writing again
 (``owner`` names the new holder). Neither is ever stored: the store says ``running`` or
 ``paused`` with a lease that is live, expired or released."""
+
+JobKind: TypeAlias = Literal["pipeline", "dspy"]
+"""What a job runs: a YAML pipeline's tuned variables (``rt.jobs.start``), or a DSPy
+optimizer's compile (``rt.jobs.start_dspy``)."""
 
 ENDED: tuple[JobState, ...] = ("completed", "cancelled", "failed", "interrupted", "taken_over")
 """The states after which nothing more happens to a job in this runtime."""
@@ -175,12 +181,16 @@ class JobSpec(BaseModel):
     """Everything that defines a job, stored with it so that another process can resume
     it: the program (a pipeline config, and the folder its sub-pipeline paths are
     relative to), the space, the trainset, the metric's name (None when it was a
-    function: resuming then needs it again) and its :class:`JobOptions`. A spec stored
-    by an earlier otpy (the options beside the other fields) is read too."""
+    function: resuming then needs it again) and its :class:`JobOptions`. A DSPy job
+    (``kind="dspy"``) has ``dspy`` (:class:`DSPyJob`), ``program`` holds only its
+    ``name`` and ``space`` is empty. A spec stored by an earlier otpy (the options beside
+    the other fields) is read too."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     job_id: str = Field(pattern=r"^[A-Za-z0-9_.\-]{1,128}$")
+    kind: JobKind = "pipeline"
+    dspy: DSPyJob | None = None
     program: dict[str, Any]
     base_dir: str | None = None
     space: dict[str, Any]
@@ -208,6 +218,12 @@ class JobSpec(BaseModel):
                 )
         return trainset
 
+    @model_validator(mode="after")
+    def _kind(self) -> JobSpec:
+        if (self.kind == "dspy") != (self.dspy is not None):
+            raise ValueError("a job of kind 'dspy' has a dspy part, and only it")
+        return self
+
 
 class JobStatus(BaseModel):
     """A job now: its ``state``, evaluations done of the total (None when the budget does
@@ -217,10 +233,18 @@ class JobStatus(BaseModel):
     the ``eta`` in seconds (None when unknown), ``stop_reason`` (why it stopped or is
     stopping: ``max_evaluations``, ``exhausted``, ``max_tokens``, ``max_seconds``,
     ``target_score``, ``patience``, ``cancelled``, ``restarts``, ``taken_over``,
-    ``stopped``, ...), ``error`` (what went wrong: a failed job's cause, a lost lease),
-    ``restarts`` (crashed runners restarted so far in this runtime), and ``owner``
-    (``runtime NAME, pid N on HOST``) for a job that runs in another runtime: read from
-    the store with a live lease, or ``taken_over``."""
+    ``stopped``; a DSPy job's ``max_calls``, ``max_cost``, ``error``, ...), ``error``
+    (what went wrong: a failed job's cause, a lost lease), ``restarts`` (crashed runners
+    restarted so far in this runtime), and ``owner`` (``runtime NAME, pid N on HOST``)
+    for a job that runs in another runtime: read from the store with a live lease, or
+    ``taken_over``.
+
+    A DSPy job (``kind="dspy"``) also reports its LLM calls: ``lm_calls`` made live (and
+    paid for) over the job's life, ``replayed_calls`` answered from its call journal by
+    this run, and ``phase`` (what the compile is doing: the optimizer, an evaluation);
+    ``in_flight`` counts LLM calls, ``evaluations_done`` the evaluations DSPy ran (its
+    candidates), ``best_score`` the best mean metric among the evaluations on the most
+    examples (full evaluations, not minibatches), ``strategy`` names the optimizer."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -228,6 +252,7 @@ class JobStatus(BaseModel):
     name: str
     state: JobState
     strategy: str
+    kind: JobKind = "pipeline"
     evaluations_done: int = 0
     evaluations_total: int | None = None
     in_flight: int = 0
@@ -244,6 +269,9 @@ class JobStatus(BaseModel):
     owner: str | None = None
     stop_reason: str | None = None
     restarts: int = 0
+    lm_calls: int = 0
+    replayed_calls: int = 0
+    phase: str | None = None
 
     @property
     def finished(self) -> bool:

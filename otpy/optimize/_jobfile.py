@@ -17,7 +17,8 @@
 
 The file is safe-loaded (duplicate keys and object tags refused), and every problem is a
 ConfigurationError naming the file, line and column, and the field. Nothing in it is
-imported or evaluated: a metric or strategy is only ever a registered name.
+imported or evaluated: a metric or strategy is only ever a registered name. A file with
+``kind: dspy`` describes a DSPy job instead (:mod:`otpy.optimize._dspy_jobfile`).
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
 
 from otpy.documents import describe, more_problems, parse_yaml, read_text, shown, yaml_position
 from otpy.errors import ConfigurationError
+from otpy.optimize._dspy_jobfile import DSPyJobFile, parse_dspy_job_file
 from otpy.optimize._job import OPTION_NAMES, JobOptions, resolve_metric
 from otpy.optimize._space import SearchSpace
 from otpy.optimize._strategy import make_strategy
@@ -85,7 +87,7 @@ class JobFile(BaseModel):
         return arguments
 
 
-def load_job_file(path: str | os.PathLike[str]) -> JobFile:
+def load_job_file(path: str | os.PathLike[str]) -> JobFile | DSPyJobFile:
     """Read the job file at ``path`` (see the module docstring). ConfigurationError names
     the file, the field and its line and column for anything wrong: an unknown or missing
     field, a bad value, a program or trainset file that cannot be read."""
@@ -93,7 +95,7 @@ def load_job_file(path: str | os.PathLike[str]) -> JobFile:
     return parse_job_file(read_text(path, "job file"), path)
 
 
-def parse_job_file(text: str, path: str | os.PathLike[str]) -> JobFile:
+def parse_job_file(text: str, path: str | os.PathLike[str]) -> JobFile | DSPyJobFile:
     """The job file ``text``, read as if it were the file at ``path`` (which need not
     exist: relative paths in it resolve against its folder, errors name it); see
     :func:`load_job_file`."""
@@ -105,8 +107,14 @@ def parse_job_file(text: str, path: str | os.PathLike[str]) -> JobFile:
             f"{label}: a job file is a mapping (program, space, trainset, metric, ...), "
             f"got {type(data).__name__}"
         )
+    kind = data.get("kind", "pipeline")
+    if kind == "dspy":
+        return parse_dspy_job_file(data, text, path, _read_trainset)
+    if kind != "pipeline":
+        where = yaml_position(text, label, ["kind"])
+        raise ConfigurationError(f"{where}: kind: {kind!r} is not a kind of job (pipeline, dspy)")
     base = path.parent
-    fields = dict(data)
+    fields = {key: value for key, value in data.items() if key != "kind"}
     for name in ("program", "trainset", "store"):
         if isinstance(fields.get(name), str):
             fields[name] = base / fields[name]

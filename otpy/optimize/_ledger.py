@@ -23,6 +23,7 @@ from typing import Any
 from otpy.optimize._evaluate import examples_for
 from otpy.optimize._executor import Task
 from otpy.optimize._job import JobSpec, JobState, JobStatus, planned_evaluations
+from otpy.optimize._ledger_state import LedgerState
 from otpy.optimize._store import Checkpoint, CheckpointBatch
 from otpy.optimize._strategy import Strategy
 from otpy.optimize._trials import ExampleResult, History, Trial, is_better
@@ -46,7 +47,7 @@ class Candidate:
     cost: float = 0.0
 
 
-class JobLedger:
+class JobLedger(LedgerState):
     """One job's candidates, trials, budgets and status (see the module docstring).
 
     ``state`` is ``running``, ``paused`` or, once :meth:`end` is called, how the job
@@ -95,10 +96,7 @@ class JobLedger:
             )
         self._proposed = sum(len(items) for items in checkpoint.rounds.values())
         self._next_round = max(checkpoint.rounds, default=-1) + 1
-        if checkpoint.state in ("completed", "cancelled", "failed"):
-            self.end(checkpoint.state, error=checkpoint.error)
-        elif checkpoint.state == "paused":
-            self.state = "paused"
+        self.restore_state(checkpoint)
         self._check_budgets()
 
     def _add_round(self, number: int, items: list[dict[str, Any]]) -> None:
@@ -277,21 +275,6 @@ class JobLedger:
         counted); the job is over."""
         self._stop("max_seconds")
         self.in_flight = 0
-
-    def pause(self) -> bool:
-        """Start nothing new (what is in flight finishes and is kept); False unless
-        running."""
-        if self.state != "running":
-            return False
-        self.state = "paused"
-        return True
-
-    def resume(self) -> bool:
-        """Go on after :meth:`pause`; False unless paused."""
-        if self.state != "paused":
-            return False
-        self.state = "running"
-        return True
 
     def end(self, state: JobState, *, reason: str | None = None, error: str | None = None) -> None:
         """The job ends in ``state`` (completed: the reason it stopped, or what stopped

@@ -7,6 +7,7 @@ Tables (schema version 1, ``otpy_jobs_meta``)::
     otpy_job_specs    job_id PK, spec (JSON; apart: the row every write updates stays small)
     otpy_job_rounds   (job_id, round) PK, candidates (JSON)
     otpy_job_trials   (job_id, idx) PK, trial (JSON)
+    otpy_job_results  (job_id, name) PK, result (text: a DSPy job's saved program)
 
 Every write is one ``BEGIN IMMEDIATE`` transaction (SQLite's single writer lock, taken at
 its start), so a claim's read and update, or a fenced write's lease check and inserts,
@@ -67,6 +68,9 @@ _SCHEMA: Final = (
     """CREATE TABLE IF NOT EXISTS otpy_job_trials (
         job_id TEXT NOT NULL, idx INTEGER NOT NULL, trial TEXT NOT NULL,
         PRIMARY KEY (job_id, idx))""",
+    """CREATE TABLE IF NOT EXISTS otpy_job_results (
+        job_id TEXT NOT NULL, name TEXT NOT NULL, result TEXT NOT NULL,
+        PRIMARY KEY (job_id, name))""",
 )
 _SAVE: Final = (
     "UPDATE otpy_jobs SET state = ?, elapsed = ?, error = ?, updated_at = ?, "
@@ -234,6 +238,11 @@ class SQLiteJobStore(JobStore):
                 "INSERT INTO otpy_job_trials VALUES (?, ?, ?)",
                 [(lease.job_id, trial.index, trial.model_dump_json()) for trial in batch.trials],
             )
+        if batch.results:
+            db.executemany(
+                "INSERT OR REPLACE INTO otpy_job_results VALUES (?, ?, ?)",
+                [(lease.job_id, name, text) for name, text in batch.results.items()],
+            )
         return renewed
 
     def write(self, lease: Lease, batch: CheckpointBatch) -> Lease:
@@ -292,8 +301,11 @@ class SQLiteJobStore(JobStore):
             if row is None:
                 known = ", ".join(self._ids(db)) or "none"
                 raise JobError(f"no job {job_id!r} in {self._path} (jobs there: {known})")
-            rounds, trials = [], []
+            rounds, trials, results = [], [], []
             if records:
+                results = db.execute(
+                    "SELECT name, result FROM otpy_job_results WHERE job_id = ?", (job_id,)
+                ).fetchall()
                 rounds = db.execute(
                     "SELECT round, candidates FROM otpy_job_rounds WHERE job_id = ?", (job_id,)
                 ).fetchall()
@@ -309,6 +321,7 @@ class SQLiteJobStore(JobStore):
             holder=_holder(row[4], row[5], row[6]),
         )
         checkpoint.rounds = {int(number): json.loads(text) for number, text in rounds}
+        checkpoint.results = {str(name): str(text) for name, text in results}
         for (text,) in trials:
             trial = Trial.model_validate_json(text)
             checkpoint.trials[trial.index] = trial

@@ -88,11 +88,13 @@ class Holder:
 @dataclass
 class Checkpoint:
     """What a store holds of one job: its spec, the candidates of each round, the finished
-    trials, its state, elapsed seconds of running, error and ``holder`` (its lease)."""
+    trials, its ``results`` (named texts: a DSPy job's saved programs), its state, elapsed
+    seconds of running, error and ``holder`` (its lease)."""
 
     spec: JobSpec
     rounds: dict[int, list[dict[str, Any]]] = field(default_factory=dict)
     trials: dict[int, Trial] = field(default_factory=dict)
+    results: dict[str, str] = field(default_factory=dict)
     state: JobState = "running"
     elapsed: float = 0.0
     error: str | None = None
@@ -102,14 +104,15 @@ class Checkpoint:
 @dataclass
 class CheckpointBatch:
     """What one fenced transaction writes for a job: new ``rounds`` (index, candidates),
-    finished ``trials``, and the job's ``state``, ``elapsed`` and ``error``; with
-    ``release`` the lease is given up in the same transaction (the job ended or its
-    runtime stopped)."""
+    finished ``trials``, ``results`` by name (each replaces the one of that name), and
+    the job's ``state``, ``elapsed`` and ``error``; with ``release`` the lease is given up
+    in the same transaction (the job ended or its runtime stopped)."""
 
     state: JobState
     elapsed: float
     rounds: list[tuple[int, list[dict[str, Any]]]] = field(default_factory=list)
     trials: list[Trial] = field(default_factory=list)
+    results: dict[str, str] = field(default_factory=dict)
     error: str | None = None
     release: bool = False
 
@@ -186,7 +189,7 @@ class JobStore(ABC):
 
     @abstractmethod
     def load(self, job_id: str, *, records: bool = True) -> Checkpoint:
-        """The job's checkpoint (without its rounds and trials if not ``records``);
+        """The job's checkpoint (without its rounds, trials and results if not ``records``);
         JobError if the store holds no job ``job_id``."""
 
     @abstractmethod

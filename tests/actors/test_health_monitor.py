@@ -341,6 +341,8 @@ def test_a_hung_health_check_costs_one_thread_not_one_per_check(
         assert registry.health()["hanging"].healthy is False
     assert Hanging.started == 1
     release.set()
-    wait_until(lambda: not [t for t in threading.enumerate() if "health_check:" in t.name])
+    # this check's runner goes idle (other tests' abandoned checks may still be running)
+    ours = "health_check:hanging"
+    wait_until(lambda: not [t for t in threading.enumerate() if t.name.endswith(ours)])
     (back,) = monitor.check_now()
     assert back.healthy is True and Hanging.started == 2

@@ -8,24 +8,14 @@ from collections.abc import Callable
 from typing import Any
 
 import dspy
-from dspy_support import exact, examples, half_right, runtime, simulated
+from dspy_support import exact, examples, runtime, searching, simulated
 
 import otpy.dspy
 from otpy.calls import CallGate
-from otpy.providers._prompt_formats import StructuredPrompt
 
 
 def test_react_calls_a_python_tool_then_finishes() -> None:
-    def searched(prompt: StructuredPrompt) -> bool:
-        return "observation_0" in prompt.inputs.get("trajectory", "")
-
-    sim = simulated(
-        field_values={
-            "next_tool_name": lambda p: "finish" if searched(p) else "search",
-            "next_tool_args": lambda p: {} if searched(p) else {"query": p.inputs["question"]},
-            "answer": half_right,
-        }
-    )
+    sim = searching()
     queries: list[str] = []
 
     def search(query: str) -> str:
