@@ -1,6 +1,7 @@
 """Jobs on a Ray cluster (``executor: ray``), against a local Ray of 2 CPUs started once
-for this module (~2 s, ~1 GB): every test here shares it, and the module is one xdist
-group, so a run starts one Ray whatever the number of pytest workers.
+(~2 s, ~1 GB; a session fixture): every test here shares it, and the module runs in one
+xdist worker (``ONE_WORKER`` in tests/conftest.py), so a run starts one Ray whatever the
+number of pytest workers.
 
 Each test starts a runtime of its own (its executor places two evaluation actors, one per
 CPU). The workers import the metric by reference from ``tests/ray_support.py``: this
@@ -50,12 +51,14 @@ ray = pytest.importorskip("ray")
 
 from otpy.ray import RayExecutor  # noqa: E402 - after the skip
 
-pytestmark = [pytest.mark.xdist_group("ray"), pytest.mark.timeout(120)]
+pytestmark = pytest.mark.timeout(120)
 
 
-@pytest.fixture(scope="module", autouse=True)
+@pytest.fixture(scope="session", autouse=True)
 def cluster() -> Iterator[None]:
-    """One local Ray for the module; the workers find ``ray_support`` on their path."""
+    """One local Ray for the module, up until the pytest process ends (a module scope
+    would start it again whenever xdist runs another module's test in between); the
+    workers find ``ray_support`` on their path."""
     path = os.pathsep.join(p for p in (TESTS, os.environ.get("PYTHONPATH", "")) if p)
     ray.init(
         num_cpus=2,
@@ -182,7 +185,7 @@ def test_pause_stops_submitting_and_resume_finishes_the_same_job(
     the provider whose limits each worker would keep alone (``fast``: in memory; it has
     the lower priority, so no call goes to it)."""
     providers = {
-        "simulated": {"options": {"seed": 3, "latency": 0.05}},
+        "simulated": {"options": {"seed": 3, "latency": 0.15}},
         "fast": {"priority": -1, "limits": {"rpm": 600}},
     }
     options: dict[str, Any] = {"max_evaluations": 16, "seed": 9, "concurrency": 4}
