@@ -241,8 +241,8 @@ class Runtime:
         hears each step start and finish and each loop item (in the worker's thread);
         ``resume`` continues from the pipeline's checkpoint (``checkpoint_enabled``). The
         steps' files (agent tools, file_ops, file prompt parts) are in ``workspace``
-        (default: the document's ``workspace_dir``, else the config's ``tools.workspace``,
-        ``./workspace``; relative to the current directory when the run starts)."""
+        (default: the document's ``workspace_dir``, else ``tools.workspace``, ``./workspace``,
+        relative to the current directory, where file parts it lacks are then read)."""
         plan = source if isinstance(source, Plan) else self.compile_pipeline(source)
         return start_run(
             self.runs_supervisor,

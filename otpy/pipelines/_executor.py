@@ -57,13 +57,16 @@ def _env(
     pipeline = plan.pipeline
     base = resolve_dir(workdir if workdir is not None else ".", None)
     written, output, _ = pipeline.directories()
+    home = None  # a workspace given by the caller is the only place file parts are read
     if workspace is None:
         if not pipeline.workspace_dir and tools is not None:
             written = tools.limits.workspace
         workspace = Workspace(written, base=base)
+        home = Workspace(base)
     return RunEnv(
         workdir=base,
         workspace=workspace,
+        home=home,
         output_dir=Workspace(output, base=base),
         global_vars=dict(pipeline.global_vars),
         chain=(pipeline.name,),
@@ -341,6 +344,7 @@ def _subrun(
         chain=(*run.env.chain, child.name),
         outputs=list(outputs) if outputs else None,
         session=_session_variables.setdefault(child.name, {}),
+        home=run.env.home,
         warned=run.env.warned,
         tools=run.env.tools,
     )

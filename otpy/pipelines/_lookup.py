@@ -18,9 +18,11 @@ order, a step, a run variable, an input, a global var, or one of the built-ins.
 Under ``steps.<name>`` (dotted step names match longest first) the next segment is a
 field of the step's record (``output``, ``text``, ``usage``, ``provider``, ``model``,
 ``retries``, ``metadata``); ``result`` is the output (pipeline_ex's
-``steps.x.result.field``); ``success`` says whether it ran; anything else reads into the
-output — a key of a mapping, an index of a list, or a key of the JSON an answer holds
-(``steps.review.score`` when the model answered ``{"score": 8}``).
+``steps.x.result.field``; an answer in text is also its ``result.text``, ``content`` and
+``result.content``, as pipeline_ex's claude and gemini results hold it); ``success``
+says whether it ran; anything else reads into the output — a key of a mapping, an index
+of a list, or a key of the JSON an answer holds (``steps.review.score`` when the model
+answered ``{"score": 8}``).
 
 Only keys and indexes of plain data are ever read: no attribute of any object.
 """
@@ -112,6 +114,9 @@ def _absent(value: Any, segment: str | int) -> str:
     return f"the value there is {kind}, not a mapping or a list"
 
 
+_ANSWER: Final = (["content"], ["result", "text"], ["result", "content"])
+
+
 def _step(scope: Mapping[str, Any], segments: Sequence[str | int], where: str) -> Any:
     records = scope.get("steps") or {}
     span = step_span(segments, records)
@@ -135,6 +140,8 @@ def _step(scope: Mapping[str, Any], segments: Sequence[str | int], where: str) -
     found = dig(output, rest)
     if found is not MISSING:
         return found
+    if isinstance(output, str) and rest in _ANSWER and dig(output, rest[-1:]) is MISSING:
+        return output  # pipeline_ex's claude result holds its answer as text, gemini's content
     if head == "result":
         return _walk(output, rest[1:], f"{where}.result")
     if head in ("success", "skipped") and len(rest) == 1:

@@ -4,15 +4,17 @@
 
     prompt:
       - {type: static, content: "Review {{ inputs.module }}:"}       # templates filled
-      - {type: file, path: "src/{{ inputs.module }}.py"}              # read from the workspace
+      - {type: file, path: "src/{{ inputs.module }}.py"}              # workspace, else workdir
       - {type: file, path: prompts/review.md, variables: {LANG: Python}}   # {LANG} filled
       - {type: previous_response, step: analyze, extract: findings.critical}
       - {type: session_context, session_id: tutor, include_last_n: 4}
       - {type: claude_continue, new_prompt: "Now add tests"}
 
 Parts are joined with a newline, as pipeline_ex's prompt builder joins them. A ``file``
-part is read when the step runs, from the pipeline's workspace only (a path outside it,
-``..``/absolute/symlink, is refused; at most 1 MB; a missing file is an error naming it).
+part is read when the step runs, from the pipeline's workspace; a file the workspace does
+not hold is read from the run's working directory (``otpy run``'s current directory, where
+pipeline_ex reads it from). A path outside both (``..``/absolute/symlink) is refused; at
+most 1 MB; a file in neither is an error naming both.
 A ``previous_response`` part is the step's output (text as it is, anything else as
 indented JSON), or the value at ``extract`` (a dotted path; ``$.`` and ``[0]`` are
 accepted); a missing one is an error unless ``strict: false``; ``max_length`` cuts it. A
@@ -27,7 +29,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Final, TypeAlias, TypeVar
 
-from otpy.errors import ConfigurationError, StepValidationError
+from otpy.errors import ConfigurationError, OutsideWorkspaceError, StepValidationError
 from otpy.expr import compile_condition, text_of
 from otpy.pipelines._lookup import Missing, lookup
 from otpy.pipelines._templates import render, render_value, walk_strings
@@ -57,13 +59,14 @@ _INDEX: Final = re.compile(r"\[(\d+)\]")
 @dataclass(frozen=True, slots=True)
 class PromptTools:
     """What building a prompt may use: the ``workspace`` (file parts), ``sessions`` (a
-    session id -> its exchanges, for session_context parts) and ``holds`` (whether a
-    part's condition holds)."""
+    session id -> its exchanges, for session_context parts), ``holds`` (whether a
+    part's condition holds) and the ``workdir`` (file parts the workspace lacks)."""
 
     workspace: Workspace | None
     sessions: Callable[[str], list[dict[str, str]]] | None
     holds: Callable[[Any, str], bool]
     max_file_bytes: int = MAX_READ_BYTES
+    workdir: Workspace | None = None
 
 
 def is_parts(value: Any) -> bool:
@@ -192,13 +195,35 @@ def _file(part: _Values, scope: _Values, tools: PromptTools, step: str | None, f
     workspace = _needed(tools.workspace, step, field, "file parts need the pipeline's workspace")
     path = text_of(render(part["path"], scope, step=step, field=f"{field}.path"))
     what = f"step {step!r}, {field}: file"
-    text = workspace.read_text(path, what=what, max_bytes=tools.max_file_bytes)
+    text = _read(workspace, tools.workdir, path, what, tools.max_file_bytes)
     variables = render_value(
         part.get("variables") or {}, scope, step=step, field=f"{field}.variables"
     )
     for name, value in variables.items():
         text = text.replace("{" + str(name) + "}", text_of(value))
     return text
+
+
+def _read(workspace: Workspace, workdir: Workspace | None, path: str, what: str, cap: int) -> str:
+    if workdir is None or workdir == workspace:
+        return workspace.read_text(path, what=what, max_bytes=cap)
+    refusal: OutsideWorkspaceError | None = None
+    try:
+        if workspace.path(path, what=what).exists():
+            return workspace.read_text(path, what=what, max_bytes=cap)
+    except OutsideWorkspaceError as exc:
+        refusal = exc
+    try:
+        if workdir.path(path, what=what).exists():
+            return workdir.read_text(path, what=what, max_bytes=cap)
+    except OutsideWorkspaceError:
+        pass
+    if refusal is not None:
+        raise refusal  # outside the workspace, and not in the working directory either
+    raise ConfigurationError(
+        f"{what} {path!r} does not exist in the workspace {workspace.root} nor in the "
+        f"working directory {workdir.root}"
+    )
 
 
 def build_prompt(

@@ -60,6 +60,8 @@ class RunEnv:
     chain: tuple[str, ...] = ()
     outputs: list[Any] | None = None
     session: dict[str, Any] = field(default_factory=dict)
+    home: Workspace | None = None
+    """``workdir`` as a confining root (file parts the workspace lacks are read there)."""
     warned: set[str] = field(default_factory=set)
     """The documents whose ignored fields this run tree has warned about (once each)."""
     tools: ToolRegistry | None = None
@@ -140,7 +142,7 @@ class Run:
         def holds(condition: Any, where: str) -> bool:
             return self.holds(condition, self.scope(frame), step=owner, field=where)
 
-        return PromptTools(self.env.workspace, self.sessions, holds)
+        return PromptTools(self.env.workspace, self.sessions, holds, workdir=self.env.home)
 
     # -- one step ---------------------------------------------------------------------------
 

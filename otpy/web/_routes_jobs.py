@@ -91,6 +91,13 @@ async def start_job(request: Request, ctx: Ctx) -> dict[str, Any]:
 def _start(ctx: WebContext, content: str, job_id: str | None) -> dict[str, Any]:
     data = parse_yaml(content, REQUEST_FILE)
     if isinstance(data, dict):
+        if data.get("kind") == "dspy":
+            raise ApiError(
+                422,
+                "kind: dspy: a DSPy job file names Python code to import (program, metric as "
+                "module:attr), which the API does not do; start it with `otpy optimize` or "
+                "rt.jobs.start_dspy in the server's process, then steer it here",
+            )
         if "store" in data:
             raise ApiError(
                 422, "store: a job started through the API checkpoints to the runtime's store"

@@ -1,5 +1,6 @@
 """What a pipeline reads and writes stays in its directories: ``file`` prompt parts read
-from the workspace (a size cap; ``..``, absolute paths and symlinks leading out refused),
+from the workspace, else the working directory as pipeline_ex reads them (a size cap;
+``..``, absolute paths and symlinks leading out refused),
 ``output_to_file`` writes under the output directory, likewise confined."""
 
 from __future__ import annotations
@@ -106,3 +107,61 @@ def test_output_to_file_creates_directories_and_takes_templates(
     assert result.ok
     written = list((layout / "out" / "runs").glob("*/files.md"))
     assert len(written) == 1 and written[0].read_text().startswith("p: Read:")
+
+
+def project_doc(path: str) -> str:
+    return f"""\
+workflow:
+  name: project
+  workspace_dir: ./workspace
+  steps:
+    - name: ask
+      type: claude
+      prompt:
+        - {{type: file, path: "{path}"}}
+"""
+
+
+@pytest.fixture
+def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A pipeline_ex project: files beside the pipeline, the agent's ``./workspace`` apart."""
+    (tmp_path / "lib").mkdir()
+    (tmp_path / "lib" / "config.ex").write_text("defmodule Config", encoding="utf-8")
+    (tmp_path / "workspace").mkdir()
+    (tmp_path / "workspace" / "notes.md").write_text("in the workspace", encoding="utf-8")
+    (tmp_path / "notes.md").write_text("beside the pipeline", encoding="utf-8")
+    (tmp_path.parent / f"{tmp_path.name}-secret.txt").write_text("s3cret", encoding="utf-8")
+    monkeypatch.chdir(tmp_path)  # otpy run starts where the project is, as mix does
+    return tmp_path
+
+
+def test_a_file_part_the_workspace_lacks_is_read_from_the_working_directory(
+    rt: Runtime, p: ScriptedProvider, project: Path
+) -> None:
+    assert rt.run_pipeline(project_doc("./lib/config.ex")).ok
+    assert rt.run_pipeline(project_doc(str(project / "lib" / "config.ex"))).ok
+    assert rt.run_pipeline(project_doc("notes.md")).ok  # the workspace's copy comes first
+    assert [r.prompt for r in p.requests] == [
+        "defmodule Config", "defmodule Config", "in the workspace",
+    ]  # fmt: skip
+
+
+def test_a_file_part_in_neither_place_or_outside_both_is_refused(
+    rt: Runtime, p: ScriptedProvider, project: Path
+) -> None:
+    missing = rt.run_pipeline(project_doc("lib/nope.ex"))
+    assert missing.error is not None and missing.error.type == "ConfigurationError"
+    assert f"does not exist in the workspace {project / 'workspace'}" in missing.error.message
+    assert f"nor in the working directory {project}" in missing.error.message
+    escape = rt.run_pipeline(project_doc(f"../{project.name}-secret.txt"))
+    assert escape.error is not None and escape.error.type == "OutsideWorkspaceError"
+    assert "'..' leads out of it" in escape.error.message
+    assert p.calls == 0
+
+
+def test_a_workspace_given_by_the_caller_is_the_only_place_file_parts_come_from(
+    rt: Runtime, p: ScriptedProvider, project: Path
+) -> None:
+    result = rt.run_pipeline(project_doc("lib/config.ex"), workspace=project / "workspace")
+    assert result.error is not None and "does not exist in" in result.error.message
+    assert "working directory" not in result.error.message and p.calls == 0

@@ -219,6 +219,11 @@ def test_pipeline_ex_roots_and_bare_names() -> None:
     assert render("{{ steps.answer.result }}", scope) == "4"
     json_answer = {"steps": {"review": {"output": '```json\n{"score": 8}\n```'}}}
     assert render("{{ steps.review.score }}", json_answer) == 8  # a key of the JSON answer
+    answers = {"steps": {"c": {"output": "said"}, "j": {"output": '{"content": "kept"}'}}}
+    for path in ("c.content", "c.result.text", "c.result.content"):  # pipeline_ex's maps
+        assert render(f"{{{{ steps.{path} }}}}", answers) == "said", path
+    assert render("{{ steps.j.content }} {{ steps.j.result.content }}", answers) == "kept kept"
+    assert "no field 'contents'" in fails_with(answers, "{{ steps.c.contents }}")
     assert render("{{ length(steps.search.output.items) }}", scope) == 2
     assert render("{{ steps.search.output.items.length }}", scope) == 2
 

@@ -129,6 +129,9 @@ def test_job_file_problems_are_422_naming_the_line_and_paths_stay_in_the_folder(
             response = s.client.post("/api/jobs", content=_set(JOB_FILE, field, value))
             assert response.status_code == 403, response.text
             assert "outside the server's folder" in response.json()["error"]
+        dspy = "kind: dspy\nprogram: os:getcwd\nmetric: os:getcwd\ntrainset: t.jsonl\n"
+        refused = s.client.post("/api/jobs", content=dspy)
+        assert refused.status_code == 422 and "does not do" in refused.json()["error"]
         store = s.client.post("/api/jobs", content=JOB_FILE.format(job_id="y") + "store: x.db\n")
         assert store.status_code == 422 and "store" in store.json()["error"]
         text = _set(JOB_FILE.format(job_id="inside"), "trainset", "inside.jsonl")
