@@ -164,6 +164,13 @@ class DSPyJobs:
 
         job_id = job_id or uuid.uuid4().hex[:12]
         self._check_running(job_id)
+        if self._env.default_executor != "threads":
+            logger.warning(
+                "job %s: a DSPy job runs its compile in this process, on DSPy's own threads; "
+                "jobs.executor %r applies to pipeline jobs only",
+                job_id,
+                self._env.default_executor,
+            )
         budgets = {
             "max_calls": max_calls,
             "max_tokens": max_tokens,

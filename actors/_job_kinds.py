@@ -1,5 +1,6 @@
-"""What ``rt.jobs`` makes a job of: the options from keywords, the program as stored, the
-executors by name, and the runner class of each kind of job."""
+"""What ``rt.jobs`` makes a job of: the options from keywords, the executor it runs on
+(checked and made ready before the job is stored), the program as stored, and the runner
+class of each kind of job."""
 
 from __future__ import annotations
 
@@ -10,13 +11,21 @@ from typing import Any
 
 import pydantic
 
+from otpy.actors._job_record import JobEnv
 from otpy.actors._optimization_runner import OptimizationRunner
 from otpy.documents import validation_problems
 from otpy.errors import ConfigurationError
-from otpy.optimize import EXECUTORS, Executor, JobOptions
-from otpy.pipelines import Pipeline
+from otpy.optimize import EXECUTORS, JobOptions, JobSpec, JobWork, Metric
+from otpy.pipelines import Pipeline, Plan
 
-__all__ = ["base_dir_of", "job_options", "make_executor", "program_of", "runner_type"]
+__all__ = [
+    "base_dir_of",
+    "chosen_executor",
+    "job_options",
+    "prepare",
+    "program_of",
+    "runner_type",
+]
 
 
 def job_options(
@@ -46,13 +55,23 @@ def runner_type(kind: str) -> Any:
     return OptimizationRunner
 
 
-def make_executor(name: str, settings: Mapping[str, Any]) -> Executor:
-    factory = EXECUTORS.get(name)
-    if factory is None:
+def chosen_executor(job_id: str, options: JobOptions, default: str) -> JobOptions:
+    """``options`` naming the executor the job runs on (``default``, the runtime's, if they
+    name none); ConfigurationError for a name nobody registered."""
+    name = options.executor or default
+    if name not in EXECUTORS:
         raise ConfigurationError(
-            f"unknown executor {name!r} (registered: {', '.join(sorted(EXECUTORS))})"
+            f"job {job_id!r}: unknown executor {name!r} (registered: "
+            f"{', '.join(sorted(EXECUTORS))})"
         )
-    return factory(settings)
+    return options.model_copy(update={"executor": name})
+
+
+def prepare(env: JobEnv, spec: JobSpec, plan: Plan, metric: Metric) -> None:
+    """Let the job's executor refuse what it cannot run and get ready for it (in the
+    caller's thread, before anything is stored): ConfigurationError."""
+    work = JobWork(spec, plan, metric, env.providers, env.clock, env.table())
+    env.executor(spec.options.executor or env.default_executor).prepare(work)
 
 
 def program_of(pipeline: Pipeline) -> dict[str, Any]:

@@ -92,9 +92,10 @@ class Gift:
 @dataclass
 class JobEnv:
     """What a runtime's jobs share: the store, the timers, the executors (made on first
-    use, by name), the call journals of DSPy jobs (``journals()``: beside the store,
-    opened on first use), the step table, providers and clock, and ``launch(record)``
-    (starts a runner incarnation under its own supervisor; set by JobsHandle)."""
+    use, by name; ``default_executor`` for the jobs naming none), the call journals of
+    DSPy jobs (``journals()``: beside the store, opened on first use), the step table,
+    providers and clock, and ``launch(record)`` (starts a runner incarnation under its own
+    supervisor; set by JobsHandle)."""
 
     runtime: str
     store: JobStore
@@ -104,6 +105,7 @@ class JobEnv:
     clock: Clock
     timeout: float
     make_executor: Callable[[str], Executor]
+    default_executor: str = "threads"
     launch: Callable[[JobRecord], None] = field(default=lambda record: None)
     closing: bool = False
     executors: dict[str, Executor] = field(default_factory=dict)

@@ -29,8 +29,9 @@ from otpy.actors._job_handle import JobHandle
 from otpy.actors._job_heartbeat import Heartbeat
 from otpy.actors._job_kinds import (
     base_dir_of,
+    chosen_executor,
     job_options,
-    make_executor,
+    prepare,
     program_of,
     runner_type,
 )
@@ -45,7 +46,7 @@ from otpy.errors import (
     StateError,
 )
 from otpy.optimize import (
-    EXECUTORS,
+    Executor,
     JobOptions,
     JobSpec,
     JobStatus,
@@ -57,6 +58,7 @@ from otpy.optimize import (
     Strategy,
     Trial,
     default_store_path,
+    make_executor,
     make_strategy,
     register_strategy,
     resolve_metric,
@@ -74,7 +76,9 @@ class JobsHandle(DSPyJobs):
     """What ``rt.jobs`` is: see :meth:`start`, :meth:`start_dspy`, :meth:`get`,
     :meth:`list`, :meth:`resume`.
 
-    ``executors``: settings for the executors (``idle_seconds`` of a pool thread ...)."""
+    ``executors``: settings for the executors (``idle_seconds`` of a pool thread ...;
+    ``config``: the runtime's config); ``default_executor``: what a job naming none runs
+    on."""
 
     def __init__(
         self,
@@ -87,6 +91,7 @@ class JobsHandle(DSPyJobs):
         timeout: float,
         *,
         executors: Mapping[str, Any] | None = None,
+        default_executor: str = "threads",
     ) -> None:
         self._supervisor = supervisor
         self._clock = clock
@@ -94,7 +99,7 @@ class JobsHandle(DSPyJobs):
         settings = {"name": runtime, **dict(executors or {})}
         self._env = JobEnv(
             runtime, store, TimerQueue(clock), table, providers, clock, timeout,
-            lambda name: make_executor(name, settings),
+            lambda name: make_executor(name, settings), default_executor=default_executor,
         )  # fmt: skip
         self._env.launch = self._launch
         self._records: dict[str, JobRecord] = {}
@@ -121,13 +126,13 @@ class JobsHandle(DSPyJobs):
             clock=clock,
             lease_seconds=config.jobs.lease_seconds,
         )
+        jobs = config.jobs
         executors = {
-            "idle_seconds": config.jobs.idle_seconds,
-            "max_threads": config.jobs.max_threads,
-        }
+            "idle_seconds": jobs.idle_seconds, "max_threads": jobs.max_threads, "config": config
+        }  # fmt: skip
         return cls(
             config.name, supervisor, store, table, providers, clock, config.call_timeout,
-            executors=executors,
+            executors=executors, default_executor=jobs.executor.type,
         )  # fmt: skip
 
     def __otpy_ref__(self) -> str:
@@ -162,8 +167,9 @@ class JobsHandle(DSPyJobs):
         ``target_score``, ``patience``, ``prices``, ``executor``, ``max_restarts``,
         ``restart_window``, ``strategy_options``), not both. ``base_dir``: the folder the
         relative sub-pipeline paths of a program given as text or a mapping are relative
-        to. Everything is checked here, before anything is stored: ConfigurationError,
-        UnknownStepError, StepValidationError; JobError if ``job_id`` is taken.
+        to. Everything is checked here, before anything is stored: ConfigurationError
+        (also: what the executor cannot run, e.g. a metric function that cannot reach Ray
+        workers), UnknownStepError, StepValidationError; JobError if ``job_id`` is taken.
         """
         job_id = job_id or uuid.uuid4().hex[:12]
         self._check_running(job_id)
@@ -175,11 +181,7 @@ class JobsHandle(DSPyJobs):
         parsed = SearchSpace.parse(space)
         name, metric_fn = resolve_metric(metric, job=job_id)
         made = make_strategy(chosen.strategy, parsed, seed=chosen.seed, **chosen.strategy_options)
-        if chosen.executor not in EXECUTORS:
-            raise ConfigurationError(
-                f"job {job_id!r}: unknown executor {chosen.executor!r} (registered: "
-                f"{', '.join(sorted(EXECUTORS))})"
-            )
+        chosen = chosen_executor(job_id, chosen, self._env.default_executor)
         try:
             spec = JobSpec(
                 job_id=job_id,
@@ -192,6 +194,7 @@ class JobsHandle(DSPyJobs):
             )
         except pydantic.ValidationError as exc:
             raise ConfigurationError(f"job {job_id!r}: {validation_problems(exc)}") from None
+        prepare(self._env, spec, plan, metric_fn)
         lease = self.store.create(spec)  # JobError if the id is taken
         return self._open(Gift(lease, spec, plan, made, fresh=True), metric_fn)
 
@@ -241,8 +244,15 @@ class JobsHandle(DSPyJobs):
                 f"job {job_id!r} was started with a metric function; pass metric= to resume it"
             )
         _, metric_fn = resolve_metric(metric if metric is not None else spec.metric, job=job_id)
+        plan = compile_pipeline(dict(spec.program), self._env.table(), base_dir=spec.base_dir)
+        prepare(self._env, spec, plan, metric_fn)
         lease = self.store.claim(job_id, force=force)
         return self._open(Gift(lease, spec), metric_fn, run=True)
+
+    def executor(self, name: str | None = None) -> Executor:
+        """The executor ``name`` (None: the default) of this runtime's jobs, made on first
+        use; ConfigurationError for a name nobody registered."""
+        return self._env.executor(name or self._env.default_executor)
 
     def _check_running(self, job_id: str) -> None:
         if self._env.closing:

@@ -64,9 +64,10 @@ class OptimizationRunner(JobRunner):
             ledger.restore(checkpoint)
         if run_paused:
             ledger.resume()
-        work = JobWork(spec, plan, record.metric, env.providers, env.clock)
+        work = JobWork(spec, plan, record.metric, env.providers, env.clock, env.table())
         ref = self.actor_ref
-        self.session = env.executor(spec.options.executor).open(work, lambda: ref.cast(_DRAIN))
+        executor = env.executor(spec.options.executor or env.default_executor)
+        self.session = executor.open(work, lambda: ref.cast(_DRAIN))
 
     def status(self, elapsed: float, state: JobState | None = None) -> JobStatus:
         return self.ledger.status(elapsed, state=state, restarts=self.record.restarts)

@@ -3,7 +3,11 @@ plan on a bare thread pool, the cost per evaluation at 1,000 / 10,000 / 100,000
 evaluations (flat?), ``status()`` latency while evaluations run, the checkpoint's cost
 against a bare sqlite3 insert, threads and memory per paused job, and lease renewal.
 
-Run from the repo root: ``.venv/bin/python benchmarks/jobs.py [--quick]``.
+With ``--executor ray`` it runs the Ray section alone (the same job on a local Ray and on
+threads, and the driver's memory per evaluation in flight; ``--quick``: small, and skipped,
+saying so, if Ray cannot start in a few seconds); without it, every other section.
+
+Run from the repo root: ``.venv/bin/python benchmarks/jobs.py [--quick] [--executor ray]``.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from _harness import percentiles, row, run, verdict
+from _jobs_ray import PROGRAM, bench_ray
 from _jobs_store import bench_checkpoint, bench_renewal
 
 import otpy
@@ -37,16 +42,6 @@ from otpy.providers import CompletionRequest, SimulatedProvider
 SEED = 7
 CONCURRENCY = 32
 LATENCY = 0.05
-PROGRAM = """\
-name: qa
-inputs:
-  question: {type: string}
-steps:
-  - name: answer
-    type: claude
-    prompt: "{{ vars.instruction }} Q: {{ inputs.question }}"
-    temperature: "{{ vars.temperature }}"
-"""
 INSTRUCTIONS = ["Answer briefly.", "Think step by step, then answer.", "Reply with a number only."]
 SPACE: dict[str, Any] = {"temperature": {"low": 0.0, "high": 1.5}, "instruction": INSTRUCTIONS}
 TRAINSET: list[dict[str, Any]] = [{"inputs": {"question": "What is 2 + 2?"}, "expected": "4"}]
@@ -321,6 +316,10 @@ def sections(args: argparse.Namespace) -> None:
     quick = args.quick
     with tempfile.TemporaryDirectory(prefix="otpy-bench-") as name:
         folder = Path(name)
+        if args.executor == "ray":
+            bench_ray(folder, quick, GOALS)
+            summary()
+            return
         bench_throughput(folder, 200 if quick else 1_000, 2 if quick else 3)
         bench_cost(folder, [300, 1_200] if quick else [1_000, 10_000, 100_000], 1 if quick else 3)
         bench_status(folder, 200 if quick else 1_000)
@@ -333,6 +332,10 @@ def sections(args: argparse.Namespace) -> None:
 def main() -> None:
     def options(parser: argparse.ArgumentParser) -> None:
         parser.add_argument("--paused", type=int, metavar="N", help=argparse.SUPPRESS)
+        parser.add_argument(
+            "--executor", choices=["threads", "ray"], default="threads",
+            help="ray: the Ray section alone (a local Ray against threads)",
+        )  # fmt: skip
 
     run("jobs", __doc__, sections, options=options)
 

@@ -309,7 +309,7 @@ def sections(args: argparse.Namespace) -> None:
     bench_overhead(n, rounds)
     bench_concurrent(2 if quick else 9)
     bench_compile(20 if quick else 200, rounds)
-    bench_loop(1_000, 2 if quick else 9)
+    bench_loop(200 if quick else 1_000, 2 if quick else 9)
 
 
 def main() -> None:

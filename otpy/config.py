@@ -25,6 +25,7 @@ from otpy.agent import AgentClassifier, AgentConfig, AgentRoute, ToolLimits
 from otpy.clock import SYSTEM_CLOCK, Clock
 from otpy.documents import validation_problems
 from otpy.errors import ConfigurationError
+from otpy.optimize import ExecutorConfig
 from otpy.providers import PROVIDER_TYPES, ProviderLimits
 
 if TYPE_CHECKING:
@@ -35,6 +36,7 @@ __all__ = [
     "AgentClassifier",
     "AgentConfig",
     "AgentRoute",
+    "ExecutorConfig",
     "HealthConfig",
     "JobsConfig",
     "ModelConfig",
@@ -130,11 +132,14 @@ class JobsConfig(_Config):
     that; a job whose runtime died can be resumed elsewhere once it has expired, or at
     once on the same host); an evaluation thread with no work for ``idle_seconds`` exits
     (a paused job holds none); ``max_threads`` caps the evaluation threads of the
-    runtime (None: as many as the running jobs' concurrency asks for)."""
+    runtime (None: as many as the running jobs' concurrency asks for); ``executor``: what
+    jobs that name no executor run on, and the Ray cluster's settings
+    (:class:`~otpy.optimize.ExecutorConfig`)."""
 
     lease_seconds: float = Field(default=30.0, gt=0)
     idle_seconds: float = Field(default=10.0, gt=0)
     max_threads: int | None = Field(default=None, ge=1)
+    executor: ExecutorConfig = Field(default_factory=ExecutorConfig)
 
 
 _STATE_FIELDS = {"memory": (), "sqlite": ("path", "timeout"), "redis": ("url", "prefix", "timeout")}

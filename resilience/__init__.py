@@ -8,6 +8,7 @@ bucket; in memory or in Redis), or by the ``limits`` library's strategies; break
 """
 
 from otpy.resilience._breaker import PROBE_IN_FLIGHT, BreakerStats, CircuitBreaker
+from otpy.resilience._breaker_store import SHARED_SCHEMES, shared_breaker_storage
 from otpy.resilience._bucket import Limit
 from otpy.resilience._events import EventSink, ResilienceEvent
 from otpy.resilience._fallback import Fallback, FallbackResult, OptionFailure
@@ -27,6 +28,7 @@ from otpy.resilience._timeout import call_with_timeout
 __all__ = [
     "NOT_FAULTS",
     "PROBE_IN_FLIGHT",
+    "SHARED_SCHEMES",
     "BreakerStats",
     "BucketStats",
     "CircuitBreaker",
@@ -50,4 +52,5 @@ __all__ = [
     "is_retryable",
     "parse_retry_after",
     "retry_after_of",
+    "shared_breaker_storage",
 ]

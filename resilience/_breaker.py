@@ -180,6 +180,12 @@ class CircuitBreaker:
             self._cb.close()
             self._sync(events)
 
+    @property
+    def shared(self) -> bool:
+        """Whether its state lives in a storage it was given (other processes may change
+        it: every read goes to the storage)."""
+        return self._shared
+
     def add_listener(self, listener: pybreaker.CircuitBreakerListener) -> None:
         """Add a pybreaker listener (called with the underlying pybreaker breaker)."""
         with self._lock:

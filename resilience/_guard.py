@@ -113,17 +113,19 @@ class Guard:
         usage: Usage | None = None,
         retries: list[RetryAttempt] | None = None,
         waited: list[float] | None = None,
+        admitted: list[float] | None = None,
         **kwargs: Any,
     ) -> T:
         """Call ``fn(*args, **kwargs)`` through this guard; return its result or raise its
         last error. ``cost`` (a mapping, or a function of the call's arguments) is what
         each attempt reserves; ``usage(result)`` the actual usage to settle with.
-        ``retries`` / ``waited``, when given, collect the failed attempts and the seconds
-        waited for the limiter. Blocks the calling thread throughout."""
+        ``retries`` / ``waited`` / ``admitted``, when given, collect the failed attempts,
+        the seconds waited for the limiter and when it admitted each attempt
+        (``Permit.admitted_at``). Blocks the calling thread throughout."""
         units = cost(*args, **kwargs) if callable(cost) else cost
         attempt: Callable[..., T] = self._attempt
         return self.retry.call(
-            attempt, fn, args, kwargs, units, usage, waited,
+            attempt, fn, args, kwargs, units, usage, (waited, admitted),
             clock=self.clock, on_event=self.on_event, source=self.name, record=retries,
         )  # fmt: skip
 
@@ -134,7 +136,7 @@ class Guard:
         kwargs: dict[str, Any],
         cost: Mapping[str, int] | None,
         usage: Usage | None,
-        waited: list[float] | None,
+        collect: tuple[list[float] | None, list[float] | None],
     ) -> T:
         breaker = self.breaker
         retry_in = breaker.retry_in() if breaker is not None else 0.0
@@ -147,8 +149,11 @@ class Guard:
             if permit.waited > 0:
                 emit(self.on_event, "rate_limit.waited", self.name, {"seconds": permit.waited},
                      limiter=self.limiter.name, cost=dict(permit.cost))  # fmt: skip
+            waited, admitted = collect
             if waited is not None:
                 waited.append(permit.waited)
+            if admitted is not None:
+                admitted.append(permit.admitted_at)
         try:
             result = self._run(fn, args, kwargs)
         except CircuitOpenError as exc:  # half-open: another call is the probe

@@ -6,11 +6,33 @@ import os
 import sys
 import threading
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
 from otpy.telemetry import Telemetry, set_telemetry
 from otpy.testing import FakeClock, stop_all
+
+ONE_WORKER = ("tests/ray/test_ray_jobs.py",)
+"""Test files whose tests all run in one xdist worker, in one unit: they share a resource
+that costs seconds to start (the Ray tests: one local Ray per process)."""
+
+
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """``--dist loadgroup`` (pyproject's addopts), with the files of :data:`ONE_WORKER`
+    each one unit: pytest 9 ignores the node-id suffix by which pytest-xdist 3.8 groups
+    ``xdist_group`` marks (it sets ``item._nodeid``), so the grouping is done here, on the
+    scheduler's side, where only node ids are known."""
+    if config.getvalue("dist") != "loadgroup":
+        return None
+    from xdist.scheduler import LoadGroupScheduling
+
+    class _OneWorkerFiles(LoadGroupScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            path = nodeid.split("::", 1)[0]
+            return path if path in ONE_WORKER else super()._split_scope(nodeid)
+
+    return _OneWorkerFiles(config, log)
 
 
 @pytest.fixture(autouse=True)

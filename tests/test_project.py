@@ -127,8 +127,9 @@ def test_public_api_is_re_exported() -> None:
     assert set(otpy.supervision.__all__) == documented_supervision
     documented_resilience = {
         "RateLimiter", "Limit", "Permit", "LimiterStats", "BucketStats", "ClockedMemoryStorage",
-        "CircuitBreaker", "BreakerStats", "PROBE_IN_FLIGHT",
-        "RetryPolicy", "RetryAttempt", "is_retryable", "parse_retry_after", "retry_after_of",
+        "CircuitBreaker", "BreakerStats", "PROBE_IN_FLIGHT", "SHARED_SCHEMES",
+        "shared_breaker_storage", "RetryPolicy", "RetryAttempt", "is_retryable",
+        "parse_retry_after", "retry_after_of",
         "call_with_timeout", "Fallback", "FallbackResult", "OptionFailure",
         "guard", "Guard", "Guarded", "GuardResult", "NOT_FAULTS", "ResilienceEvent", "EventSink",
     }  # fmt: skip
@@ -209,6 +210,7 @@ def test_public_api_is_re_exported() -> None:
             "JobLedger", "JobStore", "SQLiteJobStore", "Checkpoint", "CheckpointBatch", "Lease",
             "Holder", "Owner", "default_store_path", "Executor", "ExecutorSession", "JobWork",
             "Task", "Outcome", "ThreadExecutor", "EXECUTORS", "register_executor",
+            "make_executor", "ExecutorConfig", "evaluate_example",
             "planned_evaluations", "is_better", "ranked",
             "ENDED", "JobKind", "DSPyJob", "DSPyTarget", "DSPyJobFile", "DSPyLedger",
             "Evaluation", "LMCalls", "BEST_RESULT", "PROGRAM_RESULT", "beats", "score_of",

@@ -24,6 +24,7 @@ from otpy.optimize._dspy_ledger import (
     score_of,
 )
 from otpy.optimize._dspy_spec import DSPyJob, DSPyTarget
+from otpy.optimize._evaluate import evaluate_example
 from otpy.optimize._executor import (
     EXECUTORS,
     Executor,
@@ -32,8 +33,10 @@ from otpy.optimize._executor import (
     Outcome,
     Task,
     ThreadExecutor,
+    make_executor,
     register_executor,
 )
+from otpy.optimize._executor_config import ExecutorConfig
 from otpy.optimize._job import (
     ENDED,
     METRIC_PLUGIN_GROUP,
@@ -94,6 +97,7 @@ __all__ = [
     "Evaluation",
     "ExampleResult",
     "Executor",
+    "ExecutorConfig",
     "ExecutorSession",
     "FloatRange",
     "GridSearch",
@@ -124,9 +128,11 @@ __all__ = [
     "Variable",
     "beats",
     "default_store_path",
+    "evaluate_example",
     "is_better",
     "load_job_file",
     "load_metric_plugins",
+    "make_executor",
     "load_strategy_plugins",
     "make_strategy",
     "parse_job_file",

@@ -8,14 +8,16 @@ arrives after a ``take``, so a runner gets one message per batch of results, not
 per result. ``close`` cancels what is in flight where it can (the pipeline run's
 cancel event: the run stops before its next step) and drops every outcome after it.
 
-Executors are registered by name (:func:`register_executor`); ``"threads"`` is
-:class:`ThreadExecutor`: threads shared by all the jobs of a runtime, created when no
-thread is idle and retired after ``idle_seconds`` without work, so a paused job holds
-none.
+Executors are registered by name (:func:`register_executor`, a factory or the importable
+reference of one); ``"threads"`` is :class:`ThreadExecutor`: threads shared by all the
+jobs of a runtime, created when no thread is idle and retired after ``idle_seconds``
+without work, so a paused job holds none. ``"ray"`` is ``otpy.ray.RayExecutor`` (the
+``otpy[ray]`` extra, loaded when a job first names it).
 """
 
 from __future__ import annotations
 
+import importlib
 import logging
 import queue
 import threading
@@ -29,6 +31,7 @@ from otpy.optimize._evaluate import evaluate_example
 from otpy.optimize._job import JobSpec, Metric
 from otpy.optimize._trials import ExampleResult
 from otpy.pipelines import Plan, ProviderDirectory, RunProgress
+from otpy.steps import StepTable
 from otpy.telemetry import TraceContext, use_context
 
 __all__ = [
@@ -39,6 +42,7 @@ __all__ = [
     "Outcome",
     "Task",
     "ThreadExecutor",
+    "make_executor",
     "register_executor",
 ]
 
@@ -66,13 +70,14 @@ class Outcome(NamedTuple):
 class JobWork:
     """What every evaluation of a job needs: its ``spec`` (the program as stored, the
     trainset, prices), the ``plan`` compiled from it, the ``metric``, and the runtime's
-    ``providers`` and ``clock``."""
+    ``providers``, ``clock`` and step ``table`` (what the plan was compiled against)."""
 
     spec: JobSpec
     plan: Plan
     metric: Metric
     providers: ProviderDirectory | None
     clock: Clock
+    table: StepTable | None = None
 
 
 class ExecutorSession(Protocol):
@@ -86,7 +91,12 @@ class ExecutorSession(Protocol):
 
 
 class Executor(Protocol):
-    """Runs evaluations; shared by the jobs of a runtime; thread-safe."""
+    """Runs evaluations; shared by the jobs of a runtime; thread-safe. ``prepare(work)``
+    runs when a job is started or resumed, in the caller's thread, before anything is
+    stored: it refuses (ConfigurationError) what this executor cannot run and gets ready
+    (connects) for it."""
+
+    def prepare(self, work: JobWork) -> None: ...
 
     def open(self, work: JobWork, wake: Callable[[], None]) -> ExecutorSession: ...
 
@@ -94,18 +104,39 @@ class Executor(Protocol):
 
 
 ExecutorFactory = Callable[[Mapping[str, Any]], Executor]
-"""``factory(settings) -> Executor``: ``settings`` from the runtime config's ``jobs``."""
-EXECUTORS: dict[str, ExecutorFactory] = {}
+"""``factory(settings) -> Executor``: ``settings`` from the runtime config's ``jobs``
+(``name``: the runtime's; ``config``: its whole RuntimeConfig, when it has one)."""
+EXECUTORS: dict[str, ExecutorFactory | str] = {}
+"""Executors by name: a factory, or the ``"module:name"`` reference of one (imported when
+a job first names it)."""
 _LOCK = threading.Lock()
 
 
-def register_executor(name: str, factory: ExecutorFactory, *, replace: bool = False) -> None:
-    """Let jobs name ``executor=name``; ConfigurationError if the name is taken (unless
-    ``replace``)."""
+def register_executor(name: str, factory: ExecutorFactory | str, *, replace: bool = False) -> None:
+    """Let jobs name ``executor=name``: ``factory`` or its reference ``"module:name"``;
+    ConfigurationError if the name is taken (unless ``replace``)."""
     with _LOCK:
-        if name in EXECUTORS and EXECUTORS[name] is not factory and not replace:
+        if name in EXECUTORS and EXECUTORS[name] != factory and not replace:
             raise ConfigurationError(f"executor {name!r} is already registered")
         EXECUTORS[name] = factory
+
+
+def make_executor(name: str, settings: Mapping[str, Any]) -> Executor:
+    """The executor ``name`` made with ``settings``; ConfigurationError for a name nobody
+    registered, or a factory whose module cannot be imported (an extra not installed)."""
+    factory = EXECUTORS.get(name)
+    if factory is None:
+        raise ConfigurationError(
+            f"unknown executor {name!r} (registered: {', '.join(sorted(EXECUTORS))})"
+        )
+    if isinstance(factory, str):
+        module, _, attribute = factory.partition(":")
+        try:
+            made: ExecutorFactory = getattr(importlib.import_module(module), attribute)
+        except ImportError as exc:
+            raise ConfigurationError(f"executor {name!r} cannot be loaded: {exc}") from exc
+        factory = made
+    return factory(settings)
 
 
 class _Session:
@@ -195,6 +226,9 @@ class ThreadExecutor:
         self._serial = 0
         self._closed = False
 
+    def prepare(self, work: JobWork) -> None:
+        """Anything the runtime compiled runs here: nothing to check."""
+
     def open(self, work: JobWork, wake: Callable[[], None]) -> ExecutorSession:
         return _Session(self, work, wake)
 
@@ -272,3 +306,4 @@ def _threads(settings: Mapping[str, Any]) -> Executor:
 
 
 register_executor("threads", _threads)
+register_executor("ray", "otpy.ray:executor")

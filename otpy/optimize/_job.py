@@ -135,7 +135,9 @@ class JobOptions(BaseModel):
     is aborted, the budgets (``max_evaluations``, ``max_tokens``, ``max_seconds`` of
     running time), the early stops (``target_score``, ``patience`` rounds without
     improvement), ``prices`` per model (per million input and output tokens), the
-    ``executor`` evaluations run on (``"threads"``: the runtime's shared pool), and the
+    ``executor`` evaluations run on (``"threads"``: the runtime's shared pool; ``"ray"``:
+    a Ray cluster; None: the runtime's default, ``jobs.executor`` in its config, itself
+    ``"threads"`` unless set; a started job stores the one it runs on), and the
     runner's restart budget: more than ``max_restarts`` crashes within
     ``restart_window`` seconds end the job ``failed``. The one type a job file, the
     command line, ``rt.jobs.start`` and the runner share."""
@@ -155,7 +157,7 @@ class JobOptions(BaseModel):
     target_score: float | None = None
     patience: int | None = Field(default=None, ge=1)
     prices: dict[str, tuple[float, float]] = Field(default_factory=dict)
-    executor: str = Field(default="threads", min_length=1)
+    executor: str | None = Field(default=None, min_length=1)
     max_restarts: int = Field(default=3, ge=0)
     restart_window: float = Field(default=60.0, gt=0)
 

@@ -26,6 +26,7 @@ from otpy.resilience import (
     RateLimiter,
     RetryPolicy,
     guard,
+    shared_breaker_storage,
 )
 
 __all__ = ["ProviderGuard", "ProviderLimits", "build_guard"]
@@ -33,7 +34,8 @@ __all__ = ["ProviderGuard", "ProviderLimits", "build_guard"]
 
 class ProviderLimits(BaseModel):
     """How one provider is called: ``rpm``/``tpm`` (requests and tokens per minute; None:
-    unlimited), ``timeout`` per attempt (seconds; None: none), ``max_attempts`` (the first
+    unlimited) and ``rps`` (requests per second, for services that also count by the
+    second), ``timeout`` per attempt (seconds; None: none), ``max_attempts`` (the first
     included; only retryable errors are retried, honouring Retry-After), the breaker's
     ``fail_max`` consecutive faults and ``reset_timeout`` seconds, ``acquire_timeout`` (how
     long a call may wait for the rate limiter; None: as long as it takes), the limiter's
@@ -47,6 +49,7 @@ class ProviderLimits(BaseModel):
 
     rpm: int | None = Field(default=None, gt=0)
     tpm: int | None = Field(default=None, gt=0)
+    rps: int | None = Field(default=None, gt=0)
     timeout: float | None = Field(default=120.0, gt=0, allow_inf_nan=False)
     max_attempts: int = Field(default=3, ge=1)
     fail_max: int = Field(default=5, ge=1)
@@ -138,8 +141,8 @@ class _Cost:
 class _BreakerMirror(pybreaker.CircuitBreakerListener):
     """Copies the breaker's state name into ``stats.breaker_state`` on every transition
     (pybreaker calls it under the breaker's lock), so selection can skip a closed breaker
-    without taking that lock. The breaker's own storage is in memory: no other process
-    changes its state behind the listener's back."""
+    without taking that lock. It hears this process's transitions only: selection reads a
+    shared breaker (``breaker.shared``) itself."""
 
     def __init__(self, stats: ProviderStats) -> None:
         self.stats = stats
@@ -160,11 +163,12 @@ def _tokens_used(completion: Completion) -> dict[str, int]:
 def build_guard(
     name: str, provider: Provider, limits: ProviderLimits, stats: ProviderStats, clock: Clock
 ) -> ProviderGuard:
-    """The guard for provider ``name``: a limiter with ``Limit("requests", "<rpm>/minute")``
-    and ``Limit("tokens", "<tpm>/minute")`` for the ones set (none: no limiter), counted
-    by ``limits.strategy`` or else the provider's ``rate_limit_strategy``, a breaker
-    (``fail_max``, ``reset_timeout``, NOT_FAULTS excluded), ``max_attempts`` retries and
-    the per-attempt ``timeout``. Each attempt reserves one request and
+    """The guard for provider ``name``: a limiter with ``Limit("requests", "<rpm>/minute")``,
+    ``Limit("requests", "<rps>/second")`` and ``Limit("tokens", "<tpm>/minute")`` for the
+    ones set (none: no limiter), counted by ``limits.strategy`` or else the provider's
+    ``rate_limit_strategy``, a breaker (``fail_max``, ``reset_timeout``, NOT_FAULTS
+    excluded; its state on the limiter's Redis when ``limits.storage`` is one), ``max_attempts``
+    retries and the per-attempt ``timeout``. Each attempt reserves one request and
     ``provider.estimate_tokens(request)`` tokens, and is settled with the tokens the
     completion reports. Raises ConfigurationError (e.g. a storage URI that cannot be used).
     """
@@ -172,6 +176,8 @@ def build_guard(
     buckets = []
     if limits.rpm is not None:
         buckets.append(Limit("requests", f"{limits.rpm}/minute", strategy))
+    if limits.rps is not None:
+        buckets.append(Limit("requests", f"{limits.rps}/second", strategy))
     if limits.tpm is not None:
         buckets.append(Limit("tokens", f"{limits.tpm}/minute", strategy))
     limiter = (
@@ -184,10 +190,12 @@ def build_guard(
         fail_max=limits.fail_max,
         reset_timeout=limits.reset_timeout,
         exclude=NOT_FAULTS,
+        state_storage=shared_breaker_storage(limits.storage, f"provider:{name}"),
         clock=clock,
     )
     stats.breaker_state = breaker.state
     breaker.add_listener(_BreakerMirror(stats))
+    counts_requests = limits.rpm is not None or limits.rps is not None
     guarded: Guarded[Completion] = guard(
         _Attempt(name, provider, stats, clock),
         name=f"provider:{name}",
@@ -196,7 +204,7 @@ def build_guard(
         retry=RetryPolicy(max_attempts=limits.max_attempts),
         timeout=limits.timeout,
         acquire_timeout=limits.acquire_timeout,
-        cost=_Cost(provider, limits.rpm is not None, limits.tpm is not None) if limiter else None,
+        cost=_Cost(provider, counts_requests, limits.tpm is not None) if limiter else None,
         usage=_tokens_used if limits.tpm is not None else None,
         clock=clock,
     )

@@ -58,9 +58,9 @@ class ProviderEntry:
 
     def refusal(self) -> str | None:
         """Why the breaker would refuse a call now, or None (closed, or a probe is due)."""
-        if self.stats.breaker_state == "closed":
-            return None  # the lock-free copy: the common case costs no lock
         breaker = self.breaker
+        if self.stats.breaker_state == "closed" and not breaker.shared:
+            return None  # the lock-free copy: the common case costs no lock
         state = breaker.state
         if state == "closed":
             return None
@@ -90,7 +90,10 @@ class ProviderEntry:
         guard's retry record) and the final success go into the stats; the provider's
         reported rate limits (``completion.rate_limits``) align the limiter; emits
         ``provider.call`` (measurements ``latency`` — the whole call, waits and retries
-        included — ``tokens`` and ``attempts``; metadata ``provider``, ``model``,
+        included — ``tokens``, ``attempts`` and, for a rate-limited provider,
+        ``admitted_at``: when the limiter admitted the last attempt, on the limiter's
+        clock — the Redis server's epoch seconds for a shared limiter); metadata
+        ``provider``, ``model``,
         ``outcome``: "ok" or the error's type name); ``clock`` times the whole call
         (default: the guard's); ``attempts``, when given, collects the failed attempts
         that were retried or ended the call. Raises what the guard raised: a ProviderError,
@@ -103,23 +106,27 @@ class ProviderEntry:
         if attempts is None:
             attempts = []
         already = len(attempts)
+        admitted: list[float] | None = [] if self.limiter is not None else None
         started = clock.monotonic()
         stats.begin()
         try:
             completion = runner.call(
-                guarded.fn, request, cost=guarded.cost, usage=guarded.usage, retries=attempts
-            )
+                guarded.fn, request, cost=guarded.cost, usage=guarded.usage, retries=attempts,
+                admitted=admitted,
+            )  # fmt: skip
         except BaseException as exc:
             mine = attempts[already:]
             self._record(mine, exc)
-            self._report(request, None, exc, clock.monotonic() - started, len(mine))
+            latency = clock.monotonic() - started
+            self._report(request, None, exc, latency, len(mine), admitted)
             raise
         finally:
             stats.end()
         mine = attempts[already:]
         self._record(mine, None)
         self._align(completion)
-        self._report(request, completion, None, clock.monotonic() - started, len(mine) + 1)
+        latency = clock.monotonic() - started
+        self._report(request, completion, None, latency, len(mine) + 1, admitted)
         return completion
 
     def _align(self, completion: Completion) -> None:
@@ -149,14 +156,18 @@ class ProviderEntry:
         error: BaseException | None,
         latency: float,
         attempts: int,
+        admitted: list[float] | None,
     ) -> None:
+        measurements = {
+            "latency": latency,
+            "tokens": completion.usage.total_tokens if completion is not None else 0,
+            "attempts": max(1, attempts),
+        }
+        if admitted:
+            measurements["admitted_at"] = admitted[-1]
         emit_safely(
             "provider.call",
-            {
-                "latency": latency,
-                "tokens": completion.usage.total_tokens if completion is not None else 0,
-                "attempts": max(1, attempts),
-            },
+            measurements,
             {
                 "provider": self.name,
                 "model": completion.model if completion is not None else request.model,

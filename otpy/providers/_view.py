@@ -56,6 +56,12 @@ class ProviderView:
         # stored, so concurrent selects share the rotation without a lock.
         self._turns: dict[frozenset[str], Iterator[int]] = {}
 
+    @classmethod
+    def of(cls, entries: Iterable[ProviderEntry], *, clock: Clock = SYSTEM_CLOCK) -> ProviderView:
+        """A view of a table of ``entries`` that nothing writes (no registry behind it:
+        the providers a Ray worker made from the runtime config)."""
+        return cls(Snapshot(ProviderTable(entries)), clock=clock)
+
     @property
     def table(self) -> ProviderTable:
         """The current table."""

@@ -158,6 +158,13 @@ class Telemetry:
             parent_id,
             event_id,
         )
+        return self.ingest(event)
+
+    def ingest(self, event: Event) -> Event:
+        """Keep ``event`` and hand it to the subscribers as it is: an event emitted in
+        another process (a Ray worker's evaluation), with its ids and timestamp, its data
+        redacted where it was emitted. Subscribers run in this thread; returns ``event``."""
+        name = event.name
         self.store.add(event)
         for sub in self._subscribers:
             if sub.all or sub.matches(name):

@@ -291,7 +291,9 @@ def test_a_restarted_monitor_keeps_checking(
     flaky.failing = ServerError("x")
     calls(registry, 4)
     clock.advance(INTERVAL)
-    wait_until(lambda: not registry.get_provider("flaky").healthy)
+    # the monitor marks the provider, then emits the event: wait for the event, the last
+    wait_until(lambda: events(hub, "provider.unhealthy"), message="the unhealthy event")
+    assert not registry.get_provider("flaky").healthy
     assert registry.select().name == "steady"
     assert len(events(hub, "provider.unhealthy")) == 1
 

@@ -8,7 +8,6 @@ import importlib.metadata
 import itertools
 import logging
 import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -486,43 +485,3 @@ def test_plugins_from_a_function_of_the_group(registry: Registry) -> None:
 def test_installed_plugins_load_without_error(registry: Registry) -> None:
     reports = registry.steps.load_plugins()  # whatever is installed: never raises
     assert all(r.group == "otpy.steps" for r in reports)
-
-
-# -- measured, not asserted tightly (benchmarks/registries.py is the real benchmark) -------
-
-
-def _percentiles(samples: list[int]) -> tuple[float, float]:
-    samples.sort()
-    return samples[len(samples) // 2] / 1000, samples[int(len(samples) * 0.99)] / 1000
-
-
-def test_measure_get_step_and_register_step(registry: Registry) -> None:
-    steps = registry.steps
-    for i in range(1000):
-        steps.register_step(f"s{i}", Echo)
-    plain = dict(steps.table.entries)
-    clock_ns = time.perf_counter_ns
-    get_step, get = steps.get_step, plain.get
-
-    def timed(fn: Any, n: int = 50_000) -> list[int]:
-        out = []
-        for i in range(n):
-            key = f"s{i % 1000}"
-            t0 = clock_ns()
-            fn(key)
-            out.append(clock_ns() - t0)
-        return out
-
-    g50, g99 = _percentiles(timed(get_step))
-    d50, d99 = _percentiles(timed(get))
-    writes = []
-    for i in range(1000):
-        t0 = clock_ns()
-        steps.register_step(f"w{i}", Echo)
-        writes.append(clock_ns() - t0)
-    w50, w99 = _percentiles(writes)
-    print(
-        f"\nget_step p50 {g50:.2f} us p99 {g99:.2f} us | dict.get p50 {d50:.2f} us "
-        f"p99 {d99:.2f} us | register_step (1000-2000 entries) p50 {w50:.1f} us p99 {w99:.1f} us"
-    )
-    assert g99 < 1000 and w99 < 10_000  # the seeds' goals (1 ms, 10 ms): far off either way

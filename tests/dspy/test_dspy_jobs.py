@@ -235,3 +235,20 @@ def test_mappings_name_their_inputs_and_the_spec_keeps_references() -> None:
     assert spec.dspy.resumable_elsewhere == []
     assert spec.trainset[1] == {"inputs": {"question": "q1"}, "expected": {"answer": "A1"}}
     assert json.loads(spec.model_dump_json())["kind"] == "dspy"
+
+
+def test_a_runtime_whose_jobs_run_elsewhere_says_a_dspy_job_runs_here(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    from otpy.optimize import EXECUTORS
+
+    monkeypatch.setitem(EXECUTORS, "elsewhere", EXECUTORS["threads"])
+    config = {"plugins": False, "jobs_store": ":memory:", "jobs": {"executor": "elsewhere"}}
+    with otpy.start(config) as rt, caplog.at_level("WARNING", logger="otpy.jobs"):
+        job = rt.jobs.start_dspy(
+            dspy.Predict("question -> answer"), "evaluate", examples(2), metric=exact,
+            lm=otpy.dspy.lm(rt), job_id="here",
+        )  # fmt: skip
+        assert job.wait(WAIT).state == "completed"
+    (warning,) = [r.getMessage() for r in caplog.records if "job here" in r.getMessage()]
+    assert "runs its compile in this process" in warning and "'elsewhere'" in warning
