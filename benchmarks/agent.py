@@ -11,13 +11,12 @@ import argparse
 import os
 import platform
 import tempfile
-import threading
 import time
 import uuid
 from pathlib import Path
 from typing import Any
 
-from _harness import Op, row, time_ops
+from _harness import Op, row, threads_left, time_ops
 
 import otpy
 from otpy.agent import BUILTIN_TOOLS, ToolContext, python_tool, run_agent
@@ -133,9 +132,8 @@ def main() -> None:
     n, rounds = (20, 3) if quick else (200, 5)
     bench_turns(n, rounds)
     bench_calls(n, rounds)
-    extra = [th.name for th in threading.enumerate() if th is not threading.main_thread()]
     print(f"\ntotal {time.perf_counter() - t:.1f} s, load average {os.getloadavg()[0]:.2f}, "
-          f"threads left: {extra or 'none'}")  # fmt: skip
+          f"threads left: {threads_left()}")  # fmt: skip
 
 
 if __name__ == "__main__":

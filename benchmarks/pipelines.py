@@ -118,8 +118,8 @@ def runtime(providers: dict[str, Any]) -> otpy.Runtime:
 def bench_overhead(n: int, rounds: int) -> None:
     """One plan (compiled once) run (a) by run_plan in this thread and (b) in a supervised
     worker, against (c) the same step object's execute called in a loop."""
-    # Zero latency, and no per-call timeout (a timeout runs each attempt in a thread of its
-    # own): what is left is the executor's own work, plus the provider guard for claude.
+    # Zero latency, and no per-call timeout (a timeout runs each attempt on a pooled runner
+    # thread): what is left is the executor's own work, plus the provider guard for claude.
     with runtime({"simulated": {"limits": {"timeout": None}}}) as rt:
         rt.steps.register_step("echo", Echo)
         cases = (("1a", "echo", "text", n), ("1b", "claude", "prompt", n // 2))
@@ -195,7 +195,7 @@ LIMITS: list[tuple[str, dict[str, Any]]] = [
         "attempt in the calling thread; 3 attempts; breaker 5 / 30 s)",
         {},
     ),
-    ("limits {timeout: 120}: each attempt in a watchdog thread of its own", {"timeout": 120}),
+    ("limits {timeout: 120}: each attempt on a pooled timeout runner", {"timeout": 120}),
 ]
 
 

@@ -20,7 +20,7 @@ from typing import Any
 
 import limits
 import pybreaker
-from _harness import Op, row, time_ops
+from _harness import Op, row, threads_left, time_ops
 from limits.storage import MemoryStorage, RedisStorage
 from limits.strategies import SlidingWindowCounterRateLimiter
 
@@ -342,9 +342,8 @@ def main() -> None:
     bench_saturation(5 if quick else 30)
     bench_breaker(32, 8 if quick else 32)
     bench_guard(1_000 if quick else 10_000, rounds)
-    extra = [th.name for th in threading.enumerate() if th is not threading.main_thread()]
     print(f"\ntotal {perf() - t:.1f} s, load average {os.getloadavg()[0]:.2f}, threads left: "
-          f"{extra or 'none'}")  # fmt: skip
+          f"{threads_left()}")  # fmt: skip
 
 
 if __name__ == "__main__":

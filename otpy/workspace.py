@@ -39,6 +39,7 @@ __all__ = [
     "DEFAULT_WORKSPACE_DIR",
     "MAX_READ_BYTES",
     "Workspace",
+    "absolute_dir",
     "confine",
     "resolve_dir",
 ]
@@ -56,10 +57,16 @@ MAX_READ_BYTES: Final = 1_000_000
 def resolve_dir(directory: str | os.PathLike[str], base: str | os.PathLike[str] | None) -> Path:
     """``directory`` as an absolute, resolved path: relative to ``base`` (default: the
     current directory) unless absolute. Nothing is created."""
+    return Path(os.path.realpath(absolute_dir(directory, base)))
+
+
+def absolute_dir(directory: str | os.PathLike[str], base: str | os.PathLike[str] | None) -> str:
+    """``directory`` joined to ``base`` (default: the current directory) unless absolute;
+    links not resolved (``os.path.realpath`` of it equals :func:`resolve_dir`'s)."""
     given = os.fspath(directory)
     if not os.path.isabs(given):
         given = os.path.join(os.fspath(base) if base is not None else os.getcwd(), given)
-    return Path(os.path.realpath(given))
+    return given
 
 
 def confine(
@@ -70,18 +77,33 @@ def confine(
 
 
 class Workspace:
-    """A root directory (resolved once, relative to ``base`` — default: the current
-    directory — unless absolute; nothing is created until :meth:`ensure`) and the paths
-    inside it. Immutable and thread-safe; :meth:`path` touches the file system only to
-    resolve symbolic links."""
+    """A root directory (relative to ``base`` — default: the current directory — unless
+    absolute; its links resolved once, when it is first used: a run that never touches its
+    workspace never reads the file system; nothing is created until :meth:`ensure`) and
+    the paths inside it. Immutable and thread-safe; :meth:`path` touches the file system
+    only to resolve symbolic links."""
 
-    __slots__ = ("_root", "root")
+    __slots__ = ("_given", "_real", "_text")
 
     def __init__(
         self, root: str | os.PathLike[str], *, base: str | os.PathLike[str] | None = None
     ) -> None:
-        self.root = resolve_dir(root, base)
-        self._root = str(self.root)
+        self._given = absolute_dir(root, base)
+        self._real: Path | None = None
+        self._text = ""
+
+    @property
+    def root(self) -> Path:
+        """The root, absolute and resolved."""
+        real = self._real
+        if real is None:  # two threads may both resolve it: to the same path
+            real = Path(os.path.realpath(self._given))
+            self._text, self._real = str(real), real
+        return real
+
+    @property
+    def _root(self) -> str:
+        return self._text if self._real is not None else str(self.root)
 
     def path(self, path: str | os.PathLike[str], *, what: str = "path") -> Path:
         """The real path of ``path`` inside the root. Raises OutsideWorkspaceError (naming

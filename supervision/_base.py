@@ -18,6 +18,7 @@ from ._genserver import GenServer
 from ._policy import RestartIntensity, should_restart
 from ._ref import Down, ServerRef, launching
 from ._shutdown import shutdown_all, shutdown_one
+from ._spare import Spares
 
 __all__ = ["SupervisorBase"]
 
@@ -46,6 +47,7 @@ class SupervisorBase(GenServer):
         self._intensity = RestartIntensity(max_restarts, max_seconds, self._clock)
         self._children: dict[Hashable, Child] = {}  # by key, in start order
         self._random = random.Random()
+        self._spares = Spares()  # threads its crashed children park for their restarts
 
     # -- hooks for subclasses -------------------------------------------------------------
 
@@ -70,6 +72,7 @@ class SupervisorBase(GenServer):
         self.actor_ref.monitor(self._on_own_exit)
 
     def _on_own_exit(self, down: Down) -> None:
+        self._spares.close()
         if down.reason != KILLED:
             return  # every other exit path stops the children itself
         # Runs in the killer's thread while our own may still be changing the dict.
@@ -158,13 +161,14 @@ class SupervisorBase(GenServer):
         failure: StartChildError | None = None
         started: ServerRef[Any] | None = None
         launching.slot = (str(self), spec.id, child.starts)  # restarts before this one
+        launching.spares = self._spares
         try:
             result = spec.start()  # type: ignore[misc]
         except BaseException as exc:
             failure = StartChildError(spec.id, exc)
             failure.__cause__ = exc
         finally:
-            launching.slot = None
+            launching.slot = launching.spares = None
         if failure is None:
             if isinstance(result, ServerRef):
                 started = result

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import logging
 import queue
 import sys
@@ -16,7 +17,7 @@ from pykka.messages import _ActorStop
 from otpy.errors import OtpyError
 
 from . import _names
-from ._exit import NORMAL, ExitReason
+from ._exit import NORMAL, ExitReason, is_abnormal
 from ._ref import ServerRef, _Exit, _Kill, _Lifecycle, _Ping, _Wake, drain, launching, refuse
 from ._server_state import format_state, replace_attributes, state_of
 
@@ -24,6 +25,7 @@ __all__ = ["GenServer"]
 
 logger = logging.getLogger("otpy.supervision")
 
+_loops = itertools.count(1)  # names the threads of loops run on a spare, as Pykka does
 _CONTROL = frozenset({_ActorStop, _Exit, _Kill, _Ping, _Wake})
 
 
@@ -113,6 +115,7 @@ class GenServer(pykka.ThreadingActor):
         ref = obj.actor_ref
         life = ref._life
         life.slot = getattr(launching, "slot", None)
+        life.spares = getattr(launching, "spares", None)
         if name is not None:
             _names.register(name, ref)
             life.name = name
@@ -155,6 +158,13 @@ class GenServer(pykka.ThreadingActor):
 
     # -- the actor's thread -------------------------------------------------------------
 
+    def _start_actor_loop(self) -> None:
+        # A supervisor's child runs on a thread the supervisor has parked, if any (see _spare).
+        spares = self._actor_ref._life.spares
+        name = f"{type(self).__name__}-{next(_loops)}"
+        if spares is None or self.use_daemon_thread or not spares.run(self._actor_loop, name):
+            super()._start_actor_loop()
+
     def _actor_loop(self) -> None:
         ref = self._actor_ref
         life = ref._life
@@ -166,6 +176,7 @@ class GenServer(pykka.ThreadingActor):
             life.finish(ref, exc)
             life.started.set()
             drain(self._actor_ref)
+            self._top_up()
             return
         life.started.set()
         reason, exc_info, stopper = self._receive_loop(life)
@@ -187,6 +198,15 @@ class GenServer(pykka.ThreadingActor):
         drain(self._actor_ref)
         if stopper is not None:
             stopper.set(None)
+        self._top_up()
+
+    def _top_up(self) -> None:
+        """After a crash, park a thread with the supervisor for a coming restart."""
+        life = self._actor_ref._life
+        if life.spares is None or self.use_daemon_thread:
+            return
+        if life.reason is not None and is_abnormal(life.reason):
+            life.spares.top_up()
 
     def _receive_loop(self, life: _Lifecycle) -> tuple[ExitReason, Any, Any]:
         """Handle messages until an exit; returns (reason, exc_info or None, stop future).

@@ -27,6 +27,7 @@ from otpy.errors import CallTimeoutError, NoProcessError
 
 from . import _names
 from ._exit import KILLED, SHUTDOWN, ExitReason
+from ._spare import Spares
 
 __all__ = ["Down", "handled_count", "Monitor", "ServerRef", "ServerStats"]
 
@@ -37,8 +38,9 @@ A = TypeVar("A", bound=pykka.Actor)  # a GenServer: _genserver imports this modu
 _monitor_ids = itertools.count()
 
 launching = threading.local()
-"""``launching.slot``: set by a supervisor's thread while it runs a child's start, so the
-new server knows its child slot before its name is registered (see ``_Lifecycle.slot``)."""
+"""``launching.slot`` and ``launching.spares``: set by a supervisor's thread while it runs a
+child's start, so the new server knows its child slot before its name is registered (see
+``_Lifecycle.slot``) and where its supervisor parks threads (see ``_spare``)."""
 
 LOG_SIZE = 100
 """How many system events each server keeps for ``otpy.sys.log``."""
@@ -136,6 +138,7 @@ class _Lifecycle:
         "reason",
         "since",
         "slot",
+        "spares",
         "start_error",
         "started",
         "suspended",
@@ -161,6 +164,7 @@ class _Lifecycle:
         self.hooks: Any = None  # statistics and trace, when either is switched on
         self.log: deque[Any] = deque(maxlen=LOG_SIZE)  # the last system events
         self.slot: tuple[str, Hashable, int] | None = None  # (supervisor, child id, restarts)
+        self.spares: Spares | None = None  # its supervisor's parked threads (see _spare)
 
     def closing(self, ref: ActorRef[Any]) -> None:
         """Refuse new messages: the actor is on its way out (its on_stop may still run)."""

@@ -34,7 +34,7 @@ from otpy.pipelines._run import Run, RunEnv, empty_record, error_of
 from otpy.pipelines._templates import render
 from otpy.steps.flow import DEFAULT_MAX_DEPTH
 from otpy.telemetry import Telemetry, correlation, current_context, get_telemetry
-from otpy.workspace import Workspace, resolve_dir
+from otpy.workspace import Workspace, absolute_dir, resolve_dir
 
 __all__ = ["MAX_DEPTH", "RunProgress", "StepEvent", "run_plan"]
 
@@ -55,7 +55,7 @@ def _env(
     else the runtime's ``tools.workspace``, else ``./workspace`` (relative ones under
     ``workdir``, default the current directory)."""
     pipeline = plan.pipeline
-    base = resolve_dir(workdir if workdir is not None else ".", None)
+    base = Path(absolute_dir(workdir if workdir is not None else ".", None))  # resolved when used
     written, output, _ = pipeline.directories()
     home = None  # a workspace given by the caller is the only place file parts are read
     if workspace is None:

@@ -93,12 +93,12 @@ def _joined(segments: Sequence[str | int]) -> str:
 
 def _walk(value: Any, segments: Sequence[str | int], where: str) -> Any:
     """``value`` along ``segments``; Missing naming the first segment that is not there."""
-    for segment in segments:
+    for done, segment in enumerate(segments):
         found = dig(value, (segment,))  # "length" that is no key: the size
         if found is MISSING:
+            where = ".".join([where, *map(str, segments[:done])])  # named on failure only
             raise Missing(f"{where}.{segment}: {_absent(value, segment)}")
         value = found
-        where = f"{where}.{segment}"
     return value
 
 

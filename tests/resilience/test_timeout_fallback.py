@@ -81,6 +81,33 @@ def test_timed_calls_reuse_pooled_threads(clock: FakeClock) -> None:
     assert len(ran) == 1
 
 
+def test_idle_runners_retire(clock: FakeClock, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The pool holds as many runners as calls ran at once, and each one leaves once idle
+    for IDLE_SECONDS (shortened here; 60 s by default): runners do not pile up."""
+    from otpy.resilience import _timeout
+
+    monkeypatch.setattr(_timeout, "IDLE_SECONDS", 0.2)
+    wave = sum(t.name == "otpy-timeout-idle" for t in threading.enumerate()) + 4
+    barrier = threading.Barrier(wave + 1, timeout=10)  # every idle runner taken, 4 started
+    ran: set[threading.Thread] = set()
+
+    def fn() -> None:
+        ran.add(threading.current_thread())
+        barrier.wait()
+
+    callers = [
+        threading.Thread(target=call_with_timeout, args=(fn,), kwargs={"timeout": 30.0})
+        for _ in range(wave)
+    ]
+    for caller in callers:
+        caller.start()
+    barrier.wait()  # all of them run at once, each on a runner of its own
+    for caller in callers:
+        caller.join(10)
+    assert len(ran) == wave
+    wait_until(lambda: not any(t.is_alive() for t in ran), timeout=10, message="runners retired")
+
+
 def test_reraises_the_exception_with_its_traceback(clock: FakeClock) -> None:
     with pytest.raises(Boom, match="deep down") as info:
         call_with_timeout(_raise_boom, timeout=5.0, clock=clock, name="boom")
