@@ -6,8 +6,9 @@ The ledger decides (what to run, what to write, when the job is over, its status
 runner does the rest: its mailbox, the executor session evaluations run on, the time
 budget's timer, and the store writes. One loop step (:meth:`step`) takes the results
 that came back, asks the ledger for the next tasks, writes what the ledger has to
-checkpoint — in one fenced transaction, before any of the new tasks starts — then
-starts them and publishes the status. Results come back in batches (one message for all
+checkpoint — in one fenced transaction; a task starts only once its round is on
+record (rounds written by an earlier step start at once, a new round after its write) —
+then publishes the status. Results come back in batches (one message for all
 that finished since the last step), so a checkpoint is one transaction per batch.
 """
 
