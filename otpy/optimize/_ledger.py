@@ -45,6 +45,8 @@ class Candidate:
     errors: int = 0
     tokens: int = 0
     cost: float = 0.0
+    started: int = 0
+    """Its examples handed out so far (by this ledger: a restored one starts at 0)."""
 
 
 class JobLedger(LedgerState):
@@ -112,19 +114,42 @@ class JobLedger(LedgerState):
     def next_tasks(self) -> list[Task]:
         """The examples to start now, up to the concurrency left, in order; proposes new
         rounds as needed (write :meth:`batch` before starting them: a round is recorded
-        before any of its candidates runs). Empty unless running."""
+        before any of its candidates runs). Paused, only the rest of the candidates
+        already started (a checkpoint keeps whole candidates: a finished example of a
+        candidate left half done would be paid for again after the resume)."""
         tasks: list[Task] = []
-        if self.state != "running" or self.stop_reason is not None:
+        if self.state not in ("running", "paused") or self.stop_reason is not None:
             return tasks
         free = self.options.concurrency - self.in_flight
+        if self.state == "paused":
+            return self._finish_started(free)
         while free > 0:
             if not self.queue and not self._propose():
                 break
             while self.queue and free > 0:
                 task = self.queue.popleft()
-                if task.candidate in self.candidates:  # not finished
+                candidate = self.candidates.get(task.candidate)
+                if candidate is not None:  # not finished
+                    candidate.started += 1
                     tasks.append(task)
                     free -= 1
+        self.in_flight += len(tasks)
+        return tasks
+
+    def _finish_started(self, free: int) -> list[Task]:
+        tasks: list[Task] = []
+        kept: deque[Task] = deque()
+        for task in self.queue:
+            candidate = self.candidates.get(task.candidate)
+            if candidate is None:
+                continue  # finished
+            if candidate.started and free > 0:
+                candidate.started += 1
+                tasks.append(task)
+                free -= 1
+            else:
+                kept.append(task)
+        self.queue = kept
         self.in_flight += len(tasks)
         return tasks
 

@@ -18,8 +18,8 @@ class LedgerState:
         raise NotImplementedError
 
     def pause(self) -> bool:
-        """Start nothing new (what is in flight finishes and is kept); False unless
-        running."""
+        """Start no new candidate (what is in flight finishes and is kept, and so do the
+        other examples of the candidates already started); False unless running."""
         if self.state != "running":
             return False
         self.state = "paused"

@@ -204,6 +204,21 @@ def test_time_pause_and_expiry() -> None:
     )  # fmt: skip
 
 
+def test_paused_it_finishes_the_candidates_already_started_and_starts_no_other() -> None:
+    book = ledger(examples=3, concurrency=4, batch_size=3)
+    tasks = book.next_tasks()  # candidate 0 whole, candidate 1's first example
+    assert [(t.candidate, t.example) for t in tasks] == [(0, 0), (0, 1), (0, 2), (1, 0)]
+    assert book.pause()
+    assert book.next_tasks() == []  # nothing free yet
+    finish(book, tasks[:2])
+    rest = book.next_tasks()  # candidate 1's other examples: a checkpoint keeps whole ones
+    assert [(t.candidate, t.example) for t in rest] == [(1, 1), (1, 2)]
+    trials = finish(book, [*tasks[2:], *rest])
+    assert [t.index for t in trials] == [0, 1] and book.in_flight == 0
+    assert book.next_tasks() == [] and book.state == "paused"  # candidate 2 waits
+    assert book.resume() and [t.candidate for t in book.next_tasks()][:1] == [2]
+
+
 def test_restore_takes_up_a_checkpoint_without_running_a_finished_candidate_again() -> None:
     book = ledger(examples=2, concurrency=4, batch_size=3, patience=5)
     tasks = book.next_tasks()
