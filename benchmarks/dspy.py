@@ -268,8 +268,8 @@ def main() -> None:
     )
     with tempfile.TemporaryDirectory() as folder:
         if quick:
-            bench_evaluate(160, 0.02, 1, Path(folder))
-            bench_replay(2_000, Path(folder))
+            bench_evaluate(64, 0.01, 1, Path(folder))
+            bench_replay(500, Path(folder))
         else:
             bench_evaluate(1_000, 0.05, 3, Path(folder))
             bench_replay(10_000, Path(folder))

@@ -320,11 +320,11 @@ def sections(args: argparse.Namespace) -> None:
             bench_ray(folder, quick, GOALS)
             summary()
             return
-        bench_throughput(folder, 200 if quick else 1_000, 2 if quick else 3)
-        bench_cost(folder, [300, 1_200] if quick else [1_000, 10_000, 100_000], 1 if quick else 3)
-        bench_status(folder, 200 if quick else 1_000)
-        bench_checkpoint(folder, GOALS, 200 if quick else 1_000, 2 if quick else 5)
-        bench_paused([10, 50, 200] if quick else [10, 1_000, 10_000])
+        bench_throughput(folder, 100 if quick else 1_000, 1 if quick else 3)
+        bench_cost(folder, [100, 400] if quick else [1_000, 10_000, 100_000], 1 if quick else 3)
+        bench_status(folder, 100 if quick else 1_000)
+        bench_checkpoint(folder, GOALS, 100 if quick else 1_000, 1 if quick else 5)
+        bench_paused([10, 50] if quick else [10, 1_000, 10_000])
         bench_renewal(folder, GOALS, [100, 1_000] if quick else [1_000, 10_000])
     summary()
 

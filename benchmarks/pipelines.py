@@ -305,11 +305,11 @@ def bench_loop(items: int, rounds: int) -> None:
 
 def sections(args: argparse.Namespace) -> None:
     quick = args.quick
-    n, rounds = (100, 2) if quick else (2_000, 5)
+    n, rounds = (50, 1) if quick else (2_000, 5)
     bench_overhead(n, rounds)
-    bench_concurrent(2 if quick else 9)
-    bench_compile(20 if quick else 200, rounds)
-    bench_loop(200 if quick else 1_000, 2 if quick else 9)
+    bench_concurrent(1 if quick else 9)
+    bench_compile(10 if quick else 200, rounds)
+    bench_loop(100 if quick else 1_000, 1 if quick else 9)
 
 
 def main() -> None:

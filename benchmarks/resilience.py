@@ -336,10 +336,10 @@ def main() -> None:
         f"pybreaker {v('pybreaker')}, load average {os.getloadavg()[0]:.2f}"
     )
     t = perf()
-    n, rounds = (1_000, 3) if quick else (20_000, 5)
+    n, rounds = (300, 1) if quick else (20_000, 5)
     bench_fill(n, rounds, quick)
     bench_redis(n // 5 if quick else 2_000, rounds)
-    bench_saturation(5 if quick else 30)
+    bench_saturation(2 if quick else 30)
     bench_breaker(32, 8 if quick else 32)
     bench_guard(1_000 if quick else 10_000, rounds)
     print(f"\ntotal {perf() - t:.1f} s, load average {os.getloadavg()[0]:.2f}, threads left: "

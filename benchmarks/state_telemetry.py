@@ -280,13 +280,13 @@ def bench_histogram(n: int, rounds: int, samples: int) -> None:
 def sections(args: argparse.Namespace) -> None:
     quick = args.quick
     print(f"SQLite {sqlite3.sqlite_version}")
-    n, rounds = (5_000, 3) if quick else (50_000, 5)
+    n, rounds = (1_000, 1) if quick else (50_000, 5)
     bench_local(n, rounds)
     with tempfile.TemporaryDirectory() as directory:
-        bench_sqlite(50 if quick else 500, Path(directory))
-        bench_backends(200 if quick else 2_000, rounds, Path(directory))
+        bench_sqlite(20 if quick else 500, Path(directory))
+        bench_backends(50 if quick else 2_000, rounds, Path(directory))
     bench_emit(n, rounds)
-    bench_histogram(n, rounds, 100_000 if quick else 1_000_000)
+    bench_histogram(n, rounds, 10_000 if quick else 1_000_000)
 
 
 def main() -> None:

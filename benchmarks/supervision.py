@@ -338,7 +338,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="a smaller run of a few seconds")
     quick = parser.parse_args().quick
     logging.getLogger("otpy").setLevel(logging.CRITICAL)  # 1,000 crash tracebacks otherwise
-    calls, rounds, crashes = (2_000, 3, 200) if quick else (20_000, 5, 1_000)
+    calls, rounds, crashes = (500, 1, 50) if quick else (20_000, 5, 1_000)
     print(
         f"otpy supervision benchmark{' (--quick)' if quick else ''}: {platform.machine()}, "
         f"{os.cpu_count()} CPUs, Python {platform.python_version()}, "
@@ -360,7 +360,7 @@ def main() -> None:
         finally:
             os.sched_setaffinity(0, everywhere)
         bench_bulk(1_000)
-        bench_memory(1_000, 2 if quick else 3)
+        bench_memory(200 if quick else 1_000, 1 if quick else 3)
     finally:
         for _ in range(5):  # a supervisor may restart a child stopped before it: repeat
             if pykka.ActorRegistry.get_all():

@@ -98,11 +98,14 @@ class Spares:
             return
         with self.lock:
             self.starting -= 1
-            if not self.closed:
+            if not self._closed():  # closed meanwhile by the supervisor's thread?
                 self.parked.append(spare)
                 return
         spare.go.release()
         spare.thread.join()
+
+    def _closed(self) -> bool:
+        return self.closed
 
     def close(self) -> None:
         """End every parked spare (the supervisor is exiting); any thread."""

@@ -383,6 +383,8 @@ def test_mypy_strict_is_clean(tmp_path: Path) -> None:
     result = subprocess.run(
         [
             str(BIN / "mypy"),
+            "--config-file",
+            str(ROOT / "pyproject.toml"),
             "--strict",
             "--python-version",
             "3.11",

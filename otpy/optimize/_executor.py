@@ -168,6 +168,9 @@ class _Session:
         for progress in running:
             progress.cancel.set()
 
+    def _is_closed(self) -> bool:
+        return self._closed
+
     def run(self, task: Task) -> None:
         """Evaluate ``task`` in the calling (pool) thread, unless the session is closed."""
         progress = RunProgress()
@@ -195,7 +198,7 @@ class _Session:
             cost = 0.0
         with self._lock:
             self._running.pop(key, None)
-            if self._closed:
+            if self._is_closed():  # closed while it ran
                 return
             self._outcomes.append(Outcome(task, result, cost))
             first = len(self._outcomes) == 1

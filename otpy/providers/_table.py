@@ -220,8 +220,9 @@ def make_entry(
             f"provider name must be a non-empty string of letters, digits and _.:/@+- "
             f"(not starting with a symbol), got {name!r}"
         )
-    if not isinstance(provider, Provider):
-        kind = "a Provider class (instantiate it)" if isinstance(provider, type) else "not one"
+    given: object = provider  # callers without type checks pass anything
+    if not isinstance(given, Provider):
+        kind = "a Provider class (instantiate it)" if isinstance(given, type) else "not one"
         raise ConfigurationError(
             f"provider {name!r}: provider must be a Provider instance, got {provider!r}, {kind}"
         )

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections import deque
 from collections.abc import Iterable
 from typing import Any, Protocol
@@ -32,6 +33,21 @@ logger = logging.getLogger("otpy.jobs")
 
 START_TIMEOUT = 120.0
 """Seconds the first job waits for the evaluation actors to be placed and started."""
+
+
+def _info(actor: Any, deadline: float) -> dict[str, Any]:
+    """An actor's ``info()``; an actor Ray is restarting (its process died) is asked
+    again until ``deadline`` (Ray tells no one when the restart is done)."""
+    while True:
+        try:
+            info: dict[str, Any] = ray.get(
+                actor.info.remote(), timeout=max(0.1, deadline - time.monotonic())
+            )
+            return info
+        except ray.exceptions.ActorUnavailableError:
+            if time.monotonic() >= deadline:
+                raise
+            time.sleep(0.05)
 
 
 class Flight(Protocol):
@@ -172,7 +188,8 @@ class ActorPool:
         ``busy``: the evaluations sent to it and not heard back from."""
         with self._cond:
             actors, load = list(self._actors), list(self._load)
-        infos = ray.get([actor.info.remote() for actor in actors], timeout=START_TIMEOUT)
+        deadline = time.monotonic() + START_TIMEOUT
+        infos = [_info(actor, deadline) for actor in actors]
         return [{**info, "busy": busy} for info, busy in zip(infos, load, strict=True)]
 
     def purge(self) -> None:

@@ -114,9 +114,8 @@ class GeminiInstructorStep(Step):
 
     def execute(self, step: Mapping[str, Any], context: StepContext) -> StepResult:
         schema = dict(step.get("schema") or DEFAULT_SCHEMA)
-        max_retries: int = step.get("max_retries", DEFAULT_MAX_RETRIES)
-        if max_retries is None:
-            max_retries = DEFAULT_MAX_RETRIES
+        given: int | None = step.get("max_retries", DEFAULT_MAX_RETRIES)
+        max_retries = DEFAULT_MAX_RETRIES if given is None else given
         conversation: list[Message] = []
         prompt: str = step["prompt"]
         usage = Usage()
