@@ -145,7 +145,13 @@ def sse_section(server: Server, events: int) -> None:
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         )  # fmt: skip
         assert process.stderr is not None
-        assert process.stderr.readline().strip() == "ready"  # every client has its hello
+        said = []  # every client has its hello: "ready" (what comes before it is kept)
+        for line in process.stderr:
+            if line.strip() == "ready":
+                break
+            said.append(line)
+        else:
+            raise RuntimeError(f"the SSE clients never got ready:\n{''.join(said)}")
         started = time.monotonic()
         for _ in range(events):
             hub.publish("bench", {"at": time.monotonic()})

@@ -47,6 +47,7 @@ class EvaluationWorker:
         self._running: dict[int, tuple[str, RunProgress]] = {}
         self._cancelled: OrderedDict[str, None] = OrderedDict()
         self._done = 0
+        self._ended_at = 0.0  # time.monotonic() when an evaluation last ended
 
     def evaluate(
         self,
@@ -73,6 +74,7 @@ class EvaluationWorker:
             with self._lock:
                 self._running.pop(mark, None)
                 self._done += 1
+                self._ended_at = time.monotonic()
 
     @ray.method(concurrency_group=CONTROL)
     def cancel(self, job_key: str) -> int:
@@ -91,12 +93,14 @@ class EvaluationWorker:
     @ray.method(concurrency_group=CONTROL)
     def info(self) -> dict[str, Any]:
         """This worker now: ``pid``, ``node`` id, evaluations ``running`` and ``done``,
-        and the ``cpu`` seconds its process has used."""
+        when an evaluation last ended (``ended_at``, its node's ``time.monotonic()``) and
+        the ``cpu`` seconds its process has used."""
         with self._lock:
-            running, done = len(self._running), self._done
+            running, done, ended_at = len(self._running), self._done, self._ended_at
         node = ray.get_runtime_context().get_node_id()
         cpu = time.process_time()
-        return {"pid": os.getpid(), "node": node, "running": running, "done": done, "cpu": cpu}
+        return {"pid": os.getpid(), "node": node, "running": running, "done": done,
+                "ended_at": ended_at, "cpu": cpu}  # fmt: skip
 
 
 def _payload(box: list[Any]) -> JobPayload:
