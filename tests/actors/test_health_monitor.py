@@ -320,13 +320,14 @@ def test_bad_settings_are_refused_at_start(
 def test_a_hung_health_check_costs_one_thread_not_one_per_check(
     prefix: str, registry: ProviderRegistryHandle, clock: FakeClock, hub: Telemetry
 ) -> None:
-    release = threading.Event()
+    release, entered = threading.Event(), threading.Event()
 
     class Hanging(ScriptedProvider):
         started = 0
 
         def health_check(self) -> bool:
             Hanging.started += 1
+            entered.set()
             release.wait(10)  # hangs until the test lets it go
             return True
 
@@ -334,6 +335,7 @@ def test_a_hung_health_check_costs_one_thread_not_one_per_check(
     add(registry, ScriptedProvider("steady"))
     monitor = start_monitor(prefix, registry, clock, check_timeout=5.0)
     first = InThread(monitor.check_now)
+    assert entered.wait(10)  # the check runs (on a pooled runner) and hangs
     clock.wait_for_sleepers(1)
     clock.advance(5.0)  # the check times out and is abandoned
     (change,) = first.result()
