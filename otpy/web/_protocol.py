@@ -4,6 +4,7 @@ cycle."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
@@ -50,4 +51,5 @@ class WebRuntime(Protocol):
         *,
         variables: Mapping[str, Any] | None = None,
         on_step: Callable[[StepEvent], None] | None = None,
+        workspace: str | os.PathLike[str] | None = None,
     ) -> PipelineRun: ...

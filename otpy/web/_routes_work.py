@@ -3,6 +3,7 @@ live event stream (SSE)."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -11,7 +12,7 @@ from sse_starlette import EventSourceResponse
 
 from otpy.documents import parse_yaml
 from otpy.errors import AgentError
-from otpy.web._context import Ctx
+from otpy.web._context import Ctx, WebContext
 from otpy.web._errors import ApiError
 from otpy.web._views import reply_view, run_view
 
@@ -57,9 +58,36 @@ def start_run(body: RunRequest, ctx: Ctx) -> dict[str, Any]:
             raise ApiError(422, "pipeline: the YAML text must hold a mapping (a pipeline)")
     else:
         source = body.pipeline
-    run = ctx.rt.start_pipeline(source, body.inputs, variables=body.variables or None)
+    workspace = None if body.file is not None else _inline_workspace(ctx, source)
+    run = ctx.rt.start_pipeline(
+        source, body.inputs, variables=body.variables or None, workspace=workspace
+    )
     ctx.runs.add(run)
     return run_view(run)
+
+
+_DIRECTORIES = ("workspace_dir", "output_dir", "checkpoint_dir")
+
+
+def _inline_workspace(ctx: WebContext, source: Any) -> Path:
+    """A pipeline sent in the request names its directories relative to the server's
+    folder and inside it (ApiError 403 otherwise), and its workspace is the only place
+    its file parts are read from (the server's folder itself is not)."""
+    documents = [source, source.get("workflow")] if isinstance(source, dict) else []
+    documents += [d.get("defaults") for d in documents if isinstance(d, dict)]
+    named: str | None = None
+    for document in documents:
+        if not isinstance(document, dict):
+            continue
+        for field in _DIRECTORIES:
+            value = document.get(field)
+            if isinstance(value, str) and value:
+                ctx.confined(value, field)
+                named = value if field == "workspace_dir" else named
+    if named is not None:
+        return ctx.confined(named, "workspace_dir")
+    configured = Path(ctx.rt.config.tools.workspace)  # the operator's: trusted as it is
+    return configured if configured.is_absolute() else ctx.base_dir / configured
 
 
 @router.get("/api/pipelines/runs/{run_id}", tags=["pipelines"], summary="A run's status")

@@ -5,7 +5,9 @@ JSON."""
 from __future__ import annotations
 
 import asyncio
+import json
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -182,6 +184,36 @@ def test_pipeline_runs_start_and_report(tmp_path: Path) -> None:
         assert outside.status_code == 403
         assert s.client.get("/api/pipelines/runs/nope").status_code == 404
         assert s.client.get("/api/traces/nope").status_code == 404
+
+
+def test_a_pipeline_sent_in_the_request_stays_in_the_server_folder(tmp_path: Path) -> None:
+    (tmp_path / "otpy.yaml").write_text("api_key: s3cret\n")  # the server's own files
+    (tmp_path / "work").mkdir()
+    (tmp_path / "work" / "brief.md").write_text("the brief")
+
+    def reading(path: str, **fields: str) -> dict[str, Any]:
+        step = {"name": "ask", "type": "claude", "prompt": [{"type": "file", "path": path}]}
+        return {"pipeline": {"workflow": {"name": "x", **fields, "steps": [step]}}}
+
+    with served(base_dir=tmp_path) as s:
+        for field, value in (("workspace_dir", "/"), ("output_dir", "../out"),
+                             ("checkpoint_dir", "/tmp")):  # fmt: skip
+            refused = s.client.post("/api/pipelines/runs", json=reading("x", **{field: value}))
+            assert refused.status_code == 403, (field, refused.text)
+            assert f"{field} {value!r} is outside the server's folder" in refused.json()["error"]
+        runs = {
+            path: s.client.post("/api/pipelines/runs", json=reading(path, workspace_dir="work"))
+            for path in ("brief.md", "../otpy.yaml")
+        }
+        for response in runs.values():
+            assert response.status_code == 202, response.text
+            s.server.context.runs.get(response.json()["run_id"]).wait(10)  # type: ignore[union-attr]
+        read, escaped = (
+            s.client.get(f"/api/pipelines/runs/{r.json()['run_id']}").json() for r in runs.values()
+        )
+        assert read["status"] == "completed" and "the brief" in read["text"]
+        assert escaped["status"] == "failed" and "s3cret" not in json.dumps(escaped)
+        assert "outside" in escaped["error"]["message"]
 
 
 def test_providers_show_breaker_state_and_limiter_use_per_bucket() -> None:
