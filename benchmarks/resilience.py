@@ -33,7 +33,7 @@ from otpy.resilience import (
     call_with_timeout,
     guard,
 )
-from otpy.testing import FakeClock, RedisUnavailable, redis_server
+from otpy.testing import FakeClock, RedisUnavailable, TimedClock, redis_server, saturate
 
 perf = time.perf_counter
 EPOCH = 28_333_334 * 60.0  # a multiple of 60: the fake clock's minute windows start at t=0
@@ -135,83 +135,21 @@ def bench_redis(n: int, rounds: int) -> None:
         row(name, f"{value:.1f}", f"{value / us[base]:.2f}x", goal, w=46)
 
 
-class SimClock(FakeClock):
-    """A FakeClock that lists its timed waits (deadline, event), so the driver never moves
-    time past a waiter's deadline, nor while a woken waiter has not run yet."""
-
-    def __init__(self) -> None:
-        super().__init__(epoch=EPOCH)
-        self.lock = threading.Lock()
-        self.timed: dict[int, tuple[float, threading.Event]] = {}
-
-    def wait(self, event: threading.Event, timeout: float | None) -> bool:
-        if timeout is None:
-            return super().wait(event, timeout)
-        with self.lock:
-            self.timed[threading.get_ident()] = (self.monotonic() + timeout, event)
-        try:
-            return super().wait(event, timeout)
-        finally:
-            with self.lock:
-                del self.timed[threading.get_ident()]
-
-
 def simulate(strategy: Any, minutes: int) -> tuple[list[tuple[float, int]], float]:
     """WORKERS threads saturate RPM + TPM limits for ``minutes`` of fake time, each call
-    settled to a random share of its estimate. Returns each admission's (fake time, tokens
-    kept) and the real seconds taken."""
-    clock, horizon = SimClock(), minutes * 60.0
+    settled to a random share of its estimate (``otpy.testing.saturate``). Returns each
+    admission's (fake time, tokens kept) and the real seconds taken."""
+    clock = TimedClock(epoch=EPOCH)
     rates = [Limit(d, f"{n}/minute", strategy) for d, n in LIMITS.items()]
     limiter = RateLimiter(rates, clock=clock)
-    log: list[tuple[float, int]] = []
-    stop, lock, left = threading.Event(), threading.Lock(), [WORKERS]
-
-    def work(seed: int) -> None:
-        rng = random.Random(seed)
-        try:
-            while True:
-                estimate = rng.randint(200, 1200)
-                permit = limiter.acquire({"requests": 1, "tokens": estimate})
-                now = clock.monotonic()  # the driver does not advance while we are not queued
-                if stop.is_set():
-                    permit.release()
-                    return
-                kept = (
-                    estimate
-                    + permit.settle({"tokens": round(estimate * rng.uniform(0.5, 1))})["tokens"]
-                )
-                with lock:
-                    log.append((now, kept))
-        finally:
-            with lock:
-                left[0] -= 1
-
-    threads = [threading.Thread(target=work, args=(i,), daemon=True) for i in range(WORKERS)]
-    for t in threads:
-        t.start()
     t0 = perf()
-    while left[0]:
-        if perf() - t0 > 600:
-            raise TimeoutError(f"{strategy}: the simulation is stuck at t={clock.monotonic()}")
-        now = clock.monotonic()
-        with clock.lock:
-            timed = list(clock.timed.values())
-        quiet = (
-            not stop.is_set()
-            and limiter.statistics().waiting == left[0]
-            and clock.sleepers == len(timed) >= 1
-            and all(at > now and not event.is_set() for at, event in timed)
-        )
-        if not quiet:
-            time.sleep(1e-5)  # a woken worker has not run yet: nobody signals that
-        elif now >= horizon:
-            stop.set()
-            limiter.reset()  # the queued workers are admitted at once, see stop and leave
-        else:
-            clock.advance(min(at for at, _ in timed) - now)
-    for t in threads:
-        t.join(5)
-    return sorted(log), perf() - t0
+    timeline = saturate(
+        limiter, clock, workers=WORKERS, seconds=minutes * 60.0,
+        cost=lambda rng: {"requests": 1, "tokens": rng.randint(200, 1200)},
+        used=lambda rng, asked: {"tokens": round(asked["tokens"] * rng.uniform(0.5, 1))},
+        real_timeout=600,
+    )  # fmt: skip
+    return sorted((t, kept["tokens"]) for t, kept in timeline), perf() - t0
 
 
 def worst_window(events: list[tuple[float, int]], span: float) -> int:

@@ -1,22 +1,17 @@
-"""Rate limiters under load, for the tests: a driver that saturates a limiter on a fake
-clock, and oracles that check a timeline of admissions against each bucket's rule.
-
-A timeline is a list of ``(time, {dimension: units})``: each admission at the time it was
-admitted, with the units it kept (reserved less what its settle gave back).
+"""Rate limiters under load, for the tests: oracles that check a timeline of admissions
+(``otpy.testing.saturate``'s, re-exported here with its clock) against each bucket's rule.
 """
 
 from __future__ import annotations
 
-import random
-import threading
-import time
 from collections import defaultdict
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
-from otpy.resilience import Limit, RateLimiter
-from otpy.testing import FakeClock
+from otpy.resilience import Limit
+from otpy.testing import TimedClock, Timeline, saturate
 
-Timeline = list[tuple[float, dict[str, int]]]
+__all__ = ["TimedClock", "Timeline", "saturate", "settled", "utilisation", "violations",
+           "window_peak"]  # fmt: skip
 TOLERANCE = 1e-6  # float noise allowed in a token bucket's replay
 
 
@@ -72,89 +67,6 @@ def violations(timeline: Timeline, limits: Sequence[Limit]) -> dict[str, float]:
         elif window_peak(timeline, limit) > limit.amount:
             bad[str(limit)] = window_peak(timeline, limit)
     return bad
-
-
-class TimedClock(FakeClock):
-    """A FakeClock that knows the deadlines of the timed waits, so a driver can move time
-    straight to the next one once every worker is blocked."""
-
-    def __init__(self, epoch: float = 1_700_000_040.0) -> None:
-        super().__init__(epoch=epoch)
-        self.lock = threading.Lock()
-        self.timed: dict[int, tuple[float, threading.Event]] = {}
-
-    def wait(self, event: threading.Event, timeout: float | None) -> bool:
-        if timeout is None:
-            return super().wait(event, timeout)
-        with self.lock:
-            self.timed[threading.get_ident()] = (self.monotonic() + timeout, event)
-        try:
-            return super().wait(event, timeout)
-        finally:
-            with self.lock:
-                del self.timed[threading.get_ident()]
-
-
-def saturate(
-    limiter: RateLimiter,
-    clock: TimedClock,
-    *,
-    workers: int,
-    seconds: float,
-    cost: Callable[[random.Random], dict[str, int]],
-    used: Callable[[random.Random, dict[str, int]], dict[str, int]] | None = None,
-    real_timeout: float = 50.0,
-) -> Timeline:
-    """``workers`` threads call ``limiter.acquire(cost(rng))`` back to back (each settles
-    with ``used(rng, cost)`` when given) for ``seconds`` of fake time; the clock jumps to
-    the head waiter's deadline whenever every worker is queued. Returns the timeline."""
-    timeline: Timeline = []
-    stop, lock, left = threading.Event(), threading.Lock(), [workers]
-
-    def work(seed: int) -> None:
-        rng = random.Random(seed)
-        try:
-            while True:
-                asked = cost(rng)
-                permit = limiter.acquire(asked)
-                if stop.is_set():
-                    permit.release()
-                    return
-                kept = dict(asked)
-                if used is not None:
-                    for dimension, delta in permit.settle(used(rng, asked)).items():
-                        kept[dimension] = kept.get(dimension, 0) + delta
-                with lock:
-                    timeline.append((permit.admitted_at, kept))
-        finally:
-            with lock:
-                left[0] -= 1
-
-    threads = [threading.Thread(target=work, args=(i,), daemon=True) for i in range(workers)]
-    for thread in threads:
-        thread.start()
-    give_up = time.monotonic() + real_timeout
-    while left[0]:
-        assert time.monotonic() < give_up, f"stuck at t={clock.monotonic()}"
-        now = clock.monotonic()
-        with clock.lock:
-            timed = list(clock.timed.values())
-        quiet = (
-            not stop.is_set()
-            and limiter.statistics().waiting == left[0]
-            and clock.sleepers == len(timed) >= 1
-            and all(at > now and not event.is_set() for at, event in timed)
-        )
-        if not quiet:
-            time.sleep(1e-5)  # a woken worker has not run yet: nobody signals that
-        elif now >= seconds:
-            stop.set()
-            limiter.reset()  # the queued workers are admitted at once, see stop and leave
-        else:
-            clock.advance(min(at for at, _ in timed) - now)
-    for thread in threads:
-        thread.join(5)
-    return timeline
 
 
 def utilisation(timeline: Timeline, limit: Limit, start: float, end: float) -> float:

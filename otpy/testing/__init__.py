@@ -11,6 +11,7 @@
         RateLimiter([...], url)
     with override_provider(rt, "claude", SimulatedProvider(responses=["ok"])):
         rt.run_pipeline("flow.yaml")   # one test's stand-in for a real service
+    timeline = saturate(limiter, clock, workers=16, seconds=300, cost=...)  # clock: TimedClock
 
 Fake provider servers that speak each API's wire format on 127.0.0.1, for tests that go
 through the real SDKs, are :mod:`otpy.testing.fake_anthropic` and
@@ -21,13 +22,17 @@ through the real SDKs, are :mod:`otpy.testing.fake_anthropic` and
 from otpy.testing._clock import FakeClock
 from otpy.testing._override import override_provider
 from otpy.testing._redis import RedisUnavailable, redis_server
+from otpy.testing._saturate import TimedClock, Timeline, saturate
 from otpy.testing._waits import stop_all, wait_exit, wait_idle, wait_until
 
 __all__ = [
     "FakeClock",
     "RedisUnavailable",
+    "TimedClock",
+    "Timeline",
     "override_provider",
     "redis_server",
+    "saturate",
     "stop_all",
     "wait_exit",
     "wait_idle",
