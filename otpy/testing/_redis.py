@@ -32,6 +32,8 @@ def redis_server(startup_timeout: float = 10.0) -> Iterator[str]:
     if importlib.util.find_spec("redis") is None:
         raise RedisUnavailable("the redis package is not installed (pip install 'otpy[redis]')")
     import redis
+    from redis.backoff import NoBackoff
+    from redis.retry import Retry
 
     with tempfile.TemporaryDirectory() as tmp, open(f"{tmp}/log", "w+") as log:
         with socket.socket() as sock:
@@ -39,7 +41,9 @@ def redis_server(startup_timeout: float = 10.0) -> Iterator[str]:
             port = int(sock.getsockname()[1])
         args = ["--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
         process = subprocess.Popen([binary, *args, "--dir", tmp], stdout=log, stderr=log)
-        client = redis.Redis(host="127.0.0.1", port=port)
+        # No retries: redis-py's default retries a refused connection with backoff for
+        # seconds, while the server we just started listens within milliseconds.
+        client = redis.Redis(host="127.0.0.1", port=port, retry=Retry(NoBackoff(), 0))
         deadline = time.monotonic() + startup_timeout
         try:
             while True:  # a process we just started: poll its socket until it answers
@@ -52,13 +56,9 @@ def redis_server(startup_timeout: float = 10.0) -> Iterator[str]:
                         raise RedisUnavailable(
                             f"redis-server could not be started: {log.read()[-300:]}"
                         ) from None
-                    time.sleep(0.02)
+                    time.sleep(0.005)
             yield f"redis://127.0.0.1:{port}"
         finally:
             client.close()
-            process.terminate()
-            try:
-                process.wait(10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+            process.kill()  # nothing of it is kept: no need to wait for a clean shutdown
+            process.wait()
