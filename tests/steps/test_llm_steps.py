@@ -42,7 +42,7 @@ from otpy.steps.llm import (
     merge_texts,
 )
 from otpy.telemetry import correlation
-from otpy.testing import FakeClock
+from otpy.testing import FakeClock, wait_until
 from support import InThread
 
 NAMES = [
@@ -633,19 +633,27 @@ def limited() -> RateLimitedError:
     return RateLimitedError("429", provider="main", status=429, retry_after=0.0)
 
 
-def test_robust_retries_the_primary_then_succeeds() -> None:
+def test_robust_retries_the_primary_then_succeeds(clock: FakeClock) -> None:
     main, backup, gateway = robust_pair()
     main.inject(limited(), limited())
-    result = run(ClaudeRobustStep, ROBUST, gateway)
+    caller = InThread(run, ClaudeRobustStep, ROBUST, gateway, clock=clock)
+    for calls, delay in ((1, 1.0), (2, 2.0)):  # exponential from base_delay_ms (1000)
+        wait_until(lambda: main.calls == calls and clock.sleepers == 1, 5, "a retry's wait")
+        clock.advance(delay)
+    result = caller.result()
     assert result.provider == "main" and backup.calls == 0 and main.calls == 3
     assert result.metadata["served_by"] == "primary"
     assert result.metadata["primary_attempts"] == 3 and result.retries == 2
 
 
-def test_robust_falls_back_after_max_attempts() -> None:
+def test_robust_falls_back_after_max_attempts(clock: FakeClock) -> None:
     main, backup, gateway = robust_pair()
     main.inject(limited(), limited())
-    result = run(ClaudeRobustStep, {**ROBUST, "max_attempts": 2, "fallback_model": "b-1"}, gateway)
+    config = {**ROBUST, "max_attempts": 2, "fallback_model": "b-1"}
+    caller = InThread(run, ClaudeRobustStep, config, gateway, clock=clock)
+    clock.wait_for_sleepers(1)
+    clock.advance(1.0)  # the one retry's delay; after the second failure, no wait
+    result = caller.result()
     assert result.provider == "backup" and result.model == "b-1"
     assert (main.calls, backup.calls) == (2, 1)
     assert result.metadata["served_by"] == "fallback"
