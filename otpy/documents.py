@@ -21,7 +21,7 @@ from typing import Any, Final
 
 import pydantic
 import yaml
-from yaml.constructor import ConstructorError
+from yaml.constructor import ConstructorError, SafeConstructor
 from yaml.error import Mark
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
@@ -41,8 +41,8 @@ __all__ = [
 _CORE_TAG: Final = "tag:yaml.org,2002:"
 
 
-class _Loader(yaml.SafeLoader):
-    """``yaml.SafeLoader`` that refuses a key given twice in one mapping."""
+class _NoDuplicateKeys(SafeConstructor):
+    """A YAML constructor that refuses a key given twice in one mapping."""
 
     def construct_mapping(self, node: MappingNode, deep: bool = False) -> dict[Hashable, Any]:
         seen: dict[Any, Mark] = {}
@@ -60,6 +60,19 @@ class _Loader(yaml.SafeLoader):
                 )
             seen[key] = key_node.start_mark
         return super().construct_mapping(node, deep=deep)
+
+
+class _Loader(_NoDuplicateKeys, yaml.SafeLoader):
+    """``yaml.SafeLoader`` that refuses a key given twice in one mapping."""
+
+
+_FastLoader: type[_NoDuplicateKeys] | None = None
+if getattr(yaml, "__with_libyaml__", False):
+
+    class _CLoader(_NoDuplicateKeys, yaml.CSafeLoader):
+        """The same on libyaml's parser (about 8 times faster than the Python one)."""
+
+    _FastLoader = _CLoader
 
 
 def _yaml_error(exc: yaml.YAMLError, label: str) -> ConfigurationError:
@@ -87,6 +100,11 @@ def _yaml_error(exc: yaml.YAMLError, label: str) -> ConfigurationError:
 def parse_yaml(text: str, label: str) -> Any:
     """``text`` safe-loaded (duplicate keys refused); ConfigurationError naming
     ``label:line:column`` for malformed YAML or a refused tag."""
+    if _FastLoader is not None:
+        try:
+            return yaml.load(text, Loader=_FastLoader)
+        except (yaml.YAMLError, ValueError):  # ValueError: a str libyaml cannot encode
+            pass  # the Python parser says what is wrong, in the words (and marks) it always has
     try:
         return yaml.load(text, Loader=_Loader)
     except yaml.YAMLError as exc:
