@@ -90,8 +90,8 @@ class JobHandle:
         raise JobError(f"job {self.id!r} is {status.state} in {where}; {action} it there")
 
     def pause(self) -> JobStatus:
-        """Start no new evaluation (the ones running finish and are kept); once none is in
-        flight the job holds no thread until it is resumed."""
+        """Start no new evaluation from now on (the ones running finish and are kept); once
+        none is in flight the job holds no thread until it is resumed."""
         return self._steer("pause")
 
     def resume(self) -> JobStatus:

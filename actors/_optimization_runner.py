@@ -10,6 +10,10 @@ checkpoint — in one fenced transaction; a task starts only once its round is o
 record (rounds written by an earlier step start at once, a new round after its write) —
 then publishes the status. Results come back in batches (one message for all
 that finished since the last step), so a checkpoint is one transaction per batch.
+
+A pause counts from the moment ``pause()`` is called, not from when its message is
+handled: a step that finds one on its way (``JobRecord.pausing``) pauses the ledger first,
+and tasks whose round was being written when it came are put back, never started.
 """
 
 from __future__ import annotations
@@ -115,11 +119,21 @@ class OptimizationRunner(JobRunner):
         self.ledger.expire()
         self.finish("completed")
 
+    def _pause_called(self) -> bool:
+        """Pause now if a pause call is on its way (``record.pausing``): it counts from when
+        it was made, so a candidate not started by then never starts."""
+        if self.record.pausing and self.ledger.pause():
+            self.bank()
+            return True
+        return False
+
     # -- the loop ---------------------------------------------------------------------------
 
     def step(self, *, force_write: bool = False) -> None:
         ledger, session = self.ledger, self.session
         assert session is not None
+        if self._pause_called():
+            force_write = True
         for task, result, cost in session.take():
             trial = ledger.record(task, result, cost)
             if trial is not None:
@@ -136,6 +150,10 @@ class OptimizationRunner(JobRunner):
             tasks = []
         if ledger.pending or force_write:
             self.write()  # finished trials (and new rounds: before their candidates start)
+        if tasks and self._pause_called():  # while their round was written: none starts
+            ledger.put_back(tasks)
+            self.step(force_write=True)
+            return
         self.publish()
         if tasks:
             session.submit(tasks)

@@ -153,6 +153,16 @@ class JobLedger(LedgerState):
         self.in_flight += len(tasks)
         return tasks
 
+    def put_back(self, tasks: list[Task]) -> None:
+        """``tasks``, the last :meth:`next_tasks` gave, were not started after all (the job
+        was paused before they could be): back at the head of the queue, not in flight."""
+        for task in tasks:
+            candidate = self.candidates.get(task.candidate)
+            if candidate is not None:
+                candidate.started -= 1
+        self.queue.extendleft(reversed(tasks))
+        self.in_flight -= len(tasks)
+
     @property
     def idle(self) -> bool:
         """Nothing in flight and nothing queued: running, the job is over (call

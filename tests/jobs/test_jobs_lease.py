@@ -9,6 +9,7 @@ Evaluations are held at the simulated provider where a test needs them in flight
 from __future__ import annotations
 
 import sqlite3
+import sys
 import threading
 import time
 from pathlib import Path
@@ -212,6 +213,53 @@ def test_a_paused_job_is_cancelled_without_a_runner_and_a_stop_releases_the_rest
         assert (stored.state, stored.holder.owner) == ("interrupted", None)
         final = again.jobs.resume("b").wait(20)  # no wait for an expiry, no force
     assert (final.state, final.evaluations_done) == ("completed", 10)
+
+
+def writing(thread_prefix: str) -> bool:
+    """Whether a thread named ``thread_prefix...`` is inside a job store transaction (a
+    write waiting for the SQLite lock, say): nothing signals it, its stack shows it."""
+    frames = sys._current_frames()
+    for thread in threading.enumerate():
+        frame = frames.get(thread.ident or 0) if thread.name.startswith(thread_prefix) else None
+        while frame is not None:
+            if frame.f_code.co_name == "_transaction":
+                return True
+            frame = frame.f_back
+    return False
+
+
+def test_a_pause_called_while_the_next_round_is_written_starts_none_of_its_candidates(
+    tmp_path: Path,
+) -> None:
+    answers = Answers(hold_from=0)
+    rt, _ = start(tmp_path / "jobs.sqlite", answers)
+    with rt:
+        job = rt.jobs.start(
+            QA, SPACE, trainset(1), "exact_match", concurrency=1, max_evaluations=3, seed=3
+        )
+        answers.wait_held(1)  # candidate 0 runs
+        (record,) = rt.jobs.records()
+        lock = sqlite3.connect(rt.jobs.store.path, isolation_level=None)
+        lock.execute("BEGIN IMMEDIATE")  # the store's next write waits for this
+        pausing = threading.Thread(target=job.pause)
+        try:
+            answers.release()  # candidate 0 ends: the runner writes it with round 1 (waits)
+            wait_until(lambda: writing("OptimizationRunner"), 10, "the runner's write")
+            pausing.start()
+            wait_until(lambda: record.pausing == 1, 10, "the pause call")
+        finally:
+            lock.execute("ROLLBACK")
+            lock.close()
+        pausing.join(10)
+        status = wait_status(job, lambda s: s.state == "paused" and s.in_flight == 0)
+        assert (answers.calls, status.evaluations_done) == (1, 1)  # candidate 1 never started
+        stored = rt.jobs.store.load(job.id)
+        assert (stored.state, sorted(stored.rounds), sorted(stored.trials)) == (
+            "paused", [0, 1], [0],
+        )  # fmt: skip
+        assert job.resume().state == "running"
+        final = job.wait(20)
+    assert (final.state, final.evaluations_done, answers.calls) == ("completed", 3, 3)
 
 
 def test_a_runner_whose_lease_was_taken_stops_and_its_job_reads_taken_over(

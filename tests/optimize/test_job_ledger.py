@@ -219,6 +219,22 @@ def test_paused_it_finishes_the_candidates_already_started_and_starts_no_other()
     assert book.resume() and [t.candidate for t in book.next_tasks()][:1] == [2]
 
 
+def test_tasks_put_back_before_they_start_are_as_if_never_handed_out() -> None:
+    book = ledger(examples=3, concurrency=4, batch_size=3)
+    first = book.next_tasks()  # candidate 0 whole, candidate 1's first example
+    finish(book, first[:3])  # candidate 0 done; candidate 1 started
+    tasks = book.next_tasks()  # candidate 1's other two, candidate 2's first
+    assert [(t.candidate, t.example) for t in tasks] == [(1, 1), (1, 2), (2, 0)]
+    book.put_back(tasks)  # paused before they started
+    assert book.in_flight == 1 and book.pause()
+    rest = book.next_tasks()  # paused: candidate 1 was started (example 0), 2 was not
+    assert [(t.candidate, t.example) for t in rest] == [(1, 1), (1, 2)]
+    finish(book, [first[3], *rest])
+    assert (book.in_flight, book.next_tasks(), sorted(book.trials)) == (0, [], [0, 1])
+    assert book.resume()
+    assert [(t.candidate, t.example) for t in book.next_tasks()][:3] == [(2, 0), (2, 1), (2, 2)]
+
+
 def test_restore_takes_up_a_checkpoint_without_running_a_finished_candidate_again() -> None:
     book = ledger(examples=2, concurrency=4, batch_size=3, patience=5)
     tasks = book.next_tasks()
