@@ -17,14 +17,16 @@ import time
 import tracemalloc
 import uuid
 from pathlib import Path
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import yaml
 from _harness import row
 
 import otpy
 from otpy.optimize import ExecutorSession, JobSpec, JobWork, Task, ThreadExecutor
-from otpy.ray import RayExecutor
+
+if TYPE_CHECKING:  # Ray is imported only when this section runs
+    from otpy.ray import RayExecutor
 
 QUICK_START = 60.0
 KEEPERS: list[threading.Thread] = []
@@ -112,7 +114,7 @@ def bench_throughput(
     with rt:
 
         def job(executor: str, count: int, concurrency: int) -> Timing:
-            pool = cast(RayExecutor, rt.jobs.executor("ray"))
+            pool = cast("RayExecutor", rt.jobs.executor("ray"))
             gc.collect()
             before = sum(w["cpu"] for w in pool.workers()) if executor == "ray" else 0.0
             cpu, t = time.process_time(), time.perf_counter()

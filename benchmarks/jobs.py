@@ -326,7 +326,7 @@ def sections(args: argparse.Namespace) -> None:
         bench_cost(folder, [100, 400] if quick else [1_000, 10_000, 100_000], 1 if quick else 3)
         bench_status(folder, 100 if quick else 1_000)
         bench_checkpoint(folder, GOALS, 100 if quick else 1_000, 1 if quick else 5)
-        bench_paused([10, 50] if quick else [10, 1_000, 10_000])
+        bench_paused([10] if quick else [10, 1_000, 10_000])
         bench_renewal(folder, GOALS, [100, 1_000] if quick else [1_000, 10_000])
     summary()
 
