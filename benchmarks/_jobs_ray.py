@@ -2,8 +2,9 @@
 one run (wall time against the ideal, the overhead per evaluation, the driver's CPU), and
 the driver's memory per evaluation in flight, Ray against threads.
 
-Ray is started here (``ray.init(num_cpus=2)``); in ``--quick`` mode the section is
-skipped, saying so, if Ray is not installed or does not start within ``QUICK_START``
+Ray is started here (``ray.init(num_cpus=2)``), or joined at ``--address`` (the test suite
+runs the quick mode on the cluster its Ray tests share); in ``--quick`` mode the section
+is skipped, saying so, if Ray is not installed or does not start within ``QUICK_START``
 seconds.
 """
 
@@ -16,14 +17,16 @@ import time
 import tracemalloc
 import uuid
 from pathlib import Path
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import yaml
 from _harness import row
 
 import otpy
 from otpy.optimize import ExecutorSession, JobSpec, JobWork, Task, ThreadExecutor
-from otpy.ray import RayExecutor
+
+if TYPE_CHECKING:  # Ray is imported only when this section runs
+    from otpy.ray import RayExecutor
 
 QUICK_START = 60.0
 KEEPERS: list[threading.Thread] = []
@@ -45,10 +48,10 @@ SPACE: dict[str, Any] = {
 TRAINSET: list[dict[str, Any]] = [{"inputs": {"question": "What is 2 + 2?"}, "expected": "4"}]
 
 
-def start_ray(quick: bool, stop: threading.Event) -> str | None:
-    """Start a local Ray of 2 CPUs, from a thread that lives until ``stop`` is set (Ray's
-    processes die with the thread that started them) and then shuts it down; None, or
-    why the section is skipped."""
+def start_ray(quick: bool, stop: threading.Event, address: str | None = None) -> str | None:
+    """Start a local Ray of 2 CPUs (or join the cluster at ``address``), from a thread that
+    lives until ``stop`` is set (Ray's processes die with the thread that started them)
+    and then shuts it down (or disconnects); None, or why the section is skipped."""
     try:
         import ray
     except ImportError:
@@ -58,7 +61,10 @@ def start_ray(quick: bool, stop: threading.Event) -> str | None:
 
     def keep() -> None:
         try:
-            ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+            if address is None:
+                ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+            else:
+                ray.init(address=address, log_to_driver=False)
         except BaseException as exc:
             failure.append(exc)
             return
@@ -75,7 +81,8 @@ def start_ray(quick: bool, stop: threading.Event) -> str | None:
         return f"Ray did not start within {QUICK_START:.0f} s"
     if failure:
         return f"Ray did not start: {failure[0]}"
-    print(f"  (a local Ray of 2 CPUs started in {time.perf_counter() - started:.1f} s)")
+    what = "a local Ray of 2 CPUs started" if address is None else f"joined {address}"
+    print(f"  ({what} in {time.perf_counter() - started:.1f} s)")
     return None
 
 
@@ -107,7 +114,7 @@ def bench_throughput(
     with rt:
 
         def job(executor: str, count: int, concurrency: int) -> Timing:
-            pool = cast(RayExecutor, rt.jobs.executor("ray"))
+            pool = cast("RayExecutor", rt.jobs.executor("ray"))
             gc.collect()
             before = sum(w["cpu"] for w in pool.workers()) if executor == "ray" else 0.0
             cpu, t = time.process_time(), time.perf_counter()
@@ -124,7 +131,7 @@ def bench_throughput(
         runs: dict[tuple[str, int], list[Timing]] = {}
         for r in range(rounds):
             for executor in ("threads", "ray") if r % 2 == 0 else ("ray", "threads"):
-                job(executor, 64, 32)  # warm
+                job(executor, min(64, n), 32)  # warm
                 runs.setdefault((executor, 32), []).append(job(executor, n, 32))
                 runs.setdefault((executor, 1), []).append(job(executor, single, 1))
     title = (
@@ -218,20 +225,21 @@ def _measure(session: ExecutorSession, tasks: list[Task]) -> tuple[float, float,
     return grown_rss / len(tasks), grown_heap / len(tasks), closing
 
 
-def bench_ray(folder: Path, quick: bool, goals: list[Any]) -> None:
-    """The section: skipped (saying why) when Ray cannot start."""
+def bench_ray(folder: Path, quick: bool, goals: list[Any], address: str | None = None) -> None:
+    """The section, on a local Ray or the cluster at ``address``: skipped (saying why)
+    when Ray cannot start."""
     print("\n8-9. Jobs on Ray (executor: ray)")
     stop = threading.Event()
-    why = start_ray(quick, stop)
+    why = start_ray(quick, stop, address)
     if why is not None:
         print(f"  skipped: {why}")
         return
     try:
         if quick:
-            bench_throughput(folder, 200, 1, 0.05, goals, single=10)
+            bench_throughput(folder, 100, 1, 0.05, goals, single=5)
         else:
             bench_throughput(folder, 1_000, 3, 0.05, goals)
-        bench_in_flight(folder, 1_000 if quick else 10_000, goals)
+        bench_in_flight(folder, 300 if quick else 10_000, goals)
     finally:
         stop.set()
         for keeper in KEEPERS:

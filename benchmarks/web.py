@@ -170,7 +170,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="short runs (CI)")
     args = parser.parse_args()
-    seconds, rounds, events = (0.3, 1, 20) if args.quick else (3.0, 3, 500)
+    seconds, rounds, events = (0.15, 1, 20) if args.quick else (3.0, 3, 500)
     print(f"otpy web benchmark: Python {platform.python_version()}, {os.cpu_count()} cores, "
           f"simulated provider latency {LATENCY * 1000:.0f} ms")  # fmt: skip
     with tempfile.TemporaryDirectory() as folder:

@@ -84,6 +84,15 @@ def _pool(rt: otpy.Runtime) -> RayExecutor:
     return cast(RayExecutor, rt.jobs.executor("ray"))
 
 
+def _on_threads(options: dict[str, Any]) -> tuple[Any, list[tuple[Any, ...]]]:
+    """The same job on this process's threads, in a runtime of its own whose provider has
+    no latency (answers, tokens and scores do not depend on it): the final status and the
+    trials a Ray run is compared with."""
+    with otpy.start(config(f"ray-ref-{uuid.uuid4().hex[:6]}", executor="threads")) as rt:
+        done = rt.jobs.start(PROGRAM, SPACE, TRAINSET, score, **options).wait(60)
+        return done, trials(rt, done.job_id)
+
+
 def _origins(events: list[Event]) -> dict[str, int]:
     """Events per process that emitted them (an event id starts with 12 hex digits drawn
     once per process), this one's under ``"driver"``."""
@@ -144,11 +153,10 @@ def test_a_worker_killed_mid_job_loses_nothing_and_counts_nothing_twice(
         )
         os.kill(victim["pid"], signal.SIGKILL)
         remote = handle.wait(60)
-        reference = rt.jobs.start(PROGRAM, SPACE, TRAINSET, score, executor="threads", **options)
-        threads = reference.wait(60)
+        threads, reference = _on_threads(options)
         assert remote.state == "completed" and remote.evaluations_done == 24, remote
         assert remote.errors == 0 and remote.tokens == threads.tokens
-        assert trials(rt, remote.job_id) == trials(rt, threads.job_id)
+        assert trials(rt, remote.job_id) == reference
         assert all(w["pid"] != victim["pid"] for w in pool.workers())  # restarted by Ray
     assert any("Ray worker was lost" in r.getMessage() for r in caplog.records)
 
@@ -192,10 +200,10 @@ def test_pause_stops_submitting_and_resume_finishes_the_same_job(
     the provider whose limits each worker would keep alone (``fast``: in memory; it has
     the lower priority, so no call goes to it)."""
     providers = {
-        "simulated": {"options": {"seed": 3, "latency": 0.15}},
+        "simulated": {"options": {"seed": 3, "latency": 0.1}},
         "fast": {"priority": -1, "limits": {"rpm": 600}},
     }
-    options: dict[str, Any] = {"max_evaluations": 16, "seed": 9, "concurrency": 4}
+    options: dict[str, Any] = {"max_evaluations": 12, "seed": 9, "concurrency": 4}
     caplog.set_level(logging.WARNING, "otpy.jobs")
     with otpy.start(config("ray-pause", **providers)) as rt:
         pool = _pool(rt)
@@ -206,7 +214,7 @@ def test_pause_stops_submitting_and_resume_finishes_the_same_job(
             lambda: (s := handle.status()).in_flight == 0 and s.state == "paused" and s, 10,
             "drained",
         )  # fmt: skip
-        assert paused.evaluations_done < 16  # it paused mid-job
+        assert paused.evaluations_done < 12  # it paused mid-job
         # Nothing of the job left anywhere: not queued in the driver, not on an actor, so
         # nothing more can run until it is resumed.
         assert pool.pool.waiting() == 0 and sum(w["busy"] for w in pool.workers()) == 0
@@ -215,10 +223,9 @@ def test_pause_stops_submitting_and_resume_finishes_the_same_job(
         assert done >= paused.evaluations_done * len(TRAINSET)
         handle.resume()
         remote = handle.wait(60)
-        threads = rt.jobs.start(PROGRAM, SPACE, TRAINSET, score, executor="threads", **options)
-        assert remote.state == "completed" and remote.evaluations_done == 16
-        assert sum(w["done"] for w in pool.workers()) == 16 * len(TRAINSET)  # each ran once
-        assert trials(rt, remote.job_id) == trials(rt, threads.wait(60).job_id)
+        assert remote.state == "completed" and remote.evaluations_done == 12
+        assert sum(w["done"] for w in pool.workers()) == 12 * len(TRAINSET)  # each ran once
+        assert trials(rt, remote.job_id) == _on_threads(options)[1]
     warnings = [r.getMessage() for r in caplog.records if "on executor 'ray'" in r.getMessage()]
     assert len(warnings) == 1 and "providers limited in memory (fast)" in warnings[0]
 
@@ -273,6 +280,22 @@ def test_the_runtime_config_joins_the_cluster_its_address_names() -> None:
     assert report["initialized_before"] is False and report["initialized_after"] is False
     assert report["gcs"] == here.gcs_address and report["nodes"] == [here.get_node_id()]
     assert ray.is_initialized() and ray.get(ray.put(1)) == 1  # the cluster is still up
+
+
+@pytest.mark.slow
+def test_the_ray_benchmark_runs_quick_on_this_cluster() -> None:
+    """``benchmarks/jobs.py --quick --executor ray`` runs to its end on this module's
+    cluster (``--address``: no second Ray started); its figures are not checked here."""
+    script = Path(TESTS).parent / "benchmarks" / "jobs.py"
+    address = ray.get_runtime_context().gcs_address
+    done = subprocess.run(
+        [sys.executable, str(script), "--quick", "--executor", "ray", "--address", address],
+        capture_output=True, text=True, timeout=110, cwd=script.parent.parent,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-4000:]
+    assert "Traceback" not in done.stderr and "skipped:" not in done.stdout, done.stdout[-2000:]
+    assert f"joined {address}" in done.stdout
 
 
 def test_with_no_address_a_local_ray_starts_when_a_job_needs_it() -> None:

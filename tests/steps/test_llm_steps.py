@@ -638,7 +638,7 @@ def test_robust_retries_the_primary_then_succeeds(clock: FakeClock) -> None:
     main.inject(limited(), limited())
     caller = InThread(run, ClaudeRobustStep, ROBUST, gateway, clock=clock)
     for calls, delay in ((1, 1.0), (2, 2.0)):  # exponential from base_delay_ms (1000)
-        wait_until(lambda: main.calls == calls and clock.sleepers == 1, 5, "a retry's wait")
+        wait_until(lambda n=calls: main.calls == n and clock.sleepers == 1, 5, "a retry's wait")
         clock.advance(delay)
     result = caller.result()
     assert result.provider == "main" and backup.calls == 0 and main.calls == 3
