@@ -122,6 +122,10 @@ def test_malformed_yaml_names_file_line_and_column(tmp_path: Path) -> None:
     assert config_error("name:\tqa\n\tsteps: []\n") == (
         "<text>:1:6: malformed YAML: found character '\\t' that cannot start any token"
     )
+    # a lone surrogate: libyaml cannot even take the text; the Python loader says why
+    assert config_error("name: q\ud800\nsteps: []\n").startswith(
+        "<text>: malformed YAML: unacceptable character #xd800: special characters are not"
+    )
 
 
 @pytest.mark.parametrize(
