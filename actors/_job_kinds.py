@@ -1,13 +1,16 @@
-"""What ``rt.jobs`` makes a job of: the options from keywords, the executor it runs on
-(checked and made ready before the job is stored), the program as stored, and the runner
-class of each kind of job."""
+"""What ``rt.jobs`` makes a job of: the options from keywords, the plan (compiled once for
+many jobs of one program: :class:`Plans`), the executor it runs on (checked and made ready
+before the job is stored), the program as stored, and the runner class of each kind of
+job."""
 
 from __future__ import annotations
 
 import os
+import threading
+from collections import OrderedDict
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 import pydantic
 
@@ -16,9 +19,11 @@ from otpy.actors._optimization_runner import OptimizationRunner
 from otpy.documents import validation_problems
 from otpy.errors import ConfigurationError
 from otpy.optimize import EXECUTORS, JobOptions, JobSpec, JobWork, Metric
-from otpy.pipelines import Pipeline, Plan
+from otpy.pipelines import Pipeline, PipelineSource, Plan, compile_pipeline
+from otpy.steps import StepTable
 
 __all__ = [
+    "Plans",
     "base_dir_of",
     "chosen_executor",
     "job_options",
@@ -86,3 +91,39 @@ def base_dir_of(pipeline: Pipeline, given: str | os.PathLike[str] | None) -> str
     if pipeline.base_dir is not None:
         return str(pipeline.base_dir)
     return None if given is None else str(Path(given).resolve())
+
+
+class Plans:
+    """The plans of the programs a runtime's jobs start with: a program given as YAML text
+    is compiled once per step table (a plan is immutable, a snapshot of its table, and
+    already shared by every evaluation of a job), so starting many jobs of one program
+    compiles it once. A path (its file may change), a mapping or a Pipeline (their caller
+    may change them) is compiled every time. Any thread."""
+
+    SIZE: Final = 16
+    """Programs kept (the least recently started go first)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._plans: OrderedDict[tuple[str, str | None], tuple[StepTable, Plan]] = OrderedDict()
+
+    def compile(
+        self, source: PipelineSource, table: StepTable, base_dir: str | os.PathLike[str] | None
+    ) -> Plan:
+        """``compile_pipeline(source, table, base_dir=base_dir)``, or the plan it made
+        before for the same text, table and base_dir; raises what it raises."""
+        if not isinstance(source, str) or "\n" not in source:  # one line: maybe a path
+            return compile_pipeline(source, table, base_dir=base_dir)
+        key = (source, None if base_dir is None else os.fspath(base_dir))
+        with self._lock:
+            found = self._plans.get(key)
+            if found is not None and found[0] is table:
+                self._plans.move_to_end(key)
+                return found[1]
+        plan = compile_pipeline(source, table, base_dir=base_dir)
+        with self._lock:
+            self._plans[key] = (table, plan)
+            self._plans.move_to_end(key)
+            while len(self._plans) > self.SIZE:
+                self._plans.popitem(last=False)
+        return plan

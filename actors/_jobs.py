@@ -28,6 +28,7 @@ from otpy.actors._dspy_jobs import DSPyJobs, job_program, quiet_runs, resumed_pa
 from otpy.actors._job_handle import JobHandle
 from otpy.actors._job_heartbeat import Heartbeat
 from otpy.actors._job_kinds import (
+    Plans,
     base_dir_of,
     chosen_executor,
     job_options,
@@ -103,7 +104,7 @@ class JobsHandle(DSPyJobs):
         )  # fmt: skip
         self._env.launch = self._launch
         self._records: dict[str, JobRecord] = {}
-        self._lock = threading.Lock()
+        self._lock, self._plans = threading.Lock(), Plans()
         self._heartbeat = Heartbeat(store, self._env.timers, self.records)
         self._heartbeat.schedule()
 
@@ -177,7 +178,7 @@ class JobsHandle(DSPyJobs):
             register_strategy(strategy.name or strategy.__name__, strategy)
             strategy = strategy.name or strategy.__name__
         chosen = job_options(job_id, options, strategy, settings)
-        plan = compile_pipeline(program, self._env.table(), base_dir=base_dir)  # run as it is
+        plan = self._plans.compile(program, self._env.table(), base_dir)  # run as it is
         parsed = SearchSpace.parse(space)
         name, metric_fn = resolve_metric(metric, job=job_id)
         made = make_strategy(chosen.strategy, parsed, seed=chosen.seed, **chosen.strategy_options)
