@@ -255,7 +255,7 @@ def wait_for(predicate: Callable[[], bool], what: str, timeout: float = 600) -> 
 def paused_child(count: int) -> None:
     """In a process of its own (a clean RSS): start ``count`` jobs and pause each at once;
     once all have hibernated and the idle evaluation threads have retired, print
-    ``PAUSED <threads> <RSS KiB per job> <ms per job>``."""
+    ``PAUSED <threads> <RSS KiB per job> <ms per job> <CPU ms per job>``."""
     endless = {"strategy_options": {"unique": False}, "concurrency": 4}
     with tempfile.TemporaryDirectory(prefix="otpy-bench-") as name:
         rt, _ = runtime(str(Path(name) / "paused.sqlite"), 0.0, idle_seconds=0.2)
@@ -264,6 +264,7 @@ def paused_child(count: int) -> None:
             warm.cancel()
             gc.collect()
             threads, rss, t = threading.active_count(), rss_kib(), time.perf_counter()
+            cpu = time.process_time()
             handles = []
             for _ in range(count):
                 handle = start_job(rt, None, **endless)
@@ -271,12 +272,13 @@ def paused_child(count: int) -> None:
                 handles.append(handle)
             for handle in handles:
                 wait_for(lambda h=handle: h.status().in_flight == 0, "paused")  # type: ignore[misc]
-            spent = time.perf_counter() - t
+            spent, used = time.perf_counter() - t, time.process_time() - cpu
             wait_for(partial(lambda n: threading.active_count() <= n, threads + 1), "retired")
             gc.collect()
             grown, now = (rss_kib() - rss) / count, threading.active_count()
             assert all(h.status().state == "paused" for h in handles)
-            print(f"PAUSED {now} {grown:.2f} {spent / count * 1000:.2f}", flush=True)
+            per_job = f"{spent / count * 1000:.2f} {used / count * 1000:.2f}"
+            print(f"PAUSED {now} {grown:.2f} {per_job}", flush=True)
 
 
 def bench_paused(counts: list[int]) -> None:
@@ -285,9 +287,11 @@ def bench_paused(counts: list[int]) -> None:
         "5. Paused jobs (each started, then paused at once: the evaluations already started "
         "finish, then its runner checkpoints and exits); once all are paused and the pool's "
         "idle threads have retired: threads in the process, RSS growth per paused job (a "
-        "fresh process per row), and the time to start and pause one"
+        "fresh process per row), and the time to start and pause one (wall, and the "
+        "process's CPU: the runners and evaluations too)"
     )
-    row("", "jobs", "threads", "RSS KiB/job", "ms/job", "goal", title=title, w=24, cell=13)
+    row("", "jobs", "threads", "RSS KiB/job", "ms/job", "CPU ms/job", "goal", title=title,
+        w=24, cell=13)  # fmt: skip
     for count in counts:
         child = subprocess.run(
             [sys.executable, __file__, "--paused", str(count)],
@@ -295,10 +299,10 @@ def bench_paused(counts: list[int]) -> None:
         )  # fmt: skip
         line = next((x for x in child.stdout.splitlines() if x.startswith("PAUSED ")), "")
         assert child.returncode == 0 and line, child.stdout + child.stderr
-        now, grown, spent = int(line.split()[1]), float(line.split()[2]), line.split()[3]
+        now, grown, spent, used = int(line.split()[1]), float(line.split()[2]), *line.split()[3:5]
         ok = now < 50 and grown <= 1024 * 1024 / 10_000
-        row(f"{count:,} paused", f"{count:,}", f"{now}", f"{grown:.1f}", spent, verdict(ok),
-            w=24, cell=13)  # fmt: skip
+        row(f"{count:,} paused", f"{count:,}", f"{now}", f"{grown:.1f}", spent, used,
+            verdict(ok), w=24, cell=13)  # fmt: skip
     GOALS.append((f"{counts[-1]:,} paused jobs: threads in the process", f"{now}", "< 50",
                   now < 50))  # fmt: skip
     GOALS.append(("RSS per paused job", f"{grown:.1f} KiB", "<= 104.9 KiB (1 GiB/10k)",
