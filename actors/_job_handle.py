@@ -91,8 +91,16 @@ class JobHandle:
 
     def pause(self) -> JobStatus:
         """Start no new evaluation from now on (the ones running finish and are kept); once
-        none is in flight the job holds no thread until it is resumed."""
-        return self._steer("pause")
+        none is in flight the job holds no thread until it is resumed.
+
+        While the call is under way the record says so (``pausing``): the runner starts
+        nothing new even before the call reaches it."""
+        calls = self._record.pausing if self._record is not None else []
+        calls.append(None)  # append and pop are atomic: no lock
+        try:
+            return self._steer("pause")
+        finally:
+            calls.pop()
 
     def resume(self) -> JobStatus:
         """Go on after ``pause`` (from the checkpoint, if the runner had hibernated)."""

@@ -153,7 +153,7 @@ class JobRecord:
         self.work: Any = None  # what the kind's runner needs that the store does not hold
         self.run: Any = None  # the kind's last run of the job here (a DSPy compile's)
         self.started: JobStatus = cell.status  # the last runner's first status
-        self.pausing = 0  # pause calls under way: the runner starts nothing new meanwhile
+        self.pausing: list[None] = []  # pause calls under way (JobHandle.pause): see runner
         self._cond = threading.Condition()
 
     # -- the runner's side ------------------------------------------------------------------
@@ -283,19 +283,7 @@ class JobRecord:
 
     def steer(self, action: str) -> JobStatus:
         """``pause``, ``resume`` or ``cancel`` (see JobHandle); JobError if it has ended
-        (cancel then only reports it). A pause is counted in ``pausing`` while its call is
-        under way, so the runner starts no candidate before its message arrives."""
-        if action != "pause":
-            return self._steer(action)
-        with self._cond:
-            self.pausing += 1
-        try:
-            return self._steer(action)
-        finally:
-            with self._cond:
-                self.pausing -= 1
-
-    def _steer(self, action: str) -> JobStatus:
+        (cancel then only reports it)."""
         timeout = self.env.timeout
         deadline = time.monotonic() + timeout
         while True:

@@ -246,7 +246,7 @@ def test_a_pause_called_while_the_next_round_is_written_starts_none_of_its_candi
             answers.release()  # candidate 0 ends: the runner writes it with round 1 (waits)
             wait_until(lambda: writing("OptimizationRunner"), 10, "the runner's write")
             pausing.start()
-            wait_until(lambda: record.pausing == 1, 10, "the pause call")
+            wait_until(lambda: len(record.pausing) == 1, 10, "the pause call")
         finally:
             lock.execute("ROLLBACK")
             lock.close()
