@@ -1,9 +1,13 @@
 from __future__ import annotations
 
+import contextlib
 import faulthandler
+import fcntl
 import logging
 import os
+import shutil
 import sys
+import tempfile
 import threading
 from collections.abc import Iterator
 from typing import Any
@@ -55,6 +59,54 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     items.sort(key=lambda item: item.nodeid not in FIRST)
 
 
+class _Turns:
+    """Tests marked ``alone`` (their bounds are on the real clock) run while no other xdist
+    worker runs a test: a readers-writer lock on two files in ``folder``, shared by the
+    run's workers. Every other test holds ``data`` shared; an ``alone`` test holds
+    ``gate`` (so no new test starts) and then ``data`` exclusively (once the running ones
+    have ended). A worker that dies releases its locks with its file descriptors."""
+
+    def __init__(self, folder: str) -> None:
+        self.gate = os.open(os.path.join(folder, "gate"), os.O_RDWR | os.O_CREAT)
+        self.data = os.open(os.path.join(folder, "data"), os.O_RDWR | os.O_CREAT)
+
+    @contextlib.contextmanager
+    def turn(self, alone: bool) -> Iterator[None]:
+        fcntl.flock(self.gate, fcntl.LOCK_EX)  # waits while an alone test runs or waits
+        if not alone:
+            fcntl.flock(self.gate, fcntl.LOCK_UN)
+        fcntl.flock(self.data, fcntl.LOCK_EX if alone else fcntl.LOCK_SH)
+        try:
+            yield
+        finally:
+            fcntl.flock(self.data, fcntl.LOCK_UN)
+            if alone:
+                fcntl.flock(self.gate, fcntl.LOCK_UN)
+
+
+_TURNS: list[_Turns] = []
+_TURNS_FOLDER = "TESTS_TURNS_FOLDER"  # not OTPY_*: the runtime reads those as settings
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """The controller makes the lock folder before xdist starts the workers (they inherit
+    its path in the environment); each worker opens the locks."""
+    if hasattr(config, "workerinput"):
+        if _TURNS_FOLDER in os.environ:
+            _TURNS.append(_Turns(os.environ[_TURNS_FOLDER]))
+    elif config.getoption("numprocesses", default=None):
+        os.environ[_TURNS_FOLDER] = tempfile.mkdtemp(prefix="otpy-tests-")
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> Iterator[None]:
+    if not _TURNS:
+        yield
+        return
+    with _TURNS[0].turn(item.get_closest_marker("alone") is not None):
+        yield
+
+
 @pytest.fixture(autouse=True)
 def _no_leftovers() -> Iterator[None]:
     """No test leaves an actor running for the next one; a thread it cannot stop (say, a
@@ -73,8 +125,11 @@ def _no_leftovers() -> Iterator[None]:
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
-    """A thread no test could stop would keep the interpreter alive forever (actor
-    threads are not daemons): report it and exit with a failure instead of hanging CI."""
+    """The controller removes the lock folder. A thread no test could stop would keep the
+    interpreter alive forever (actor threads are not daemons): report it and exit with a
+    failure instead of hanging CI."""
+    if not hasattr(config, "workerinput") and _TURNS_FOLDER in os.environ:
+        shutil.rmtree(os.environ.pop(_TURNS_FOLDER), ignore_errors=True)
     stuck = [t for t in threading.enumerate() if t is not threading.main_thread() and not t.daemon]
     if stuck:
         faulthandler.dump_traceback(file=sys.stderr)

@@ -161,6 +161,7 @@ def test_a_worker_killed_mid_job_loses_nothing_and_counts_nothing_twice(
     assert any("Ray worker was lost" in r.getMessage() for r in caplog.records)
 
 
+@pytest.mark.alone  # its bound is on the real clock
 def test_cancel_ends_the_job_and_stops_remote_work_within_a_second() -> None:
     """A job of ten-call evaluations (0.2 s a call) with evaluations running on both
     workers and more queued: cancel returns the job cancelled at once, and within a
