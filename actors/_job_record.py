@@ -275,9 +275,9 @@ class JobRecord:
                     update={"state": "failed", "in_flight": 0, "stop_reason": "restarts",
                             "error": error}
                 )  # fmt: skip
+            if lease is not None:  # stored before a waiter hears of it
+                release(self.env.store, lease, status)
             self._end_locked(status)
-        if lease is not None:
-            release(self.env.store, lease, status)
 
     # -- steering ---------------------------------------------------------------------------
 
