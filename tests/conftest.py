@@ -29,6 +29,14 @@ ONE_WORKER = ("tests/ray/test_ray_jobs.py",)
 that costs seconds to start (the Ray tests: one local Ray per process)."""
 
 
+def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
+    """``-n auto``: one and a half workers per core (3 on 2 cores). The suite waits on
+    subprocesses, sockets and Ray's processes about as much as it computes; the tests
+    whose bounds are on the real clock run ``alone``."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return max(2, (cores or 1) * 3 // 2)
+
+
 def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
     """``--dist loadgroup`` (pyproject's addopts), with the files of :data:`ONE_WORKER`
     each one unit: pytest 9 ignores the node-id suffix by which pytest-xdist 3.8 groups
@@ -47,16 +55,18 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
 
 
 FIRST = ("tests/test_project.py::test_mypy_strict_is_clean",)
-"""The longest single test (a quarter of a worker's time), started first."""
+"""The longest single test (a sixth of the run), started first."""
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """:data:`FIRST` first: xdist hands tests out in this order, so it no longer starts
-    last and leaves the other workers idle at the end. The rest keep their order (the Ray
-    tests then run in the middle, away from the start, when every worker imports and
-    compiles at once, and from the CPU-heavy benchmark runs: their one-second bounds
-    hold). Stable, so every worker collects the same order."""
-    items.sort(key=lambda item: item.nodeid not in FIRST)
+    """:data:`FIRST` first: xdist hands tests out in this order (the largest unit, the Ray
+    file, before any: ``--loadscope-reorder``), so it does not start late and leave the
+    other workers idle at the end. Tests marked ``alone`` last (the Ray file's too, within
+    it): they wait for every other worker's running test to end, and by then those are
+    short. The rest keep their order. Stable, so every worker collects the same order."""
+    items.sort(
+        key=lambda item: 0 if item.nodeid in FIRST else 1 + bool(item.get_closest_marker("alone"))
+    )
 
 
 class _Turns:
