@@ -1,5 +1,5 @@
 """Jobs on a Ray cluster (``executor: ray``), against a local Ray of 2 CPUs started once
-(~2 s, ~1 GB; a session fixture): every test here shares it, and the module runs in one
+(~3 s, ~1 GB; a module fixture): every test here shares it, and the module runs in one
 xdist worker (``ONE_WORKER`` in tests/conftest.py), so a run starts one Ray whatever the
 number of pytest workers.
 
@@ -54,11 +54,12 @@ from otpy.ray import RayExecutor  # noqa: E402 - after the skip
 pytestmark = pytest.mark.timeout(120)
 
 
-@pytest.fixture(scope="session", autouse=True)
+@pytest.fixture(scope="module", autouse=True)
 def cluster() -> Iterator[None]:
-    """One local Ray for the module, up until the pytest process ends (a module scope
-    would start it again whenever xdist runs another module's test in between); the
-    workers find ``ray_support`` on their path."""
+    """One local Ray for the module (xdist runs the module's tests in a row: conftest's
+    ``ONE_WORKER``), shut down after its last test: an idle Ray costs about 6% of a core,
+    so it does not stay up for the rest of the run. The workers find ``ray_support`` on
+    their path."""
     path = os.pathsep.join(p for p in (TESTS, os.environ.get("PYTHONPATH", "")) if p)
     ray.init(
         num_cpus=2,
@@ -206,7 +207,9 @@ def test_pause_stops_submitting_and_resume_finishes_the_same_job(
     }
     options: dict[str, Any] = {"max_evaluations": 12, "seed": 9, "concurrency": 4}
     caplog.set_level(logging.WARNING, "otpy.jobs")
-    with otpy.start(config("ray-pause", **providers)) as rt:
+    settings = config("ray-pause", **providers)
+    settings["jobs"]["executor"]["workers"] = 1  # one actor process is enough here
+    with otpy.start(settings) as rt:
         pool = _pool(rt)
         handle = rt.jobs.start(PROGRAM, SPACE, TRAINSET, score, **options)
         wait_until(lambda: handle.status().evaluations_done >= 2, 30, "two candidates")
