@@ -141,7 +141,7 @@ def sse_section(server: Server, events: int) -> None:
     for clients in (1, SSE_CLIENTS):
         process = subprocess.Popen(
             [sys.executable, str(HERE / "_webload.py"), "sse", server.url, "--clients",
-             str(clients), "--events", str(events), "--token", server.token],
+             str(clients), "--events", str(events), f"--token={server.token}"],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         )  # fmt: skip
         assert process.stderr is not None
