@@ -10,9 +10,8 @@ from __future__ import annotations
 import email.utils
 import random
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import anthropic
 import httpx2 as httpx
 import pytest
 import tenacity
@@ -92,13 +91,22 @@ class Flaky:
         return f"{self.value}{args}{kwargs}" if args or kwargs else self.value
 
 
+if TYPE_CHECKING:
+    import anthropic
+
+
 def anthropic_429(headers: dict[str, str]) -> anthropic.RateLimitError:
+    """The Anthropic SDK's 429 (imported here, not at collection: it takes a second)."""
+    import anthropic
+
     request = httpx.Request("POST", "http://127.0.0.1/v1/messages")
     response = httpx.Response(429, headers=headers, request=request)
     return anthropic.RateLimitError("rate limited", response=response, body=None)
 
 
 def retry_anthropic_429(exc: BaseException) -> bool:
+    import anthropic
+
     return isinstance(exc, anthropic.RateLimitError)
 
 
@@ -136,12 +144,16 @@ def seeded() -> Iterator[None]:
         (ValueError(), False),
         (RuntimeError(), False),
         (KeyboardInterrupt(), False),
-        (anthropic_429({}), False),  # translate SDK errors to ProviderError, or pass retry_on
     ],
     ids=lambda v: type(v).__name__ if isinstance(v, BaseException) else str(v),
 )
 def test_is_retryable(error: BaseException, expected: bool) -> None:
     assert is_retryable(error) is expected
+
+
+def test_an_sdk_error_is_not_retryable_as_it_is() -> None:
+    """Translate SDK errors to ProviderError, or pass ``retry_on``."""
+    assert is_retryable(anthropic_429({})) is False
 
 
 # --- Retry-After parsing ----------------------------------------------------------
@@ -362,10 +374,11 @@ def test_a_retry_after_past_the_deadline_gives_up_at_once() -> None:
 
 def test_a_retry_after_above_max_retry_after_gives_up_at_once() -> None:
     clock = SteppingClock()
-    fn = Flaky(clock, [anthropic_429({"retry-after": "301"})])
+    too_long = anthropic_429({"retry-after": "301"})
+    fn = Flaky(clock, [too_long])
     events: list[ResilienceEvent] = []
     policy = RetryPolicy(retry_on=retry_anthropic_429, max_retry_after=300.0)
-    with pytest.raises(anthropic.RateLimitError):
+    with pytest.raises(type(too_long)):
         policy.call(fn, clock=clock, on_event=events.append)
     assert fn.calls == [0.0] and clock.sleeps == []
     assert events[0].metadata["reason"] == "retry_after_too_long"
