@@ -109,7 +109,6 @@ def test_pause_holds_every_call_then_resume_replays_and_finishes() -> None:
     assert final.replayed_calls == 5
 
 
-@pytest.mark.alone  # its bound is on the real clock
 def test_cancel_stops_within_a_second_with_a_call_in_flight() -> None:
     held = Held(at=3)
     sim = simulated(field_values={"answer": held})

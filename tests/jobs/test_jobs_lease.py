@@ -138,7 +138,6 @@ def test_max_seconds_ends_the_job_on_time_with_its_evaluations_in_flight(
         assert (stored.state, stored.trials, stored.holder.owner) == ("completed", {}, None)
 
 
-@pytest.mark.alone  # its bound is on the real clock
 def test_max_seconds_with_ten_second_evaluations_on_the_real_clock(tmp_path: Path) -> None:
     rt, provider = start(tmp_path / "jobs.sqlite")
     with rt:
