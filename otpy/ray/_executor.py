@@ -14,9 +14,10 @@ error) is queued again, first in line and for another actor when there is one, u
 ``retries`` times, then counts as a failed example; an error the evaluation itself raised
 is a failed example at once. Results land on Ray's callback thread (``ObjectRef.future``:
 nothing polls); the first one after a ``take`` calls ``wake``. ``close`` ends every
-flight: the queued ones are dropped, the dispatched ones ``ray.cancel``\\ led (one still
-waiting in an actor's queue never runs) and every actor is told that the job is over
-(its running evaluations stop before their next step).
+flight: the queued ones are dropped, every actor is told that the job is over (its
+running evaluations stop before their next step; sent first, as one message per actor),
+then the dispatched ones are ``ray.cancel``\\ led (one still waiting in an actor's queue
+never runs).
 """
 
 from __future__ import annotations
@@ -215,13 +216,13 @@ class _RaySession:
             self._flights.clear()
             self._outcomes, self._events = [], []
         self.pool.purge()
-        for ref in refs:
+        if self._box is not None:  # first: the running evaluations stop at their next step
+            self.pool.forget(self.job_key)
+        for ref in refs:  # then the queued ones go (one call to Ray each: slow under load)
             try:
                 ray.cancel(ref)
             except Exception as exc:  # finished meanwhile, or Ray is down
                 logger.debug("job %s: ray.cancel: %s", self.work.spec.job_id, exc)
-        if self._box is not None:
-            self.pool.forget(self.job_key)
 
 
 def _worker_lost(error: BaseException | None) -> bool:
