@@ -9,7 +9,8 @@ import shutil
 import sys
 import tempfile
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
 from typing import Any
 
 import pytest
@@ -61,37 +62,44 @@ FIRST = ("tests/test_project.py::test_mypy_strict_is_clean",)
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """:data:`FIRST` first: xdist hands tests out in this order (the largest unit, the Ray
     file, before any: ``--loadscope-reorder``), so it does not start late and leave the
-    other workers idle at the end. Tests marked ``alone`` last (the Ray file's too, within
-    it): they wait for every other worker's running test to end, and by then those are
-    short. The rest keep their order. Stable, so every worker collects the same order."""
-    items.sort(
-        key=lambda item: 0 if item.nodeid in FIRST else 1 + bool(item.get_closest_marker("alone"))
-    )
+    other workers idle at the end. Tests that use :func:`alone` last (the Ray file's too,
+    within it): their block waits for every other worker's running test to end, and by
+    then the long ones have. The rest keep their order. Stable, so every worker collects
+    the same order."""
+    items.sort(key=lambda item: 0 if item.nodeid in FIRST else 1 + ("alone" in item.fixturenames))
 
 
 class _Turns:
-    """Tests marked ``alone`` (their bounds are on the real clock) run while no other xdist
-    worker runs a test: a readers-writer lock on two files in ``folder``, shared by the
-    run's workers. Every other test holds ``data`` shared; an ``alone`` test holds
-    ``gate`` (so no new test starts) and then ``data`` exclusively (once the running ones
-    have ended). A worker that dies releases its locks with its file descriptors."""
+    """A readers-writer lock on two files in ``folder``, shared by the run's xdist workers:
+    every test holds ``data`` shared while it runs; a block of a test under :func:`alone`
+    holds ``gate`` (so no other test starts) and then ``data`` exclusively (once the
+    running ones have ended). A worker that dies releases its locks with its file
+    descriptors."""
 
     def __init__(self, folder: str) -> None:
         self.gate = os.open(os.path.join(folder, "gate"), os.O_RDWR | os.O_CREAT)
         self.data = os.open(os.path.join(folder, "data"), os.O_RDWR | os.O_CREAT)
 
     @contextlib.contextmanager
-    def turn(self, alone: bool) -> Iterator[None]:
-        fcntl.flock(self.gate, fcntl.LOCK_EX)  # waits while an alone test runs or waits
-        if not alone:
-            fcntl.flock(self.gate, fcntl.LOCK_UN)
-        fcntl.flock(self.data, fcntl.LOCK_EX if alone else fcntl.LOCK_SH)
+    def test(self) -> Iterator[None]:
+        fcntl.flock(self.gate, fcntl.LOCK_EX)  # waits while a block runs alone, or waits to
+        fcntl.flock(self.gate, fcntl.LOCK_UN)
+        fcntl.flock(self.data, fcntl.LOCK_SH)
         try:
             yield
         finally:
             fcntl.flock(self.data, fcntl.LOCK_UN)
-            if alone:
-                fcntl.flock(self.gate, fcntl.LOCK_UN)
+
+    @contextlib.contextmanager
+    def alone(self) -> Iterator[None]:
+        fcntl.flock(self.data, fcntl.LOCK_UN)  # this test's own hold, or two would deadlock
+        fcntl.flock(self.gate, fcntl.LOCK_EX)
+        fcntl.flock(self.data, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(self.data, fcntl.LOCK_SH)
+            fcntl.flock(self.gate, fcntl.LOCK_UN)
 
 
 _TURNS: list[_Turns] = []
@@ -113,8 +121,17 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> 
     if not _TURNS:
         yield
         return
-    with _TURNS[0].turn(item.get_closest_marker("alone") is not None):
+    with _TURNS[0].test():
         yield
+
+
+@pytest.fixture
+def alone() -> Callable[[], AbstractContextManager[None]]:
+    """``with alone():`` a block of the test that runs while no other xdist worker runs a
+    test, for a bound on the real clock that a busy machine would break (say, a cancel
+    that must stop remote work within a second). Keep the block short: the other workers
+    wait for it."""
+    return _TURNS[0].alone if _TURNS else contextlib.nullcontext
 
 
 @pytest.fixture(autouse=True)
