@@ -31,6 +31,7 @@ ONE_WORKER = ("tests/ray/test_ray_jobs.py",)
 that costs seconds to start (the Ray tests: one local Ray per process)."""
 
 
+@pytest.hookimpl(optionalhook=True)  # xdist's: -p no:xdist runs without it
 def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
     """``-n auto``: one and a half workers per core (3 on 2 cores). The suite waits on
     subprocesses, sockets and Ray's processes about as much as it computes; the tests
@@ -39,6 +40,7 @@ def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
     return max(2, (cores or 1) * 3 // 2)
 
 
+@pytest.hookimpl(optionalhook=True)  # xdist's: -p no:xdist runs without it
 def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
     """``--dist loadgroup`` (pyproject's addopts), with the files of :data:`ONE_WORKER`
     each one unit: pytest 9 ignores the node-id suffix by which pytest-xdist 3.8 groups
