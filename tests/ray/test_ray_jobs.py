@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any, cast
 
 import pytest
+from benchmark_runs import BENCHMARKS, run_quick
 from limiter_load import window_peak
 from ray_support import (
     PROGRAM,
@@ -297,15 +298,10 @@ def test_the_runtime_config_joins_the_cluster_its_address_names() -> None:
 def test_the_ray_benchmark_runs_quick_on_this_cluster() -> None:
     """``benchmarks/jobs.py --quick --executor ray`` runs to its end on this module's
     cluster (``--address``: no second Ray started); its figures are not checked here."""
-    script = Path(TESTS).parent / "benchmarks" / "jobs.py"
     address = ray.get_runtime_context().gcs_address
-    done = subprocess.run(
-        [sys.executable, str(script), "--quick", "--executor", "ray", "--address", address],
-        capture_output=True, text=True, timeout=110, cwd=script.parent.parent,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )  # fmt: skip
-    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-4000:]
-    assert "Traceback" not in done.stderr and "skipped:" not in done.stdout, done.stdout[-2000:]
+    done = run_quick(BENCHMARKS / "jobs.py", "--executor", "ray", "--address", address,
+                     timeout=110)  # fmt: skip
+    assert "skipped:" not in done.stdout, done.stdout[-2000:]
     assert f"joined {address}" in done.stdout
 
 
