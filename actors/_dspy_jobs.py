@@ -15,7 +15,7 @@ from otpy.actors._job_handle import JobHandle
 from otpy.actors._job_record import Gift, JobEnv, JobRecord
 from otpy.clock import Clock
 from otpy.errors import JobError
-from otpy.optimize import BEST_RESULT, PROGRAM_RESULT, JobSpec
+from otpy.optimize import BEST_RESULT, PROGRAM_RESULT, Checkpoint, JobSpec
 from otpy.pipelines import ProviderDirectory
 
 __all__ = [
@@ -57,7 +57,10 @@ def resumed_parts(
 def saved_program(env: JobEnv, job_id: str) -> str:
     """DSPy's saved JSON of job ``job_id``'s program (as ``program.save("x.json")``
     writes it). JobError if the job is not a DSPy job or has no program yet."""
-    checkpoint = env.store.load(job_id)
+    return _program_text(env.store.load(job_id), job_id)
+
+
+def _program_text(checkpoint: Checkpoint, job_id: str) -> str:
     if checkpoint.spec.kind != "dspy":
         raise JobError(
             f"job {job_id!r} tunes a pipeline: it has no DSPy program (its best "
@@ -82,11 +85,9 @@ def job_program(env: JobEnv, job_id: str, record: JobRecord | None) -> Any:
     parts = record.work if record is not None else None
     if parts is not None and parts.compiled is not None:
         return parts.compiled
-    text = saved_program(env, job_id)
-    if parts is not None:
-        template = parts.program
-    else:
-        template = program_template(env.store.load(job_id, records=False).spec)
+    checkpoint = env.store.load(job_id)
+    text = _program_text(checkpoint, job_id)
+    template = parts.program if parts is not None else program_template(checkpoint.spec)
     return program_from_json(template, text, providers_of(env))
 
 

@@ -19,7 +19,6 @@ from otpy.dspy._job_parts import (
     check_lms,
     compile_arguments,
     example_records,
-    examples_of,
     fresh,
     lm_of,
     load_reference,
@@ -104,10 +103,8 @@ def dspy_job(
     compiling = dict(compile_options or {})
     if made is None and compiling:
         raise ConfigurationError(f"{where}: an evaluation takes no compile_options")
-    if made is not None:
-        compile_arguments(made, examples_of(records), None, compiling)
-        if held_out is not None:
-            compile_arguments(made, [], examples_of(held_out), {})
+    if made is not None:  # only a check of what compile takes: no example is made for it
+        compile_arguments(made, [], [] if held_out is not None else None, compiling)
     try:
         described: dict[str, Any] = {
             "program": program_ref,
