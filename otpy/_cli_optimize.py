@@ -47,6 +47,7 @@ from otpy.optimize import (
     load_metric_plugins,
     load_strategy_plugins,
     ranked,
+    ranked_evaluations,
 )
 from otpy.runtime import Runtime
 
@@ -351,8 +352,9 @@ def job_lines(status: JobStatus, trials: Sequence[Trial], top: int, *, store: st
 
 
 def job_document(status: JobStatus, trials: Sequence[Trial], top: int) -> dict[str, Any]:
-    """``--json``: the status and the best ``top`` trials (without per-example results)."""
-    best = ranked(trials)[:top]
+    """``--json``: the status and the best ``top`` trials (without per-example results),
+    in the table's order (a DSPy job's evaluations: the most examples first)."""
+    best = (ranked_evaluations if status.kind == "dspy" else ranked)(trials)[:top]
     return {
         "status": status.model_dump(mode="json"),
         "top": [trial.model_dump(mode="json", exclude={"examples"}) for trial in best],

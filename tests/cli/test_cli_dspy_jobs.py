@@ -151,3 +151,21 @@ def test_a_reference_that_cannot_be_imported_is_refused_before_the_job_starts(
     assert f"{job}: job " in err and f"{module!r} has no attribute 'progrm'" in err
     assert main(["jobs", "list", "--store", str(store)]) == 0
     assert capsys.readouterr().out == f"no jobs in {store}\n"
+
+
+def test_the_json_top_of_a_dspy_job_ranks_its_evaluations_as_the_table_does() -> None:
+    """A minibatch evaluation that scored higher does not go above a full one (--json)."""
+    from otpy._cli_optimize import job_document
+    from otpy.optimize import ExampleResult, JobStatus, Trial
+
+    def trial(index: int, scores: list[float]) -> Trial:
+        examples = [ExampleResult(example=i, score=s) for i, s in enumerate(scores)]
+        score = sum(scores) / len(scores)
+        return Trial(index=index, round=0, configuration={}, status="completed", score=score,
+                     examples=examples)  # fmt: skip
+
+    trials = [trial(0, [1.0, 1.0]), trial(1, [0.5] * 10)]
+    status = JobStatus(job_id="qa", name="qa", state="completed", strategy="MIPROv2", kind="dspy")
+    assert [t["index"] for t in job_document(status, trials, 5)["top"]] == [1, 0]
+    pipeline = status.model_copy(update={"kind": "pipeline"})
+    assert [t["index"] for t in job_document(pipeline, trials, 5)["top"]] == [0, 1]
