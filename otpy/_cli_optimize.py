@@ -20,7 +20,7 @@ import json
 import logging
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, Final
 
@@ -132,26 +132,36 @@ def optimize_command(args: argparse.Namespace) -> int:
     job = load_job_file(Path(args.job))
     store = args.store if args.store is not None else job.store
     with start_runtime(config, jobs_store=None if store is None else str(store)) as rt:
+        job_id = args.job_id if args.job_id is not None else job.job_id
         if isinstance(job, DSPyJobFile):
             out = Console(sys.stdout)
-            with contextlib.redirect_stdout(sys.stderr):  # DSPy prints its progress there
+            # DSPy prints its progress to stdout: to stderr here
+            with _unless_taken(rt, job_id), contextlib.redirect_stdout(sys.stderr):
                 handle = start_from_file(rt, job, args.job_id)
             return follow_job(rt, handle.id, args, out=out)
         arguments = job.start_arguments()
         if args.job_id is not None:
             arguments["job_id"] = args.job_id
         try:
-            handle = rt.jobs.start(**arguments)
+            with _unless_taken(rt, job_id):
+                handle = rt.jobs.start(**arguments)
         except (StepValidationError, UnknownStepError) as exc:
             if isinstance(job.program, Path):
                 raise  # it names the pipeline file
             raise CliError(f"{job.position('program')}: program: {exc}") from None
-        except JobError:
-            job_id = arguments.get("job_id") or ""
-            if not rt.jobs.store.holds(job_id):
-                raise
-            raise CliError(_taken(rt, job_id)) from None
         return follow_job(rt, handle.id, args)
+
+
+@contextlib.contextmanager
+def _unless_taken(rt: Runtime, job_id: str | None) -> Iterator[None]:
+    """A JobError starting job ``job_id`` when the store already holds it: CliError saying
+    why and what to do instead."""
+    try:
+        yield
+    except JobError:
+        if not job_id or not rt.jobs.store.holds(job_id):
+            raise
+        raise CliError(_taken(rt, job_id)) from None
 
 
 def _taken(rt: Runtime, job_id: str) -> str:

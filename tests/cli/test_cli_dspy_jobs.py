@@ -169,3 +169,15 @@ def test_the_json_top_of_a_dspy_job_ranks_its_evaluations_as_the_table_does() ->
     assert [t["index"] for t in job_document(status, trials, 5)["top"]] == [1, 0]
     pipeline = status.model_copy(update={"kind": "pipeline"})
     assert [t["index"] for t in job_document(pipeline, trials, 5)["top"]] == [0, 1]
+
+
+def test_a_dspy_job_id_the_store_holds_says_how_to_see_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    job, _ = _job(tmp_path)
+    assert main(["optimize", str(job), "-q"]) == 0
+    capsys.readouterr()
+    assert main(["optimize", str(job), "-q"]) == 2
+    err = capsys.readouterr().err
+    assert "job 'qa' already exists in" in err and "(completed)" in err
+    assert "otpy jobs status qa --store " in err
