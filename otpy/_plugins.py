@@ -1,16 +1,19 @@
 """Plugins: objects other packages declare under an entry-point group (``otpy.steps``,
 ``otpy.providers``). Loading is never fatal: a plugin that fails to import or is of the
-wrong kind is logged and skipped, and the report says why."""
+wrong kind is logged and skipped, and the report says why. :func:`resolve` finds the
+object a ``"module:qualname"`` reference names (a DSPy job's program, a metric a Ray
+worker imports, an executor factory)."""
 
 from __future__ import annotations
 
+import importlib
 import importlib.metadata
 import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, TypeAlias
 
-__all__ = ["EntryPoints", "PluginReport", "load_plugins"]
+__all__ = ["EntryPoints", "PluginReport", "load_plugins", "resolve"]
 
 EntryPoints: TypeAlias = (
     Iterable[importlib.metadata.EntryPoint]
@@ -71,3 +74,13 @@ def load_plugins(
         else:
             reports.append(PluginReport(group, ep.name, ep.value, True))
     return reports
+
+
+def resolve(reference: str) -> Any:
+    """The object ``"module:qualname"`` names (``qualname`` may be dotted), its module
+    imported: ImportError, or AttributeError naming the part that is not there."""
+    module, _, qualname = reference.partition(":")
+    found: Any = importlib.import_module(module)
+    for part in qualname.split("."):
+        found = getattr(found, part)
+    return found

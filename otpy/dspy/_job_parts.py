@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import copy
 import difflib
-import importlib
 import inspect
 import json
 import sys
@@ -30,6 +29,7 @@ import orjson
 from dspy.teleprompt import Teleprompter  # type: ignore[import-untyped]
 from dspy.utils.saving import get_dependency_versions  # type: ignore[import-untyped]
 
+from otpy._plugins import resolve
 from otpy.dspy._engine import OtpyEngine
 from otpy.dspy._lm import HasProviders, bind, lm
 from otpy.errors import ConfigurationError
@@ -81,14 +81,13 @@ def load_reference(reference: str, *, what: str, base_dir: str | None = None) ->
     if base_dir is not None and base_dir not in sys.path:
         sys.path.insert(0, base_dir)
     try:
-        found: Any = importlib.import_module(module_name)
+        return resolve(reference)
     except ImportError as exc:
         raise ConfigurationError(f"{what}: cannot import {module_name!r} ({exc})") from exc
-    for part in attribute.split("."):
-        if not hasattr(found, part):
-            raise ConfigurationError(f"{what}: {module_name!r} has no attribute {attribute!r}")
-        found = getattr(found, part)
-    return found
+    except AttributeError:
+        raise ConfigurationError(
+            f"{what}: {module_name!r} has no attribute {attribute!r}"
+        ) from None
 
 
 def program_of(found: Any, what: str = "program") -> Any:

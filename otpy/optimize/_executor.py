@@ -17,7 +17,6 @@ without work, so a paused job holds none. ``"ray"`` is ``otpy.ray.RayExecutor`` 
 
 from __future__ import annotations
 
-import importlib
 import logging
 import queue
 import threading
@@ -25,6 +24,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple, Protocol
 
+from otpy._plugins import resolve
 from otpy.clock import Clock
 from otpy.errors import ConfigurationError
 from otpy.optimize._evaluate import evaluate_example
@@ -130,9 +130,8 @@ def make_executor(name: str, settings: Mapping[str, Any]) -> Executor:
             f"unknown executor {name!r} (registered: {', '.join(sorted(EXECUTORS))})"
         )
     if isinstance(factory, str):
-        module, _, attribute = factory.partition(":")
         try:
-            made: ExecutorFactory = getattr(importlib.import_module(module), attribute)
+            made: ExecutorFactory = resolve(factory)
         except ImportError as exc:
             raise ConfigurationError(f"executor {name!r} cannot be loaded: {exc}") from exc
         factory = made

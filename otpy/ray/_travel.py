@@ -16,11 +16,11 @@ of a module other than ``__main__``. What has none is refused at start
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from otpy._plugins import resolve
 from otpy.config import RuntimeConfig
 from otpy.errors import ConfigurationError, UnknownStepError
 from otpy.optimize import JobWork
@@ -37,7 +37,6 @@ __all__ = [
     "JobPayload",
     "WorkerSetup",
     "job_payload",
-    "load_reference",
     "reference_of",
     "standard_steps",
     "step_table",
@@ -64,19 +63,10 @@ def reference_of(obj: Any) -> str | None:
         return None
     reference = f"{module}:{qualname}"
     try:
-        found = load_reference(reference)
+        found = resolve(reference)
     except (ImportError, AttributeError):
         return None
     return reference if found is obj else None
-
-
-def load_reference(reference: str) -> Any:
-    """The object ``"module:qualname"`` names (ImportError, AttributeError if none)."""
-    module, _, qualname = reference.partition(":")
-    found: Any = importlib.import_module(module)
-    for part in qualname.split("."):
-        found = getattr(found, part)
-    return found
 
 
 @dataclass(frozen=True)

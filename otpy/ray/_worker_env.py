@@ -24,6 +24,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from otpy._plugins import resolve
 from otpy.clock import SYSTEM_CLOCK, Clock
 from otpy.config import ENV_PREFIX, ProviderConfig, RuntimeConfig
 from otpy.errors import ConfigurationError
@@ -39,7 +40,7 @@ from otpy.providers import (
     make_provider,
     register_provider_type,
 )
-from otpy.ray._travel import JobPayload, WorkerSetup, load_reference, step_table
+from otpy.ray._travel import JobPayload, WorkerSetup, step_table
 from otpy.telemetry import Event, TraceContext, get_telemetry, use_context
 
 __all__ = ["KEPT_JOBS", "WorkerEnv", "WorkerJob", "own_keys"]
@@ -101,7 +102,7 @@ class WorkerEnv:
         for type_name, (reference, defaults) in setup.provider_types.items():
             if type_name not in PROVIDER_TYPES:
                 default = ProviderLimits.model_validate(defaults)
-                register_provider_type(type_name, load_reference(reference), default)
+                register_provider_type(type_name, resolve(reference), default)
         keys = own_keys(environ)
         entries = []
         for name, fields in setup.providers.items():
@@ -127,11 +128,11 @@ class WorkerEnv:
                 return found
         payload = load()
         steps = {
-            name: (load_reference(cls), load_reference(check) if check else None)
+            name: (resolve(cls), resolve(check) if check else None)
             for name, (cls, check) in payload.steps.items()
         }
         plan = compile_pipeline(dict(payload.program), step_table(steps), base_dir=payload.base_dir)
-        made = WorkerJob(payload, plan, load_reference(payload.metric))
+        made = WorkerJob(payload, plan, resolve(payload.metric))
         with self._lock:
             made = self._jobs.setdefault(key, made)
             while len(self._jobs) > KEPT_JOBS:
