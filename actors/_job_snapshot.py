@@ -42,9 +42,9 @@ def stored_cell(
         else:
             state = "interrupted"
     if checkpoint.spec.kind == "dspy":
-        status = _dspy_status(checkpoint, state, journals)
+        status, dspy_best = _dspy_status(checkpoint, state, journals)
         cell = JobCell(status.model_copy(update={"owner": owner}))
-        cell.publish(cell.status, DSPyLedger(checkpoint.spec).restore(checkpoint).best)
+        cell.publish(cell.status, dspy_best)
         cell.done.set()
         return cell
     best: Trial | None = None
@@ -78,7 +78,8 @@ def stored_cell(
 
 def _dspy_status(
     checkpoint: Checkpoint, state: JobState, journals: Callable[[], JournalStore] | None
-) -> JobStatus:
+) -> tuple[JobStatus, Trial | None]:
+    """A DSPy job's status and best evaluation, from one ledger restored from the store."""
     ledger = DSPyLedger(checkpoint.spec).restore(checkpoint)
     calls = LMCalls()
     if journals is not None:
@@ -86,6 +87,5 @@ def _dspy_status(
             checkpoint.spec.options.prices
         )
         calls = LMCalls(calls=spent.calls, tokens=spent.tokens, cost=spent.cost)
-    return ledger.status(checkpoint.elapsed, calls, state=state).model_copy(
-        update={"error": checkpoint.error}
-    )
+    status = ledger.status(checkpoint.elapsed, calls, state=state)
+    return status.model_copy(update={"error": checkpoint.error}), ledger.best
